@@ -1,0 +1,115 @@
+#pragma once
+
+#include <caf/error.hpp>
+
+#include "keel/events/types.hpp"
+
+/// Commands: requests to the services, named in the imperative. Commands are
+/// not stored in the event log; they travel as messages (and, for the payment
+/// retry queue, as encoded bytes).
+namespace keel::events {
+
+/// Limits of a place_order command (DESIGN section 2).
+constexpr std::size_t max_order_lines = 100;
+constexpr std::uint32_t max_line_quantity = 1000;
+
+/// Place an order. `order_id` is the client's idempotency key.
+struct place_order {
+  std::string order_id;
+  std::string customer_id;
+  std::vector<order_line> lines;
+  std::string currency;
+  address shipping_address;
+  bool premium = false;
+  KEEL_FIELDS(order_id, customer_id, lines, currency, shipping_address, premium)
+};
+
+/// Cancel an order; allowed until its shipment is scheduled.
+struct cancel_order {
+  std::string order_id;
+  std::string requested_by;
+  KEEL_FIELDS(order_id, requested_by)
+};
+
+/// Set the units on hand of a SKU (operator).
+struct set_stock {
+  std::string sku;
+  std::int64_t on_hand = 0;
+  KEEL_FIELDS(sku, on_hand)
+};
+
+/// Reserve every line of an order, or none.
+struct reserve_stock {
+  std::string order_id;
+  std::vector<order_line> lines;
+  KEEL_FIELDS(order_id, lines)
+};
+
+/// Give back the reservations of an order.
+struct release_stock {
+  std::string order_id;
+  std::vector<order_line> lines;
+  KEEL_FIELDS(order_id, lines)
+};
+
+/// Turn the reservations of an order into a sale.
+struct commit_stock {
+  std::string order_id;
+  std::vector<order_line> lines;
+  KEEL_FIELDS(order_id, lines)
+};
+
+/// Authorize an amount; the provider receives `idempotency_key`.
+struct authorize_payment {
+  std::string order_id;
+  std::int64_t amount_cents = 0;
+  std::string currency;
+  std::string idempotency_key;
+  bool premium = false;
+  KEEL_FIELDS(order_id, amount_cents, currency, idempotency_key, premium)
+};
+
+/// Capture an authorization.
+struct capture_payment {
+  std::string order_id;
+  std::string payment_id;
+  KEEL_FIELDS(order_id, payment_id)
+};
+
+/// Void an authorization that was not captured.
+struct void_payment {
+  std::string order_id;
+  std::string payment_id;
+  KEEL_FIELDS(order_id, payment_id)
+};
+
+/// Refund a captured payment.
+struct refund_payment {
+  std::string order_id;
+  std::string payment_id;
+  std::int64_t amount_cents = 0;
+  KEEL_FIELDS(order_id, payment_id, amount_cents)
+};
+
+/// Schedule the shipment of an order.
+struct schedule_shipment {
+  std::string order_id;
+  address shipping_address;
+  std::vector<order_line> lines;
+  KEEL_FIELDS(order_id, shipping_address, lines)
+};
+
+/// Cancel a scheduled shipment.
+struct cancel_shipment {
+  std::string order_id;
+  std::string tracking_id;
+  KEEL_FIELDS(order_id, tracking_id)
+};
+
+/// Checks a place_order against the domain's rules: a valid order id, a
+/// customer id, 1..100 lines of a valid SKU, quantity 1..1000 and a price >= 0,
+/// a three-letter upper-case currency. Returns an `invalid_argument` error
+/// naming the first offending field ("lines[3].quantity"), or no error.
+caf::error validate(const place_order& cmd);
+
+} // namespace keel::events

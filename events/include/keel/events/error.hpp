@@ -1,0 +1,58 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace keel {
+
+/// The error codes of Keel. Each value is one a caller reacts to differently;
+/// context (which stream, which position, what was expected) travels in the
+/// error's message. Values are stable: never renumber, only append.
+enum class errc : std::uint8_t {
+  /// The append's expected version did not match the stream's current version.
+  /// Retry after re-reading the stream (optimistic concurrency).
+  version_conflict = 1,
+  /// A command or record failed validation (bad stream name, empty append,
+  /// oversized payload, unknown type). Nothing was changed; do not retry as is.
+  invalid_argument,
+  /// Encoded bytes are malformed: truncated, a length prefix larger than the
+  /// bytes that remain, trailing garbage, or an out-of-range field.
+  malformed_payload,
+  /// A stored record failed its checksum or its layout check; the context
+  /// names the position or key. The store must be repaired or restored.
+  corrupt_record,
+  /// The event type or its schema version is unknown to this build.
+  unknown_event_type,
+  /// The requested stream, event or snapshot does not exist.
+  not_found,
+  /// An event id was reused for different content (another stream, or a
+  /// different set of events). Idempotent retries of the same append succeed.
+  duplicate_event_id,
+  /// The underlying storage failed (I/O error, disk full, lock held by
+  /// another process). The operation may or may not be retried.
+  storage_failure,
+  /// The store is closed or was opened read-only / as a secondary.
+  not_writable,
+};
+
+/// Returns the name of `x`, e.g. "version_conflict".
+std::string_view to_string(errc x);
+
+/// The atom that marks Keel's error category inside `caf::error`.
+caf::atom_value error_category();
+
+/// Builds a `caf::error` of `code` with a human-readable context.
+caf::error make_error(errc code, std::string context);
+
+/// Returns the `errc` of `err`, or no value if `err` is empty or not a Keel error.
+/// An empty error yields errc{} (0).
+errc code_of(const caf::error& err);
+
+/// Renders `err` for people and logs: "version_conflict: stream order-1: expected 3, actual 5".
+std::string describe(const caf::error& err);
+
+} // namespace keel

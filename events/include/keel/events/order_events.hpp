@@ -1,0 +1,148 @@
+#pragma once
+
+#include "keel/events/types.hpp"
+
+/// Events of the order saga, stored in stream "order-<order id>".
+namespace keel::events {
+
+/// A customer placed an order; the saga starts.
+/// Schema 2 added `currency` and `premium`; schema-1 records decode with
+/// currency "EUR" and premium false (the only values schema 1 knew).
+struct order_placed {
+  static constexpr const char* type_name = "order_placed";
+  static constexpr std::uint16_t schema_version = 2;
+  std::string order_id;
+  std::string customer_id;
+  std::vector<order_line> lines;
+  std::string currency = "EUR";
+  address shipping_address;
+  bool premium = false;
+  std::int64_t total_cents = 0;
+
+  template <class Archive>
+  void serialize(Archive& ar, std::uint32_t version) {
+    ar(order_id, customer_id, lines);
+    if (version >= 2)
+      ar(currency);
+    ar(shipping_address);
+    if (version >= 2)
+      ar(premium);
+    ar(total_cents);
+  }
+};
+
+/// The order was refused before anything was done (e.g. out of stock).
+struct order_rejected {
+  static constexpr const char* type_name = "order_rejected";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string reason;
+  KEEL_FIELDS(order_id, reason)
+};
+
+/// Every line of the order is reserved in inventory.
+struct order_stock_reserved {
+  static constexpr const char* type_name = "order_stock_reserved";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  KEEL_FIELDS(order_id)
+};
+
+/// The payment provider authorized the order's amount.
+struct order_payment_authorized {
+  static constexpr const char* type_name = "order_payment_authorized";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string payment_id;
+  std::string provider;
+  std::int64_t amount_cents = 0;
+  KEEL_FIELDS(order_id, payment_id, provider, amount_cents)
+};
+
+/// Payment could not be attempted or answered (breaker open, bulkhead full,
+/// timeout); the order waits on the payment retry queue until `retry_at_us`.
+struct order_payment_pending {
+  static constexpr const char* type_name = "order_payment_pending";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string reason;
+  std::uint32_t attempt = 0;
+  std::int64_t retry_at_us = 0;
+  KEEL_FIELDS(order_id, reason, attempt, retry_at_us)
+};
+
+/// A carrier scheduled the shipment.
+struct order_shipment_scheduled {
+  static constexpr const char* type_name = "order_shipment_scheduled";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string tracking_id;
+  std::string carrier;
+  std::int64_t estimated_delivery_us = 0;
+  KEEL_FIELDS(order_id, tracking_id, carrier, estimated_delivery_us)
+};
+
+/// The authorized payment was captured.
+struct order_payment_captured {
+  static constexpr const char* type_name = "order_payment_captured";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string payment_id;
+  std::int64_t amount_cents = 0;
+  KEEL_FIELDS(order_id, payment_id, amount_cents)
+};
+
+/// Terminal: the order is paid and shipped.
+struct order_completed {
+  static constexpr const char* type_name = "order_completed";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  KEEL_FIELDS(order_id)
+};
+
+/// The customer (or an operator) asked to cancel the order.
+struct order_cancel_requested {
+  static constexpr const char* type_name = "order_cancel_requested";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string requested_by;
+  KEEL_FIELDS(order_id, requested_by)
+};
+
+/// Compensation: the order's reservations were released.
+struct order_stock_released {
+  static constexpr const char* type_name = "order_stock_released";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  KEEL_FIELDS(order_id)
+};
+
+/// Compensation: the authorization was voided (nothing was captured).
+struct order_payment_voided {
+  static constexpr const char* type_name = "order_payment_voided";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string payment_id;
+  KEEL_FIELDS(order_id, payment_id)
+};
+
+/// Compensation: a captured payment was refunded.
+struct order_payment_refunded {
+  static constexpr const char* type_name = "order_payment_refunded";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string payment_id;
+  std::int64_t amount_cents = 0;
+  KEEL_FIELDS(order_id, payment_id, amount_cents)
+};
+
+/// Terminal: the order was cancelled after its compensations ran.
+struct order_cancelled {
+  static constexpr const char* type_name = "order_cancelled";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string reason;
+  KEEL_FIELDS(order_id, reason)
+};
+
+} // namespace keel::events

@@ -1,0 +1,53 @@
+#include "keel/events/error.hpp"
+
+#include <caf/atom.hpp>
+#include <caf/make_message.hpp>
+#include <caf/message.hpp>
+
+namespace keel {
+
+std::string_view to_string(errc x) {
+  switch (x) {
+    case errc::version_conflict: return "version_conflict";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::malformed_payload: return "malformed_payload";
+    case errc::corrupt_record: return "corrupt_record";
+    case errc::unknown_event_type: return "unknown_event_type";
+    case errc::not_found: return "not_found";
+    case errc::duplicate_event_id: return "duplicate_event_id";
+    case errc::storage_failure: return "storage_failure";
+    case errc::not_writable: return "not_writable";
+  }
+  return "unknown_error";
+}
+
+caf::atom_value error_category() {
+  return caf::atom("keel");
+}
+
+caf::error make_error(errc code, std::string context) {
+  return caf::error{static_cast<std::uint8_t>(code), error_category(),
+                    caf::make_message(std::move(context))};
+}
+
+errc code_of(const caf::error& err) {
+  if (!err || err.category() != error_category())
+    return errc{};
+  return static_cast<errc>(err.code());
+}
+
+std::string describe(const caf::error& err) {
+  if (!err)
+    return "no error";
+  if (err.category() != error_category())
+    return caf::to_string(err);
+  std::string result{to_string(static_cast<errc>(err.code()))};
+  const auto& ctx = err.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0)) {
+    result += ": ";
+    result += ctx.get_as<std::string>(0);
+  }
+  return result;
+}
+
+} // namespace keel

@@ -1,0 +1,208 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "keel/storage/append.hpp"
+#include "keel/storage/options.hpp"
+#include "keel/storage/readers.hpp"
+#include "keel/storage/subscription.hpp"
+
+namespace keel::storage {
+
+struct store_state;
+
+/// A stream and its last version.
+struct stream_info {
+  std::string stream;
+  std::uint64_t last_version = 0;
+};
+
+/// The state of an aggregate at a version, so recovery reads the snapshot and
+/// the events after it instead of the whole stream.
+struct snapshot {
+  std::uint64_t version = 0;
+  std::string type;
+  std::uint16_t schema_version = 0;
+  std::string payload;
+};
+
+/// A named position in the global log (projections, the outbox relay).
+struct checkpoint {
+  std::uint64_t position = 0;
+  /// When it was written, microseconds since the Unix epoch.
+  std::int64_t updated_us = 0;
+};
+
+/// A data file of the store (for operators and corruption tests).
+struct file_info {
+  std::string column_family;
+  std::string path;
+  std::uint64_t size = 0;
+};
+
+/// Writes that commit atomically with named checkpoints: a projection puts
+/// its read-model changes and its new position into one batch, so a crash
+/// never applies an event twice or skips one. Keys live in the store's
+/// `read_models` column family; callers prefix them with their model's name.
+class write_batch {
+public:
+  write_batch();
+  write_batch(write_batch&&) noexcept;
+  write_batch& operator=(write_batch&&) noexcept;
+  ~write_batch();
+
+  /// Sets `key` to `value` in the read models.
+  void put(std::string_view key, std::string_view value);
+
+  /// Removes `key` from the read models.
+  void erase(std::string_view key);
+
+  /// Sets checkpoint `name` to `position`.
+  void set_checkpoint(std::string_view name, std::uint64_t position);
+
+  /// The number of operations in the batch.
+  std::size_t size() const noexcept;
+
+private:
+  friend class event_store;
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// The event store: one RocksDB database per data directory, one writer
+/// process. Appends from any thread go through one group committer that
+/// batches concurrent appends into one atomic write, assigns gap-free global
+/// positions in commit order and syncs the WAL once per batch. All member
+/// functions are thread-safe; readers and subscriptions must not outlive the
+/// store.
+class event_store {
+public:
+  /// Opens (or, for a writer with `create_if_missing`, creates) the store at
+  /// `opts.path`. Errors: `storage_failure` (I/O, lock held by another writer,
+  /// not a Keel store), `invalid_argument` (bad options).
+  static caf::expected<std::unique_ptr<event_store>> open(options opts);
+
+  /// Stops the committer after it drained every queued append, and closes.
+  ~event_store();
+
+  event_store(const event_store&) = delete;
+  event_store& operator=(const event_store&) = delete;
+
+  // -- appends ----------------------------------------------------------------
+
+  /// Appends `events` to `stream` atomically if the stream is at `expected`.
+  /// Blocks until the batch holding the append is durable. Idempotent by event
+  /// id: re-appending events already stored by an identical append returns
+  /// that append's result with `duplicate` set. Errors: `version_conflict`
+  /// (context: stream, expected, actual), `invalid_argument` (bad stream id,
+  /// no events, a zero event id, oversized payload), `malformed_payload` or
+  /// `unknown_event_type` (payload does not decode), `duplicate_event_id`
+  /// (an id stored with other content), `storage_failure`, `not_writable`.
+  caf::expected<append_result> append(std::string_view stream, expected_version expected,
+                                      std::vector<new_event> events);
+
+  /// Called once with the outcome of an asynchronous append, on the
+  /// committer's thread: keep it short and never block in it.
+  using append_callback = std::function<void(caf::expected<append_result>)>;
+
+  /// Like `append`, but returns at once; `done` runs when the append is
+  /// durable or failed. Validation errors are reported through `done` too.
+  void append_async(std::string stream, expected_version expected,
+                    std::vector<new_event> events, append_callback done);
+
+  // -- reads ------------------------------------------------------------------
+
+  /// The global position of the last durable event (0 for an empty store).
+  std::uint64_t last_position() const noexcept;
+
+  /// Blocks until `last_position() >= position` or `timeout` passed; returns
+  /// whether the position was reached. Woken by commits, no polling.
+  bool wait_for(std::uint64_t position, std::chrono::milliseconds timeout) const;
+
+  /// The last version of `stream` (0 if it has no events).
+  caf::expected<std::uint64_t> stream_version(std::string_view stream) const;
+
+  /// Reads the global log from `from_position` (1 = the first event).
+  global_reader read_all(std::uint64_t from_position = 1,
+                         std::uint64_t max_count = ~std::uint64_t{0}) const;
+
+  /// Reads `stream` from `from_version` (1 = its first event).
+  stream_reader read_stream(std::string_view stream, std::uint64_t from_version = 1,
+                            std::uint64_t max_count = ~std::uint64_t{0}) const;
+
+  /// Reads the event at global `position`. Errors: `not_found`, `corrupt_record`.
+  caf::expected<events::record> read_event(std::uint64_t position) const;
+
+  /// Finds the global position of the event with `id`. Errors: `not_found`.
+  caf::expected<std::uint64_t> find_event(const events::event_id& id) const;
+
+  /// Lists streams whose id starts with `prefix`, in id order, starting after
+  /// `after` (for paging), at most `limit` of them.
+  caf::expected<std::vector<stream_info>> list_streams(std::string_view prefix = {},
+                                                       std::size_t limit = 1000,
+                                                       std::string_view after = {}) const;
+
+  /// Delivers every event from `from_position` on to `handler`, in batches:
+  /// first the stored ones (catch-up), then new ones as they are committed
+  /// (live), on a thread of the subscription's own. See `subscription`.
+  std::unique_ptr<subscription> subscribe(std::uint64_t from_position,
+                                          subscription::handler handler,
+                                          subscription::options opts = {}) const;
+
+  // -- snapshots and checkpoints ----------------------------------------------
+
+  /// Stores `snap` as the latest snapshot of `stream` (replacing an older one).
+  caf::error save_snapshot(std::string_view stream, const snapshot& snap);
+
+  /// Loads the latest snapshot of `stream`, if any. A snapshot that fails its
+  /// checksum is `corrupt_record` (callers may recover from the events alone).
+  caf::expected<std::optional<snapshot>> load_snapshot(std::string_view stream) const;
+
+  /// Loads checkpoint `name`, if it was ever written.
+  caf::expected<std::optional<checkpoint>> load_checkpoint(std::string_view name) const;
+
+  /// Lists every checkpoint with its name.
+  caf::expected<std::vector<std::pair<std::string, checkpoint>>> list_checkpoints() const;
+
+  /// Commits `batch` atomically (durably when the store's durability is sync).
+  caf::error commit(write_batch batch);
+
+  /// Reads a read-model value written through `commit`, if any.
+  caf::expected<std::optional<std::string>> get_model(std::string_view key) const;
+
+  // -- operations ---------------------------------------------------------------
+
+  /// Secondary mode: catches up with the writer's latest commits. Other
+  /// modes: no-op.
+  caf::error refresh();
+
+  /// Flushes memtables to SST files (tests, tools).
+  caf::error flush();
+
+  /// Lists the live SST files of each column family.
+  std::vector<file_info> live_files() const;
+
+  /// The options the store was opened with.
+  const options& opts() const noexcept;
+
+  /// Internal state, for the readers and verify in this module.
+  store_state& state() const noexcept {
+    return *state_;
+  }
+
+private:
+  explicit event_store(std::unique_ptr<store_state> state);
+  std::unique_ptr<store_state> state_;
+};
+
+} // namespace keel::storage

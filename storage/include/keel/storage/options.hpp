@@ -1,0 +1,52 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace keel::storage {
+
+/// When an append is acknowledged.
+enum class durability {
+  /// After the batch that holds it is in the WAL and the WAL is fsynced:
+  /// survives power loss. One fsync per batch, not per event. Default.
+  sync,
+  /// After the batch is in the WAL (written, not fsynced): survives a process
+  /// crash, not a power loss.
+  wal,
+};
+
+/// How a process opens a store.
+enum class open_mode {
+  /// The single writer (RocksDB's lock file keeps out a second one).
+  writer,
+  /// A read-only view as of opening time.
+  read_only,
+  /// A read-only view beside a running writer that catches up on `refresh()`.
+  secondary,
+};
+
+/// Options of `event_store::open`.
+struct options {
+  /// The store's data directory.
+  std::string path;
+  open_mode mode = open_mode::writer;
+  durability durable = durability::sync;
+  /// Create the store when `path` holds none (writer only).
+  bool create_if_missing = true;
+  /// Decode every appended payload before it is stored, so an event no reader
+  /// could decode is refused at the door (`malformed_payload`).
+  bool validate_payloads = true;
+  /// The most events the group committer puts into one write batch.
+  std::size_t max_batch_events = 8192;
+  /// Shared block cache for reads, in bytes.
+  std::size_t block_cache_bytes = 64u << 20;
+  /// Streams whose current version the committer keeps in memory; beyond
+  /// this the cache starts over (a miss costs one index seek).
+  std::size_t stream_cache_entries = 1u << 20;
+};
+
+/// Returns "sync" or "wal".
+const char* to_string(durability x);
+
+} // namespace keel::storage

@@ -1,0 +1,252 @@
+#include "committer.hpp"
+
+#include <algorithm>
+
+#include "keel/events/error.hpp"
+#include "keel/events/record.hpp"
+#include "keys.hpp"
+
+namespace keel::storage {
+
+committer::committer(store_state& state, std::uint64_t next_position)
+  : state_(state), next_position_(next_position) {
+  thread_ = std::thread{[this] { run(); }};
+}
+
+committer::~committer() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void committer::submit(request_ptr req) {
+  bool was_empty = false;
+  bool refused = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopping_) {
+      refused = true;
+    } else {
+      was_empty = queue_.empty();
+      queue_.push_back(std::move(req));
+    }
+  }
+  if (refused) {
+    // The store is closing: refuse rather than lose the append.
+    req->done(make_error(errc::not_writable, "the store is closing"));
+    return;
+  }
+  if (was_empty)
+    cv_.notify_one();
+}
+
+void committer::run() {
+  std::vector<request_ptr> batch;
+  std::vector<request_ptr> waiting;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> guard{mtx_};
+      cv_.wait(guard, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty())
+        return; // stopping and drained
+      waiting.swap(queue_);
+    }
+    // Cut the queue into batches of at most max_batch_events events.
+    std::size_t i = 0;
+    while (i < waiting.size()) {
+      std::size_t events = 0;
+      batch.clear();
+      while (i < waiting.size()
+             && (batch.empty() || events + waiting[i]->records.size() <= state_.opts.max_batch_events)) {
+        events += waiting[i]->records.size();
+        batch.push_back(std::move(waiting[i++]));
+      }
+      process(batch);
+    }
+    waiting.clear();
+  }
+}
+
+caf::expected<std::uint64_t> committer::current_version(const std::string& stream) {
+  if (auto i = pending_versions_.find(stream); i != pending_versions_.end())
+    return i->second;
+  if (auto i = versions_.find(stream); i != versions_.end())
+    return i->second;
+  if (!version_it_) {
+    rocksdb::ReadOptions ro;
+    version_it_.reset(state_.db->NewIterator(ro, state_.cf(cf_streams)));
+  }
+  auto key = keys::stream_key(stream, ~std::uint64_t{0});
+  version_it_->SeekForPrev(key);
+  std::uint64_t version = 0;
+  if (version_it_->Valid()) {
+    auto k = version_it_->key();
+    if (k.size() == stream.size() + 8 && std::memcmp(k.data(), stream.data(), stream.size()) == 0)
+      version = keys::read_be64(k.data() + stream.size());
+  } else if (!version_it_->status().ok()) {
+    return to_error(version_it_->status(), "reading the version of stream " + stream);
+  }
+  if (versions_.size() >= state_.opts.stream_cache_entries)
+    versions_.clear();
+  versions_.emplace(stream, version);
+  return version;
+}
+
+caf::error committer::check_duplicate(const append_request& req,
+                                      const std::vector<std::uint64_t>& found,
+                                      append_result& result) {
+  // Every id is stored: an identical earlier append if the events sit at
+  // consecutive positions in this stream, in this order.
+  for (std::size_t i = 1; i < found.size(); ++i)
+    if (found[i] != found[0] + i)
+      return make_error(errc::duplicate_event_id,
+                        "event " + events::to_string(req.ids[i]) + " is stored at position "
+                          + std::to_string(found[i]) + ", not after its predecessor");
+  std::uint64_t first_version = 0;
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    std::string value;
+    auto st = state_.db->Get(rocksdb::ReadOptions{}, state_.cf(cf_global),
+                             keys::global_key(found[i]), &value);
+    if (st.IsNotFound()) {
+      // Queued in this very batch: the positions are assigned, the write is
+      // not done yet. The in-batch record carries the stream.
+      return make_error(errc::duplicate_event_id,
+                        "event " + events::to_string(req.ids[i])
+                          + " is being appended by a concurrent append");
+    }
+    if (!st.ok())
+      return to_error(st, "reading position " + std::to_string(found[i]));
+    auto view = events::decode_record(value);
+    if (!view)
+      return view.error();
+    if (view->stream != req.stream || view->id != req.ids[i])
+      return make_error(errc::duplicate_event_id,
+                        "event " + events::to_string(req.ids[i]) + " is stored in stream "
+                          + std::string{view->stream} + " at position "
+                          + std::to_string(found[i]));
+    if (i == 0)
+      first_version = view->version;
+  }
+  result.duplicate = true;
+  result.first_position = found.front();
+  result.last_position = found.back();
+  result.first_version = first_version;
+  result.last_version = first_version + found.size() - 1;
+  return caf::error{};
+}
+
+void committer::process(std::vector<request_ptr>& batch) {
+  wb_.Clear();
+  pending_versions_.clear();
+  pending_ids_.clear();
+  version_it_.reset();
+
+  // One MultiGet looks up every event id of the batch (idempotency).
+  std::vector<rocksdb::Slice> id_keys;
+  for (const auto& req : batch)
+    for (const auto& id : req->ids)
+      id_keys.emplace_back(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+  std::vector<rocksdb::PinnableSlice> id_values(id_keys.size());
+  std::vector<rocksdb::Status> id_status(id_keys.size());
+  state_.db->MultiGet(rocksdb::ReadOptions{}, state_.cf(cf_event_index), id_keys.size(),
+                      id_keys.data(), id_values.data(), id_status.data());
+
+  std::vector<outcome> outcomes(batch.size());
+  std::uint64_t position = next_position_;
+  std::size_t id_offset = 0;
+  std::vector<std::uint64_t> found;
+  for (std::size_t r = 0; r < batch.size(); ++r) {
+    auto& req = *batch[r];
+    auto& out = outcomes[r];
+    const std::size_t n = req.ids.size();
+    found.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& st = id_status[id_offset + i];
+      if (st.ok() && id_values[id_offset + i].size() == 8) {
+        found.push_back(keys::read_be64(id_values[id_offset + i].data()));
+      } else if (auto p = pending_ids_.find(req.ids[i]); p != pending_ids_.end()) {
+        found.push_back(p->second);
+      } else if (!st.ok() && !st.IsNotFound()) {
+        out.err = to_error(st, "looking up event " + events::to_string(req.ids[i]));
+        break;
+      }
+    }
+    id_offset += n;
+    if (out.err)
+      continue;
+    if (found.size() == n) {
+      out.err = check_duplicate(req, found, out.result);
+      continue;
+    }
+    if (!found.empty()) {
+      out.err = make_error(errc::duplicate_event_id,
+                           std::to_string(found.size()) + " of the " + std::to_string(n)
+                             + " events of this append to " + req.stream
+                             + " are already stored (first at position "
+                             + std::to_string(found.front()) + ")");
+      continue;
+    }
+    auto current = current_version(req.stream);
+    if (!current) {
+      out.err = current.error();
+      continue;
+    }
+    if (!req.expected.is_any() && req.expected.value() != *current) {
+      out.err = make_error(errc::version_conflict,
+                           "stream " + req.stream + ": expected version "
+                             + std::to_string(req.expected.value()) + ", actual "
+                             + std::to_string(*current));
+      continue;
+    }
+    std::uint64_t version = *current;
+    out.result.first_version = version + 1;
+    out.result.first_position = position;
+    for (std::size_t i = 0; i < n; ++i) {
+      ++version;
+      auto& rec = req.records[i];
+      events::seal_record(rec, version, position);
+      auto gkey = keys::global_key(position);
+      wb_.Put(state_.cf(cf_global), gkey, rec);
+      wb_.Put(state_.cf(cf_streams), keys::stream_key(req.stream, version), gkey);
+      wb_.Put(state_.cf(cf_event_index),
+              rocksdb::Slice{reinterpret_cast<const char*>(req.ids[i].bytes.data()), 16}, gkey);
+      pending_ids_.emplace(req.ids[i], position);
+      ++position;
+    }
+    out.result.last_version = version;
+    out.result.last_position = position - 1;
+    pending_versions_[req.stream] = version;
+  }
+  version_it_.reset();
+
+  if (wb_.Count() > 0) {
+    auto st = state_.db->Write(state_.write_opts, &wb_);
+    if (!st.ok()) {
+      auto err = to_error(st, "committing a batch of " + std::to_string(wb_.Count() / 3)
+                                + " events");
+      for (std::size_t r = 0; r < batch.size(); ++r)
+        if (!outcomes[r].err)
+          outcomes[r].err = err;
+      // Nothing of the batch is visible; the cached versions may be stale.
+      versions_.clear();
+      for (std::size_t r = 0; r < batch.size(); ++r)
+        batch[r]->done(std::move(outcomes[r].err));
+      return;
+    }
+    for (auto& [stream, version] : pending_versions_)
+      versions_[stream] = version;
+    next_position_ = position;
+    state_.publish(position - 1);
+  }
+  for (std::size_t r = 0; r < batch.size(); ++r) {
+    if (outcomes[r].err)
+      batch[r]->done(std::move(outcomes[r].err));
+    else
+      batch[r]->done(outcomes[r].result);
+  }
+}
+
+} // namespace keel::storage

@@ -1,0 +1,75 @@
+#pragma once
+
+// The group committer: the single thread that writes events. Appends queue up
+// while a batch is being written and synced; the next batch takes them all,
+// so one fsync covers every append that arrived during the previous one.
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <rocksdb/write_batch.h>
+
+#include "keel/events/ids.hpp"
+#include "keel/storage/event_store.hpp"
+#include "state.hpp"
+
+namespace keel::storage {
+
+/// One queued append. Records are encoded by the caller; the committer seals
+/// them with their version and position.
+struct append_request {
+  std::string stream;
+  expected_version expected = expected_version::any();
+  std::vector<events::event_id> ids;
+  std::vector<std::string> records;
+  event_store::append_callback done;
+};
+
+class committer {
+public:
+  /// Starts the thread; `next_position` is one past the last stored event.
+  committer(store_state& state, std::uint64_t next_position);
+
+  /// Drains every queued append, then stops the thread.
+  ~committer();
+
+  /// Queues an append; its callback runs on the committer's thread.
+  void submit(std::unique_ptr<append_request> req);
+
+private:
+  using request_ptr = std::unique_ptr<append_request>;
+
+  struct outcome {
+    caf::error err;
+    append_result result;
+  };
+
+  void run();
+  void process(std::vector<request_ptr>& batch);
+  caf::expected<std::uint64_t> current_version(const std::string& stream);
+  caf::error check_duplicate(const append_request& req, const std::vector<std::uint64_t>& found,
+                             append_result& result);
+
+  store_state& state_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<request_ptr> queue_;
+  bool stopping_ = false;
+
+  // Owned by the committer thread.
+  std::uint64_t next_position_;
+  std::unordered_map<std::string, std::uint64_t> versions_;
+  std::unordered_map<std::string, std::uint64_t> pending_versions_;
+  std::unordered_map<events::event_id, std::uint64_t> pending_ids_;
+  std::unique_ptr<rocksdb::Iterator> version_it_;
+  rocksdb::WriteBatch wb_;
+  std::thread thread_;
+};
+
+} // namespace keel::storage

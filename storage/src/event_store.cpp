@@ -1,0 +1,588 @@
+#include "keel/storage/event_store.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "committer.hpp"
+#include "keel/events/codec.hpp"
+#include "keel/events/crc32c.hpp"
+#include "keel/events/error.hpp"
+#include "keel/events/record.hpp"
+#include "keys.hpp"
+#include "state.hpp"
+
+namespace keel::storage {
+
+namespace {
+
+constexpr std::string_view format_key = "format";
+constexpr std::string_view format_value = "keel-event-store 1";
+
+rocksdb::ColumnFamilyOptions cf_options(std::size_t id, const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions cfo;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  if (id == cf_global) {
+    // The global log is read in long sequential scans: larger blocks amortize
+    // per-block work; keys are appended in order, so compaction is cheap.
+    table.block_size = 32 * 1024;
+  }
+  cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cfo.level_compaction_dynamic_level_bytes = true;
+  if (id == cf_event_index)
+    cfo.memtable_prefix_bloom_size_ratio = 0.02, cfo.memtable_whole_key_filtering = true;
+  return cfo;
+}
+
+std::string make_secondary_dir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "keel-secondary-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr)
+    return {};
+  return tmpl;
+}
+
+caf::error validate_append(std::string_view stream, const std::vector<new_event>& events) {
+  if (!events::valid_stream_id(stream))
+    return make_error(errc::invalid_argument,
+                      "stream id '" + std::string{stream.substr(0, 64)}
+                        + "' is not 1..200 printable characters without spaces");
+  if (events.empty())
+    return make_error(errc::invalid_argument, "append to " + std::string{stream} + " has no events");
+  if (events.size() > 10'000)
+    return make_error(errc::invalid_argument, "append of " + std::to_string(events.size())
+                                                + " events exceeds 10000");
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& ev = events[i];
+    if (!ev.id.valid())
+      return make_error(errc::invalid_argument,
+                        "event " + std::to_string(i) + " of the append has the zero id");
+    if (ev.payload.size() > events::max_payload_size)
+      return make_error(errc::invalid_argument,
+                        "event " + std::to_string(i) + " has a payload of "
+                          + std::to_string(ev.payload.size()) + " bytes (limit "
+                          + std::to_string(events::max_payload_size) + ")");
+    for (std::size_t j = 0; j < i; ++j)
+      if (events[j].id == ev.id)
+        return make_error(errc::invalid_argument,
+                          "events " + std::to_string(j) + " and " + std::to_string(i)
+                            + " of the append share id " + events::to_string(ev.id));
+  }
+  return caf::error{};
+}
+
+} // namespace
+
+// -- store_state ----------------------------------------------------------------
+
+const char* cf_name(std::size_t id) {
+  static constexpr const char* names[] = {"default",   "streams",     "global", "event_index",
+                                          "snapshots", "checkpoints", "read_models", "meta"};
+  return id < cf_count ? names[id] : "?";
+}
+
+caf::error to_error(const rocksdb::Status& st, const std::string& what) {
+  auto code = st.IsCorruption() ? errc::corrupt_record : errc::storage_failure;
+  return make_error(code, what + ": " + st.ToString());
+}
+
+void store_state::publish(std::uint64_t position) {
+  {
+    std::lock_guard<std::mutex> guard{commit_mtx};
+    last_position.store(position, std::memory_order_release);
+  }
+  commit_cv.notify_all();
+}
+
+caf::expected<std::uint64_t> store_state::scan_last_position() const {
+  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(rocksdb::ReadOptions{}, cf(cf_global))};
+  it->SeekToLast();
+  if (!it->status().ok())
+    return to_error(it->status(), "finding the last position");
+  if (!it->Valid())
+    return std::uint64_t{0};
+  if (it->key().size() != 8)
+    return make_error(errc::corrupt_record, "global log key of " + std::to_string(it->key().size())
+                                              + " bytes");
+  return keys::read_be64(it->key().data());
+}
+
+store_state::~store_state() {
+  comm.reset(); // drains queued appends before the database closes
+  if (db) {
+    for (auto* h : cfs)
+      if (h)
+        db->DestroyColumnFamilyHandle(h);
+    cfs.clear();
+    db->Close();
+    db.reset();
+  }
+  if (!secondary_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(secondary_dir, ec);
+  }
+}
+
+const char* to_string(durability x) {
+  return x == durability::sync ? "sync" : "wal";
+}
+
+std::int64_t now_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+new_event new_event::from(const events::event& ev, events::event_id id, std::int64_t timestamp_us,
+                          events::event_id correlation_id, events::event_id causation_id) {
+  new_event result;
+  result.id = id;
+  result.type = std::string{events::type_name(ev)};
+  result.schema_version = events::schema_version(ev);
+  result.timestamp_us = timestamp_us;
+  result.correlation_id = correlation_id;
+  result.causation_id = causation_id;
+  result.payload = events::encode(ev);
+  return result;
+}
+
+// -- event_store ------------------------------------------------------------------
+
+event_store::event_store(std::unique_ptr<store_state> state) : state_(std::move(state)) {
+}
+
+event_store::~event_store() = default;
+
+caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
+  if (opts.path.empty())
+    return make_error(errc::invalid_argument, "no data directory given");
+  if (opts.max_batch_events == 0)
+    return make_error(errc::invalid_argument, "max_batch_events must be at least 1");
+  auto state = std::make_unique<store_state>();
+  state->opts = opts;
+  auto cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
+
+  rocksdb::DBOptions dbo;
+  dbo.create_if_missing = opts.create_if_missing && opts.mode == open_mode::writer;
+  dbo.create_missing_column_families = opts.mode == open_mode::writer;
+  dbo.max_background_jobs = 2;
+  dbo.bytes_per_sync = 1 << 20;
+  dbo.paranoid_checks = true;
+  if (opts.mode == open_mode::secondary)
+    dbo.max_open_files = -1; // required by secondary instances
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (std::size_t i = 0; i < cf_count; ++i)
+    descriptors.emplace_back(cf_name(i), cf_options(i, cache));
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status st;
+  switch (opts.mode) {
+    case open_mode::writer:
+      st = rocksdb::DB::Open(dbo, opts.path, descriptors, &state->cfs, &raw);
+      break;
+    case open_mode::read_only:
+      st = rocksdb::DB::OpenForReadOnly(dbo, opts.path, descriptors, &state->cfs, &raw);
+      break;
+    case open_mode::secondary:
+      state->secondary_dir = make_secondary_dir();
+      if (state->secondary_dir.empty())
+        return make_error(errc::storage_failure, "cannot create a directory for the secondary");
+      st = rocksdb::DB::OpenAsSecondary(dbo, opts.path, state->secondary_dir, descriptors,
+                                        &state->cfs, &raw);
+      break;
+  }
+  if (!st.ok()) {
+    if (opts.mode != open_mode::writer && st.IsInvalidArgument())
+      return make_error(errc::storage_failure,
+                        "no Keel store at " + opts.path + " (" + st.ToString() + ")");
+    return to_error(st, "opening the store at " + opts.path);
+  }
+  state->db.reset(raw);
+  state->write_opts.sync = opts.durable == durability::sync;
+
+  // A store carries its format in `meta`; refuse anything else.
+  std::string format;
+  st = state->db->Get(rocksdb::ReadOptions{}, state->cf(cf_meta), format_key, &format);
+  if (st.IsNotFound() && opts.mode == open_mode::writer) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    st = state->db->Put(wo, state->cf(cf_meta), format_key, format_value);
+    if (!st.ok())
+      return to_error(st, "writing the store format");
+  } else if (!st.ok()) {
+    return to_error(st, "reading the store format");
+  } else if (format != format_value) {
+    return make_error(errc::storage_failure, "unsupported store format '" + format + "' at "
+                                               + opts.path);
+  }
+
+  auto last = state->scan_last_position();
+  if (!last)
+    return last.error();
+  state->last_position = *last;
+  if (opts.mode == open_mode::writer)
+    state->comm = std::make_unique<committer>(*state, *last + 1);
+  return std::unique_ptr<event_store>{new event_store(std::move(state))};
+}
+
+const options& event_store::opts() const noexcept {
+  return state_->opts;
+}
+
+// -- appends --------------------------------------------------------------------
+
+void event_store::append_async(std::string stream, expected_version expected,
+                               std::vector<new_event> events, append_callback done) {
+  if (!state_->comm) {
+    done(make_error(errc::not_writable, "the store was opened read-only"));
+    return;
+  }
+  if (auto err = validate_append(stream, events)) {
+    done(std::move(err));
+    return;
+  }
+  auto req = std::make_unique<append_request>();
+  req->expected = expected;
+  req->ids.reserve(events.size());
+  req->records.reserve(events.size());
+  events::record rec;
+  rec.stream = stream;
+  for (auto& ev : events) {
+    if (state_->opts.validate_payloads) {
+      if (auto decoded = events::decode(ev.type, ev.schema_version, ev.payload); !decoded) {
+        done(decoded.error());
+        return;
+      }
+    }
+    rec.id = ev.id;
+    rec.type = std::move(ev.type);
+    rec.schema_version = ev.schema_version;
+    rec.timestamp_us = ev.timestamp_us;
+    rec.correlation_id = ev.correlation_id;
+    rec.causation_id = ev.causation_id;
+    rec.payload = std::move(ev.payload);
+    req->ids.push_back(ev.id);
+    req->records.push_back(events::encode_record(rec));
+  }
+  req->stream = std::move(stream);
+  req->done = std::move(done);
+  state_->comm->submit(std::move(req));
+}
+
+caf::expected<append_result> event_store::append(std::string_view stream,
+                                                 expected_version expected,
+                                                 std::vector<new_event> events) {
+  struct waiter {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool ready = false;
+    caf::expected<append_result> result{append_result{}};
+  } w;
+  append_async(std::string{stream}, expected, std::move(events),
+               [&w](caf::expected<append_result> res) {
+                 std::lock_guard<std::mutex> guard{w.mtx};
+                 w.result = std::move(res);
+                 w.ready = true;
+                 w.cv.notify_one();
+               });
+  std::unique_lock<std::mutex> guard{w.mtx};
+  w.cv.wait(guard, [&w] { return w.ready; });
+  return std::move(w.result);
+}
+
+// -- reads ----------------------------------------------------------------------
+
+std::uint64_t event_store::last_position() const noexcept {
+  return state_->last_position.load(std::memory_order_acquire);
+}
+
+bool event_store::wait_for(std::uint64_t position, std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> guard{state_->commit_mtx};
+  return state_->commit_cv.wait_for(guard, timeout, [&] {
+    return state_->last_position.load(std::memory_order_acquire) >= position;
+  });
+}
+
+caf::expected<std::uint64_t> event_store::stream_version(std::string_view stream) const {
+  if (!events::valid_stream_id(stream))
+    return make_error(errc::invalid_argument, "invalid stream id");
+  std::unique_ptr<rocksdb::Iterator> it{
+    state_->db->NewIterator(rocksdb::ReadOptions{}, state_->cf(cf_streams))};
+  it->SeekForPrev(keys::stream_key(stream, ~std::uint64_t{0}));
+  if (!it->status().ok())
+    return to_error(it->status(), "reading the version of " + std::string{stream});
+  if (!it->Valid())
+    return std::uint64_t{0};
+  auto k = it->key();
+  if (k.size() == stream.size() + 8 && std::memcmp(k.data(), stream.data(), stream.size()) == 0)
+    return keys::read_be64(k.data() + stream.size());
+  return std::uint64_t{0};
+}
+
+caf::expected<events::record> event_store::read_event(std::uint64_t position) const {
+  std::string value;
+  auto st = state_->db->Get(rocksdb::ReadOptions{}, state_->cf(cf_global),
+                            keys::global_key(position), &value);
+  if (st.IsNotFound())
+    return make_error(errc::not_found, "no event at position " + std::to_string(position));
+  if (!st.ok())
+    return to_error(st, "reading position " + std::to_string(position));
+  auto view = events::decode_record(value);
+  if (!view)
+    return make_error(errc::corrupt_record,
+                      "position " + std::to_string(position) + ": " + describe(view.error()));
+  if (view->position != position)
+    return make_error(errc::corrupt_record, "position " + std::to_string(position)
+                                              + ": record says position "
+                                              + std::to_string(view->position));
+  return view->to_record();
+}
+
+caf::expected<std::uint64_t> event_store::find_event(const events::event_id& id) const {
+  std::string value;
+  auto st = state_->db->Get(
+    rocksdb::ReadOptions{}, state_->cf(cf_event_index),
+    rocksdb::Slice{reinterpret_cast<const char*>(id.bytes.data()), 16}, &value);
+  if (st.IsNotFound())
+    return make_error(errc::not_found, "no event with id " + events::to_string(id));
+  if (!st.ok())
+    return to_error(st, "looking up event " + events::to_string(id));
+  if (value.size() != 8)
+    return make_error(errc::corrupt_record, "event index entry of " + events::to_string(id)
+                                              + " has " + std::to_string(value.size())
+                                              + " bytes");
+  return keys::read_be64(value.data());
+}
+
+caf::expected<std::vector<stream_info>>
+event_store::list_streams(std::string_view prefix, std::size_t limit, std::string_view after) const {
+  std::vector<stream_info> result;
+  std::unique_ptr<rocksdb::Iterator> it{
+    state_->db->NewIterator(rocksdb::ReadOptions{}, state_->cf(cf_streams))};
+  // Each stream's keys are contiguous: "<id>\0\0..." up to "<id>" + max
+  // version; "<id>\x01" sorts after all of them and before any longer id.
+  if (!after.empty() && after >= prefix)
+    it->Seek(std::string{after} + '\x01');
+  else
+    it->Seek(prefix);
+  while (it->Valid() && result.size() < limit) {
+    auto k = it->key();
+    if (k.size() < 9)
+      return make_error(errc::corrupt_record, "stream index key of " + std::to_string(k.size())
+                                                + " bytes");
+    std::string_view stream{k.data(), k.size() - 8};
+    if (stream.substr(0, prefix.size()) != prefix)
+      break;
+    std::string next{stream};
+    next += '\x01';
+    it->SeekForPrev(next);
+    if (!it->Valid())
+      break;
+    auto last = it->key();
+    result.push_back({std::string{stream}, keys::read_be64(last.data() + last.size() - 8)});
+    it->Seek(next);
+  }
+  if (!it->status().ok())
+    return to_error(it->status(), "listing streams");
+  return result;
+}
+
+// -- snapshots ---------------------------------------------------------------------
+//
+// Value: u32 crc32c (over the rest) | u64 version | u16 schema | u16 type length |
+// type | payload; little-endian.
+
+caf::error event_store::save_snapshot(std::string_view stream, const snapshot& snap) {
+  if (!state_->comm)
+    return make_error(errc::not_writable, "the store was opened read-only");
+  if (!events::valid_stream_id(stream))
+    return make_error(errc::invalid_argument, "invalid stream id");
+  if (snap.type.size() > 0xffff || snap.payload.size() > events::max_payload_size)
+    return make_error(errc::invalid_argument, "snapshot type or payload too large");
+  std::string value(16 + snap.type.size() + snap.payload.size(), '\0');
+  char* p = value.data();
+  std::memcpy(p + 4, &snap.version, 8);
+  std::memcpy(p + 12, &snap.schema_version, 2);
+  auto type_len = static_cast<std::uint16_t>(snap.type.size());
+  std::memcpy(p + 14, &type_len, 2);
+  std::memcpy(p + 16, snap.type.data(), snap.type.size());
+  std::memcpy(p + 16 + snap.type.size(), snap.payload.data(), snap.payload.size());
+  auto crc = events::crc32c(p + 4, value.size() - 4);
+  std::memcpy(p, &crc, 4);
+  auto st = state_->db->Put(state_->write_opts, state_->cf(cf_snapshots), stream, value);
+  return st.ok() ? caf::error{} : to_error(st, "saving a snapshot of " + std::string{stream});
+}
+
+caf::expected<std::optional<snapshot>> event_store::load_snapshot(std::string_view stream) const {
+  std::string value;
+  auto st = state_->db->Get(rocksdb::ReadOptions{}, state_->cf(cf_snapshots), stream, &value);
+  if (st.IsNotFound())
+    return std::optional<snapshot>{};
+  if (!st.ok())
+    return to_error(st, "loading the snapshot of " + std::string{stream});
+  auto corrupt = [&](const char* why) {
+    return make_error(errc::corrupt_record, "snapshot of " + std::string{stream} + ": " + why);
+  };
+  if (value.size() < 16)
+    return corrupt("shorter than its header");
+  const char* p = value.data();
+  std::uint32_t crc;
+  std::memcpy(&crc, p, 4);
+  if (crc != events::crc32c(p + 4, value.size() - 4))
+    return corrupt("checksum mismatch");
+  snapshot snap;
+  std::uint16_t type_len;
+  std::memcpy(&snap.version, p + 4, 8);
+  std::memcpy(&snap.schema_version, p + 12, 2);
+  std::memcpy(&type_len, p + 14, 2);
+  if (16u + type_len > value.size())
+    return corrupt("type length beyond the value");
+  snap.type.assign(p + 16, type_len);
+  snap.payload.assign(p + 16 + type_len, value.size() - 16 - type_len);
+  return std::optional<snapshot>{std::move(snap)};
+}
+
+// -- checkpoints and read models -------------------------------------------------
+//
+// Checkpoint value: big-endian u64 position | big-endian u64 updated_us.
+
+struct write_batch::impl {
+  rocksdb::WriteBatch wb;
+  std::vector<std::pair<std::string, std::uint64_t>> checkpoints;
+  std::vector<std::pair<std::string, std::string>> puts;
+  std::vector<std::string> erases;
+};
+
+write_batch::write_batch() : impl_(std::make_unique<impl>()) {
+}
+write_batch::write_batch(write_batch&&) noexcept = default;
+write_batch& write_batch::operator=(write_batch&&) noexcept = default;
+write_batch::~write_batch() = default;
+
+void write_batch::put(std::string_view key, std::string_view value) {
+  impl_->puts.emplace_back(std::string{key}, std::string{value});
+}
+
+void write_batch::erase(std::string_view key) {
+  impl_->erases.emplace_back(key);
+}
+
+void write_batch::set_checkpoint(std::string_view name, std::uint64_t position) {
+  impl_->checkpoints.emplace_back(std::string{name}, position);
+}
+
+std::size_t write_batch::size() const noexcept {
+  return impl_->puts.size() + impl_->erases.size() + impl_->checkpoints.size();
+}
+
+caf::error event_store::commit(write_batch batch) {
+  if (!state_->comm)
+    return make_error(errc::not_writable, "the store was opened read-only");
+  auto& b = *batch.impl_;
+  rocksdb::WriteBatch wb;
+  for (auto& key : b.erases)
+    wb.Delete(state_->cf(cf_read_models), key);
+  for (auto& [key, value] : b.puts)
+    wb.Put(state_->cf(cf_read_models), key, value);
+  auto now = now_us();
+  for (auto& [name, position] : b.checkpoints) {
+    if (name.empty())
+      return make_error(errc::invalid_argument, "checkpoint without a name");
+    std::string value = keys::be64_value(position);
+    keys::append_be64(value, static_cast<std::uint64_t>(now));
+    wb.Put(state_->cf(cf_checkpoints), name, value);
+  }
+  auto st = state_->db->Write(state_->write_opts, &wb);
+  return st.ok() ? caf::error{} : to_error(st, "committing a read-model batch");
+}
+
+caf::expected<std::optional<checkpoint>> event_store::load_checkpoint(std::string_view name) const {
+  std::string value;
+  auto st = state_->db->Get(rocksdb::ReadOptions{}, state_->cf(cf_checkpoints), name, &value);
+  if (st.IsNotFound())
+    return std::optional<checkpoint>{};
+  if (!st.ok())
+    return to_error(st, "loading checkpoint " + std::string{name});
+  if (value.size() != 16)
+    return make_error(errc::corrupt_record, "checkpoint " + std::string{name} + " has "
+                                              + std::to_string(value.size()) + " bytes");
+  checkpoint cp;
+  cp.position = keys::read_be64(value.data());
+  cp.updated_us = static_cast<std::int64_t>(keys::read_be64(value.data() + 8));
+  return std::optional<checkpoint>{cp};
+}
+
+caf::expected<std::vector<std::pair<std::string, checkpoint>>> event_store::list_checkpoints() const {
+  std::vector<std::pair<std::string, checkpoint>> result;
+  std::unique_ptr<rocksdb::Iterator> it{
+    state_->db->NewIterator(rocksdb::ReadOptions{}, state_->cf(cf_checkpoints))};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto v = it->value();
+    if (v.size() != 16)
+      return make_error(errc::corrupt_record, "checkpoint " + it->key().ToString() + " has "
+                                                + std::to_string(v.size()) + " bytes");
+    checkpoint cp;
+    cp.position = keys::read_be64(v.data());
+    cp.updated_us = static_cast<std::int64_t>(keys::read_be64(v.data() + 8));
+    result.emplace_back(it->key().ToString(), cp);
+  }
+  if (!it->status().ok())
+    return to_error(it->status(), "listing checkpoints");
+  return result;
+}
+
+caf::expected<std::optional<std::string>> event_store::get_model(std::string_view key) const {
+  std::string value;
+  auto st = state_->db->Get(rocksdb::ReadOptions{}, state_->cf(cf_read_models), key, &value);
+  if (st.IsNotFound())
+    return std::optional<std::string>{};
+  if (!st.ok())
+    return to_error(st, "reading read model key");
+  return std::optional<std::string>{std::move(value)};
+}
+
+// -- operations ---------------------------------------------------------------------
+
+caf::error event_store::refresh() {
+  if (state_->opts.mode != open_mode::secondary)
+    return caf::error{};
+  auto st = state_->db->TryCatchUpWithPrimary();
+  if (!st.ok())
+    return to_error(st, "catching up with the writer");
+  auto last = state_->scan_last_position();
+  if (!last)
+    return last.error();
+  state_->publish(*last);
+  return caf::error{};
+}
+
+caf::error event_store::flush() {
+  if (!state_->comm)
+    return caf::error{};
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  for (std::size_t i = 0; i < cf_count; ++i) {
+    auto st = state_->db->Flush(fo, state_->cf(static_cast<cf_id>(i)));
+    if (!st.ok())
+      return to_error(st, std::string{"flushing "} + cf_name(i));
+  }
+  return caf::error{};
+}
+
+std::vector<file_info> event_store::live_files() const {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  state_->db->GetLiveFilesMetaData(&files);
+  std::vector<file_info> result;
+  for (const auto& f : files)
+    result.push_back({f.column_family_name, f.directory + "/" + f.relative_filename, f.size});
+  return result;
+}
+
+} // namespace keel::storage

@@ -1,0 +1,51 @@
+#pragma once
+
+// Key and value layouts of the store; docs/storage-format.md is their twin.
+// Integers in keys and index values are big-endian so that RocksDB's bytewise
+// order is numeric order.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace keel::storage::keys {
+
+inline void append_be64(std::string& out, std::uint64_t x) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = static_cast<char>(x & 0xff);
+    x >>= 8;
+  }
+  out.append(buf, 8);
+}
+
+inline std::uint64_t read_be64(const char* p) noexcept {
+  std::uint64_t x = 0;
+  for (int i = 0; i < 8; ++i)
+    x = (x << 8) | static_cast<std::uint8_t>(p[i]);
+  return x;
+}
+
+/// `global` column family: big-endian u64 position.
+inline std::string global_key(std::uint64_t position) {
+  std::string out;
+  out.reserve(8);
+  append_be64(out, position);
+  return out;
+}
+
+/// `streams` column family: stream id bytes then big-endian u64 version.
+inline std::string stream_key(std::string_view stream, std::uint64_t version) {
+  std::string out;
+  out.reserve(stream.size() + 8);
+  out.append(stream);
+  append_be64(out, version);
+  return out;
+}
+
+/// A big-endian u64 value (stream index and event index values).
+inline std::string be64_value(std::uint64_t x) {
+  return global_key(x);
+}
+
+} // namespace keel::storage::keys
