@@ -238,6 +238,8 @@ void committer::process(std::vector<request_ptr>& batch) {
     }
     for (auto& [stream, version] : pending_versions_)
       versions_[stream] = version;
+    state_.batches.fetch_add(1, std::memory_order_relaxed);
+    state_.committed_events.fetch_add(position - next_position_, std::memory_order_relaxed);
     next_position_ = position;
     state_.publish(position - 1);
   }

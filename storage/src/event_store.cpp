@@ -232,6 +232,11 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   return std::unique_ptr<event_store>{new event_store(std::move(state))};
 }
 
+commit_stats event_store::stats() const noexcept {
+  return {state_->batches.load(std::memory_order_relaxed),
+          state_->committed_events.load(std::memory_order_relaxed)};
+}
+
 const options& event_store::opts() const noexcept {
   return state_->opts;
 }

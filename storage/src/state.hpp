@@ -55,6 +55,10 @@ struct store_state {
 
   std::unique_ptr<committer> comm;
 
+  /// Counters of the committer: write batches and events committed.
+  std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::uint64_t> committed_events{0};
+
   rocksdb::ColumnFamilyHandle* cf(cf_id id) const noexcept {
     return cfs[id];
   }

@@ -43,6 +43,14 @@ struct checkpoint {
   std::int64_t updated_us = 0;
 };
 
+/// What the group committer did since the store was opened.
+struct commit_stats {
+  /// Write batches committed (one WAL sync each with durability sync).
+  std::uint64_t batches = 0;
+  /// Events committed.
+  std::uint64_t events = 0;
+};
+
 /// A data file of the store (for operators and corruption tests).
 struct file_info {
   std::string column_family;
@@ -191,6 +199,9 @@ public:
 
   /// Lists the live SST files of each column family.
   std::vector<file_info> live_files() const;
+
+  /// Counters of the group committer.
+  commit_stats stats() const noexcept;
 
   /// The options the store was opened with.
   const options& opts() const noexcept;

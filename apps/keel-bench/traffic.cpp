@@ -1,0 +1,164 @@
+#include "traffic.hpp"
+
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+
+#include "keel/events/error.hpp"
+
+namespace keel::bench {
+
+namespace {
+
+using namespace keel::events;
+
+std::string sku_name(std::uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "SKU-%04llu", static_cast<unsigned long long>(i));
+  return buf;
+}
+
+std::string order_name(std::uint64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%08llu", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+/// Emits events with ids, times and a causation chain.
+struct emitter {
+  std::vector<planned_append>& out;
+  std::uint64_t seed;
+  std::uint64_t n;
+  std::int64_t now;
+  event_id correlation;
+  event_id previous;
+  std::uint64_t counter = 0;
+
+  void operator()(const event& ev, std::int64_t delay_us = 1000) {
+    now += delay_us;
+    auto id = event_id::from_seed(seed, n * 64 + counter++);
+    out.push_back({stream_of(ev), storage::new_event::from(ev, id, now, correlation, previous)});
+    previous = id;
+  }
+};
+
+} // namespace
+
+void stock_history(std::uint64_t seed, std::int64_t start_us, std::vector<planned_append>& out) {
+  emitter emit{out, seed, ~std::uint64_t{0} >> 8, start_us, event_id::from_seed(seed, 0), {}};
+  for (std::uint64_t i = 0; i < traffic_skus; ++i)
+    emit(stock_adjusted{sku_name(i), 1'000'000, "initial stock"}, 10);
+}
+
+void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
+                   std::vector<planned_append>& out) {
+  std::mt19937_64 rng{seed * 0x9e3779b97f4a7c15ULL + n};
+  auto order_id = order_name(n);
+  emitter emit{out, seed, n, start_us, event_id::from_seed(seed ^ 0xc0ffee, n), {}};
+
+  order_placed placed;
+  placed.order_id = order_id;
+  placed.customer_id = "customer-" + std::to_string(rng() % 5000);
+  auto lines = 1 + rng() % 3;
+  for (std::uint64_t i = 0; i < lines; ++i)
+    placed.lines.push_back({sku_name(rng() % traffic_skus), static_cast<std::uint32_t>(1 + rng() % 4),
+                            static_cast<std::int64_t>(199 + rng() % 20000)});
+  placed.currency = "EUR";
+  placed.shipping_address = {"Ada Lovelace", "12 Analytical Row", "London", "N1 9GU", "GB"};
+  placed.premium = rng() % 10 == 0;
+  placed.total_cents = total_cents(placed.lines);
+  emit(placed, 0);
+
+  auto outcome = rng() % 100;
+  if (outcome < 8) { // out of stock
+    const auto& line = placed.lines.front();
+    emit(stock_reservation_refused{line.sku, order_id, line.quantity, 0});
+    emit(order_rejected{order_id, "out of stock: " + line.sku});
+    return;
+  }
+  for (const auto& line : placed.lines)
+    emit(stock_reserved{line.sku, order_id, line.quantity}, 200);
+  emit(order_stock_reserved{order_id});
+  auto provider = rng() % 10 == 0 ? "secondary" : "primary";
+  if (outcome < 15) { // declined
+    emit(payment_declined{order_id, provider, "insufficient funds"}, 30'000);
+    for (const auto& line : placed.lines)
+      emit(stock_released{line.sku, order_id, line.quantity}, 200);
+    emit(order_stock_released{order_id});
+    emit(order_cancelled{order_id, "payment declined"});
+    return;
+  }
+  auto payment_id = "pay-" + order_id;
+  emit(payment_authorized{order_id, payment_id, provider, placed.total_cents, "EUR", order_id},
+       30'000 + static_cast<std::int64_t>(rng() % 200'000));
+  emit(order_payment_authorized{order_id, payment_id, provider, placed.total_cents});
+  if (outcome < 20) { // customer cancel before shipment
+    emit(order_cancel_requested{order_id, placed.customer_id}, 50'000);
+    emit(payment_voided{order_id, payment_id, provider}, 20'000);
+    emit(order_payment_voided{order_id, payment_id});
+    for (const auto& line : placed.lines)
+      emit(stock_released{line.sku, order_id, line.quantity}, 200);
+    emit(order_stock_released{order_id});
+    emit(order_cancelled{order_id, "cancelled by customer"});
+    return;
+  }
+  auto carrier = rng() % 4 == 0 ? "carrier-b" : "carrier-a";
+  auto tracking = std::string{carrier} + "-" + order_id;
+  auto eta = emit.now + 2 * 86'400'000'000LL;
+  emit(shipment_scheduled{order_id, tracking, carrier, eta}, 40'000);
+  emit(order_shipment_scheduled{order_id, tracking, carrier, eta});
+  emit(payment_captured{order_id, payment_id, provider, placed.total_cents}, 25'000);
+  emit(order_payment_captured{order_id, payment_id, placed.total_cents});
+  for (const auto& line : placed.lines)
+    emit(stock_committed{line.sku, order_id, line.quantity}, 200);
+  emit(order_completed{order_id});
+}
+
+caf::expected<std::uint64_t> write_traffic(storage::event_store& store, std::uint64_t seed,
+                                           std::uint64_t orders, std::size_t in_flight) {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::size_t outstanding = 0;
+  caf::error first_error;
+  std::uint64_t written = 0;
+  auto submit = [&](planned_append& a) {
+    {
+      std::unique_lock<std::mutex> guard{mtx};
+      cv.wait(guard, [&] { return outstanding < in_flight; });
+      ++outstanding;
+    }
+    std::vector<storage::new_event> events;
+    events.push_back(std::move(a.event));
+    store.append_async(std::move(a.stream), storage::expected_version::any(), std::move(events),
+                       [&](caf::expected<storage::append_result> res) {
+                         std::lock_guard<std::mutex> guard{mtx};
+                         --outstanding;
+                         if (res)
+                           ++written;
+                         else if (!first_error)
+                           first_error = res.error();
+                         cv.notify_one();
+                       });
+  };
+  // Each order's events are appended in order: the committer serves the queue
+  // first-in first-out, so causal order within an order holds.
+  std::int64_t start = storage::now_us() - static_cast<std::int64_t>(orders) * 2000;
+  std::vector<planned_append> plan;
+  stock_history(seed, start - 1'000'000, plan);
+  for (auto& a : plan)
+    submit(a);
+  for (std::uint64_t n = 0; n < orders; ++n) {
+    plan.clear();
+    order_history(seed, n, start + static_cast<std::int64_t>(n) * 2000, plan);
+    for (auto& a : plan)
+      submit(a);
+  }
+  std::unique_lock<std::mutex> guard{mtx};
+  cv.wait(guard, [&] { return outstanding == 0; });
+  if (first_error)
+    return first_error;
+  return written;
+}
+
+} // namespace keel::bench

@@ -1,0 +1,40 @@
+#pragma once
+
+// Realistic saga traffic for benchmarks, demos and tool tests: the event
+// histories that orders leave in the order, stock, payment and shipment
+// streams, deterministic for a seed.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "keel/storage/event_store.hpp"
+
+namespace keel::bench {
+
+/// One append of the generated traffic.
+struct planned_append {
+  std::string stream;
+  storage::new_event event;
+};
+
+/// The SKUs of the generated catalogue.
+constexpr std::uint64_t traffic_skus = 200;
+
+/// Appends the events that set the catalogue's initial stock.
+void stock_history(std::uint64_t seed, std::int64_t start_us, std::vector<planned_append>& out);
+
+/// Appends the events of order `n`: 80% complete; others are rejected (out
+/// of stock), declined by the payment provider, or cancelled by the customer,
+/// each with its compensations.
+void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
+                   std::vector<planned_append>& out);
+
+/// Writes the stock and `orders` orders into `store`, keeping up to
+/// `in_flight` appends outstanding. Returns the number of events written.
+caf::expected<std::uint64_t> write_traffic(storage::event_store& store, std::uint64_t seed,
+                                           std::uint64_t orders, std::size_t in_flight = 4096);
+
+} // namespace keel::bench
