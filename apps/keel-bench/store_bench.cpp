@@ -119,12 +119,11 @@ int run_store(int argc, char** argv) {
   std::condition_variable done_cv;
   std::uint64_t finished_writers = 0;
   caf::error failure;
-  std::atomic<std::uint64_t> id_counter{0};
 
   auto issue = [&](std::size_t w) {
     auto& wr = ws[w];
     storage::new_event ev;
-    ev.id = events::event_id::from_seed(seed, id_counter.fetch_add(1) + 1);
+    ev.id = events::event_id::random();
     ev.type = events::stock_adjusted::type_name;
     ev.schema_version = events::stock_adjusted::schema_version;
     ev.timestamp_us = storage::now_us();
@@ -228,6 +227,16 @@ int run_store(int argc, char** argv) {
               static_cast<unsigned long long>(stats.batches),
               out["events_per_batch"].get<double>(),
               durability_name == "sync" ? "fsync" : "write");
+  auto busy = [&](std::uint64_t ns) { return 100.0 * static_cast<double>(ns) / 1e9 / elapsed; };
+  std::printf("  committer time: %.0f%% preparing, %.0f%% writing (WAL + fsync + memtables), "
+              "%.0f%% acknowledging, %.0f%% waiting for appends\n",
+              busy(stats.prepare_ns), busy(stats.write_ns), busy(stats.acknowledge_ns),
+              std::max(0.0, 100.0 - busy(stats.prepare_ns) - busy(stats.write_ns)
+                              - busy(stats.acknowledge_ns)));
+  out["committer_prepare_pct"] = busy(stats.prepare_ns);
+  out["committer_write_pct"] = busy(stats.write_ns);
+  if (stats.batches > 0)
+    out["write_us_per_batch"] = static_cast<double>(stats.write_ns) / 1e3 / stats.batches;
   opened->reset(); // close before db_bench competes for the disk
   if (args.flag("--compare")) {
     std::string cmd;

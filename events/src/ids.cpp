@@ -1,5 +1,6 @@
 #include "keel/events/ids.hpp"
 
+#include <chrono>
 #include <random>
 
 namespace keel::events {
@@ -42,13 +43,28 @@ bool event_id::valid() const noexcept {
 }
 
 event_id event_id::random() {
+  // Time-ordered (UUIDv7 layout): 48 bits of Unix milliseconds, big-endian,
+  // then random bits. Ids created close in time sort close together, so the
+  // store's event-id index receives nearly sequential inserts instead of
+  // random ones (measured: random ids made memtable inserts the committer's
+  // largest cost).
   thread_local std::uint64_t state = [] {
     std::random_device rd;
     return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   }();
+  auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
+  event_id result;
+  for (int i = 0; i < 6; ++i)
+    result.bytes[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
   auto a = splitmix(state);
   auto b = splitmix(state);
-  return from_words(a, b);
+  std::memcpy(result.bytes.data() + 6, &a, 2);
+  std::memcpy(result.bytes.data() + 8, &b, 8);
+  result.bytes[6] = static_cast<std::uint8_t>((result.bytes[6] & 0x0f) | 0x70);
+  result.bytes[8] = static_cast<std::uint8_t>((result.bytes[8] & 0x3f) | 0x80);
+  return result;
 }
 
 event_id event_id::from_seed(std::uint64_t seed, std::uint64_t n) {

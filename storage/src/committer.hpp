@@ -61,6 +61,12 @@ private:
   std::condition_variable cv_;
   std::vector<request_ptr> queue_;
   bool stopping_ = false;
+  /// How many appends the committer expects per batch: those acknowledged by
+  /// the last batch plus those that queued meanwhile (closed-loop callers
+  /// resubmit right after their acknowledgement).
+  std::size_t expected_requests_ = 1;
+  /// How long the last write took, in microseconds.
+  std::uint64_t last_write_us_ = 0;
 
   // Owned by the committer thread.
   std::uint64_t next_position_;

@@ -233,8 +233,13 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
 }
 
 commit_stats event_store::stats() const noexcept {
-  return {state_->batches.load(std::memory_order_relaxed),
-          state_->committed_events.load(std::memory_order_relaxed)};
+  commit_stats result;
+  result.batches = state_->batches.load(std::memory_order_relaxed);
+  result.events = state_->committed_events.load(std::memory_order_relaxed);
+  result.prepare_ns = state_->prepare_ns.load(std::memory_order_relaxed);
+  result.write_ns = state_->write_ns.load(std::memory_order_relaxed);
+  result.acknowledge_ns = state_->acknowledge_ns.load(std::memory_order_relaxed);
+  return result;
 }
 
 const options& event_store::opts() const noexcept {

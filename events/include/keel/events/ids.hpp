@@ -19,7 +19,8 @@ struct event_id {
   /// Returns true unless this is the all-zero id.
   bool valid() const noexcept;
 
-  /// Returns a random (version 4 style) id from a per-thread generator.
+  /// Returns a new time-ordered id (UUIDv7 layout: Unix milliseconds, then
+  /// random bits from a per-thread generator).
   static event_id random();
 
   /// Returns an id derived from `seed` and `n` (deterministic; for tests,

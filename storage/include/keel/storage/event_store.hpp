@@ -49,6 +49,12 @@ struct commit_stats {
   std::uint64_t batches = 0;
   /// Events committed.
   std::uint64_t events = 0;
+  /// Committer time spent preparing batches (id lookups, versions, sealing
+  /// records), writing them (WAL write, fsync, memtable inserts) and
+  /// acknowledging appends, in nanoseconds.
+  std::uint64_t prepare_ns = 0;
+  std::uint64_t write_ns = 0;
+  std::uint64_t acknowledge_ns = 0;
 };
 
 /// A data file of the store (for operators and corruption tests).
