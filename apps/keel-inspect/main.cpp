@@ -156,7 +156,7 @@ int print_records(const args& a, Reader& reader) {
     rows.push_back({"POSITION", "TIME", "STREAM@VERSION", "TYPE", "DATA"});
   while (reader.next()) {
     if (a.json)
-      std::cout << events::to_json_value(reader.current().to_record()).dump() << '\n';
+      std::cout << events::dump_json(events::to_json_value(reader.current().to_record())) << '\n';
     else
       rows.push_back(record_row(reader.current()));
   }
@@ -181,7 +181,7 @@ int cmd_streams(const args& a) {
   }
   if (a.json) {
     for (const auto& s : *list)
-      std::cout << nlohmann::json{{"stream", s.stream}, {"version", s.last_version}}.dump()
+      std::cout << events::dump_json({{"stream", s.stream}, {"version", s.last_version}})
                 << '\n';
     return 0;
   }
@@ -224,9 +224,9 @@ int cmd_verify(const args& a) {
   }
   if (a.json) {
     for (const auto& f : rep->findings)
-      std::cout << nlohmann::json{{"kind", f.kind}, {"position", f.position},
-                                  {"stream", f.stream}, {"version", f.version},
-                                  {"detail", f.detail}}.dump()
+      std::cout << events::dump_json({{"kind", f.kind}, {"position", f.position},
+                                      {"stream", f.stream}, {"version", f.version},
+                                      {"detail", f.detail}})
                 << '\n';
     std::cout << nlohmann::json{{"events", rep->events}, {"streams", rep->streams},
                                 {"index_entries", rep->index_entries},

@@ -61,8 +61,12 @@ nlohmann::json to_json_value(const event& ev) {
   return std::visit([](const auto& x) { return nlohmann::json(x); }, ev);
 }
 
+std::string dump_json(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string to_json(const event& ev) {
-  return to_json_value(ev).dump();
+  return dump_json(to_json_value(ev));
 }
 
 std::string format_timestamp(std::int64_t us) {

@@ -13,7 +13,11 @@ struct record;
 /// Renders `ev` as a JSON object of its fields (for the tools, Kafka, HTTP).
 nlohmann::json to_json_value(const event& ev);
 
-/// Renders `ev` as compact JSON text.
+/// Renders `j` as compact JSON text; bytes that are not UTF-8 (payload strings
+/// are arbitrary bytes) become U+FFFD instead of an exception.
+std::string dump_json(const nlohmann::json& j);
+
+/// Renders `ev` as compact JSON text (never throws on odd bytes).
 std::string to_json(const event& ev);
 
 /// Renders a record: its metadata and, when the payload decodes, `"data"`;
