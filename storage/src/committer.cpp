@@ -96,7 +96,7 @@ caf::expected<std::uint64_t> committer::current_version(const std::string& strea
     rocksdb::ReadOptions ro;
     version_it_.reset(state_.db->NewIterator(ro, state_.cf(cf_streams)));
   }
-  auto key = keys::stream_key(stream, ~std::uint64_t{0});
+  auto key = keys::stream_last_key(stream);
   version_it_->SeekForPrev(key);
   std::uint64_t version = 0;
   if (version_it_->Valid()) {
@@ -227,6 +227,11 @@ void committer::process(std::vector<request_ptr>& batch) {
                            "stream " + req.stream + ": expected version "
                              + std::to_string(req.expected.value()) + ", actual "
                              + std::to_string(*current));
+      continue;
+    }
+    if (*current + n > keys::max_version) {
+      out.err = make_error(errc::invalid_argument, "stream " + req.stream
+                                                     + " reached the highest version");
       continue;
     }
     std::uint64_t version = *current;

@@ -325,7 +325,7 @@ caf::expected<std::uint64_t> event_store::stream_version(std::string_view stream
     return make_error(errc::invalid_argument, "invalid stream id");
   std::unique_ptr<rocksdb::Iterator> it{
     state_->db->NewIterator(rocksdb::ReadOptions{}, state_->cf(cf_streams))};
-  it->SeekForPrev(keys::stream_key(stream, ~std::uint64_t{0}));
+  it->SeekForPrev(keys::stream_last_key(stream));
   if (!it->status().ok())
     return to_error(it->status(), "reading the version of " + std::string{stream});
   if (!it->Valid())

@@ -43,6 +43,16 @@ inline std::string stream_key(std::string_view stream, std::uint64_t version) {
   return out;
 }
 
+/// The highest stream version. Its first byte is zero, so every key of stream
+/// S lies in [S + 00 00.., S + 00 ff..]: no other stream id (NUL-free) has a
+/// key in that range, whatever ids extend S.
+constexpr std::uint64_t max_version = (std::uint64_t{1} << 56) - 1;
+
+/// The largest key stream S can have: seek before it to find S's last version.
+inline std::string stream_last_key(std::string_view stream) {
+  return stream_key(stream, max_version);
+}
+
 /// A big-endian u64 value (stream index and event index values).
 inline std::string be64_value(std::uint64_t x) {
   return global_key(x);

@@ -1,0 +1,138 @@
+#include <filesystem>
+#include <fstream>
+
+#include <rocksdb/db.h>
+
+#include "keel/storage/verify.hpp"
+#include "store_support.hpp"
+
+using namespace keel;
+using namespace keel::storage;
+using keel::test::make_event;
+using keel::test::one;
+
+namespace {
+
+std::string be64(std::uint64_t x) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, x >>= 8)
+    out[static_cast<std::size_t>(i)] = static_cast<char>(x & 0xff);
+  return out;
+}
+
+/// Rewrites the record at `position` behind the store's back, with RocksDB
+/// itself (the store must be closed).
+void damage_record(const std::string& path, std::uint64_t position) {
+  std::vector<std::string> names = {"default",   "streams",     "global",      "event_index",
+                                    "snapshots", "checkpoints", "read_models", "meta"};
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (auto& n : names)
+    cfs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions{}, path, cfs, &handles, &db).ok());
+  std::string value;
+  REQUIRE(db->Get(rocksdb::ReadOptions{}, handles[2], be64(position), &value).ok());
+  value[value.size() - 3] ^= 0x20; // one bit of the payload
+  REQUIRE(db->Put(rocksdb::WriteOptions{}, handles[2], be64(position), value).ok());
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h);
+  delete db;
+}
+
+void fill(const std::string& path, std::uint64_t n) {
+  auto store = test::open_store(path, open_mode::writer, durability::wal);
+  for (std::uint64_t i = 1; i <= n; ++i)
+    REQUIRE(store->append("s-" + std::to_string(i % 5), expected_version::any(),
+                          one(make_event(21, i, std::string(100, 'p')))));
+  REQUIRE_FALSE(store->flush());
+}
+
+} // namespace
+
+TEST_CASE("a record damaged behind the store's back is reported with its position",
+          "[store][corruption]") {
+  test::temp_dir dir;
+  fill(dir.path(), 200);
+  damage_record(dir.path(), 77);
+  auto store = test::open_store(dir.path());
+
+  auto one_event = store->read_event(77);
+  REQUIRE_FALSE(one_event);
+  CHECK(code_of(one_event.error()) == errc::corrupt_record);
+  CHECK_THAT(describe(one_event.error()), Catch::Contains("position 77"));
+  CHECK_THAT(describe(one_event.error()), Catch::Contains("checksum"));
+
+  // A scan stops at it (never skips it, never decodes garbage).
+  auto all = store->read_all();
+  std::uint64_t last = 0;
+  while (all.next())
+    last = all.current().position;
+  CHECK(last == 76);
+  REQUIRE(all.error());
+  CHECK_THAT(describe(all.error()), Catch::Contains("position 77"));
+
+  // So does the stream that holds it (77 % 5 == 2).
+  auto stream = store->read_stream("s-2");
+  while (stream.next()) {
+  }
+  REQUIRE(stream.error());
+  CHECK_THAT(describe(stream.error()), Catch::Contains("position 77"));
+
+  auto rep = verify(*store);
+  REQUIRE(rep);
+  REQUIRE(rep->findings.size() == 1);
+  CHECK(rep->findings[0].kind == "corrupt_record");
+  CHECK(rep->findings[0].position == 77);
+  CHECK(rep->events == 200);
+}
+
+TEST_CASE("a flipped byte inside an SST file is reported, and verify keeps going",
+          "[store][corruption]") {
+  test::temp_dir dir;
+  fill(dir.path(), 3000);
+  std::string sst;
+  {
+    auto store = test::open_store(dir.path(), open_mode::read_only);
+    for (const auto& f : store->live_files())
+      if (f.column_family == "global")
+        sst = f.path;
+  }
+  REQUIRE_FALSE(sst.empty());
+  auto size = std::filesystem::file_size(sst);
+  REQUIRE(size > 10'000);
+  {
+    // Data blocks come first in an SST file; flip one byte in the middle of
+    // the data area.
+    std::fstream f{sst, std::ios::in | std::ios::out | std::ios::binary};
+    auto offset = static_cast<std::streamoff>(size / 3);
+    f.seekg(offset);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(offset);
+    f.write(&c, 1);
+  }
+  auto store = test::open_store(dir.path());
+  auto all = store->read_all();
+  std::uint64_t good = 0;
+  while (all.next())
+    ++good;
+  REQUIRE(all.error());
+  CHECK(code_of(all.error()) == errc::corrupt_record);
+  CHECK_THAT(describe(all.error()), Catch::Contains("position " + std::to_string(good + 1)));
+
+  auto rep = verify(*store);
+  REQUIRE(rep);
+  REQUIRE_FALSE(rep->findings.empty());
+  std::uint64_t unreadable = 0;
+  for (const auto& f : rep->findings) {
+    CHECK(f.kind == "unreadable");
+    CHECK(f.position > good);
+    ++unreadable;
+  }
+  CHECK(rep->findings.front().position == good + 1);
+  // Every event is accounted for: read, or named as unreadable.
+  CHECK(rep->events + unreadable == 3000);
+  CHECK(rep->last_position == 3000);
+}

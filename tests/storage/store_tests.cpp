@@ -1,0 +1,371 @@
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "keel/events/codec.hpp"
+#include "keel/storage/verify.hpp"
+#include "store_support.hpp"
+
+using namespace keel;
+using namespace keel::storage;
+using keel::test::make_event;
+using keel::test::one;
+
+TEST_CASE("appends get gap-free versions and positions", "[store]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  CHECK(store->last_position() == 0);
+  auto a = store->append("order-1", expected_version::no_stream(), one(make_event(1, 1)));
+  REQUIRE(a);
+  CHECK(a->first_version == 1);
+  CHECK(a->first_position == 1);
+  std::vector<new_event> two;
+  two.push_back(make_event(1, 2));
+  two.push_back(make_event(1, 3));
+  auto b = store->append("order-1", expected_version::exact(1), std::move(two));
+  REQUIRE(b);
+  CHECK(b->first_version == 2);
+  CHECK(b->last_version == 3);
+  CHECK(b->first_position == 2);
+  CHECK(b->last_position == 3);
+  auto c = store->append("order-2", expected_version::any(), one(make_event(1, 4)));
+  REQUIRE(c);
+  CHECK(c->first_version == 1);
+  CHECK(c->first_position == 4);
+  CHECK(store->last_position() == 4);
+  CHECK(*store->stream_version("order-1") == 3);
+  CHECK(*store->stream_version("order-2") == 1);
+  CHECK(*store->stream_version("order-3") == 0);
+}
+
+TEST_CASE("a wrong expected version is a version_conflict that changes nothing", "[store]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  REQUIRE(store->append("s", expected_version::no_stream(), one(make_event(2, 1))));
+  auto again = store->append("s", expected_version::no_stream(), one(make_event(2, 2)));
+  REQUIRE_FALSE(again);
+  CHECK(code_of(again.error()) == errc::version_conflict);
+  CHECK_THAT(describe(again.error()), Catch::Contains("stream s: expected version 0, actual 1"));
+  auto stale = store->append("s", expected_version::exact(5), one(make_event(2, 3)));
+  REQUIRE_FALSE(stale);
+  CHECK(code_of(stale.error()) == errc::version_conflict);
+  CHECK(store->last_position() == 1);
+  CHECK(*store->stream_version("s") == 1);
+  // The refused event ids are free to use later.
+  CHECK(store->append("s", expected_version::exact(1), one(make_event(2, 2))));
+}
+
+TEST_CASE("appends are idempotent by event id", "[store]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  std::vector<new_event> batch{make_event(3, 1), make_event(3, 2)};
+  auto first = store->append("s", expected_version::no_stream(), batch);
+  REQUIRE(first);
+  REQUIRE(store->append("t", expected_version::any(), one(make_event(3, 9))));
+
+  // The same append again (a client retry after a lost acknowledgement),
+  // even with its now stale expected version, returns the first result.
+  auto retry = store->append("s", expected_version::no_stream(), batch);
+  REQUIRE(retry);
+  CHECK(retry->duplicate);
+  CHECK(retry->first_position == first->first_position);
+  CHECK(retry->last_version == 2);
+  CHECK(store->last_position() == 3);
+
+  // Reusing an id for other content is refused and changes nothing.
+  auto other_stream = store->append("u", expected_version::any(), one(make_event(3, 1)));
+  REQUIRE_FALSE(other_stream);
+  CHECK(code_of(other_stream.error()) == errc::duplicate_event_id);
+  std::vector<new_event> partial{make_event(3, 2), make_event(3, 5)};
+  auto overlap = store->append("s", expected_version::any(), partial);
+  REQUIRE_FALSE(overlap);
+  CHECK(code_of(overlap.error()) == errc::duplicate_event_id);
+  CHECK(store->last_position() == 3);
+  CHECK(*store->stream_version("u") == 0);
+}
+
+TEST_CASE("bad appends get a clear error and change nothing", "[store]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  auto expect_error = [&](caf::expected<append_result> r, errc code, const char* text) {
+    REQUIRE_FALSE(r);
+    CHECK(code_of(r.error()) == code);
+    CHECK_THAT(describe(r.error()), Catch::Contains(text));
+  };
+  expect_error(store->append("has space", expected_version::any(), one(make_event(4, 1))),
+               errc::invalid_argument, "stream id");
+  expect_error(store->append("", expected_version::any(), one(make_event(4, 1))),
+               errc::invalid_argument, "stream id");
+  expect_error(store->append("s", expected_version::any(), {}), errc::invalid_argument,
+               "no events");
+  auto zero = make_event(4, 2);
+  zero.id = {};
+  expect_error(store->append("s", expected_version::any(), one(zero)), errc::invalid_argument,
+               "zero id");
+  auto garbage = make_event(4, 3);
+  garbage.payload = "\xff\xff\xff\xff";
+  expect_error(store->append("s", expected_version::any(), one(garbage)),
+               errc::malformed_payload, "length prefix");
+  auto unknown = make_event(4, 4);
+  unknown.type = "order_teleported";
+  expect_error(store->append("s", expected_version::any(), one(unknown)),
+               errc::unknown_event_type, "order_teleported");
+  auto huge = make_event(4, 5);
+  huge.payload.assign(events::max_payload_size + 1, 'x');
+  expect_error(store->append("s", expected_version::any(), one(huge)), errc::invalid_argument,
+               "payload");
+  std::vector<new_event> twins{make_event(4, 6), make_event(4, 6)};
+  expect_error(store->append("s", expected_version::any(), twins), errc::invalid_argument,
+               "share id");
+  CHECK(store->last_position() == 0);
+  auto streams = store->list_streams();
+  REQUIRE(streams);
+  CHECK(streams->empty());
+}
+
+TEST_CASE("readers return streams and the global log in order, bounded", "[store][read]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  for (std::uint64_t i = 1; i <= 300; ++i)
+    REQUIRE(store->append("s-" + std::to_string(i % 3), expected_version::any(),
+                          one(make_event(5, i))));
+  std::uint64_t expected = 41;
+  auto all = store->read_all(41, 100);
+  while (all.next()) {
+    CHECK(all.current().position == expected);
+    CHECK(all.current().decode_payload());
+    ++expected;
+  }
+  CHECK_FALSE(all.error());
+  CHECK(expected == 141);
+
+  std::uint64_t version = 10;
+  auto stream = store->read_stream("s-1", 10);
+  while (stream.next()) {
+    CHECK(stream.current().stream == "s-1");
+    CHECK(stream.current().version == version);
+    ++version;
+  }
+  CHECK_FALSE(stream.error());
+  CHECK(version == 101);
+
+  auto event = store->read_event(7);
+  REQUIRE(event);
+  CHECK(event->id == events::event_id::from_seed(5, 7));
+  CHECK(*store->find_event(events::event_id::from_seed(5, 7)) == 7);
+  CHECK(code_of(store->read_event(301).error()) == errc::not_found);
+  CHECK(code_of(store->find_event(events::event_id::from_seed(9, 9)).error()) == errc::not_found);
+
+  auto streams = store->list_streams("s-");
+  REQUIRE(streams);
+  REQUIRE(streams->size() == 3);
+  CHECK((*streams)[0].stream == "s-0");
+  CHECK((*streams)[0].last_version == 100);
+  auto page = store->list_streams("s-", 1, "s-0");
+  REQUIRE(page);
+  REQUIRE(page->size() == 1);
+  CHECK((*page)[0].stream == "s-1");
+}
+
+TEST_CASE("stream ids that extend each other keep separate streams", "[store][read]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  REQUIRE(store->append("a", expected_version::any(), one(make_event(6, 1))));
+  REQUIRE(store->append("ab", expected_version::any(), one(make_event(6, 2))));
+  REQUIRE(store->append("a", expected_version::any(), one(make_event(6, 3))));
+  REQUIRE(store->append("a-", expected_version::any(), one(make_event(6, 4))));
+  CHECK(*store->stream_version("a") == 2);
+  CHECK(*store->stream_version("ab") == 1);
+  std::uint64_t n = 0;
+  auto r = store->read_stream("a");
+  while (r.next())
+    ++n;
+  CHECK(n == 2);
+  auto streams = store->list_streams();
+  REQUIRE(streams);
+  CHECK(streams->size() == 3);
+}
+
+TEST_CASE("a reopened store continues where it stopped", "[store]") {
+  test::temp_dir dir;
+  {
+    auto store = test::open_store(dir.path());
+    REQUIRE(store->append("s", expected_version::any(), one(make_event(7, 1))));
+    REQUIRE(store->append("s", expected_version::any(), one(make_event(7, 2))));
+  }
+  auto store = test::open_store(dir.path());
+  CHECK(store->last_position() == 2);
+  auto r = store->append("s", expected_version::exact(2), one(make_event(7, 3)));
+  REQUIRE(r);
+  CHECK(r->first_position == 3);
+  CHECK(r->first_version == 3);
+  // Idempotency survives the restart.
+  auto retry = store->append("s", expected_version::any(), one(make_event(7, 1)));
+  REQUIRE(retry);
+  CHECK(retry->duplicate);
+}
+
+TEST_CASE("subscriptions catch up, then follow live commits, each event once", "[store][subscribe]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
+  for (std::uint64_t i = 1; i <= 500; ++i)
+    REQUIRE(store->append("s-" + std::to_string(i % 7), expected_version::any(),
+                          one(make_event(8, i))));
+  std::mutex mtx;
+  std::vector<std::uint64_t> seen;
+  auto sub = store->subscribe(1, [&](const std::vector<events::record_view>& batch) {
+    std::lock_guard<std::mutex> guard{mtx};
+    for (const auto& r : batch) {
+      seen.push_back(r.position);
+      REQUIRE(r.decode_payload());
+    }
+    return true;
+  }, {64});
+  std::thread writer{[&] {
+    for (std::uint64_t i = 501; i <= 2000; ++i)
+      REQUIRE(store->append("s-" + std::to_string(i % 7), expected_version::any(),
+                            one(make_event(8, i))));
+  }};
+  writer.join();
+  for (int i = 0; i < 1000; ++i) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (seen.size() >= 2000)
+        break;
+    }
+    store->wait_for(~std::uint64_t{0}, std::chrono::milliseconds{5});
+  }
+  sub->stop();
+  REQUIRE(seen.size() == 2000);
+  for (std::size_t i = 0; i < seen.size(); ++i)
+    REQUIRE(seen[i] == i + 1);
+  CHECK(sub->next_position() == 2001);
+  CHECK_FALSE(sub->error());
+}
+
+TEST_CASE("a subscription stops when its handler says so and from a middle position",
+          "[store][subscribe]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
+  for (std::uint64_t i = 1; i <= 100; ++i)
+    REQUIRE(store->append("s", expected_version::any(), one(make_event(9, i))));
+  std::atomic<std::uint64_t> first{0};
+  std::atomic<int> calls{0};
+  auto sub = store->subscribe(50, [&](const std::vector<events::record_view>& batch) {
+    if (calls++ == 0)
+      first = batch.front().position;
+    return false;
+  }, {10});
+  for (int i = 0; i < 2000 && sub->running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  CHECK_FALSE(sub->running());
+  CHECK(first == 50);
+  CHECK(calls == 1);
+  CHECK(sub->next_position() == 60);
+}
+
+TEST_CASE("wait_for wakes on commit and times out without one", "[store][subscribe]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
+  CHECK_FALSE(store->wait_for(1, std::chrono::milliseconds{20}));
+  std::thread writer{[&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    REQUIRE(store->append("s", expected_version::any(), one(make_event(10, 1))));
+  }};
+  CHECK(store->wait_for(1, std::chrono::seconds{10}));
+  writer.join();
+}
+
+TEST_CASE("snapshots keep the latest state of a stream, checksummed", "[store][snapshot]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  CHECK_FALSE(*store->load_snapshot("order-1"));
+  REQUIRE_FALSE(store->save_snapshot("order-1", {10, "order_state", 1, "state@10"}));
+  REQUIRE_FALSE(store->save_snapshot("order-1", {20, "order_state", 1, std::string("s\0@20", 5)}));
+  auto snap = store->load_snapshot("order-1");
+  REQUIRE(snap);
+  REQUIRE(*snap);
+  CHECK((*snap)->version == 20);
+  CHECK((*snap)->type == "order_state");
+  CHECK((*snap)->payload == std::string("s\0@20", 5));
+}
+
+TEST_CASE("checkpoints commit atomically with read-model writes", "[store][checkpoint]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  CHECK_FALSE(*store->load_checkpoint("orders"));
+  write_batch batch;
+  batch.put("orders/1", "placed");
+  batch.put("orders/2", "placed");
+  batch.set_checkpoint("orders", 2);
+  CHECK(batch.size() == 3);
+  REQUIRE_FALSE(store->commit(std::move(batch)));
+  write_batch next;
+  next.erase("orders/1");
+  next.put("orders/2", "completed");
+  next.set_checkpoint("orders", 5);
+  REQUIRE_FALSE(store->commit(std::move(next)));
+  auto cp = store->load_checkpoint("orders");
+  REQUIRE(cp);
+  REQUIRE(*cp);
+  CHECK((*cp)->position == 5);
+  CHECK((*cp)->updated_us > 0);
+  CHECK_FALSE(*store->get_model("orders/1"));
+  CHECK(**store->get_model("orders/2") == "completed");
+  auto all = store->list_checkpoints();
+  REQUIRE(all);
+  REQUIRE(all->size() == 1);
+  CHECK((*all)[0].first == "orders");
+}
+
+TEST_CASE("read-only and secondary stores read beside a running writer", "[store][secondary]") {
+  test::temp_dir dir;
+  auto writer = test::open_store(dir.path());
+  for (std::uint64_t i = 1; i <= 100; ++i)
+    REQUIRE(writer->append("s", expected_version::any(), one(make_event(11, i))));
+  auto secondary = test::open_store(dir.path(), open_mode::secondary);
+  CHECK(secondary->last_position() == 100);
+  for (std::uint64_t i = 101; i <= 150; ++i)
+    REQUIRE(writer->append("s", expected_version::any(), one(make_event(11, i))));
+  REQUIRE_FALSE(secondary->refresh());
+  CHECK(secondary->last_position() == 150);
+  CHECK(*secondary->stream_version("s") == 150);
+  auto refused = secondary->append("s", expected_version::any(), one(make_event(11, 999)));
+  REQUIRE_FALSE(refused);
+  CHECK(code_of(refused.error()) == errc::not_writable);
+  auto ro = test::open_store(dir.path(), open_mode::read_only);
+  CHECK(ro->last_position() == 150);
+
+  // A second writer is kept out by the lock.
+  options opts;
+  opts.path = dir.path();
+  auto second = event_store::open(opts);
+  REQUIRE_FALSE(second);
+  CHECK(code_of(second.error()) == errc::storage_failure);
+}
+
+TEST_CASE("opening a directory that holds no store is an error for readers", "[store]") {
+  test::temp_dir dir;
+  options opts;
+  opts.path = dir.sub("nothing");
+  opts.mode = open_mode::secondary;
+  auto store = event_store::open(opts);
+  REQUIRE_FALSE(store);
+  CHECK(code_of(store.error()) == errc::storage_failure);
+}
+
+TEST_CASE("verify finds nothing on a healthy store", "[store][verify]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
+  for (std::uint64_t i = 1; i <= 1000; ++i)
+    REQUIRE(store->append("s-" + std::to_string(i % 13), expected_version::any(),
+                          one(make_event(12, i))));
+  REQUIRE_FALSE(store->flush());
+  auto rep = verify(*store);
+  REQUIRE(rep);
+  CHECK(rep->findings.empty());
+  CHECK(rep->events == 1000);
+  CHECK(rep->streams == 13);
+  CHECK(rep->index_entries == 1000);
+  CHECK(rep->last_position == 1000);
+}
