@@ -164,6 +164,11 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
     return make_error(errc::invalid_argument, "no data directory given");
   if (opts.max_batch_events == 0)
     return make_error(errc::invalid_argument, "max_batch_events must be at least 1");
+  if (opts.mode != open_mode::writer || !opts.create_if_missing) {
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path{opts.path} / "CURRENT", ec))
+      return make_error(errc::storage_failure, "no Keel store at " + opts.path);
+  }
   auto state = std::make_unique<store_state>();
   state->opts = opts;
   auto cache = rocksdb::NewLRUCache(opts.block_cache_bytes);

@@ -1,9 +1,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include <rocksdb/db.h>
-
 #include "keel/storage/verify.hpp"
+#include "damage.hpp"
 #include "store_support.hpp"
 
 using namespace keel;
@@ -12,33 +11,6 @@ using keel::test::make_event;
 using keel::test::one;
 
 namespace {
-
-std::string be64(std::uint64_t x) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i, x >>= 8)
-    out[static_cast<std::size_t>(i)] = static_cast<char>(x & 0xff);
-  return out;
-}
-
-/// Rewrites the record at `position` behind the store's back, with RocksDB
-/// itself (the store must be closed).
-void damage_record(const std::string& path, std::uint64_t position) {
-  std::vector<std::string> names = {"default",   "streams",     "global",      "event_index",
-                                    "snapshots", "checkpoints", "read_models", "meta"};
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (auto& n : names)
-    cfs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* db = nullptr;
-  REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions{}, path, cfs, &handles, &db).ok());
-  std::string value;
-  REQUIRE(db->Get(rocksdb::ReadOptions{}, handles[2], be64(position), &value).ok());
-  value[value.size() - 3] ^= 0x20; // one bit of the payload
-  REQUIRE(db->Put(rocksdb::WriteOptions{}, handles[2], be64(position), value).ok());
-  for (auto* h : handles)
-    db->DestroyColumnFamilyHandle(h);
-  delete db;
-}
 
 void fill(const std::string& path, std::uint64_t n) {
   auto store = test::open_store(path, open_mode::writer, durability::wal);
@@ -54,7 +26,7 @@ TEST_CASE("a record damaged behind the store's back is reported with its positio
           "[store][corruption]") {
   test::temp_dir dir;
   fill(dir.path(), 200);
-  damage_record(dir.path(), 77);
+  test::damage_record(dir.path(), 77);
   auto store = test::open_store(dir.path());
 
   auto one_event = store->read_event(77);
