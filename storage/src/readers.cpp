@@ -105,6 +105,10 @@ struct stream_reader::impl {
   store_state* state = nullptr;
   std::string stream;
   std::unique_ptr<rocksdb::Iterator> it;
+  /// One past the stream's last possible key: the iterator stops there
+  /// instead of reading into the next stream's blocks.
+  std::string upper;
+  rocksdb::Slice upper_slice;
   std::uint64_t next_version = 1;
   std::uint64_t remaining = 0;
   bool exhausted = false;
@@ -128,7 +132,12 @@ bool stream_reader::impl::fill() {
   if (exhausted)
     return false;
   if (!it) {
-    it.reset(state->db->NewIterator(rocksdb::ReadOptions{}, state->cf(cf_streams)));
+    upper = stream;
+    upper += '\x01';
+    upper_slice = rocksdb::Slice{upper};
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    it.reset(state->db->NewIterator(ro, state->cf(cf_streams)));
     it->Seek(keys::stream_key(stream, next_version));
   }
   auto expected = next_version;
