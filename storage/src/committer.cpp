@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <pthread.h>
+
 #include "keel/events/error.hpp"
 #include "keel/events/record.hpp"
 #include "keys.hpp"
@@ -11,7 +13,10 @@ namespace keel::storage {
 
 committer::committer(store_state& state, std::uint64_t next_position)
   : state_(state), next_position_(next_position) {
-  thread_ = std::thread{[this] { run(); }};
+  thread_ = std::thread{[this] {
+    ::pthread_setname_np(::pthread_self(), "keel-committer");
+    run();
+  }};
 }
 
 committer::~committer() {

@@ -58,13 +58,19 @@ rocksdb::ColumnFamilyOptions cf_options(std::size_t id, const std::shared_ptr<ro
   }
   cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cfo.level_compaction_dynamic_level_bytes = true;
+  // The two indexes take small random-ish inserts on the committer's hot
+  // path; in a 64 MiB memtable each insert costs ~3 us of cache misses
+  // (measured: each index alone cost ~200 us of a 64-event batch's write).
+  // 4 MiB memtables stay cache-resident: 85k -> 106k appends/s (wal mode,
+  // 64 writers); 2 MiB was slower again (98k) from extra flushes. With
+  // durability sync the fsync dominates and the figure did not move.
+  if (id == cf_event_index || id == cf_streams)
+    cfo.write_buffer_size = 4u << 20;
   if (id == cf_event_index)
     cfo.memtable_prefix_bloom_size_ratio = 0.02, cfo.memtable_whole_key_filtering = true;
   if (id == cf_streams) {
+    // Hints cost ~250 bytes per stream in a memtable, bounded by its size.
     cfo.memtable_insert_with_hint_prefix_extractor = std::make_shared<stream_prefix>();
-    // Hints cost ~250 bytes per stream in a memtable; a smaller memtable
-    // bounds that when every order opens new streams.
-    cfo.write_buffer_size = 16u << 20;
   }
   return cfo;
 }

@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include <pthread.h>
+
 #include "keel/events/error.hpp"
 #include "keel/storage/event_store.hpp"
 #include "state.hpp"
@@ -122,7 +124,10 @@ std::unique_ptr<subscription> event_store::subscribe(std::uint64_t from_position
   p->next = from_position == 0 ? 1 : from_position;
   auto raw = p.get();
   auto result = std::make_unique<subscription>(std::move(p));
-  raw->thread = std::thread{[raw] { raw->run(); }};
+  raw->thread = std::thread{[raw] {
+    ::pthread_setname_np(::pthread_self(), "keel-subscribe");
+    raw->run();
+  }};
   return result;
 }
 
