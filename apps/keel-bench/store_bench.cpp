@@ -35,7 +35,7 @@ struct producer {
 
 struct writer {
   std::uint64_t todo = 0;
-  double started = 0;
+  std::uint64_t outstanding = 0;
   std::vector<double> latencies_us;
   std::mt19937_64 rng;
 };
@@ -71,13 +71,14 @@ double run_db_bench(std::uint64_t count, std::uint64_t size, bool sync, std::str
 int run_store(int argc, char** argv) {
   auto args = parse(argc, argv, 2,
                     {"--writers", "--count", "--size", "--durability", "--data", "--producers",
-                     "--streams", "--seed"},
+                     "--streams", "--seed", "--in-flight"},
                     {"--compare"});
   auto writers = std::max<std::uint64_t>(1, args.number("--writers", 64));
   auto count = std::max<std::uint64_t>(1, args.number("--count", 500'000));
   auto size = args.number("--size", 200);
   auto streams = std::max<std::uint64_t>(1, args.number("--streams", 10'000));
   auto seed = args.number("--seed", 42);
+  auto in_flight = std::max<std::uint64_t>(1, args.number("--in-flight", 1));
   auto producers = std::max<std::uint64_t>(
     1, args.number("--producers", std::max(1u, std::thread::hardware_concurrency())));
   auto durability_name = args.text("--durability", "sync");
@@ -116,8 +117,6 @@ int run_store(int argc, char** argv) {
   }
   std::vector<producer> ps(producers);
   std::mutex done_mtx;
-  std::condition_variable done_cv;
-  std::uint64_t finished_writers = 0;
   caf::error failure;
 
   auto issue = [&](std::size_t w) {
@@ -131,11 +130,11 @@ int run_store(int argc, char** argv) {
     std::vector<storage::new_event> batch;
     batch.push_back(std::move(ev));
     auto stream = "bench-" + std::to_string(wr.rng() % streams);
-    wr.started = seconds_now();
+    auto started = seconds_now();
     store.append_async(std::move(stream), storage::expected_version::any(), std::move(batch),
-                       [&, w](caf::expected<storage::append_result> res) {
+                       [&, w, started](caf::expected<storage::append_result> res) {
                          auto& self = ws[w];
-                         self.latencies_us.push_back((seconds_now() - self.started) * 1e6);
+                         self.latencies_us.push_back((seconds_now() - started) * 1e6);
                          if (!res) {
                            std::lock_guard<std::mutex> guard{done_mtx};
                            if (!failure)
@@ -157,18 +156,23 @@ int run_store(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (std::size_t p = 0; p < ps.size(); ++p) {
     threads.emplace_back([&, p] {
-      std::vector<std::size_t> mine;
+      // Each writer keeps up to `in_flight` appends outstanding; it is done
+      // when it has nothing left to send and nothing outstanding.
       std::uint64_t active = 0;
-      for (std::size_t w = p; w < ws.size(); w += ps.size())
-        mine.push_back(w), ++active;
-      for (auto w : mine) {
-        if (ws[w].todo > 0) {
-          --ws[w].todo;
+      auto top_up = [&](std::size_t w) {
+        auto& wr = ws[w];
+        while (wr.todo > 0 && wr.outstanding < in_flight) {
+          --wr.todo;
+          ++wr.outstanding;
           issue(w);
-        } else {
-          --active;
         }
-      }
+        if (wr.todo == 0 && wr.outstanding == 0)
+          --active;
+      };
+      for (std::size_t w = p; w < ws.size(); w += ps.size())
+        ++active;
+      for (std::size_t w = p; w < ws.size(); w += ps.size())
+        top_up(w);
       std::vector<std::size_t> ready;
       while (active > 0) {
         {
@@ -177,18 +181,11 @@ int run_store(int argc, char** argv) {
           ready.swap(ps[p].ready);
         }
         for (auto w : ready) {
-          if (ws[w].todo > 0) {
-            --ws[w].todo;
-            issue(w);
-          } else {
-            --active;
-          }
+          --ws[w].outstanding;
+          top_up(w);
         }
         ready.clear();
       }
-      std::lock_guard<std::mutex> guard{done_mtx};
-      ++finished_writers;
-      done_cv.notify_one();
     });
   }
   for (auto& t : threads)
@@ -206,6 +203,7 @@ int run_store(int argc, char** argv) {
   nlohmann::json out;
   out["bench"] = "store";
   out["writers"] = writers;
+  out["in_flight"] = in_flight;
   out["count"] = count;
   out["size"] = size;
   out["durability"] = durability_name;
@@ -217,8 +215,10 @@ int run_store(int argc, char** argv) {
   out["max_us"] = lat.empty() ? 0.0 : lat.back();
   out["batches"] = stats.batches;
   out["events_per_batch"] = stats.batches ? static_cast<double>(stats.events) / stats.batches : 0;
-  std::printf("store: %llu single-event appends, %llu writers, %llu-byte payloads, durability %s\n",
+  std::printf("store: %llu single-event appends, %llu writers x %llu in flight, %llu-byte payloads, "
+              "durability %s\n",
               static_cast<unsigned long long>(count), static_cast<unsigned long long>(writers),
+              static_cast<unsigned long long>(in_flight),
               static_cast<unsigned long long>(size), durability_name.c_str());
   std::printf("  %.0f events/s in %.2f s; latency p50 %.0f us, p99 %.0f us, p99.9 %.0f us\n",
               out["events_per_s"].get<double>(), elapsed, out["p50_us"].get<double>(),
