@@ -105,7 +105,6 @@ int run_replay(int argc, char** argv) {
     auto t0 = seconds_now();
     auto reader = store->read_all(1);
     std::uint64_t n = 0;
-    std::uint64_t decoded_bytes = 0;
     while (reader.next()) {
       auto ev = reader.current().decode_payload();
       if (!ev) {
@@ -113,7 +112,6 @@ int run_replay(int argc, char** argv) {
                   << describe(ev.error()) << '\n';
         return 1;
       }
-      decoded_bytes += ev->index();
       ++n;
     }
     if (reader.error()) {
@@ -126,7 +124,6 @@ int run_replay(int argc, char** argv) {
     std::printf("  global run %llu: %llu events in %.3f s = %.0f events/s\n",
                 static_cast<unsigned long long>(r + 1), static_cast<unsigned long long>(n),
                 elapsed, global_rates.back());
-    (void) decoded_bytes;
   }
 
   // Single streams: a random sample of streams, each read completely (most

@@ -198,10 +198,7 @@ int cmd_read(const args& a) {
   auto store = open_store(a);
   auto reader = store->read_stream(a.positional[0], number(a, "--from", 1),
                                    number(a, "--limit", ~std::uint64_t{0}));
-  auto rc = print_records(a, reader);
-  if (rc == 2 && code_of(reader.error()) == errc::invalid_argument)
-    return 2;
-  return rc;
+  return print_records(a, reader);
 }
 
 int cmd_tail(const args& a) {
