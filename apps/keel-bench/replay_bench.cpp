@@ -4,6 +4,7 @@
 // keel-bench sample: realistic saga traffic into a store (demo, tools).
 
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,26 @@ std::unique_ptr<storage::event_store> open_store(const std::string& path, storag
     std::exit(2);
   }
   return std::move(*store);
+}
+
+/// Reads one stream completely, decoding every payload; reports a failure
+/// on stderr and returns no value.
+std::optional<std::uint64_t> replay_stream(const storage::event_store& store,
+                                           const std::string& stream) {
+  std::uint64_t n = 0;
+  auto reader = store.read_stream(stream);
+  while (reader.next()) {
+    if (!reader.current().decode_payload()) {
+      std::cerr << "keel-bench: stream " << stream << " does not decode\n";
+      return std::nullopt;
+    }
+    ++n;
+  }
+  if (reader.error()) {
+    std::cerr << "keel-bench: " << describe(reader.error()) << '\n';
+    return std::nullopt;
+  }
+  return n;
 }
 
 } // namespace
@@ -156,18 +177,10 @@ int run_replay(int argc, char** argv) {
     auto t0 = seconds_now();
     std::uint64_t n = 0;
     for (const auto& s : streams) {
-      auto reader = store->read_stream(s);
-      while (reader.next()) {
-        if (!reader.current().decode_payload()) {
-          std::cerr << "keel-bench: stream " << s << " does not decode\n";
-          return 1;
-        }
-        ++n;
-      }
-      if (reader.error()) {
-        std::cerr << "keel-bench: " << describe(reader.error()) << '\n';
+      auto count = replay_stream(*store, s);
+      if (!count)
         return 1;
-      }
+      n += *count;
     }
     auto elapsed = seconds_now() - t0;
     stream_events = n;
@@ -179,19 +192,10 @@ int run_replay(int argc, char** argv) {
   std::vector<double> long_rates;
   for (std::uint64_t r = 0; r < runs && !longest.empty(); ++r) {
     auto t0 = seconds_now();
-    std::uint64_t n = 0;
-    auto reader = store->read_stream(longest);
-    while (reader.next()) {
-      if (!reader.current().decode_payload()) {
-        std::cerr << "keel-bench: stream " << longest << " does not decode\n";
-        return 1;
-      }
-      ++n;
-    }
-    if (reader.error()) {
-      std::cerr << "keel-bench: " << describe(reader.error()) << '\n';
+    auto count = replay_stream(*store, longest);
+    if (!count)
       return 1;
-    }
+    auto n = *count;
     auto elapsed = seconds_now() - t0;
     long_rates.push_back(static_cast<double>(n) / elapsed);
     std::printf("  longest stream run %llu: %s, %llu events in %.2f ms = %.0f events/s\n",
