@@ -93,28 +93,29 @@ void committer::run() {
 }
 
 caf::expected<std::uint64_t> committer::current_version(const std::string& stream) {
-  if (auto i = pending_versions_.find(stream); i != pending_versions_.end())
-    return i->second;
   if (auto i = versions_.find(stream); i != versions_.end())
     return i->second;
-  if (!version_it_) {
-    rocksdb::ReadOptions ro;
-    version_it_.reset(state_.db->NewIterator(ro, state_.cf(cf_streams)));
-  }
-  auto key = keys::stream_last_key(stream);
-  version_it_->SeekForPrev(key);
-  std::uint64_t version = 0;
-  if (version_it_->Valid()) {
-    auto k = version_it_->key();
-    if (k.size() == stream.size() + 8 && std::memcmp(k.data(), stream.data(), stream.size()) == 0)
-      version = keys::read_be64(k.data() + stream.size());
-  } else if (!version_it_->status().ok()) {
-    return to_error(version_it_->status(), "reading the version of stream " + stream);
-  }
-  if (versions_.size() >= state_.opts.stream_cache_entries)
-    versions_.clear();
-  versions_.emplace(stream, version);
+  if (!version_it_)
+    version_it_.reset(state_.db->NewIterator(rocksdb::ReadOptions{}, state_.cf(cf_streams)));
+  auto version = seek_last_version(*version_it_, stream);
+  if (version)
+    versions_.emplace(stream, *version);
   return version;
+}
+
+void committer::mark_repeated_ids(const std::vector<request_ptr>& batch) {
+  // An id in two appends of one batch (a client retrying before its first
+  // attempt was acknowledged): the later append cannot be checked against
+  // the store yet, so it is refused. One sort per batch, no per-event map.
+  batch_ids_.clear();
+  for (std::size_t r = 0; r < batch.size(); ++r)
+    for (const auto& id : batch[r]->ids)
+      batch_ids_.emplace_back(id, static_cast<std::uint32_t>(r));
+  std::sort(batch_ids_.begin(), batch_ids_.end());
+  repeats_.assign(batch.size(), 0);
+  for (std::size_t i = 1; i < batch_ids_.size(); ++i)
+    if (batch_ids_[i].first == batch_ids_[i - 1].first)
+      repeats_[batch_ids_[i].second] = 1;
 }
 
 caf::error committer::check_duplicate(const append_request& req,
@@ -132,13 +133,6 @@ caf::error committer::check_duplicate(const append_request& req,
     std::string value;
     auto st = state_.db->Get(rocksdb::ReadOptions{}, state_.cf(cf_global),
                              keys::global_key(found[i]), &value);
-    if (st.IsNotFound()) {
-      // Queued in this very batch: the positions are assigned, the write is
-      // not done yet. The in-batch record carries the stream.
-      return make_error(errc::duplicate_event_id,
-                        "event " + events::to_string(req.ids[i])
-                          + " is being appended by a concurrent append");
-    }
     if (!st.ok())
       return to_error(st, "reading position " + std::to_string(found[i]));
     auto view = events::decode_record(value);
@@ -173,9 +167,12 @@ std::uint64_t clock_ns() {
 void committer::process(std::vector<request_ptr>& batch) {
   auto t0 = clock_ns();
   wb_.Clear();
-  pending_versions_.clear();
-  pending_ids_.clear();
   version_it_.reset();
+  // Trim the version cache only between batches: it holds this batch's
+  // staged versions until the write is done.
+  if (versions_.size() >= state_.opts.stream_cache_entries)
+    versions_.clear();
+  mark_repeated_ids(batch);
 
   // One MultiGet looks up every event id of the batch (idempotency).
   std::vector<rocksdb::Slice> id_keys;
@@ -196,12 +193,17 @@ void committer::process(std::vector<request_ptr>& batch) {
     auto& out = outcomes[r];
     const std::size_t n = req.ids.size();
     found.clear();
+    if (repeats_[r]) {
+      id_offset += n;
+      out.err = make_error(errc::duplicate_event_id,
+                           "an event id of this append to " + req.stream
+                             + " is in a concurrent append that is not acknowledged yet");
+      continue;
+    }
     for (std::size_t i = 0; i < n; ++i) {
       const auto& st = id_status[id_offset + i];
       if (st.ok() && id_values[id_offset + i].size() == 8) {
         found.push_back(keys::read_be64(id_values[id_offset + i].data()));
-      } else if (auto p = pending_ids_.find(req.ids[i]); p != pending_ids_.end()) {
-        found.push_back(p->second);
       } else if (!st.ok() && !st.IsNotFound()) {
         out.err = to_error(st, "looking up event " + events::to_string(req.ids[i]));
         break;
@@ -246,17 +248,19 @@ void committer::process(std::vector<request_ptr>& batch) {
       ++version;
       auto& rec = req.records[i];
       events::seal_record(rec, version, position);
-      auto gkey = keys::global_key(position);
-      wb_.Put(state_.cf(cf_global), gkey, rec);
-      wb_.Put(state_.cf(cf_streams), keys::stream_key(req.stream, version), gkey);
+      global_key_.clear();
+      keys::append_be64(global_key_, position);
+      keys::put_stream_key(stream_key_, req.stream, version);
+      wb_.Put(state_.cf(cf_global), global_key_, rec);
+      wb_.Put(state_.cf(cf_streams), stream_key_, global_key_);
       wb_.Put(state_.cf(cf_event_index),
-              rocksdb::Slice{reinterpret_cast<const char*>(req.ids[i].bytes.data()), 16}, gkey);
-      pending_ids_.emplace(req.ids[i], position);
+              rocksdb::Slice{reinterpret_cast<const char*>(req.ids[i].bytes.data()), 16},
+              global_key_);
       ++position;
     }
     out.result.last_version = version;
     out.result.last_position = position - 1;
-    pending_versions_[req.stream] = version;
+    versions_[req.stream] = version;
   }
   version_it_.reset();
 
@@ -273,14 +277,12 @@ void committer::process(std::vector<request_ptr>& batch) {
       for (std::size_t r = 0; r < batch.size(); ++r)
         if (!outcomes[r].err)
           outcomes[r].err = err;
-      // Nothing of the batch is visible; the cached versions may be stale.
+      // Nothing of the batch is visible: drop the versions it staged.
       versions_.clear();
       for (std::size_t r = 0; r < batch.size(); ++r)
         batch[r]->done(std::move(outcomes[r].err));
       return;
     }
-    for (auto& [stream, version] : pending_versions_)
-      versions_[stream] = version;
     state_.batches.fetch_add(1, std::memory_order_relaxed);
     state_.committed_events.fetch_add(position - next_position_, std::memory_order_relaxed);
     next_position_ = position;

@@ -53,6 +53,7 @@ private:
   void run();
   void process(std::vector<request_ptr>& batch);
   caf::expected<std::uint64_t> current_version(const std::string& stream);
+  void mark_repeated_ids(const std::vector<request_ptr>& batch);
   caf::error check_duplicate(const append_request& req, const std::vector<std::uint64_t>& found,
                              append_result& result);
 
@@ -70,11 +71,16 @@ private:
 
   // Owned by the committer thread.
   std::uint64_t next_position_;
+  /// Last version per stream, including the versions staged in the batch
+  /// being written (cleared when a write fails, trimmed between batches).
   std::unordered_map<std::string, std::uint64_t> versions_;
-  std::unordered_map<std::string, std::uint64_t> pending_versions_;
-  std::unordered_map<events::event_id, std::uint64_t> pending_ids_;
   std::unique_ptr<rocksdb::Iterator> version_it_;
   rocksdb::WriteBatch wb_;
+  // Buffers reused from batch to batch.
+  std::vector<std::pair<events::event_id, std::uint32_t>> batch_ids_;
+  std::vector<char> repeats_;
+  std::string stream_key_;
+  std::string global_key_;
   std::thread thread_;
 };
 

@@ -126,6 +126,19 @@ caf::error to_error(const rocksdb::Status& st, const std::string& what) {
   return make_error(code, what + ": " + st.ToString());
 }
 
+caf::expected<std::uint64_t> seek_last_version(rocksdb::Iterator& it, std::string_view stream) {
+  it.SeekForPrev(keys::stream_last_key(stream));
+  if (!it.Valid()) {
+    if (!it.status().ok())
+      return to_error(it.status(), "reading the version of stream " + std::string{stream});
+    return std::uint64_t{0};
+  }
+  auto k = it.key();
+  if (k.size() == stream.size() + 8 && std::memcmp(k.data(), stream.data(), stream.size()) == 0)
+    return keys::read_be64(k.data() + stream.size());
+  return std::uint64_t{0};
+}
+
 void store_state::publish(std::uint64_t position) {
   {
     std::lock_guard<std::mutex> guard{commit_mtx};
@@ -363,15 +376,7 @@ caf::expected<std::uint64_t> event_store::stream_version(std::string_view stream
     return make_error(errc::invalid_argument, "invalid stream id");
   std::unique_ptr<rocksdb::Iterator> it{
     state_->db->NewIterator(rocksdb::ReadOptions{}, state_->cf(cf_streams))};
-  it->SeekForPrev(keys::stream_last_key(stream));
-  if (!it->status().ok())
-    return to_error(it->status(), "reading the version of " + std::string{stream});
-  if (!it->Valid())
-    return std::uint64_t{0};
-  auto k = it->key();
-  if (k.size() == stream.size() + 8 && std::memcmp(k.data(), stream.data(), stream.size()) == 0)
-    return keys::read_be64(k.data() + stream.size());
-  return std::uint64_t{0};
+  return seek_last_version(*it, stream);
 }
 
 caf::expected<events::record> event_store::read_event(std::uint64_t position) const {
@@ -502,7 +507,6 @@ caf::expected<std::optional<snapshot>> event_store::load_snapshot(std::string_vi
 // Checkpoint value: big-endian u64 position | big-endian u64 updated_us.
 
 struct write_batch::impl {
-  rocksdb::WriteBatch wb;
   std::vector<std::pair<std::string, std::uint64_t>> checkpoints;
   std::vector<std::pair<std::string, std::string>> puts;
   std::vector<std::string> erases;
@@ -551,6 +555,20 @@ caf::error event_store::commit(write_batch batch) {
   return st.ok() ? caf::error{} : to_error(st, "committing a read-model batch");
 }
 
+namespace {
+
+caf::expected<checkpoint> decode_checkpoint(std::string_view name, rocksdb::Slice value) {
+  if (value.size() != 16)
+    return make_error(errc::corrupt_record, "checkpoint " + std::string{name} + " has "
+                                              + std::to_string(value.size()) + " bytes");
+  checkpoint cp;
+  cp.position = keys::read_be64(value.data());
+  cp.updated_us = static_cast<std::int64_t>(keys::read_be64(value.data() + 8));
+  return cp;
+}
+
+} // namespace
+
 caf::expected<std::optional<checkpoint>> event_store::load_checkpoint(std::string_view name) const {
   std::string value;
   auto st = state_->db->Get(rocksdb::ReadOptions{}, state_->cf(cf_checkpoints), name, &value);
@@ -558,13 +576,10 @@ caf::expected<std::optional<checkpoint>> event_store::load_checkpoint(std::strin
     return std::optional<checkpoint>{};
   if (!st.ok())
     return to_error(st, "loading checkpoint " + std::string{name});
-  if (value.size() != 16)
-    return make_error(errc::corrupt_record, "checkpoint " + std::string{name} + " has "
-                                              + std::to_string(value.size()) + " bytes");
-  checkpoint cp;
-  cp.position = keys::read_be64(value.data());
-  cp.updated_us = static_cast<std::int64_t>(keys::read_be64(value.data() + 8));
-  return std::optional<checkpoint>{cp};
+  auto cp = decode_checkpoint(name, value);
+  if (!cp)
+    return cp.error();
+  return std::optional<checkpoint>{*cp};
 }
 
 caf::expected<std::vector<std::pair<std::string, checkpoint>>> event_store::list_checkpoints() const {
@@ -572,14 +587,11 @@ caf::expected<std::vector<std::pair<std::string, checkpoint>>> event_store::list
   std::unique_ptr<rocksdb::Iterator> it{
     state_->db->NewIterator(rocksdb::ReadOptions{}, state_->cf(cf_checkpoints))};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto v = it->value();
-    if (v.size() != 16)
-      return make_error(errc::corrupt_record, "checkpoint " + it->key().ToString() + " has "
-                                                + std::to_string(v.size()) + " bytes");
-    checkpoint cp;
-    cp.position = keys::read_be64(v.data());
-    cp.updated_us = static_cast<std::int64_t>(keys::read_be64(v.data() + 8));
-    result.emplace_back(it->key().ToString(), cp);
+    auto name = it->key().ToString();
+    auto cp = decode_checkpoint(name, it->value());
+    if (!cp)
+      return cp.error();
+    result.emplace_back(std::move(name), *cp);
   }
   if (!it->status().ok())
     return to_error(it->status(), "listing checkpoints");

@@ -34,12 +34,17 @@ inline std::string global_key(std::uint64_t position) {
   return out;
 }
 
-/// `streams` column family: stream id bytes then big-endian u64 version.
+/// `streams` column family: stream id bytes then big-endian u64 version,
+/// written into `out` (reused by the committer: no allocation per event).
+inline void put_stream_key(std::string& out, std::string_view stream, std::uint64_t version) {
+  out.assign(stream);
+  append_be64(out, version);
+}
+
 inline std::string stream_key(std::string_view stream, std::uint64_t version) {
   std::string out;
   out.reserve(stream.size() + 8);
-  out.append(stream);
-  append_be64(out, version);
+  put_stream_key(out, stream, version);
   return out;
 }
 

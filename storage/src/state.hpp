@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -38,6 +39,10 @@ const char* cf_name(std::size_t id);
 /// Converts a RocksDB status into Keel's error (corruption -> corrupt_record,
 /// anything else -> storage_failure), with `what` as context.
 caf::error to_error(const rocksdb::Status& st, const std::string& what);
+
+/// Returns the last version of `stream` (0 if it has none), seeking `it`, an
+/// iterator over the `streams` column family.
+caf::expected<std::uint64_t> seek_last_version(rocksdb::Iterator& it, std::string_view stream);
 
 struct store_state {
   options opts;
