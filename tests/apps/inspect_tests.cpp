@@ -35,9 +35,7 @@ result inspect(const std::string& args) {
 }
 
 void fill(event_store& store, std::uint64_t n, std::uint64_t seed = 31) {
-  for (std::uint64_t i = 1; i <= n; ++i)
-    REQUIRE(store.append("order-" + std::to_string(i % 4), expected_version::any(),
-                         test::one(test::make_event(seed, i))));
+  test::append_range(store, seed, 1, n, "order-", 4);
 }
 
 } // namespace

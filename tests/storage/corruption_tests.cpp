@@ -14,9 +14,7 @@ namespace {
 
 void fill(const std::string& path, std::uint64_t n) {
   auto store = test::open_store(path, open_mode::writer, durability::wal);
-  for (std::uint64_t i = 1; i <= n; ++i)
-    REQUIRE(store->append("s-" + std::to_string(i % 5), expected_version::any(),
-                          one(make_event(21, i, std::string(100, 'p')))));
+  test::append_range(*store, 21, 1, n, "s-", 5, std::string(100, 'p'));
   REQUIRE_FALSE(store->flush());
 }
 

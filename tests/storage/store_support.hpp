@@ -38,4 +38,17 @@ inline std::vector<storage::new_event> one(storage::new_event ev) {
   return v;
 }
 
+/// Appends events first..last (ids from `seed`), one append each: event i
+/// goes to stream `prefix` + (i % streams), or to `prefix` when streams is 0.
+inline void append_range(storage::event_store& store, std::uint64_t seed, std::uint64_t first,
+                         std::uint64_t last, const std::string& prefix, std::uint64_t streams = 0,
+                         const std::string& reason = "test") {
+  for (std::uint64_t i = first; i <= last; ++i) {
+    auto stream = streams == 0 ? prefix : prefix + std::to_string(i % streams);
+    auto r = store.append(stream, storage::expected_version::any(), one(make_event(seed, i, reason)));
+    INFO((r ? std::string{} : describe(r.error())));
+    REQUIRE(r);
+  }
+}
+
 } // namespace keel::test

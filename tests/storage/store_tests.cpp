@@ -1,4 +1,5 @@
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -126,9 +127,7 @@ TEST_CASE("bad appends get a clear error and change nothing", "[store]") {
 TEST_CASE("readers return streams and the global log in order, bounded", "[store][read]") {
   test::temp_dir dir;
   auto store = test::open_store(dir.path());
-  for (std::uint64_t i = 1; i <= 300; ++i)
-    REQUIRE(store->append("s-" + std::to_string(i % 3), expected_version::any(),
-                          one(make_event(5, i))));
+  test::append_range(*store, 5, 1, 300, "s-", 3);
   std::uint64_t expected = 41;
   auto all = store->read_all(41, 100);
   while (all.next()) {
@@ -208,9 +207,7 @@ TEST_CASE("a reopened store continues where it stopped", "[store]") {
 TEST_CASE("subscriptions catch up, then follow live commits, each event once", "[store][subscribe]") {
   test::temp_dir dir;
   auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
-  for (std::uint64_t i = 1; i <= 500; ++i)
-    REQUIRE(store->append("s-" + std::to_string(i % 7), expected_version::any(),
-                          one(make_event(8, i))));
+  test::append_range(*store, 8, 1, 500, "s-", 7);
   std::mutex mtx;
   std::vector<std::uint64_t> seen;
   auto sub = store->subscribe(1, [&](const std::vector<events::record_view>& batch) {
@@ -222,9 +219,7 @@ TEST_CASE("subscriptions catch up, then follow live commits, each event once", "
     return true;
   }, {64});
   std::thread writer{[&] {
-    for (std::uint64_t i = 501; i <= 2000; ++i)
-      REQUIRE(store->append("s-" + std::to_string(i % 7), expected_version::any(),
-                            one(make_event(8, i))));
+    test::append_range(*store, 8, 501, 2000, "s-", 7);
   }};
   writer.join();
   for (int i = 0; i < 1000; ++i) {
@@ -247,8 +242,7 @@ TEST_CASE("a subscription stops when its handler says so and from a middle posit
           "[store][subscribe]") {
   test::temp_dir dir;
   auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
-  for (std::uint64_t i = 1; i <= 100; ++i)
-    REQUIRE(store->append("s", expected_version::any(), one(make_event(9, i))));
+  test::append_range(*store, 9, 1, 100, "s");
   std::atomic<std::uint64_t> first{0};
   std::atomic<int> calls{0};
   auto sub = store->subscribe(50, [&](const std::vector<events::record_view>& batch) {
@@ -321,12 +315,10 @@ TEST_CASE("checkpoints commit atomically with read-model writes", "[store][check
 TEST_CASE("read-only and secondary stores read beside a running writer", "[store][secondary]") {
   test::temp_dir dir;
   auto writer = test::open_store(dir.path());
-  for (std::uint64_t i = 1; i <= 100; ++i)
-    REQUIRE(writer->append("s", expected_version::any(), one(make_event(11, i))));
+  test::append_range(*writer, 11, 1, 100, "s");
   auto secondary = test::open_store(dir.path(), open_mode::secondary);
   CHECK(secondary->last_position() == 100);
-  for (std::uint64_t i = 101; i <= 150; ++i)
-    REQUIRE(writer->append("s", expected_version::any(), one(make_event(11, i))));
+  test::append_range(*writer, 11, 101, 150, "s");
   REQUIRE_FALSE(secondary->refresh());
   CHECK(secondary->last_position() == 150);
   CHECK(*secondary->stream_version("s") == 150);
@@ -357,9 +349,7 @@ TEST_CASE("opening a directory that holds no store is an error for readers", "[s
 TEST_CASE("verify finds nothing on a healthy store", "[store][verify]") {
   test::temp_dir dir;
   auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
-  for (std::uint64_t i = 1; i <= 1000; ++i)
-    REQUIRE(store->append("s-" + std::to_string(i % 13), expected_version::any(),
-                          one(make_event(12, i))));
+  test::append_range(*store, 12, 1, 1000, "s-", 13);
   REQUIRE_FALSE(store->flush());
   auto rep = verify(*store);
   REQUIRE(rep);
@@ -368,4 +358,54 @@ TEST_CASE("verify finds nothing on a healthy store", "[store][verify]") {
   CHECK(rep->streams == 13);
   CHECK(rep->index_entries == 1000);
   CHECK(rep->last_position == 1000);
+}
+
+TEST_CASE("a retry racing its unacknowledged first attempt never stores the events twice",
+          "[store]") {
+  test::temp_dir dir;
+  auto store = test::open_store(dir.path());
+  constexpr std::uint64_t pairs = 200;
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::uint64_t done = 0;
+  std::vector<caf::expected<append_result>> first(pairs, append_result{});
+  std::vector<caf::expected<append_result>> retry(pairs, append_result{});
+  for (std::uint64_t i = 0; i < pairs; ++i) {
+    auto record = [&](caf::expected<append_result>& slot) {
+      return [&](caf::expected<append_result> r) {
+        std::lock_guard<std::mutex> guard{mtx};
+        slot = std::move(r);
+        ++done;
+        cv.notify_one();
+      };
+    };
+    // Both attempts are queued before either is acknowledged: they land in
+    // one batch or in two.
+    store->append_async("s-" + std::to_string(i), expected_version::no_stream(),
+                        one(make_event(40, i)), record(first[i]));
+    store->append_async("s-" + std::to_string(i), expected_version::no_stream(),
+                        one(make_event(40, i)), record(retry[i]));
+  }
+  {
+    std::unique_lock<std::mutex> guard{mtx};
+    cv.wait(guard, [&] { return done == 2 * pairs; });
+  }
+  std::uint64_t refused = 0;
+  for (std::uint64_t i = 0; i < pairs; ++i) {
+    INFO("pair " << i);
+    REQUIRE(first[i]);
+    CHECK_FALSE(first[i]->duplicate);
+    if (retry[i]) {
+      CHECK(retry[i]->duplicate);
+      CHECK(retry[i]->first_position == first[i]->first_position);
+    } else {
+      CHECK(code_of(retry[i].error()) == errc::duplicate_event_id);
+      ++refused;
+    }
+    CHECK(*store->stream_version("s-" + std::to_string(i)) == 1);
+  }
+  CHECK(store->last_position() == pairs);
+  // With both attempts queued together, most pairs share a batch: the
+  // in-batch path ran.
+  CHECK(refused > 0);
 }
