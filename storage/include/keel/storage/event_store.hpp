@@ -121,7 +121,8 @@ public:
   /// (context: stream, expected, actual), `invalid_argument` (bad stream id,
   /// no events, a zero event id, oversized payload), `malformed_payload` or
   /// `unknown_event_type` (payload does not decode), `duplicate_event_id`
-  /// (an id stored with other content), `storage_failure`, `not_writable`.
+  /// (an id stored with other content, or in a concurrent append that is not
+  /// acknowledged yet: retry after it), `storage_failure`, `not_writable`.
   caf::expected<append_result> append(std::string_view stream, expected_version expected,
                                       std::vector<new_event> events);
 
