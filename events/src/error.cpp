@@ -17,6 +17,13 @@ std::string_view to_string(errc x) {
     case errc::duplicate_event_id: return "duplicate_event_id";
     case errc::storage_failure: return "storage_failure";
     case errc::not_writable: return "not_writable";
+    case errc::overloaded: return "overloaded";
+    case errc::circuit_open: return "circuit_open";
+    case errc::timeout: return "timeout";
+    case errc::actor_crashed: return "actor_crashed";
+    case errc::restart_budget_exhausted: return "restart_budget_exhausted";
+    case errc::not_cancellable: return "not_cancellable";
+    case errc::provider_failure: return "provider_failure";
   }
   return "unknown_error";
 }

@@ -37,6 +37,27 @@ enum class errc : std::uint8_t {
   storage_failure,
   /// The store is closed or was opened read-only / as a secondary.
   not_writable,
+  /// Bulkhead full: the service's capacity of pending requests is used up.
+  /// The request was rejected at enqueue time and never queued; retry later.
+  overloaded,
+  /// The circuit breaker of the service or provider is open: the call failed
+  /// fast without being attempted. Retry after the breaker's wait.
+  circuit_open,
+  /// The call got no answer within its (adaptive) timeout. Its outcome is
+  /// unknown: retry with the same idempotency key.
+  timeout,
+  /// The actor that handled this request crashed while doing so; it was
+  /// restarted from its event stream. Retry (commands are idempotent).
+  actor_crashed,
+  /// A supervisor spent its restart budget (intensity within period) and
+  /// gave up; the failure escalates to its parent.
+  restart_budget_exhausted,
+  /// The order can no longer be cancelled: its shipment is scheduled or it
+  /// has ended.
+  not_cancellable,
+  /// An external provider answered with an error (a gateway fault, not a
+  /// business refusal such as a declined card).
+  provider_failure,
 };
 
 /// Returns the name of `x`, e.g. "version_conflict".

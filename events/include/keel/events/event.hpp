@@ -21,6 +21,8 @@ using event = std::variant<
   order_payment_pending, order_shipment_scheduled, order_payment_captured,
   order_completed, order_cancel_requested, order_stock_released,
   order_payment_voided, order_payment_refunded, order_cancelled,
+  order_stock_refused, order_payment_declined, order_shipment_failed,
+  order_shipment_cancelled,
   // inventory
   stock_adjusted, stock_reserved, stock_reservation_refused, stock_released,
   stock_committed,

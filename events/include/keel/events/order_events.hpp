@@ -145,4 +145,46 @@ struct order_cancelled {
   KEEL_FIELDS(order_id, reason)
 };
 
+/// Inventory could not reserve a line of the order. `partially_reserved`
+/// says whether other lines of the order may hold reservations that must be
+/// released before the order is rejected.
+struct order_stock_refused {
+  static constexpr const char* type_name = "order_stock_refused";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string sku;
+  std::uint32_t requested = 0;
+  std::int64_t available = 0;
+  bool partially_reserved = false;
+  KEEL_FIELDS(order_id, sku, requested, available, partially_reserved)
+};
+
+/// Every payment provider that answered declined the payment.
+struct order_payment_declined {
+  static constexpr const char* type_name = "order_payment_declined";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string provider;
+  std::string reason;
+  KEEL_FIELDS(order_id, provider, reason)
+};
+
+/// No carrier could schedule the shipment.
+struct order_shipment_failed {
+  static constexpr const char* type_name = "order_shipment_failed";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string reason;
+  KEEL_FIELDS(order_id, reason)
+};
+
+/// Compensation: a shipment scheduled for a cancelled order was cancelled.
+struct order_shipment_cancelled {
+  static constexpr const char* type_name = "order_shipment_cancelled";
+  static constexpr std::uint16_t schema_version = 1;
+  std::string order_id;
+  std::string tracking_id;
+  KEEL_FIELDS(order_id, tracking_id)
+};
+
 } // namespace keel::events
