@@ -1,0 +1,171 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/expected.hpp>
+#include <caf/fwd.hpp>
+
+#include "keel/actors/adaptive_timeout.hpp"
+#include "keel/actors/backoff.hpp"
+#include "keel/actors/breaker.hpp"
+#include "keel/actors/fwd.hpp"
+#include "keel/actors/registry.hpp"
+#include "keel/actors/saga.hpp"
+#include "keel/actors/simulated_provider.hpp"
+#include "keel/storage/fwd.hpp"
+
+namespace keel::actors {
+
+/// An order whose saga ended (or was parked), reported to `on_finished`.
+struct finished_order {
+  std::string order_id;
+  order_status status = order_status::none;
+  std::string reason;
+  /// Microseconds since the epoch (the pipeline's clock).
+  std::int64_t placed_at_us = 0;
+  std::int64_t finished_at_us = 0;
+};
+
+/// Everything a pipeline is built from. Defaults are the production ones
+/// (DESIGN section 4); tests shrink the times.
+struct pipeline_config {
+  std::shared_ptr<storage::event_store> store;
+  append_mode mode = append_mode::asynchronous;
+  /// Wall clock for event timestamps (microseconds since the epoch).
+  std::function<std::int64_t()> now_us;
+  std::uint64_t seed = 1;
+
+  std::size_t inventory_shards = 2;
+  std::size_t payment_shards = 2;
+  std::size_t shipping_shards = 1;
+
+  /// Bulkheads: pending requests per actor.
+  std::size_t inventory_capacity = 8192;
+  std::size_t payment_capacity = 4096;
+  std::size_t shipping_capacity = 4096;
+  /// The reference incident's bulkhead: calls waiting for or in flight to
+  /// one payment gateway.
+  std::size_t gateway_capacity = 20;
+  std::size_t carrier_capacity = 200;
+  std::size_t orders_capacity = 65536;
+  /// Sagas in flight at once; more place_orders are `overloaded`.
+  std::size_t max_sagas = 100000;
+
+  /// Breaker of each provider (gateway or carrier) and of each service.
+  breaker_config provider_breaker;
+  breaker_config service_breaker;
+  adaptive_timeout_config provider_timeout;
+  /// Timeout of a call to a service through its supervisor.
+  duration service_timeout = std::chrono::seconds(60);
+  /// Restart budget of every supervisor.
+  std::uint32_t restart_intensity = 50;
+  duration restart_period = std::chrono::seconds(10);
+
+  saga_policy saga;
+  /// Delay before a parked payment is retried (by attempt).
+  backoff_policy payment_retry{std::chrono::seconds(1), std::chrono::seconds(60), 2.0, 0.2};
+  /// Delay before a failed internal step (reserve, capture, compensation) is retried.
+  backoff_policy step_retry{std::chrono::milliseconds(20), std::chrono::seconds(5), 2.0, 0.2};
+  /// Shipping attempts with every carrier unavailable before the order is
+  /// compensated as "shipping failed".
+  std::uint32_t max_shipping_attempts = 5;
+  /// How often the retry queue looks for due orders, and how many it
+  /// re-drives per look while the payment breakers are closed.
+  duration retry_tick = std::chrono::milliseconds(100);
+  std::size_t redrives_per_tick = 500;
+
+  /// Called from actor threads for every saga that ended or parked.
+  std::function<void(const finished_order&)> on_finished;
+  /// Created when null.
+  std::shared_ptr<class registry> metrics;
+};
+
+/// What `pipeline::start` found in the store and re-drove.
+struct recovery_report {
+  std::size_t orders = 0;
+  std::size_t redriven = 0;
+  std::size_t parked = 0;
+};
+
+/// The order pipeline of one node: orders (sagas), inventory, payment and
+/// shipping services under supervisors, provider adapters with breakers and
+/// bulkheads, simulated providers and the payment retry queue.
+///
+/// Lifecycle: `start` spawns every actor, then recovers: every non-terminal
+/// saga in the store is re-driven (parked payments go to the retry queue at
+/// their retry time). `stop` ends every actor; the store stays open.
+class pipeline {
+public:
+  /// Names of the simulated providers.
+  static constexpr const char* gateways[2] = {"gw-primary", "gw-secondary"};
+  static constexpr const char* carriers[2] = {"carrier-a", "carrier-b"};
+
+  static caf::expected<std::unique_ptr<pipeline>> start(caf::actor_system& sys,
+                                                         pipeline_config cfg);
+
+  ~pipeline();
+
+  /// The entry point: place_order, cancel_order, (get_atom, id) -> order_view.
+  const caf::actor& orders() const noexcept {
+    return orders_;
+  }
+
+  /// Stable handles (supervisors) of the services.
+  const caf::actor& inventory() const noexcept {
+    return inventory_;
+  }
+  const caf::actor& payment() const noexcept {
+    return payment_;
+  }
+  const caf::actor& shipping() const noexcept {
+    return shipping_;
+  }
+
+  /// The supervisor of provider `name` (one of `gateways` / `carriers`).
+  caf::actor provider_handle(const std::string& name) const;
+
+  /// The simulated provider `name`; its faults can change at any time.
+  simulated_provider& provider(const std::string& name) const;
+
+  class registry& metrics() const noexcept {
+    return *metrics_;
+  }
+
+  const recovery_report& recovered() const noexcept {
+    return recovered_;
+  }
+
+  /// Ends every actor of the pipeline.
+  void stop();
+
+private:
+  pipeline() = default;
+
+  /// Re-drives every non-terminal saga of the store (parked ones via the queue).
+  caf::error recover(const pipeline_config& cfg);
+
+  caf::actor_system* sys_ = nullptr;
+  std::shared_ptr<class registry> metrics_;
+  caf::actor orders_;
+  caf::actor inventory_;
+  caf::actor payment_;
+  caf::actor shipping_;
+  caf::actor retry_queue_;
+  std::map<std::string, caf::actor> provider_handles_;
+  std::map<std::string, std::shared_ptr<simulated_provider>> providers_;
+  recovery_report recovered_;
+};
+
+/// Folds the stream "order-<id>" through the decider with `policy` (use the
+/// pipeline's). Errors: storage and decoding errors; an order that does not
+/// exist yields status none.
+caf::expected<order_state> load_order(const storage::event_store& store,
+                                      const std::string& order_id,
+                                      const saga_policy& policy = {});
+
+} // namespace keel::actors

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "keel/events/system_events.hpp"
+
+namespace keel::actors {
+
+/// Live figures of one bulkhead (a service actor's capacity of pending
+/// requests). Written by the actor, read from any thread.
+struct bulkhead_gauge {
+  std::string name;
+  std::atomic<std::int64_t> capacity{0};
+  std::atomic<std::int64_t> in_use{0};
+  std::atomic<std::uint64_t> admitted{0};
+  std::atomic<std::uint64_t> rejected{0};
+};
+
+/// Live figures of one circuit breaker. Written by its supervisor.
+struct breaker_gauge {
+  std::string name;
+  std::atomic<std::uint8_t> state{0}; ///< events::breaker_state
+  std::atomic<std::uint64_t> calls{0};
+  std::atomic<std::uint64_t> failures{0};
+  std::atomic<std::uint64_t> timeouts{0};
+  std::atomic<std::uint64_t> fast_failed{0};
+  std::atomic<std::uint64_t> transitions{0};
+
+  events::breaker_state current() const noexcept {
+    return static_cast<events::breaker_state>(state.load(std::memory_order_relaxed));
+  }
+};
+
+/// Live figures of one supervisor.
+struct supervisor_gauge {
+  std::string name;
+  std::atomic<std::uint64_t> restarts{0};
+  std::atomic<std::uint64_t> crashes{0};
+  std::atomic<std::uint64_t> resent{0};
+  std::atomic<bool> escalated{false};
+};
+
+/// Every gauge of a pipeline by name, for metrics, health and tests.
+/// Thread-safe; gauges live as long as the registry.
+class registry {
+public:
+  std::shared_ptr<bulkhead_gauge> bulkhead(const std::string& name);
+  std::shared_ptr<breaker_gauge> breaker(const std::string& name);
+  std::shared_ptr<supervisor_gauge> supervisor(const std::string& name);
+
+  std::vector<std::shared_ptr<bulkhead_gauge>> bulkheads() const;
+  std::vector<std::shared_ptr<breaker_gauge>> breakers() const;
+  std::vector<std::shared_ptr<supervisor_gauge>> supervisors() const;
+
+  /// A named value (counter or gauge): "sagas.in_flight", "retry_queue.depth",
+  /// "orders.completed", ...
+  std::shared_ptr<std::atomic<std::int64_t>> value(const std::string& name);
+
+  /// Every named value, by name.
+  std::map<std::string, std::int64_t> values() const;
+
+private:
+  mutable std::mutex mtx_;
+  std::map<std::string, std::shared_ptr<bulkhead_gauge>> bulkheads_;
+  std::map<std::string, std::shared_ptr<breaker_gauge>> breakers_;
+  std::map<std::string, std::shared_ptr<supervisor_gauge>> supervisors_;
+  std::map<std::string, std::shared_ptr<std::atomic<std::int64_t>>> values_;
+};
+
+} // namespace keel::actors

@@ -1,0 +1,263 @@
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/response_promise.hpp>
+#include <nlohmann/json.hpp>
+
+#include "keel/actors/messages.hpp"
+#include "keel/events/error.hpp"
+#include "keel/storage/event_store.hpp"
+#include "service_actor.hpp"
+#include "services.hpp"
+
+namespace keel::actors {
+
+std::size_t shard_of(const std::string& key, std::size_t shards) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return shards == 0 ? 0 : static_cast<std::size_t>(h % shards);
+}
+
+namespace {
+
+constexpr const char* snapshot_type = "inventory_sku";
+
+/// Stock of one SKU. `reserved` is the sum of `holds`; available =
+/// on_hand - reserved never goes below zero through a reservation.
+struct sku_state {
+  std::int64_t on_hand = 0;
+  std::int64_t reserved = 0;
+  std::unordered_map<std::string, std::uint32_t> holds;
+  /// Last version assigned to an append (durable or in flight).
+  std::uint64_t version = 0;
+  std::uint64_t snapshot_version = 0;
+  std::uint32_t in_flight = 0;
+
+  void apply(const events::event& ev) {
+    using namespace events;
+    if (auto* x = std::get_if<stock_adjusted>(&ev)) {
+      on_hand = x->on_hand;
+    } else if (auto* x = std::get_if<stock_reserved>(&ev)) {
+      reserved += x->quantity;
+      holds[x->order_id] = x->quantity;
+    } else if (auto* x = std::get_if<stock_released>(&ev)) {
+      reserved -= x->quantity;
+      holds.erase(x->order_id);
+    } else if (auto* x = std::get_if<stock_committed>(&ev)) {
+      reserved -= x->quantity;
+      on_hand -= x->quantity;
+      holds.erase(x->order_id);
+    }
+  }
+
+  std::int64_t available() const noexcept {
+    return on_hand - reserved;
+  }
+};
+
+std::string encode_snapshot(const sku_state& s) {
+  nlohmann::json j{{"on_hand", s.on_hand}, {"reserved", s.reserved}, {"holds", s.holds}};
+  return j.dump();
+}
+
+bool decode_snapshot(const std::string& text, sku_state& s) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return false;
+  try {
+    s.on_hand = j.at("on_hand").get<std::int64_t>();
+    s.reserved = j.at("reserved").get<std::int64_t>();
+    s.holds = j.at("holds").get<std::unordered_map<std::string, std::uint32_t>>();
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+  return true;
+}
+
+/// Sums the quantities of an order's lines per SKU (an order may list a SKU twice).
+std::map<std::string, std::uint32_t> per_sku(const std::vector<events::order_line>& lines) {
+  std::map<std::string, std::uint32_t> result;
+  for (auto& l : lines)
+    result[l.sku] += l.quantity;
+  return result;
+}
+
+class inventory_actor : public service_actor {
+public:
+  inventory_actor(caf::actor_config& cfg, inventory_config conf)
+    : service_actor(cfg, conf.name, conf.capacity, conf.env.metrics->bulkhead(conf.name)),
+      conf_(std::move(conf)),
+      log_(conf_.env.store, conf_.env.mode) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](events::reserve_stock& cmd) -> caf::result<stock_reply> { return reserve(cmd); },
+      [this](events::release_stock& cmd) -> caf::result<stock_reply> {
+        return settle(cmd.order_id, cmd.lines, false);
+      },
+      [this](events::commit_stock& cmd) -> caf::result<stock_reply> {
+        return settle(cmd.order_id, cmd.lines, true);
+      },
+      [this](events::set_stock& cmd) -> caf::result<stock_reply> { return set(cmd); },
+      [this](get_atom, const std::string& sku) -> caf::result<stock_reply> {
+        release();
+        auto& s = load(sku);
+        return stock_reply{true, sku, 0, s.available(), s.on_hand, s.reserved};
+      },
+      [this](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
+             std::uint64_t last, std::uint64_t pos) { log_.complete(token, err, first, last, pos); },
+      [this](crash_atom) -> caf::result<stock_reply> {
+        throw std::runtime_error("injected crash");
+      },
+    };
+  }
+
+private:
+  using waiter = std::shared_ptr<std::pair<std::size_t, caf::response_promise>>;
+
+  caf::result<stock_reply> reserve(const events::reserve_stock& cmd) {
+    auto wanted = per_sku(cmd.lines);
+    for (auto& [sku, qty] : wanted) {
+      auto& s = load(sku);
+      if (s.holds.count(cmd.order_id) == 0 && s.available() < static_cast<std::int64_t>(qty)) {
+        stock_reply refused{false, sku, qty, s.available(), s.on_hand, s.reserved};
+        auto rp = make_response_promise();
+        append(sku, events::stock_reservation_refused{sku, cmd.order_id, qty, s.available()},
+               join(rp, 1, refused));
+        return rp;
+      }
+    }
+    std::vector<std::pair<std::string, events::event>> todo;
+    for (auto& [sku, qty] : wanted)
+      if (load(sku).holds.count(cmd.order_id) == 0)
+        todo.emplace_back(sku, events::stock_reserved{sku, cmd.order_id, qty});
+    return apply_all(todo);
+  }
+
+  caf::result<stock_reply> settle(const std::string& order_id,
+                                  const std::vector<events::order_line>& lines, bool commit) {
+    std::vector<std::pair<std::string, events::event>> todo;
+    for (auto& [sku, qty] : per_sku(lines)) {
+      auto& s = load(sku);
+      auto i = s.holds.find(order_id);
+      if (i == s.holds.end())
+        continue; // released or committed before, or never held: nothing to do
+      if (commit)
+        todo.emplace_back(sku, events::stock_committed{sku, order_id, i->second});
+      else
+        todo.emplace_back(sku, events::stock_released{sku, order_id, i->second});
+    }
+    return apply_all(todo);
+  }
+
+  caf::result<stock_reply> set(const events::set_stock& cmd) {
+    auto& s = load(cmd.sku);
+    if (cmd.on_hand < 0 || cmd.on_hand < s.reserved || !events::valid_stream_id("stock-" + cmd.sku)) {
+      release();
+      return make_error(errc::invalid_argument,
+                        "on_hand: " + std::to_string(cmd.on_hand) + " for " + cmd.sku
+                          + " is negative or below the " + std::to_string(s.reserved)
+                          + " units reserved");
+    }
+    auto rp = make_response_promise();
+    append(cmd.sku, events::stock_adjusted{cmd.sku, cmd.on_hand, "set by operator"},
+           join(rp, 1, stock_reply{true, cmd.sku, 0, 0, 0, 0}));
+    return rp;
+  }
+
+  /// Applies every event now (so later requests see the reservations) and
+  /// answers once all of them are durable.
+  caf::result<stock_reply> apply_all(std::vector<std::pair<std::string, events::event>>& todo) {
+    auto rp = make_response_promise();
+    if (todo.empty()) {
+      rp.deliver(stock_reply{});
+      release();
+      return rp;
+    }
+    auto w = join(rp, todo.size(), stock_reply{});
+    for (auto& [sku, ev] : todo)
+      append(sku, ev, w);
+    return rp;
+  }
+
+  std::function<void()> join(caf::response_promise rp, std::size_t n, stock_reply reply) {
+    auto left = std::make_shared<std::size_t>(n);
+    return [this, rp, left, reply]() mutable {
+      if (--*left == 0) {
+        rp.deliver(std::move(reply));
+        release();
+      }
+    };
+  }
+
+  void append(const std::string& sku, events::event ev, std::function<void()> then) {
+    auto& s = load(sku);
+    s.apply(ev);
+    auto expected = storage::expected_version::exact(s.version++);
+    s.in_flight++;
+    std::vector<storage::new_event> evs{make_new_event(ev, conf_.env.now_us())};
+    log_.append(caf::actor_cast<caf::actor>(this), "stock-" + sku, expected, std::move(evs),
+                [this, sku, then](const caf::error& err, const storage::append_result& r) {
+                  if (err)
+                    throw std::runtime_error("stock-" + sku + ": " + describe(err));
+                  auto& s = skus_.at(sku);
+                  s.in_flight--;
+                  maybe_snapshot(sku, s, r.last_version);
+                  then();
+                });
+  }
+
+  void maybe_snapshot(const std::string& sku, sku_state& s, std::uint64_t durable) {
+    if (s.in_flight > 0 || durable != s.version
+        || s.version - s.snapshot_version < conf_.snapshot_every)
+      return;
+    storage::snapshot snap{s.version, snapshot_type, 1, encode_snapshot(s)};
+    if (auto err = log_.store().save_snapshot("stock-" + sku, snap))
+      throw std::runtime_error("stock-" + sku + " snapshot: " + describe(err));
+    s.snapshot_version = s.version;
+  }
+
+  sku_state& load(const std::string& sku) {
+    auto i = skus_.find(sku);
+    if (i != skus_.end())
+      return i->second;
+    sku_state s;
+    auto stream = "stock-" + sku;
+    auto snap = log_.store().load_snapshot(stream);
+    if (snap && *snap && (*snap)->type == snapshot_type && decode_snapshot((*snap)->payload, s))
+      s.version = s.snapshot_version = (*snap)->version;
+    else
+      s = sku_state{}; // no usable snapshot: fold the whole stream
+    auto reader = log_.store().read_stream(stream, s.version + 1);
+    while (reader.next()) {
+      auto ev = reader.current().decode_payload();
+      if (!ev)
+        throw std::runtime_error(stream + ": " + describe(ev.error()));
+      s.apply(*ev);
+      s.version = reader.current().version;
+    }
+    if (reader.error())
+      throw std::runtime_error(stream + ": " + describe(reader.error()));
+    return skus_.emplace(sku, std::move(s)).first->second;
+  }
+
+  inventory_config conf_;
+  journal log_;
+  std::unordered_map<std::string, sku_state> skus_;
+};
+
+} // namespace
+
+caf::actor spawn_inventory(caf::actor_system& sys, inventory_config cfg) {
+  return sys.spawn<inventory_actor>(std::move(cfg));
+}
+
+} // namespace keel::actors

@@ -1,0 +1,61 @@
+#include "journal.hpp"
+
+#include <caf/send.hpp>
+
+#include "keel/actors/messages.hpp"
+
+namespace keel::actors {
+
+journal::journal(std::shared_ptr<storage::event_store> store, append_mode mode)
+  : store_(std::move(store)), mode_(mode) {
+}
+
+void journal::append(const caf::actor& self, std::string stream,
+                     storage::expected_version expected, std::vector<storage::new_event> events,
+                     continuation k) {
+  auto token = next_token_++;
+  pending_.emplace(token, std::move(k));
+  auto post = [self, token](caf::expected<storage::append_result> res) {
+    if (res)
+      caf::anon_send(self, persisted_atom::value, token, caf::error{}, res->first_version,
+                     res->last_version, res->last_position);
+    else
+      caf::anon_send(self, persisted_atom::value, token, std::move(res.error()), std::uint64_t{0},
+                     std::uint64_t{0}, std::uint64_t{0});
+  };
+  if (mode_ == append_mode::synchronous)
+    post(store_->append(stream, expected, std::move(events)));
+  else
+    store_->append_async(std::move(stream), expected, std::move(events), std::move(post));
+}
+
+void journal::complete(std::uint64_t token, const caf::error& err, std::uint64_t first_version,
+                       std::uint64_t last_version, std::uint64_t last_position) {
+  auto i = pending_.find(token);
+  if (i == pending_.end())
+    return;
+  auto k = std::move(i->second);
+  pending_.erase(i);
+  storage::append_result res;
+  res.first_version = first_version;
+  res.last_version = last_version;
+  res.last_position = last_position;
+  k(err, res);
+}
+
+events::event_id correlation_of(const std::string& order_id) {
+  // FNV-1a over the order id seeds a stable id.
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : order_id) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return events::event_id::from_seed(h, 0);
+}
+
+storage::new_event make_new_event(const events::event& ev, std::int64_t at_us,
+                                  const events::event_id& correlation) {
+  return storage::new_event::from(ev, events::event_id::random(), at_us, correlation);
+}
+
+} // namespace keel::actors

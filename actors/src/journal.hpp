@@ -1,0 +1,66 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/expected.hpp>
+
+#include "keel/actors/fwd.hpp"
+#include "keel/storage/append.hpp"
+#include "keel/storage/event_store.hpp"
+
+namespace keel::actors {
+
+/// The event-sourcing half of an actor shell: appends events and runs the
+/// continuation inside the actor once they are durable (or failed). The
+/// continuation runs when the actor handles `(persisted_atom, token, error,
+/// last_version, last_position)`, which `handles()` recognizes. Owned by one
+/// actor; not thread-safe.
+class journal {
+public:
+  using continuation = std::function<void(const caf::error&, const storage::append_result&)>;
+
+  journal(std::shared_ptr<storage::event_store> store, append_mode mode);
+
+  /// Appends `events` to `stream`; `k` runs in the actor when durable.
+  void append(const caf::actor& self, std::string stream, storage::expected_version expected,
+              std::vector<storage::new_event> events, continuation k);
+
+  /// Runs the continuation of `token`.
+  void complete(std::uint64_t token, const caf::error& err, std::uint64_t first_version,
+                std::uint64_t last_version, std::uint64_t last_position);
+
+  /// Appends waiting for durability.
+  std::size_t in_flight() const noexcept {
+    return pending_.size();
+  }
+
+  storage::event_store& store() const noexcept {
+    return *store_;
+  }
+
+  const std::shared_ptr<storage::event_store>& store_ptr() const noexcept {
+    return store_;
+  }
+
+private:
+  std::shared_ptr<storage::event_store> store_;
+  append_mode mode_;
+  std::uint64_t next_token_ = 1;
+  std::unordered_map<std::uint64_t, continuation> pending_;
+};
+
+/// The correlation id of every event about `order_id` (derived from it, so
+/// services need no extra field to join a timeline).
+events::event_id correlation_of(const std::string& order_id);
+
+/// Encodes `ev` as a new event with a fresh id, stamped `at_us`.
+storage::new_event make_new_event(const events::event& ev, std::int64_t at_us,
+                                  const events::event_id& correlation = {});
+
+} // namespace keel::actors

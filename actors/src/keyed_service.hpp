@@ -1,0 +1,130 @@
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+#include <caf/actor_cast.hpp>
+#include <caf/response_promise.hpp>
+
+#include "keel/actors/messages.hpp"
+#include "keel/events/error.hpp"
+#include "keel/storage/event_store.hpp"
+#include "service_actor.hpp"
+#include "services.hpp"
+
+namespace keel::actors {
+
+/// Base of services that keep one stream per order ("<prefix><order id>"):
+/// payment and shipping. `Record` folds the stream (`apply(event)`) and says
+/// whether it must stay cached (`keep()`, e.g. an authorization awaiting
+/// capture); other records are dropped after each operation and read back
+/// from the stream when needed, so memory follows the orders in flight.
+/// Operations on one order run one at a time, in arrival order.
+template <class Record>
+class keyed_service : public service_actor {
+public:
+  keyed_service(caf::actor_config& cfg, std::string name, std::size_t capacity,
+                service_env env, std::string prefix)
+    : service_actor(cfg, name, capacity, env.metrics->bulkhead(name)),
+      env_(std::move(env)),
+      prefix_(std::move(prefix)),
+      log_(env_.store, env_.mode) {
+  }
+
+protected:
+  struct entry {
+    Record rec;
+    std::uint64_t version = 0;
+    bool busy = false;
+    std::deque<std::function<void()>> queued;
+  };
+
+  /// Handles the journal's completion message; add to the behavior.
+  void on_persisted(std::uint64_t token, caf::error& err, std::uint64_t first,
+                    std::uint64_t last, std::uint64_t pos) {
+    log_.complete(token, err, first, last, pos);
+  }
+
+  Record& record(const std::string& key) {
+    return entries_.at(key).rec;
+  }
+
+  /// Runs `fn` now, or after the operation in progress for the same key.
+  void with_key(const std::string& key, std::function<void()> fn) {
+    auto& e = load(key);
+    if (e.busy) {
+      e.queued.push_back(std::move(fn));
+      return;
+    }
+    e.busy = true;
+    fn();
+  }
+
+  /// Answers `rp`, frees the bulkhead slot and starts the next operation.
+  template <class Reply>
+  void done(const std::string& key, caf::response_promise& rp, Reply reply) {
+    rp.deliver(std::move(reply));
+    release();
+    auto i = entries_.find(key);
+    auto& e = i->second;
+    e.busy = false;
+    if (!e.queued.empty()) {
+      auto next = std::move(e.queued.front());
+      e.queued.pop_front();
+      e.busy = true;
+      next();
+    } else if (!e.rec.keep()) {
+      entries_.erase(i);
+    }
+  }
+
+  /// Appends `ev` to the key's stream; applies it and runs `then` once it is
+  /// durable. A failed append crashes the actor (its successor re-reads).
+  void persist(const std::string& key, events::event ev, std::function<void()> then) {
+    auto& e = entries_.at(key);
+    std::vector<storage::new_event> evs{make_new_event(ev, env_.now_us(), correlation_of(key))};
+    log_.append(caf::actor_cast<caf::actor>(this), prefix_ + key,
+                storage::expected_version::exact(e.version), std::move(evs),
+                [this, key, ev, then](const caf::error& err, const storage::append_result& r) {
+                  if (err)
+                    throw std::runtime_error(prefix_ + key + ": " + describe(err));
+                  auto& e = entries_.at(key);
+                  e.rec.apply(ev);
+                  e.version = r.last_version;
+                  then();
+                });
+  }
+
+  std::int64_t now_us() const {
+    return env_.now_us();
+  }
+
+private:
+  entry& load(const std::string& key) {
+    auto i = entries_.find(key);
+    if (i != entries_.end())
+      return i->second;
+    entry e;
+    auto reader = log_.store().read_stream(prefix_ + key);
+    while (reader.next()) {
+      auto ev = reader.current().decode_payload();
+      if (!ev)
+        throw std::runtime_error(prefix_ + key + ": " + describe(ev.error()));
+      e.rec.apply(*ev);
+      e.version = reader.current().version;
+    }
+    if (reader.error())
+      throw std::runtime_error(prefix_ + key + ": " + describe(reader.error()));
+    return entries_.emplace(key, std::move(e)).first->second;
+  }
+
+  service_env env_;
+  std::string prefix_;
+  journal log_;
+  std::unordered_map<std::string, entry> entries_;
+};
+
+} // namespace keel::actors

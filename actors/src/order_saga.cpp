@@ -1,0 +1,436 @@
+#include "order_saga.hpp"
+
+#include <deque>
+#include <optional>
+#include <map>
+#include <random>
+#include <stdexcept>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "keel/actors/messages.hpp"
+#include "keel/events/error.hpp"
+#include "keel/storage/event_store.hpp"
+
+namespace keel::actors {
+
+namespace {
+
+struct saga_state {
+  std::shared_ptr<const saga_env> env;
+  caf::actor orders;
+  order_state st;
+  std::unique_ptr<journal> log;
+  /// Appends run one at a time, each decided once durable.
+  bool appending = false;
+  std::deque<std::pair<events::event, std::function<void()>>> queued;
+  /// The commands of the step in flight; answers of older steps are ignored.
+  std::vector<saga_command> step;
+  std::uint64_t step_id = 0;
+  std::uint32_t step_attempt = 0;
+  std::mt19937_64 rng;
+  bool ended = false;
+  /// A cancel that arrived while a re-driven authorization was in flight:
+  /// recorded after that authorization's outcome, so a granted one is voided.
+  std::optional<std::pair<events::cancel_order, caf::response_promise>> deferred_cancel;
+  static inline const char* name = "keel.saga";
+};
+
+using saga_actor = caf::stateful_actor<saga_state>;
+
+void execute(saga_actor* self, std::vector<saga_command> cmds);
+void record_deferred_cancel(saga_actor* self);
+
+void end(saga_actor* self) {
+  auto& s = self->state;
+  if (s.ended)
+    return;
+  s.ended = true;
+  if (s.env->on_finished)
+    s.env->on_finished(
+      finished_order{s.st.order_id, s.st.status, s.st.reason, s.st.placed_at_us, s.env->env.now_us()});
+  self->send(s.orders, done_atom::value, s.st.order_id);
+  self->quit();
+}
+
+void pump(saga_actor* self);
+
+/// Records `ev` in the order stream, folds it through the decider once
+/// durable, runs `then` and executes the decided commands.
+void record(saga_actor* self, events::event ev, std::function<void()> then = {}) {
+  auto& s = self->state;
+  s.queued.emplace_back(std::move(ev), std::move(then));
+  pump(self);
+}
+
+void pump(saga_actor* self) {
+  auto& s = self->state;
+  if (s.appending || s.queued.empty())
+    return;
+  s.appending = true;
+  auto [ev, then] = std::move(s.queued.front());
+  s.queued.pop_front();
+  auto at = s.env->env.now_us();
+  auto expected = s.st.version == 0 ? storage::expected_version::no_stream()
+                                    : storage::expected_version::exact(s.st.version);
+  std::vector<storage::new_event> evs{make_new_event(ev, at, correlation_of(s.st.order_id))};
+  s.log->append(caf::actor_cast<caf::actor>(self), "order-" + s.st.order_id, expected,
+                std::move(evs),
+                [self, ev = ev, then = then, at](const caf::error& err,
+                                                 const storage::append_result& r) {
+                  auto& s = self->state;
+                  if (err)
+                    throw std::runtime_error("order-" + s.st.order_id + ": " + describe(err));
+                  auto d = decide(s.st, ev, at, s.env->policy);
+                  s.st = std::move(d.state);
+                  s.st.version = r.last_version;
+                  s.appending = false;
+                  if (then)
+                    then();
+                  execute(self, std::move(d.commands));
+                  if (s.deferred_cancel && s.st.status != order_status::pending_payment)
+                    record_deferred_cancel(self);
+                  pump(self);
+                });
+}
+
+void retry_later(saga_actor* self) {
+  auto& s = self->state;
+  auto delay = backoff_delay(s.env->step_retry, ++s.step_attempt, s.rng);
+  self->delayed_send(self, delay, tick_atom::value, s.step_id);
+}
+
+/// Splits `lines` by inventory shard: one request per shard.
+std::map<std::size_t, std::vector<events::order_line>>
+by_shard(const saga_actor* self, const std::vector<events::order_line>& lines) {
+  std::map<std::size_t, std::vector<events::order_line>> result;
+  for (auto& l : lines)
+    result[shard_of(l.sku, self->state.env->inventory_shards)].push_back(l);
+  return result;
+}
+
+/// Tracks the answers of one step's requests.
+struct tally {
+  std::size_t left = 0;
+  bool failed = false;
+  bool any_ok = false;
+  std::optional<stock_reply> refused;
+};
+
+template <class Cmd, class Done>
+void to_inventory(saga_actor* self, const Cmd& cmd, Done done) {
+  auto t = std::make_shared<tally>();
+  auto groups = by_shard(self, cmd.lines);
+  t->left = groups.size();
+  auto id = self->state.step_id;
+  for (auto& [shard, lines] : groups) {
+    Cmd part{cmd.order_id, lines};
+    self->request(self->state.env->inventory, caf::infinite, std::move(part))
+      .then(
+        [self, t, id, done](stock_reply& r) {
+          if (!r.ok && !t->refused)
+            t->refused = r;
+          t->any_ok = t->any_ok || r.ok;
+          if (--t->left == 0 && id == self->state.step_id)
+            done(*t);
+        },
+        [self, t, id, done](caf::error&) {
+          t->failed = true;
+          if (--t->left == 0 && id == self->state.step_id)
+            done(*t);
+        });
+  }
+}
+
+void reserve(saga_actor* self, const events::reserve_stock& cmd) {
+  to_inventory(self, cmd, [self](const tally& t) {
+    auto& st = self->state.st;
+    if (t.refused)
+      record(self, events::order_stock_refused{st.order_id, t.refused->sku, t.refused->requested,
+                                               t.refused->available, t.any_ok || t.failed});
+    else if (t.failed)
+      retry_later(self);
+    else
+      record(self, events::order_stock_reserved{st.order_id});
+  });
+}
+
+void park(saga_actor* self, std::string reason) {
+  auto& s = self->state;
+  auto attempt = s.st.payment_attempts + 1;
+  auto delay = backoff_delay(s.env->payment_retry, attempt, s.rng);
+  auto retry_at = s.env->env.now_us()
+                  + std::chrono::duration_cast<std::chrono::microseconds>(delay).count();
+  record(self, events::order_payment_pending{s.st.order_id, std::move(reason), attempt, retry_at});
+}
+
+void authorize(saga_actor* self, const events::authorize_payment& cmd) {
+  auto id = self->state.step_id;
+  self->request(self->state.env->payment, caf::infinite, cmd)
+    .then(
+      [self, id](payment_reply& r) {
+        auto& st = self->state.st;
+        if (id != self->state.step_id)
+          return;
+        using outcome = payment_reply::outcome;
+        if (r.result == outcome::authorized)
+          record(self, events::order_payment_authorized{st.order_id, r.payment_id, r.provider,
+                                                        st.total_cents});
+        else if (r.result == outcome::declined)
+          record(self, events::order_payment_declined{st.order_id, r.provider, r.reason});
+        else
+          park(self, r.reason);
+      },
+      [self, id](caf::error& err) {
+        if (id == self->state.step_id)
+          park(self, describe(err));
+      });
+}
+
+void schedule(saga_actor* self, const events::schedule_shipment& cmd) {
+  auto id = self->state.step_id;
+  self->request(self->state.env->shipping, caf::infinite, cmd)
+    .then(
+      [self, id](shipment_reply& r) {
+        auto& s = self->state;
+        if (id != s.step_id)
+          return;
+        using outcome = shipment_reply::outcome;
+        if (r.result == outcome::scheduled)
+          record(self, events::order_shipment_scheduled{s.st.order_id, r.tracking_id, r.carrier,
+                                                        r.estimated_delivery_us});
+        else if (r.result == outcome::failed)
+          record(self, events::order_shipment_failed{s.st.order_id, r.reason});
+        else if (s.step_attempt + 1 >= s.env->max_shipping_attempts)
+          record(self, events::order_shipment_failed{s.st.order_id,
+                                                     "no carrier available: " + r.reason});
+        else
+          retry_later(self);
+      },
+      [self, id](caf::error& err) {
+        auto& s = self->state;
+        if (id != s.step_id)
+          return;
+        if (s.step_attempt + 1 >= s.env->max_shipping_attempts)
+          record(self, events::order_shipment_failed{s.st.order_id,
+                                                     "no carrier available: " + describe(err)});
+        else
+          retry_later(self);
+      });
+}
+
+/// Sends a payment or shipping command whose only good answer is "done";
+/// anything else retries the whole step later (the commands are idempotent).
+template <class Reply, class Cmd>
+void expect_done(saga_actor* self, const caf::actor& dest, const Cmd& cmd,
+                 std::shared_ptr<tally> t, std::function<void(const tally&)> done) {
+  auto id = self->state.step_id;
+  self->request(dest, caf::infinite, cmd)
+    .then(
+      [self, id, t, done](Reply& r) {
+        t->failed = t->failed || r.result != Reply::outcome::done;
+        if (--t->left == 0 && id == self->state.step_id)
+          done(*t);
+      },
+      [self, id, t, done](caf::error&) {
+        t->failed = true;
+        if (--t->left == 0 && id == self->state.step_id)
+          done(*t);
+      });
+}
+
+void run_step(saga_actor* self);
+
+/// Capture and commit run together; the order completes when both are done.
+void finish(saga_actor* self, const events::capture_payment& cap, const events::commit_stock& com) {
+  auto t = std::make_shared<tally>();
+  t->left = 2;
+  auto done = [self](const tally& t) {
+    if (t.failed)
+      retry_later(self);
+    else
+      record(self, events::order_completed{self->state.st.order_id});
+  };
+  expect_done<payment_reply>(self, self->state.env->payment, cap, t, done);
+  to_inventory(self, com, [t, done](const tally& inv) {
+    t->failed = t->failed || inv.failed || inv.refused.has_value();
+    if (--t->left == 0)
+      done(*t);
+  });
+}
+
+void compensate(saga_actor* self, const saga_command& cmd) {
+  auto& st = self->state.st;
+  auto then = [self](events::event ev) {
+    return [self, ev](const tally& t) {
+      if (t.failed)
+        retry_later(self);
+      else
+        record(self, ev);
+    };
+  };
+  auto t = std::make_shared<tally>();
+  t->left = 1;
+  if (auto* x = std::get_if<events::void_payment>(&cmd))
+    expect_done<payment_reply>(self, self->state.env->payment, *x, t,
+                               then(events::order_payment_voided{st.order_id, x->payment_id}));
+  else if (auto* x = std::get_if<events::cancel_shipment>(&cmd))
+    expect_done<shipment_reply>(self, self->state.env->shipping, *x, t,
+                                then(events::order_shipment_cancelled{st.order_id, x->tracking_id}));
+  else if (auto* x = std::get_if<events::release_stock>(&cmd))
+    to_inventory(self, *x, then(events::order_stock_released{st.order_id}));
+}
+
+void record_deferred_cancel(saga_actor* self) {
+  auto& s = self->state;
+  auto [cmd, rp] = std::move(*s.deferred_cancel);
+  s.deferred_cancel.reset();
+  record(self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
+         [self, rp = rp]() mutable { rp.deliver(view_of(self->state.st, false)); });
+}
+
+void run_step(saga_actor* self) {
+  auto& s = self->state;
+  if (s.step.empty())
+    return;
+  auto& first = s.step.front();
+  if (auto* x = std::get_if<events::reserve_stock>(&first))
+    reserve(self, *x);
+  else if (auto* x = std::get_if<events::authorize_payment>(&first))
+    authorize(self, *x);
+  else if (auto* x = std::get_if<events::schedule_shipment>(&first))
+    schedule(self, *x);
+  else if (auto* x = std::get_if<events::capture_payment>(&first))
+    finish(self, *x, std::get<events::commit_stock>(s.step.at(1)));
+  else
+    compensate(self, first);
+}
+
+void execute(saga_actor* self, std::vector<saga_command> cmds) {
+  auto& s = self->state;
+  if (cmds.empty()) {
+    if (is_terminal(s.st.status))
+      end(self);
+    return;
+  }
+  auto& first = cmds.front();
+  if (auto* x = std::get_if<record_rejected>(&first)) {
+    record(self, events::order_rejected{s.st.order_id, x->reason});
+  } else if (auto* x = std::get_if<record_cancelled>(&first)) {
+    record(self, events::order_cancelled{s.st.order_id, x->reason});
+  } else if (auto* x = std::get_if<park_payment>(&first)) {
+    if (s.deferred_cancel) {
+      record_deferred_cancel(self);
+      return;
+    }
+    self->send(s.env->retry_queue, park_atom::value, s.st.order_id, x->retry_at_us, x->premium);
+    end(self);
+  } else {
+    s.step = std::move(cmds);
+    s.step_id++;
+    s.step_attempt = 0;
+    run_step(self);
+  }
+}
+
+caf::result<order_view> place(saga_actor* self, events::place_order& cmd) {
+  auto& s = self->state;
+  if (s.st.status != order_status::none)
+    return view_of(s.st, false);
+  auto rp = self->make_response_promise();
+  events::order_placed ev{cmd.order_id,
+                          cmd.customer_id,
+                          cmd.lines,
+                          cmd.currency,
+                          cmd.shipping_address,
+                          cmd.premium,
+                          events::total_cents(cmd.lines)};
+  record(self, std::move(ev), [self, rp]() mutable { rp.deliver(view_of(self->state.st, true)); });
+  return rp;
+}
+
+caf::result<order_view> cancel(saga_actor* self, events::cancel_order& cmd) {
+  auto& s = self->state;
+  if (s.st.cancel_requested || s.st.status == order_status::cancelled)
+    return view_of(s.st, false);
+  if (!can_cancel(s.st))
+    return make_error(errc::not_cancellable, "order " + cmd.order_id + " is "
+                                               + to_string(s.st.status));
+  auto rp = self->make_response_promise();
+  if (s.st.status == order_status::pending_payment && !s.step.empty()) {
+    s.deferred_cancel.emplace(cmd, rp); // a re-driven authorization is in flight
+    return rp;
+  }
+  record(self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
+         [self, rp]() mutable { rp.deliver(view_of(self->state.st, false)); });
+  return rp;
+}
+
+caf::behavior saga_fn(saga_actor* self, std::shared_ptr<const saga_env> env, caf::actor orders,
+                      std::string order_id) {
+  auto& s = self->state;
+  s.env = std::move(env);
+  s.orders = std::move(orders);
+  s.rng.seed(s.env->seed ^ std::hash<std::string>{}(order_id));
+  s.log = std::make_unique<journal>(s.env->env.store, s.env->env.mode);
+  auto loaded = load_order(*s.env->env.store, order_id, s.env->policy);
+  if (!loaded)
+    throw std::runtime_error("order-" + order_id + ": " + describe(loaded.error()));
+  s.st = std::move(*loaded);
+  s.st.order_id = order_id;
+  return {
+    [self](events::place_order& cmd) { return place(self, cmd); },
+    [self](events::cancel_order& cmd) { return cancel(self, cmd); },
+    [self](get_atom, const std::string&) { return view_of(self->state.st, false); },
+    [self](redrive_atom) {
+      if (is_terminal(self->state.st.status) || self->state.st.status == order_status::none)
+        end(self);
+      else if (self->state.step.empty() && !self->state.appending)
+        execute(self, resume(self->state.st));
+    },
+    [self](tick_atom, std::uint64_t step_id) {
+      if (step_id == self->state.step_id)
+        run_step(self);
+    },
+    [self](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
+           std::uint64_t last, std::uint64_t pos) {
+      self->state.log->complete(token, err, first, last, pos);
+    },
+  };
+}
+
+} // namespace
+
+order_view view_of(const order_state& st, bool created) {
+  return order_view{st.order_id,    to_string(st.status), st.reason,
+                    st.total_cents, st.payment_id,        st.tracking_id,
+                    st.estimated_delivery_us, created};
+}
+
+caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<const saga_env> env,
+                      caf::actor orders, std::string order_id) {
+  return sys.spawn(saga_fn, std::move(env), std::move(orders), std::move(order_id));
+}
+
+caf::expected<order_state> load_order(const storage::event_store& store,
+                                      const std::string& order_id, const saga_policy& policy) {
+  order_state st;
+  auto reader = store.read_stream("order-" + order_id);
+  while (reader.next()) {
+    auto& rec = reader.current();
+    auto ev = rec.decode_payload();
+    if (!ev)
+      return std::move(ev.error());
+    st = decide(st, *ev, rec.timestamp_us, policy).state;
+    st.version = rec.version;
+  }
+  if (reader.error())
+    return reader.error();
+  return st;
+}
+
+} // namespace keel::actors

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "keel/actors/pipeline.hpp"
+#include "services.hpp"
+
+namespace keel::actors {
+
+/// What every saga of a pipeline shares.
+struct saga_env {
+  caf::actor inventory;
+  caf::actor payment;
+  caf::actor shipping;
+  caf::actor retry_queue;
+  std::size_t inventory_shards = 1;
+  service_env env;
+  saga_policy policy;
+  backoff_policy payment_retry;
+  backoff_policy step_retry;
+  std::uint32_t max_shipping_attempts = 5;
+  std::function<void(const finished_order&)> on_finished;
+  std::uint64_t seed = 1;
+};
+
+/// Spawns the saga of `order_id`: it folds the order's stream, then handles
+///   place_order            -> order_view (after order_placed is durable)
+///   cancel_order           -> order_view | not_cancellable
+///   (get_atom, id)         -> order_view
+///   (redrive_atom)         re-issues the step the order waits for
+/// and executes the decider's commands, recording one order event per
+/// outcome. It tells `orders` `(done_atom, id)` and quits when the order
+/// ends or parks on the retry queue.
+caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<const saga_env> env,
+                      caf::actor orders, std::string order_id);
+
+/// The client's view of `st`.
+order_view view_of(const order_state& st, bool created);
+
+} // namespace keel::actors

@@ -1,0 +1,143 @@
+#include "orders.hpp"
+
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/system_messages.hpp>
+
+#include "keel/actors/messages.hpp"
+#include "keel/events/error.hpp"
+#include "keel/storage/event_store.hpp"
+#include "service_actor.hpp"
+
+namespace keel::actors {
+
+namespace {
+
+class orders_actor : public service_actor {
+public:
+  orders_actor(caf::actor_config& cfg, orders_config conf)
+    : service_actor(cfg, "orders", conf.capacity, conf.sagas->env.metrics->bulkhead("orders")),
+      conf_(std::move(conf)),
+      in_flight_gauge_(conf_.sagas->env.metrics->value("sagas.in_flight")) {
+  }
+
+  caf::behavior make_behavior() override {
+    set_down_handler([this](caf::down_msg& msg) { on_down(msg); });
+    // Every handler answers or delegates at once: the bulkhead bounds the
+    // mailbox; `max_sagas` bounds the work in flight.
+    return {
+      [this](events::place_order& cmd) -> caf::result<order_view> {
+        release();
+        return place(cmd);
+      },
+      [this](events::cancel_order& cmd) -> caf::result<order_view> {
+        release();
+        return cancel(cmd);
+      },
+      [this](get_atom, std::string& id) -> caf::result<order_view> {
+        release();
+        if (auto i = sagas_.find(id); i != sagas_.end()) {
+          delegate(i->second, get_atom::value, std::move(id));
+          return caf::delegated<order_view>{};
+        }
+        auto st = load(id);
+        if (!st)
+          return std::move(st.error());
+        if (st->status == order_status::none)
+          return make_error(errc::not_found, "order " + id);
+        return view_of(*st, false);
+      },
+      [this](redrive_atom, const std::string& id) {
+        if (sagas_.count(id) == 0)
+          send(start(id), redrive_atom::value);
+      },
+      [this](done_atom, const std::string& id) {
+        if (auto i = sagas_.find(id); i != sagas_.end()) {
+          demonitor(i->second);
+          sagas_.erase(i);
+          *in_flight_gauge_ = static_cast<std::int64_t>(sagas_.size());
+        }
+      },
+    };
+  }
+
+private:
+  caf::result<order_view> place(events::place_order& cmd) {
+    if (auto err = events::validate(cmd))
+      return err;
+    if (auto i = sagas_.find(cmd.order_id); i != sagas_.end()) {
+      delegate(i->second, std::move(cmd));
+      return caf::delegated<order_view>{};
+    }
+    auto st = load(cmd.order_id);
+    if (!st)
+      return std::move(st.error());
+    if (st->status != order_status::none)
+      return view_of(*st, false); // the same order id again: its current state
+    if (sagas_.size() >= conf_.max_sagas)
+      return make_error(errc::overloaded, "orders: " + std::to_string(conf_.max_sagas)
+                                            + " sagas in flight");
+    delegate(start(cmd.order_id), std::move(cmd));
+    return caf::delegated<order_view>{};
+  }
+
+  caf::result<order_view> cancel(events::cancel_order& cmd) {
+    if (auto i = sagas_.find(cmd.order_id); i != sagas_.end()) {
+      delegate(i->second, std::move(cmd));
+      return caf::delegated<order_view>{};
+    }
+    auto st = load(cmd.order_id);
+    if (!st)
+      return std::move(st.error());
+    if (st->status == order_status::none)
+      return make_error(errc::not_found, "order " + cmd.order_id);
+    if (st->status == order_status::cancelled || st->cancel_requested)
+      return view_of(*st, false);
+    if (!can_cancel(*st))
+      return make_error(errc::not_cancellable,
+                        "order " + cmd.order_id + " is " + to_string(st->status));
+    delegate(start(cmd.order_id), std::move(cmd));
+    return caf::delegated<order_view>{}; // wakes a parked order
+  }
+
+  caf::expected<order_state> load(const std::string& id) {
+    return load_order(*conf_.sagas->env.store, id, conf_.sagas->policy);
+  }
+
+  caf::actor start(const std::string& id) {
+    auto saga = spawn_saga(system(), conf_.sagas, caf::actor_cast<caf::actor>(this), id);
+    monitor(saga);
+    sagas_.emplace(id, saga);
+    *in_flight_gauge_ = static_cast<std::int64_t>(sagas_.size());
+    return saga;
+  }
+
+  void on_down(const caf::down_msg& msg) {
+    if (!msg.reason)
+      return; // ended normally: its done_atom came first
+    for (auto i = sagas_.begin(); i != sagas_.end(); ++i) {
+      if (i->second.address() != msg.source)
+        continue;
+      auto id = i->first;
+      sagas_.erase(i);
+      *in_flight_gauge_ = static_cast<std::int64_t>(sagas_.size());
+      crashes_->fetch_add(1);
+      delayed_send(this, std::chrono::milliseconds(50), redrive_atom::value, id);
+      return;
+    }
+  }
+
+  orders_config conf_;
+  std::shared_ptr<std::atomic<std::int64_t>> in_flight_gauge_;
+  std::unordered_map<std::string, caf::actor> sagas_;
+  std::shared_ptr<std::atomic<std::int64_t>> crashes_ = conf_.sagas->env.metrics->value("sagas.crashed");
+};
+
+} // namespace
+
+caf::actor spawn_orders(caf::actor_system& sys, orders_config cfg) {
+  return sys.spawn<orders_actor>(std::move(cfg));
+}
+
+} // namespace keel::actors

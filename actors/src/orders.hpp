@@ -1,0 +1,28 @@
+#pragma once
+
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "order_saga.hpp"
+
+namespace keel::actors {
+
+/// Settings of the orders actor (the pipeline's entry point).
+struct orders_config {
+  std::shared_ptr<saga_env> sagas;
+  std::size_t capacity = 65536;
+  std::size_t max_sagas = 100000;
+};
+
+/// Spawns the orders actor. It keeps the sagas in flight by order id and
+///   place_order   validates, answers an existing order's view (never a second
+///                 order), or starts its saga, which answers once durable;
+///   cancel_order  goes to the saga (woken when parked) or answers from the stream;
+///   (get_atom, id) answers from the saga or the stream (not_found);
+///   (redrive_atom, id) wakes a parked or orphaned saga;
+///   (done_atom, id) forgets a saga that ended or parked.
+/// A saga that crashes is re-driven from its stream after a short delay.
+caf::actor spawn_orders(caf::actor_system& sys, orders_config cfg);
+
+} // namespace keel::actors

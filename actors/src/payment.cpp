@@ -1,0 +1,184 @@
+#include <deque>
+#include <functional>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/response_promise.hpp>
+
+#include "keel/actors/messages.hpp"
+#include "keel/events/error.hpp"
+#include "keel/storage/event_store.hpp"
+#include "keyed_service.hpp"
+
+namespace keel::actors {
+
+namespace {
+
+using outcome = payment_reply::outcome;
+
+/// What the payment stream of one order says.
+struct payment_record {
+  enum class status : std::uint8_t { none, authorized, declined, captured, voided, refunded };
+  status st = status::none;
+  std::string payment_id;
+  std::string provider;
+  std::string reason;
+  std::int64_t amount_cents = 0;
+
+  /// An authorization awaiting capture or void stays cached.
+  bool keep() const noexcept {
+    return st == status::authorized;
+  }
+
+  void apply(const events::event& ev) {
+    using namespace events;
+    if (auto* x = std::get_if<payment_authorized>(&ev)) {
+      st = status::authorized;
+      payment_id = x->payment_id;
+      provider = x->provider;
+      amount_cents = x->amount_cents;
+    } else if (auto* x = std::get_if<payment_declined>(&ev)) {
+      st = status::declined;
+      reason = x->reason;
+    } else if (std::holds_alternative<payment_captured>(ev)) {
+      st = status::captured;
+    } else if (std::holds_alternative<payment_voided>(ev)) {
+      st = status::voided;
+    } else if (std::holds_alternative<payment_refunded>(ev)) {
+      st = status::refunded;
+    }
+  }
+};
+
+using status = payment_record::status;
+
+class payment_actor : public keyed_service<payment_record> {
+public:
+  payment_actor(caf::actor_config& cfg, payment_config conf)
+    : keyed_service(cfg, conf.name, conf.capacity, conf.env, "payment-"), conf_(std::move(conf)) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](events::authorize_payment& cmd) -> caf::result<payment_reply> {
+        auto rp = make_response_promise();
+        with_key(cmd.order_id, [this, cmd, rp] { authorize(cmd, rp); });
+        return rp;
+      },
+      [this](events::capture_payment& cmd) -> caf::result<payment_reply> {
+        return settle(cmd.order_id, "capture", status::authorized, status::captured);
+      },
+      [this](events::void_payment& cmd) -> caf::result<payment_reply> {
+        return settle(cmd.order_id, "void", status::authorized, status::voided);
+      },
+      [this](events::refund_payment& cmd) -> caf::result<payment_reply> {
+        return settle(cmd.order_id, "refund", status::captured, status::refunded);
+      },
+      [this](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
+             std::uint64_t last, std::uint64_t pos) { on_persisted(token, err, first, last, pos); },
+      [this](crash_atom) -> caf::result<payment_reply> {
+        throw std::runtime_error("injected crash");
+      },
+    };
+  }
+
+private:
+  void authorize(const events::authorize_payment& cmd, caf::response_promise rp) {
+    auto& rec = record(cmd.order_id);
+    if (rec.st != status::none) {
+      auto res = rec.st == status::declined ? outcome::declined : outcome::authorized;
+      auto reason = rec.st == status::declined ? rec.reason : std::string{};
+      done(cmd.order_id, rp, payment_reply{res, rec.payment_id, rec.provider, reason});
+      return;
+    }
+    provider_request req{"authorize", cmd.idempotency_key, cmd.amount_cents};
+    call_in_order(
+      this, conf_.gateways, 0, req, false,
+      [this, cmd, rp](std::size_t idx, provider_answer& ans) mutable {
+        auto& gw = conf_.gateways[idx].name;
+        if (ans.declined) {
+          persist(cmd.order_id, events::payment_declined{cmd.order_id, gw, ans.reason},
+                  [this, cmd, rp, gw, ans]() mutable {
+                    done(cmd.order_id, rp, payment_reply{outcome::declined, {}, gw, ans.reason});
+                  });
+          return;
+        }
+        events::payment_authorized ev{cmd.order_id, ans.reference, gw, cmd.amount_cents,
+                                      cmd.currency, cmd.idempotency_key};
+        persist(cmd.order_id, ev, [this, cmd, rp, ans, gw]() mutable {
+          done(cmd.order_id, rp, payment_reply{outcome::authorized, ans.reference, gw, {}});
+        });
+      },
+      [this, cmd, rp](caf::error& err) mutable {
+        auto reason = describe(err);
+        persist(cmd.order_id, events::payment_unavailable{cmd.order_id, "all", reason},
+                [this, cmd, rp, reason]() mutable {
+                  done(cmd.order_id, rp, payment_reply{outcome::unavailable, {}, {}, reason});
+                });
+      });
+  }
+
+  /// Capture, void or refund: moves `from` -> `to` through the provider
+  /// that authorized the payment. Repeating a finished one answers done.
+  caf::result<payment_reply> settle(const std::string& order_id, const char* op, status from,
+                                    status to) {
+    auto rp = make_response_promise();
+    with_key(order_id, [this, order_id, op, from, to, rp]() mutable {
+      auto& rec = record(order_id);
+      if (rec.st == to || (to == status::voided
+                           && (rec.st == status::none || rec.st == status::declined))) {
+        // Already done, or nothing was ever authorized to void.
+        done(order_id, rp, payment_reply{outcome::done, rec.payment_id, rec.provider, {}});
+        return;
+      }
+      if (rec.st != from) {
+        done(order_id, rp, payment_reply{outcome::unavailable, rec.payment_id, rec.provider,
+                                         std::string{"cannot "} + op + " in this state"});
+        return;
+      }
+      std::vector<provider_route> route;
+      for (auto& gw : conf_.gateways)
+        if (gw.name == rec.provider)
+          route.push_back(gw);
+      if (route.empty())
+        route = conf_.gateways;
+      routes_[order_id] = std::move(route);
+      provider_request req{op, std::string{op} + "-" + order_id, rec.amount_cents};
+      call_in_order(
+        this, routes_[order_id], 0, req, false,
+        [this, order_id, to, rp](std::size_t, provider_answer&) mutable {
+          routes_.erase(order_id);
+          auto& rec = record(order_id);
+          events::event ev;
+          if (to == status::captured)
+            ev = events::payment_captured{order_id, rec.payment_id, rec.provider, rec.amount_cents};
+          else if (to == status::voided)
+            ev = events::payment_voided{order_id, rec.payment_id, rec.provider};
+          else
+            ev = events::payment_refunded{order_id, rec.payment_id, rec.provider, rec.amount_cents};
+          auto pid = rec.payment_id;
+          auto prov = rec.provider;
+          persist(order_id, ev, [this, order_id, rp, pid, prov]() mutable {
+            done(order_id, rp, payment_reply{outcome::done, pid, prov, {}});
+          });
+        },
+        [this, order_id, rp](caf::error& err) mutable {
+          routes_.erase(order_id);
+          done(order_id, rp, payment_reply{outcome::unavailable, {}, {}, describe(err)});
+        });
+    });
+    return rp;
+  }
+
+  payment_config conf_;
+  std::unordered_map<std::string, std::vector<provider_route>> routes_;
+};
+
+} // namespace
+
+caf::actor spawn_payment(caf::actor_system& sys, payment_config cfg) {
+  return sys.spawn<payment_actor>(std::move(cfg));
+}
+
+} // namespace keel::actors

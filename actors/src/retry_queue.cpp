@@ -1,0 +1,98 @@
+#include "retry_queue.hpp"
+
+#include <map>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "keel/actors/messages.hpp"
+
+namespace keel::actors {
+
+namespace {
+
+struct queue_state {
+  retry_queue_config cfg;
+  /// Due time -> order id, one map per priority.
+  std::multimap<std::int64_t, std::string> premium;
+  std::multimap<std::int64_t, std::string> normal;
+  std::unordered_map<std::string, std::multimap<std::int64_t, std::string>::iterator> index;
+  std::unordered_map<std::string, bool> is_premium;
+  std::shared_ptr<std::atomic<std::int64_t>> depth;
+  std::shared_ptr<std::atomic<std::int64_t>> redriven;
+  static inline const char* name = "keel.retry_queue";
+};
+
+using queue_actor = caf::stateful_actor<queue_state>;
+
+void erase(queue_state& s, const std::string& id) {
+  auto i = s.index.find(id);
+  if (i == s.index.end())
+    return;
+  (s.is_premium[id] ? s.premium : s.normal).erase(i->second);
+  s.index.erase(i);
+  s.is_premium.erase(id);
+}
+
+/// How many orders may go back to payment now.
+std::size_t budget(const queue_state& s) {
+  auto best = events::breaker_state::open;
+  for (auto& g : s.cfg.gateways) {
+    auto st = g->current();
+    if (st == events::breaker_state::closed)
+      return s.cfg.per_tick;
+    if (st == events::breaker_state::half_open)
+      best = st;
+  }
+  if (s.cfg.gateways.empty())
+    return s.cfg.per_tick;
+  return best == events::breaker_state::half_open ? 1 : 0;
+}
+
+void drain(queue_actor* self) {
+  auto& s = self->state;
+  auto now = s.cfg.env.now_us();
+  auto n = budget(s);
+  for (auto* q : {&s.premium, &s.normal})
+    while (n > 0 && !q->empty() && q->begin()->first <= now) {
+      auto id = q->begin()->second;
+      erase(s, id);
+      self->send(s.cfg.orders, redrive_atom::value, id);
+      s.redriven->fetch_add(1);
+      --n;
+    }
+  *s.depth = static_cast<std::int64_t>(s.index.size());
+}
+
+caf::behavior queue_fn(queue_actor* self, retry_queue_config cfg) {
+  auto& s = self->state;
+  s.cfg = std::move(cfg);
+  s.depth = s.cfg.env.metrics->value("retry_queue.depth");
+  s.redriven = s.cfg.env.metrics->value("retry_queue.redriven");
+  self->delayed_send(self, s.cfg.tick, tick_atom::value);
+  return {
+    [self](park_atom, const std::string& id, std::int64_t retry_at, bool premium) {
+      auto& s = self->state;
+      erase(s, id);
+      auto& q = premium ? s.premium : s.normal;
+      s.index[id] = q.emplace(retry_at, id);
+      s.is_premium[id] = premium;
+      *s.depth = static_cast<std::int64_t>(s.index.size());
+    },
+    [self](tick_atom) {
+      drain(self);
+      self->delayed_send(self, self->state.cfg.tick, tick_atom::value);
+    },
+    [self](get_atom) { return static_cast<std::uint64_t>(self->state.index.size()); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_retry_queue(caf::actor_system& sys, retry_queue_config cfg) {
+  return sys.spawn(queue_fn, std::move(cfg));
+}
+
+} // namespace keel::actors
