@@ -37,6 +37,10 @@ struct saga_state {
   /// A cancel that arrived while a re-driven authorization was in flight:
   /// recorded after that authorization's outcome, so a granted one is voided.
   std::optional<std::pair<events::cancel_order, caf::response_promise>> deferred_cancel;
+  /// Callers that placed the same order while its order_placed was being
+  /// recorded; they get its view (created = false) once it is durable.
+  bool placing = false;
+  std::vector<caf::response_promise> place_waiters;
   static inline const char* name = "keel.saga";
 };
 
@@ -342,6 +346,11 @@ caf::result<order_view> place(saga_actor* self, events::place_order& cmd) {
   if (s.st.status != order_status::none)
     return view_of(s.st, false);
   auto rp = self->make_response_promise();
+  if (s.placing) {
+    s.place_waiters.push_back(rp);
+    return rp;
+  }
+  s.placing = true;
   events::order_placed ev{cmd.order_id,
                           cmd.customer_id,
                           cmd.lines,
@@ -349,7 +358,13 @@ caf::result<order_view> place(saga_actor* self, events::place_order& cmd) {
                           cmd.shipping_address,
                           cmd.premium,
                           events::total_cents(cmd.lines)};
-  record(self, std::move(ev), [self, rp]() mutable { rp.deliver(view_of(self->state.st, true)); });
+  record(self, std::move(ev), [self, rp]() mutable {
+    auto& s = self->state;
+    rp.deliver(view_of(s.st, true));
+    for (auto& waiter : s.place_waiters)
+      waiter.deliver(view_of(s.st, false));
+    s.place_waiters.clear();
+  });
   return rp;
 }
 

@@ -1,0 +1,181 @@
+// Saga paths and compensations end to end on the deterministic scheduler.
+
+#include "pipeline_fixture.hpp"
+
+using namespace keel;
+using namespace keel::test;
+using actors::order_view;
+using strings = std::vector<std::string>;
+
+TEST_CASE_METHOD(pipeline_fixture, "an order completes through reserve, authorize, schedule, capture and commit", "[pipeline]") {
+  start();
+  set_stock("SKU-1", 5);
+  auto v = place(order("o-1", "SKU-1", 2));
+  REQUIRE(v);
+  CHECK(v->created);
+  CHECK(v->status == "placed");
+  advance(200ms);
+  CHECK(status("o-1") == "completed");
+  CHECK(types("order-o-1")
+        == strings{"order_placed", "order_stock_reserved", "order_payment_authorized",
+                   "order_shipment_scheduled", "order_completed"});
+  CHECK(types("payment-o-1") == strings{"payment_authorized", "payment_captured"});
+  CHECK(types("shipment-o-1") == strings{"shipment_scheduled"});
+  auto s = stock("SKU-1");
+  CHECK(s.on_hand == 3);
+  CHECK(s.reserved == 0);
+  // 10 events per saga: 5 order, 2 stock, 2 payment, 1 shipment (+1 stock_adjusted).
+  CHECK(store->last_position() == 11);
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].status == actors::order_status::completed);
+  CHECK(audit().ok());
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "placing the same order id twice never creates a second order", "[pipeline]") {
+  start();
+  set_stock("SKU-1", 5);
+  auto first = ask<order_view>(p->orders(), order("o-1", "SKU-1"));
+  auto second = ask<order_view>(p->orders(), order("o-1", "SKU-1"));
+  run();
+  REQUIRE(first->has_value());
+  REQUIRE(second->has_value());
+  CHECK((**first)->created);
+  CHECK_FALSE((**second)->created);
+  advance(200ms);
+  auto third = place(order("o-1", "SKU-1"));
+  REQUIRE(third);
+  CHECK_FALSE(third->created);
+  CHECK(third->status == "completed");
+  CHECK(types("order-o-1").front() == "order_placed");
+  CHECK(types("order-o-1").size() == 5);
+  CHECK(stock("SKU-1").on_hand == 4);
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "an invalid order is refused and nothing is stored", "[pipeline]") {
+  start();
+  auto cmd = order("o-1", "SKU-1");
+  cmd.lines[0].quantity = 0;
+  auto v = place(cmd);
+  REQUIRE_FALSE(v);
+  CHECK(code_of(v.error()) == errc::invalid_argument);
+  CHECK(store->last_position() == 0);
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "an order beyond the stock is rejected and holds nothing", "[pipeline]") {
+  start();
+  set_stock("SKU-1", 1);
+  REQUIRE(place(order("o-1", "SKU-1", 2)));
+  advance(100ms);
+  CHECK(status("o-1") == "rejected");
+  CHECK(types("order-o-1")
+        == strings{"order_placed", "order_stock_refused", "order_rejected"});
+  auto s = stock("SKU-1");
+  CHECK(s.on_hand == 1);
+  CHECK(s.reserved == 0);
+  CHECK(audit().ok());
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "a partially reserved order releases what it holds before it is rejected", "[pipeline]") {
+  start();
+  set_stock("SKU-1", 5);
+  set_stock("SKU-2", 0);
+  auto cmd = order("o-1", "SKU-1");
+  cmd.lines.push_back({"SKU-2", 1, 100});
+  REQUIRE(place(cmd));
+  advance(100ms);
+  CHECK(status("o-1") == "rejected");
+  CHECK(stock("SKU-1").reserved == 0);
+  CHECK(stock("SKU-1").on_hand == 5);
+  CHECK(audit().ok());
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "a declined payment releases the stock and cancels the order", "[pipeline]") {
+  start();
+  for (auto* gw : actors::pipeline::gateways) {
+    auto f = p->provider(gw).faults();
+    f.decline_rate = 1.0;
+    p->provider(gw).faults(f);
+  }
+  set_stock("SKU-1", 5);
+  REQUIRE(place(order("o-1", "SKU-1", 2)));
+  advance(200ms);
+  CHECK(status("o-1") == "cancelled");
+  CHECK(types("order-o-1")
+        == strings{"order_placed", "order_stock_reserved", "order_payment_declined",
+                   "order_stock_released", "order_cancelled"});
+  CHECK(stock("SKU-1").available == 5);
+  CHECK(audit().ok());
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "a failed shipment voids the payment and releases the stock", "[pipeline]") {
+  start();
+  for (auto* c : actors::pipeline::carriers) {
+    auto f = p->provider(c).faults();
+    f.decline_rate = 1.0;
+    p->provider(c).faults(f);
+  }
+  set_stock("SKU-1", 5);
+  REQUIRE(place(order("o-1", "SKU-1")));
+  advance(300ms);
+  CHECK(status("o-1") == "cancelled");
+  CHECK(types("order-o-1")
+        == strings{"order_placed", "order_stock_reserved", "order_payment_authorized",
+                   "order_shipment_failed", "order_payment_voided", "order_stock_released",
+                   "order_cancelled"});
+  CHECK(types("payment-o-1") == strings{"payment_authorized", "payment_voided"});
+  CHECK(stock("SKU-1").available == 5);
+  CHECK(audit().ok());
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "a cancel while the payment is in flight voids it once it arrives", "[pipeline]") {
+  start();
+  auto f = p->provider("gw-primary").faults();
+  f.latency_median = f.latency_p99 = 500ms;
+  p->provider("gw-primary").faults(f);
+  set_stock("SKU-1", 5);
+  REQUIRE(place(order("o-1", "SKU-1")));
+  advance(50ms);
+  CHECK(status("o-1") == "stock_reserved");
+  auto v = ask_now<order_view>(p->orders(), events::cancel_order{"o-1", "customer-1"});
+  REQUIRE(v);
+  advance(1s);
+  CHECK(status("o-1") == "cancelled");
+  CHECK(types("order-o-1")
+        == strings{"order_placed", "order_stock_reserved", "order_cancel_requested",
+                   "order_payment_authorized", "order_payment_voided", "order_stock_released",
+                   "order_cancelled"});
+  CHECK(audit().ok());
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "a cancel after the shipment is scheduled is refused", "[pipeline]") {
+  start();
+  set_stock("SKU-1", 5);
+  REQUIRE(place(order("o-1", "SKU-1")));
+  advance(200ms);
+  auto v = ask_now<order_view>(p->orders(), events::cancel_order{"o-1", "customer-1"});
+  REQUIRE_FALSE(v);
+  CHECK(code_of(v.error()) == errc::not_cancellable);
+  CHECK(status("o-1") == "completed");
+  auto missing = ask_now<order_view>(p->orders(), events::cancel_order{"o-404", "customer-1"});
+  REQUIRE_FALSE(missing);
+  CHECK(code_of(missing.error()) == errc::not_found);
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "an order is queried by id from its saga or its stream", "[pipeline]") {
+  start();
+  set_stock("SKU-1", 5);
+  REQUIRE(place(order("o-1", "SKU-1")));
+  auto during = ask_now<order_view>(p->orders(), actors::get_atom::value, std::string{"o-1"});
+  REQUIRE(during);
+  CHECK(during->status != "completed");
+  advance(200ms);
+  auto after = ask_now<order_view>(p->orders(), actors::get_atom::value, std::string{"o-1"});
+  REQUIRE(after);
+  CHECK(after->status == "completed");
+  CHECK(after->total_cents == 1250);
+  CHECK_FALSE(after->payment_id.empty());
+  CHECK_FALSE(after->tracking_id.empty());
+  auto missing = ask_now<order_view>(p->orders(), actors::get_atom::value, std::string{"o-2"});
+  REQUIRE_FALSE(missing);
+  CHECK(code_of(missing.error()) == errc::not_found);
+}
