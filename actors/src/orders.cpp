@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/system_messages.hpp>
 
 #include "keel/actors/messages.hpp"
@@ -60,6 +61,15 @@ public:
         }
       },
     };
+  }
+
+  void on_exit() override {
+    // Sagas are not linked (a crash must not take the orders actor down),
+    // so they are stopped explicitly when the pipeline stops.
+    for (auto& kvp : sagas_)
+      send_exit(kvp.second, caf::exit_reason::user_shutdown);
+    sagas_.clear();
+    service_actor::on_exit();
   }
 
 private:

@@ -37,6 +37,8 @@ struct pipeline_fixture {
   caf::scheduler::test_coordinator* sched = nullptr;
   std::unique_ptr<actors::pipeline> p;
   std::vector<actors::finished_order> finished;
+  /// The saga policy of the running pipeline (folding needs the same one).
+  actors::saga_policy policy;
   static constexpr std::int64_t epoch_us = 1'800'000'000'000'000;
 
   pipeline_fixture() {
@@ -74,6 +76,7 @@ struct pipeline_fixture {
   }
 
   void start(actors::pipeline_config c) {
+    policy = c.saga;
     auto res = actors::pipeline::start(*sys, std::move(c));
     REQUIRE(res);
     p = std::move(*res);
@@ -147,7 +150,7 @@ struct pipeline_fixture {
   }
 
   std::string status(const std::string& id) {
-    auto st = actors::load_order(*store, id);
+    auto st = actors::load_order(*store, id, policy);
     REQUIRE(st);
     return actors::to_string(st->status);
   }
