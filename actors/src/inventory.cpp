@@ -120,6 +120,12 @@ public:
     };
   }
 
+  void on_exit() override {
+    log_.clear(); // continuations hold promises that refer to this actor
+    skus_.clear();
+    service_actor::on_exit();
+  }
+
 private:
   using waiter = std::shared_ptr<std::pair<std::size_t, caf::response_promise>>;
 

@@ -35,6 +35,12 @@ public:
   void complete(std::uint64_t token, const caf::error& err, std::uint64_t first_version,
                 std::uint64_t last_version, std::uint64_t last_position);
 
+  /// Drops every continuation (the actor is exiting; they may hold promises
+  /// that refer back to the actor and would keep it alive).
+  void clear() noexcept {
+    pending_.clear();
+  }
+
   /// Appends waiting for durability.
   std::size_t in_flight() const noexcept {
     return pending_.size();

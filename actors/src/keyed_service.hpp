@@ -34,6 +34,14 @@ public:
       log_(env_.store, env_.mode) {
   }
 
+  void on_exit() override {
+    // Queued operations and continuations hold promises that refer to this
+    // actor: drop them or it never dies.
+    entries_.clear();
+    log_.clear();
+    service_actor::on_exit();
+  }
+
 protected:
   struct entry {
     Record rec;

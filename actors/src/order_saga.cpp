@@ -34,9 +34,11 @@ struct saga_state {
   std::uint32_t step_attempt = 0;
   std::mt19937_64 rng;
   bool ended = false;
-  /// A cancel that arrived while a re-driven authorization was in flight:
-  /// recorded after that authorization's outcome, so a granted one is voided.
-  std::optional<std::pair<events::cancel_order, caf::response_promise>> deferred_cancel;
+  /// A cancel that arrived while an append was in progress, or while a
+  /// re-driven authorization was in flight: recorded once the saga is idle
+  /// (after that outcome, so a granted authorization is voided).
+  std::optional<events::cancel_order> deferred_cancel;
+  std::vector<caf::response_promise> cancel_waiters;
   /// Callers that placed the same order while its order_placed was being
   /// recorded; they get its view (created = false) once it is durable.
   bool placing = false;
@@ -54,6 +56,13 @@ void end(saga_actor* self) {
   if (s.ended)
     return;
   s.ended = true;
+  for (auto& rp : s.cancel_waiters)
+    if (s.st.status == order_status::cancelled)
+      rp.deliver(view_of(s.st, false));
+    else
+      rp.deliver(make_error(errc::not_cancellable,
+                            "order " + s.st.order_id + " is " + to_string(s.st.status)));
+  s.cancel_waiters.clear();
   if (s.env->on_finished)
     s.env->on_finished(
       finished_order{s.st.order_id, s.st.status, s.st.reason, s.st.placed_at_us, s.env->env.now_us()});
@@ -96,7 +105,8 @@ void pump(saga_actor* self) {
                   if (then)
                     then();
                   execute(self, std::move(d.commands));
-                  if (s.deferred_cancel && s.st.status != order_status::pending_payment)
+                  if (s.deferred_cancel && !s.ended && !s.appending && s.queued.empty()
+                      && s.st.status != order_status::pending_payment)
                     record_deferred_cancel(self);
                   pump(self);
                 });
@@ -291,10 +301,21 @@ void compensate(saga_actor* self, const saga_command& cmd) {
 
 void record_deferred_cancel(saga_actor* self) {
   auto& s = self->state;
-  auto [cmd, rp] = std::move(*s.deferred_cancel);
+  auto cmd = std::move(*s.deferred_cancel);
   s.deferred_cancel.reset();
+  auto waiters = std::move(s.cancel_waiters);
+  s.cancel_waiters.clear();
+  if (!can_cancel(s.st)) {
+    for (auto& rp : waiters)
+      rp.deliver(make_error(errc::not_cancellable,
+                            "order " + s.st.order_id + " is " + to_string(s.st.status)));
+    return;
+  }
   record(self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
-         [self, rp = rp]() mutable { rp.deliver(view_of(self->state.st, false)); });
+         [self, waiters]() mutable {
+           for (auto& rp : waiters)
+             rp.deliver(view_of(self->state.st, false));
+         });
 }
 
 void run_step(saga_actor* self) {
@@ -376,8 +397,13 @@ caf::result<order_view> cancel(saga_actor* self, events::cancel_order& cmd) {
     return make_error(errc::not_cancellable, "order " + cmd.order_id + " is "
                                                + to_string(s.st.status));
   auto rp = self->make_response_promise();
-  if (s.st.status == order_status::pending_payment && !s.step.empty()) {
-    s.deferred_cancel.emplace(cmd, rp); // a re-driven authorization is in flight
+  if (s.deferred_cancel || s.appending || !s.queued.empty()
+      || (s.st.status == order_status::pending_payment && !s.step.empty())) {
+    // Busy recording, or a re-driven authorization is in flight: the
+    // cancel is recorded once the saga is idle (see record_deferred_cancel).
+    if (!s.deferred_cancel)
+      s.deferred_cancel = cmd;
+    s.cancel_waiters.push_back(rp);
     return rp;
   }
   record(self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},

@@ -32,6 +32,13 @@ public:
     };
   }
 
+  void on_exit() override {
+    // Pending promises refer to this actor: drop them or it never dies.
+    pending_.clear();
+    limits_.clear();
+    service_actor::on_exit();
+  }
+
 private:
   struct pending_call {
     caf::response_promise rp;

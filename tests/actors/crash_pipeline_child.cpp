@@ -24,9 +24,10 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
-#include <set>
+#include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -255,13 +256,16 @@ int run_load(caf::actor_system& sys, std::shared_ptr<storage::event_store> store
   std::_Exit(3);
 }
 
-/// Order ids of every order stream that is not terminal yet; streams found
-/// terminal are final and dropped from `pending` (nullptr: scan the store).
-caf::expected<std::set<std::string>> non_terminal(const storage::event_store& store,
-                                                  const std::set<std::string>* pending) {
-  std::set<std::string> ids;
+/// The orders not terminal yet, with their status. Terminal is final, so
+/// after the first scan of the store (`pending` null) only `pending` is read.
+using unfinished_orders = std::map<std::string, actors::order_status>;
+
+caf::expected<unfinished_orders> non_terminal(const storage::event_store& store,
+                                              const unfinished_orders* pending) {
+  std::vector<std::string> ids;
   if (pending) {
-    ids = *pending;
+    for (auto& kvp : *pending)
+      ids.push_back(kvp.first);
   } else {
     std::string after;
     for (;;) {
@@ -271,17 +275,17 @@ caf::expected<std::set<std::string>> non_terminal(const storage::event_store& st
       if (page->empty())
         break;
       for (auto& info : *page)
-        ids.insert(info.stream.substr(6));
+        ids.push_back(info.stream.substr(6));
       after = page->back().stream;
     }
   }
-  std::set<std::string> result;
+  unfinished_orders result;
   for (auto& id : ids) {
     auto st = actors::load_order(store, id);
     if (!st)
       return std::move(st.error());
     if (!actors::is_terminal(st->status))
-      result.insert(id);
+      result.emplace(id, st->status);
   }
   return result;
 }
@@ -297,7 +301,7 @@ int run_recover(caf::actor_system& sys, std::shared_ptr<storage::event_store> st
     (*p)->provider(name).faults(actors::provider_faults{});
   auto deadline = std::chrono::steady_clock::now() + recover_timeout;
   auto left = non_terminal(*store, nullptr);
-  while (false && left && !left->empty() && std::chrono::steady_clock::now() < deadline) {
+  while (left && !left->empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(poll_interval);
     left = non_terminal(*store, &*left);
   }
@@ -307,14 +311,11 @@ int run_recover(caf::actor_system& sys, std::shared_ptr<storage::event_store> st
   }
   auto rep = (*p)->recovered();
   (*p)->stop();
-  left->clear();
   if (!left->empty()) {
     std::string line = "timeout: " + std::to_string(left->size()) + " orders not terminal:";
     int shown = 0;
-    for (auto i = left->begin(); i != left->end() && shown < 10; ++i, ++shown) {
-      auto st = actors::load_order(*store, *i);
-      line += " " + *i + "=" + (st ? actors::to_string(st->status) : "?");
-    }
+    for (auto i = left->begin(); i != left->end() && shown < 10; ++i, ++shown)
+      line += " " + i->first + "=" + actors::to_string(i->second);
     emit(line + "\n");
     return 1;
   }

@@ -108,11 +108,15 @@ struct pipeline_fixture {
   template <class Reply, class... Ts>
   answer<Reply> ask(const caf::actor& dest, Ts... xs) {
     auto res = std::make_shared<std::optional<caf::expected<Reply>>>();
-    sys->spawn([=](caf::event_based_actor* self) {
-      self->request(dest, caf::infinite, xs...)
-        .then([=](Reply& r) { *res = std::move(r); },
-              [=](caf::error& e) { *res = caf::expected<Reply>{std::move(e)}; });
-    });
+    // The unused argument: CAF 0.17 dereferences a null pointer to an
+    // empty argument tuple when a function-based actor takes none (UBSan).
+    sys->spawn(
+      [=](caf::event_based_actor* self, int) {
+        self->request(dest, caf::infinite, xs...)
+          .then([=](Reply& r) { *res = std::move(r); },
+                [=](caf::error& e) { *res = caf::expected<Reply>{std::move(e)}; });
+      },
+      0);
     return res;
   }
 
