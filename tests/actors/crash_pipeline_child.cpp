@@ -145,14 +145,16 @@ void inject_faults(actors::pipeline& p) {
   }
 }
 
-/// Sets every SKU to what is reserved now plus 10..40 available units, so a
+/// Sets every SKU to what is reserved now plus 100..300 available units (SKU
+/// 0: 0..3, a nearly sold-out item, so rejections happen at any speed), so a
 /// store crashed many times keeps some stock without ever going below its
 /// reservations (set_stock refuses that; a reservation racing in between
 /// makes us ask again).
 void top_up_stock(caf::actor_system& sys, actors::pipeline& p, std::mt19937_64& rng) {
   caf::scoped_actor self{sys};
   for (int i = 0; i < sku_count; ++i) {
-    auto available = 100 + static_cast<std::int64_t>(rng() % 201);
+    auto available = i == 0 ? static_cast<std::int64_t>(rng() % 4)
+                            : 100 + static_cast<std::int64_t>(rng() % 201);
     for (int attempt = 0; attempt < 5; ++attempt) {
       std::int64_t reserved = -1;
       self->request(p.inventory(), 10s, actors::get_atom::value, sku(i))
