@@ -102,7 +102,9 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   auto provider_routes = [&](const char* const(&names)[2], std::size_t capacity) {
     std::vector<provider_route> routes;
     for (auto* name : names) {
-      auto prov = std::make_shared<simulated_provider>(name, cfg.seed * 7919 + seed++);
+      // The simulated gateways remember the last 20,000 idempotency keys: enough
+      // for every retry in flight, and memory stays flat under sustained load.
+      auto prov = std::make_shared<simulated_provider>(name, cfg.seed * 7919 + seed++, 20000);
       p->providers_[name] = prov;
       auto sc = base_supervisor(cfg, name, seed);
       sc.breaker = cfg.provider_breaker;
