@@ -52,5 +52,7 @@ double median(std::vector<double>& values);
 int run_store(int argc, char** argv);
 int run_replay(int argc, char** argv);
 int run_sample(int argc, char** argv);
+int run_sagas(int argc, char** argv);
+int run_demo(int argc, char** argv);
 
 } // namespace keel::bench

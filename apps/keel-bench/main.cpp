@@ -102,6 +102,14 @@ int main(int argc, char** argv) {
          decoded; without DIR it first builds a 2,000,000-event store
   sample --data DIR [--orders N] [--seed S]
          writes N orders of realistic saga traffic into DIR (demo, tools)
+  sagas  --orders N --concurrency C --skus S [--faults none|payment-outage] [--lines L]
+         [--rate R] [--seed X] [--data DIR] [--timeout SECONDS]
+         order sagas end to end through the pipeline on a durable store: C orders
+         in flight (closed loop), or R orders/s with at most C in flight (open loop);
+         payment-outage fails both gateways for 3 s after 20% of the orders
+  demo   [--data DIR] [--seed X]
+         a short Black Friday through the pipeline: normal load, a spike, a payment
+         outage while orders keep coming, the recovery, and the invariant audit
 )";
   if (argc < 2) {
     std::cerr << usage;
@@ -114,6 +122,10 @@ int main(int argc, char** argv) {
     return run_replay(argc, argv);
   if (what == "sample")
     return run_sample(argc, argv);
+  if (what == "sagas")
+    return run_sagas(argc, argv);
+  if (what == "demo")
+    return run_demo(argc, argv);
   if (what == "-h" || what == "--help") {
     std::cout << usage;
     return 0;
