@@ -184,8 +184,8 @@ private:
   caf::result<stock_reply> apply_all(std::vector<std::pair<std::string, events::event>>& todo) {
     auto rp = make_response_promise();
     if (todo.empty()) {
-      rp.deliver(stock_reply{});
       release();
+      rp.deliver(stock_reply{});
       return rp;
     }
     auto w = join(rp, todo.size(), stock_reply{});
@@ -198,8 +198,8 @@ private:
     auto left = std::make_shared<std::size_t>(n);
     return [this, rp, left, reply]() mutable {
       if (--*left == 0) {
+        release(); // before the answer, which may bring the next request
         rp.deliver(std::move(reply));
-        release();
       }
     };
   }

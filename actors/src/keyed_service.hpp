@@ -74,8 +74,8 @@ protected:
   /// Answers `rp`, frees the bulkhead slot and starts the next operation.
   template <class Reply>
   void done(const std::string& key, caf::response_promise& rp, Reply reply) {
+    release(); // before the answer, which may bring the next request
     rp.deliver(std::move(reply));
-    release();
     auto i = entries_.find(key);
     auto& e = i->second;
     e.busy = false;

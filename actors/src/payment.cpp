@@ -56,7 +56,14 @@ using status = payment_record::status;
 class payment_actor : public keyed_service<payment_record> {
 public:
   payment_actor(caf::actor_config& cfg, payment_config conf)
-    : keyed_service(cfg, conf.name, conf.capacity, conf.env, "payment-"), conf_(std::move(conf)) {
+    : keyed_service(cfg, conf.name, conf.capacity, conf.env, "payment-"),
+      conf_(std::move(conf)),
+      pool_(conf_.gateways, conf_.gateway_window, conf_.max_wait) {
+  }
+
+  void on_exit() override {
+    pool_.clear();
+    keyed_service::on_exit();
   }
 
   caf::behavior make_behavior() override {
@@ -94,9 +101,9 @@ private:
     }
     provider_request req{"authorize", cmd.idempotency_key, cmd.amount_cents};
     call_in_order(
-      this, conf_.gateways, 0, req, false,
+      this, pool_, all_of(pool_), 0, req, false,
       [this, cmd, rp](std::size_t idx, provider_answer& ans) mutable {
-        auto& gw = conf_.gateways[idx].name;
+        auto& gw = pool_.routes()[idx].name;
         if (ans.declined) {
           persist(cmd.order_id, events::payment_declined{cmd.order_id, gw, ans.reason},
                   [this, cmd, rp, gw, ans]() mutable {
@@ -137,18 +144,13 @@ private:
                                          std::string{"cannot "} + op + " in this state"});
         return;
       }
-      std::vector<provider_route> route;
-      for (auto& gw : conf_.gateways)
-        if (gw.name == rec.provider)
-          route.push_back(gw);
-      if (route.empty())
-        route = conf_.gateways;
-      routes_[order_id] = std::move(route);
+      // Only the gateway that authorized the payment can settle it.
+      auto idx = pool_.find(rec.provider);
+      auto order = idx < pool_.routes().size() ? std::vector<std::size_t>{idx} : all_of(pool_);
       provider_request req{op, std::string{op} + "-" + order_id, rec.amount_cents};
       call_in_order(
-        this, routes_[order_id], 0, req, false,
+        this, pool_, std::move(order), 0, req, false,
         [this, order_id, to, rp](std::size_t, provider_answer&) mutable {
-          routes_.erase(order_id);
           auto& rec = record(order_id);
           events::event ev;
           if (to == status::captured)
@@ -164,7 +166,6 @@ private:
           });
         },
         [this, order_id, rp](caf::error& err) mutable {
-          routes_.erase(order_id);
           done(order_id, rp, payment_reply{outcome::unavailable, {}, {}, describe(err)});
         });
     });
@@ -172,7 +173,7 @@ private:
   }
 
   payment_config conf_;
-  std::unordered_map<std::string, std::vector<provider_route>> routes_;
+  provider_pool pool_;
 };
 
 } // namespace

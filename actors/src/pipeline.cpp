@@ -126,7 +126,9 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   sup.route = [n = cfg.payment_shards](const caf::message& m) { return shard_of(order_of(m), n); };
   for (std::size_t i = 0; i < cfg.payment_shards; ++i) {
     auto name = "payment-" + std::to_string(i);
-    payment_config pc{name, cfg.payment_capacity, gateways, env_of(cfg)};
+    payment_config pc{name, cfg.payment_capacity, gateways,
+                      std::max<std::size_t>(1, cfg.gateway_capacity / cfg.payment_shards),
+                      cfg.provider_timeout.base, env_of(cfg)};
     sup.children.push_back({name, [pc](caf::actor_system& s) { return spawn_payment(s, pc); }});
   }
   p->payment_ = spawn_supervisor<payment_reply>(sys, std::move(sup));
@@ -137,7 +139,9 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   sup.route = [n = cfg.shipping_shards](const caf::message& m) { return shard_of(order_of(m), n); };
   for (std::size_t i = 0; i < cfg.shipping_shards; ++i) {
     auto name = "shipping-" + std::to_string(i);
-    shipping_config sc{name, cfg.shipping_capacity, carriers, env_of(cfg)};
+    shipping_config sc{name, cfg.shipping_capacity, carriers,
+                       std::max<std::size_t>(1, cfg.carrier_capacity / cfg.shipping_shards),
+                       cfg.provider_timeout.base, env_of(cfg)};
     sup.children.push_back({name, [sc](caf::actor_system& s) { return spawn_shipping(s, sc); }});
   }
   p->shipping_ = spawn_supervisor<shipment_reply>(sys, std::move(sup));
@@ -167,9 +171,11 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   env->seed = cfg.seed;
   p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas});
 
-  retry_queue_config rq{p->orders_, {}, cfg.retry_tick, cfg.redrives_per_tick, env_of(cfg)};
-  for (auto* name : pipeline::gateways)
+  retry_queue_config rq{p->orders_, {}, {}, cfg.retry_tick, cfg.redrives_per_tick, env_of(cfg)};
+  for (auto* name : pipeline::gateways) {
     rq.gateways.push_back(cfg.metrics->breaker(name));
+    rq.bulkheads.push_back(cfg.metrics->bulkhead(name));
+  }
   p->retry_queue_ = spawn_retry_queue(sys, std::move(rq));
   env->retry_queue = p->retry_queue_; // before any saga exists
 

@@ -65,14 +65,14 @@ private:
     auto i = pending_.find(id);
     if (i == pending_.end())
       return;
-    auto& c = i->second;
+    auto c = std::move(i->second);
+    finish(i); // frees the slot before the answer can bring the next call
     latencies_.record(clock().now() - c.started);
     if (c.plan.result == provider_plan::outcome::failed)
       c.rp.deliver(make_error(errc::provider_failure, name_of() + ": " + c.plan.reason));
     else
       c.rp.deliver(provider_answer{c.plan.result == provider_plan::outcome::declined,
                                    c.plan.reference, c.plan.delivery_days, c.plan.reason});
-    finish(i);
   }
 
   void expire(std::uint64_t id) {
@@ -80,11 +80,11 @@ private:
     if (i == pending_.end())
       return;
     auto limit = limits_[id];
+    auto rp = std::move(i->second.rp);
+    finish(i); // frees the slot before the answer can bring the next call
     latencies_.record(limit);
-    i->second.rp.deliver(make_error(errc::timeout, name_of() + ": no answer within "
-                                                     + std::to_string(limit.count() / 1000000)
-                                                     + " ms"));
-    finish(i);
+    rp.deliver(make_error(errc::timeout, name_of() + ": no answer within "
+                                           + std::to_string(limit.count() / 1000000) + " ms"));
   }
 
   void finish(std::unordered_map<std::uint64_t, pending_call>::iterator i) {

@@ -36,19 +36,25 @@ void erase(queue_state& s, const std::string& id) {
   s.is_premium.erase(id);
 }
 
-/// How many orders may go back to payment now.
+/// How many orders may go back to payment now: the free bulkhead slots of
+/// the closed gateways (so a recovery does not flood them), one while the
+/// best gateway is half-open (a trial), none while all are open.
 std::size_t budget(const queue_state& s) {
-  auto best = events::breaker_state::open;
-  for (auto& g : s.cfg.gateways) {
-    auto st = g->current();
-    if (st == events::breaker_state::closed)
-      return s.cfg.per_tick;
-    if (st == events::breaker_state::half_open)
-      best = st;
-  }
   if (s.cfg.gateways.empty())
     return s.cfg.per_tick;
-  return best == events::breaker_state::half_open ? 1 : 0;
+  std::int64_t free = 0;
+  bool half_open = false;
+  for (std::size_t i = 0; i < s.cfg.gateways.size(); ++i) {
+    auto st = s.cfg.gateways[i]->current();
+    half_open = half_open || st == events::breaker_state::half_open;
+    if (st == events::breaker_state::closed && i < s.cfg.bulkheads.size()) {
+      auto& b = *s.cfg.bulkheads[i];
+      free += std::max<std::int64_t>(0, b.capacity - b.in_use);
+    }
+  }
+  if (free > 0)
+    return std::min<std::size_t>(s.cfg.per_tick, static_cast<std::size_t>(free));
+  return half_open ? 1 : 0;
 }
 
 void drain(queue_actor* self) {

@@ -18,6 +18,8 @@ struct retry_queue_config {
   /// The breakers of the payment gateways: nothing is re-driven while all
   /// are open, a trickle while the best is half-open.
   std::vector<std::shared_ptr<breaker_gauge>> gateways;
+  /// Their bulkheads: a tick re-drives no more orders than they have free slots.
+  std::vector<std::shared_ptr<bulkhead_gauge>> bulkheads;
   duration tick = std::chrono::milliseconds(100);
   std::size_t per_tick = 500;
   service_env env;

@@ -28,6 +28,9 @@ struct payment_config {
   std::string name;
   std::size_t capacity = 4096;
   std::vector<provider_route> gateways;
+  /// Calls in flight from this shard to one gateway (see provider_pool).
+  std::size_t gateway_window = 10;
+  duration max_wait = std::chrono::seconds(2);
   service_env env;
 };
 caf::actor spawn_payment(caf::actor_system& sys, payment_config cfg);
@@ -38,6 +41,8 @@ struct shipping_config {
   std::string name;
   std::size_t capacity = 4096;
   std::vector<provider_route> carriers;
+  std::size_t carrier_window = 100;
+  duration max_wait = std::chrono::seconds(2);
   service_env env;
 };
 caf::actor spawn_shipping(caf::actor_system& sys, shipping_config cfg);

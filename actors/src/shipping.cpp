@@ -55,7 +55,13 @@ class shipping_actor : public keyed_service<shipment_record> {
 public:
   shipping_actor(caf::actor_config& cfg, shipping_config conf)
     : keyed_service(cfg, conf.name, conf.capacity, conf.env, "shipment-"),
-      conf_(std::move(conf)) {
+      conf_(std::move(conf)),
+      pool_(conf_.carriers, conf_.carrier_window, conf_.max_wait) {
+  }
+
+  void on_exit() override {
+    pool_.clear();
+    keyed_service::on_exit();
   }
 
   caf::behavior make_behavior() override {
@@ -89,9 +95,9 @@ private:
     }
     provider_request req{"schedule", "ship-" + order_id, 0};
     call_in_order(
-      this, conf_.carriers, 0, req, true,
+      this, pool_, all_of(pool_), 0, req, true,
       [this, order_id, rp](std::size_t idx, provider_answer& ans) mutable {
-        auto& carrier = conf_.carriers[idx].name;
+        auto& carrier = pool_.routes()[idx].name;
         events::event ev;
         if (ans.declined)
           ev = events::shipment_failed{order_id, carrier, ans.reason};
@@ -113,17 +119,12 @@ private:
       done(order_id, rp, shipment_reply{outcome::done, {}, rec.carrier, 0, {}});
       return;
     }
-    routes_[order_id].clear();
-    for (auto& c : conf_.carriers)
-      if (c.name == rec.carrier)
-        routes_[order_id].push_back(c);
-    if (routes_[order_id].empty())
-      routes_[order_id] = conf_.carriers;
+    auto idx = pool_.find(rec.carrier);
+    auto order = idx < pool_.routes().size() ? std::vector<std::size_t>{idx} : all_of(pool_);
     provider_request req{"cancel", "cancel-" + order_id, 0};
     call_in_order(
-      this, routes_[order_id], 0, req, false,
+      this, pool_, std::move(order), 0, req, false,
       [this, order_id, rp](std::size_t, provider_answer&) mutable {
-        routes_.erase(order_id);
         auto& rec = record(order_id);
         events::shipment_cancelled ev{order_id, rec.tracking_id, rec.carrier};
         persist(order_id, ev, [this, order_id, rp]() mutable {
@@ -131,13 +132,12 @@ private:
         });
       },
       [this, order_id, rp](caf::error& err) mutable {
-        routes_.erase(order_id);
         done(order_id, rp, shipment_reply{outcome::unavailable, {}, {}, 0, describe(err)});
       });
   }
 
   shipping_config conf_;
-  std::unordered_map<std::string, std::vector<provider_route>> routes_;
+  provider_pool pool_;
 };
 
 } // namespace

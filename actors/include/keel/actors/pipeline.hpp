@@ -70,14 +70,15 @@ struct pipeline_config {
   /// Delay before a parked payment is retried (by attempt).
   backoff_policy payment_retry{std::chrono::seconds(1), std::chrono::seconds(60), 2.0, 0.2};
   /// Delay before a failed internal step (reserve, capture, compensation) is retried.
-  backoff_policy step_retry{std::chrono::milliseconds(20), std::chrono::seconds(5), 2.0, 0.2};
+  backoff_policy step_retry{std::chrono::milliseconds(20), std::chrono::seconds(1), 2.0, 0.2};
   /// Shipping attempts with every carrier unavailable before the order is
   /// compensated as "shipping failed".
   std::uint32_t max_shipping_attempts = 5;
   /// How often the retry queue looks for due orders, and how many it
-  /// re-drives per look while the payment breakers are closed.
-  duration retry_tick = std::chrono::milliseconds(100);
-  std::size_t redrives_per_tick = 500;
+  /// re-drives per look at most (never more than the closed gateways'
+  /// free bulkhead slots).
+  duration retry_tick = std::chrono::milliseconds(20);
+  std::size_t redrives_per_tick = 100;
 
   /// Called from actor threads for every saga that ended or parked.
   std::function<void(const finished_order&)> on_finished;
