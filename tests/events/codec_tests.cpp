@@ -87,8 +87,10 @@ TEST_CASE("truncated, trailing and out-of-range bytes are malformed payloads", "
   CHECK_THAT(describe(bool_result.error()), Catch::Contains("bool byte 7"));
 
   // Breaker states other than closed / open / half_open are refused.
-  auto bt = encode(test::sample_event(27));
-  auto name_len = std::get<breaker_transitioned>(test::sample_event(27)).breaker.size();
+  auto breaker_sample = breaker_transitioned{"payment.primary", breaker_state::closed,
+                                             breaker_state::open, 10, "10 failures"};
+  auto bt = encode(event{breaker_sample});
+  auto name_len = breaker_sample.breaker.size();
   bt[4 + name_len] = 9; // `from`
   auto breaker = decode("breaker_transitioned", 1, bt);
   REQUIRE_FALSE(breaker);
