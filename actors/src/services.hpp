@@ -26,7 +26,7 @@ struct service_env {
 /// order id (stream "payment-<order id>"), through `gateways` in order.
 struct payment_config {
   std::string name;
-  std::size_t capacity = 4096;
+  std::size_t capacity = 1024;
   std::vector<provider_route> gateways;
   /// Calls in flight from this shard to one gateway (see provider_pool).
   std::size_t gateway_window = 10;
@@ -39,7 +39,7 @@ caf::actor spawn_payment(caf::actor_system& sys, payment_config cfg);
 /// "shipment-<order id>"), through `carriers` in order.
 struct shipping_config {
   std::string name;
-  std::size_t capacity = 4096;
+  std::size_t capacity = 1024;
   std::vector<provider_route> carriers;
   std::size_t carrier_window = 100;
   duration max_wait = std::chrono::seconds(2);
@@ -52,7 +52,7 @@ caf::actor spawn_shipping(caf::actor_system& sys, shipping_config cfg);
 /// beyond stock; idempotent by (order, SKU).
 struct inventory_config {
   std::string name;
-  std::size_t capacity = 8192;
+  std::size_t capacity = 2048;
   /// Snapshot a SKU after this many events since its last snapshot.
   std::uint64_t snapshot_every = 200;
   service_env env;

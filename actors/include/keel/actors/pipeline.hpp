@@ -44,10 +44,12 @@ struct pipeline_config {
   std::size_t payment_shards = 2;
   std::size_t shipping_shards = 1;
 
-  /// Bulkheads: pending requests per actor.
-  std::size_t inventory_capacity = 8192;
-  std::size_t payment_capacity = 4096;
-  std::size_t shipping_capacity = 4096;
+  /// Bulkheads: pending requests per actor. They also bound the requests a
+  /// supervisor has outstanding (CAF 0.17 keeps response handlers in a
+  /// list): at most the sum of its children's capacities.
+  std::size_t inventory_capacity = 2048;
+  std::size_t payment_capacity = 1024;
+  std::size_t shipping_capacity = 1024;
   /// The reference incident's bulkhead: calls waiting for or in flight to
   /// one payment gateway.
   std::size_t gateway_capacity = 20;
