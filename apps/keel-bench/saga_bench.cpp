@@ -29,6 +29,7 @@ struct saga_options {
   std::string faults;
   std::string data;
   double timeout_s = 0;
+  std::size_t threads = 2;
 };
 
 /// What the run measured besides the driver's figures.
@@ -55,7 +56,7 @@ struct saga_run {
 saga_options parse_sagas(int argc, char** argv) {
   auto a = parse(argc, argv, 2,
                  {"--orders", "--concurrency", "--skus", "--faults", "--data", "--lines", "--seed",
-                  "--rate", "--timeout"},
+                  "--rate", "--timeout", "--threads"},
                  {});
   saga_options o;
   o.orders = std::max<std::uint64_t>(1, a.number("--orders", 100'000));
@@ -68,6 +69,7 @@ saga_options parse_sagas(int argc, char** argv) {
   }
   o.lines = static_cast<std::uint32_t>(lines);
   o.seed = a.number("--seed", 42);
+  o.threads = std::max<std::uint64_t>(1, a.number("--threads", 2));
   o.rate = static_cast<double>(a.number("--rate", 0));
   o.faults = a.text("--faults", "none");
   if (o.faults != "none" && o.faults != "payment-outage") {
@@ -265,6 +267,7 @@ int run_sagas(int argc, char** argv) {
   rig_settings settings;
   settings.data = o.data;
   settings.seed = o.seed;
+  settings.threads = o.threads;
   saga_rig rig{settings};
   saga_run run;
   auto per_sku = (o.orders * o.lines * max_units_per_line + o.skus - 1) / o.skus;
