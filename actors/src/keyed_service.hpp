@@ -17,8 +17,9 @@
 
 namespace keel::actors {
 
-/// Base of services that keep one stream per order ("<prefix><order id>"):
-/// payment and shipping. `Record` folds the stream (`apply(event)`) and says
+/// Base of services that keep one stream per order ("<prefix><order id>")
+/// and call external providers through a `provider_pool`: payment and
+/// shipping. `Record` folds the stream (`apply(event)`) and says
 /// whether it must stay cached (`keep()`, e.g. an authorization awaiting
 /// capture); other records are dropped after each operation and read back
 /// from the stream when needed, so memory follows the orders in flight.
@@ -26,18 +27,19 @@ namespace keel::actors {
 template <class Record>
 class keyed_service : public service_actor {
 public:
-  keyed_service(caf::actor_config& cfg, std::string name, std::size_t capacity,
-                service_env env, std::string prefix)
-    : service_actor(cfg, name, capacity, env.metrics->bulkhead(name)),
-      env_(std::move(env)),
+  keyed_service(caf::actor_config& cfg, provider_service_config conf, std::string prefix)
+    : service_actor(cfg, conf.name, conf.capacity, conf.env.metrics->bulkhead(conf.name)),
+      pool_(std::move(conf.providers), conf.window, conf.max_wait),
+      env_(std::move(conf.env)),
       prefix_(std::move(prefix)),
       log_(env_.store, env_.mode) {
   }
 
   void on_exit() override {
-    // Queued operations and continuations hold promises that refer to this
-    // actor: drop them or it never dies.
+    // Queued operations, calls and continuations hold promises that refer
+    // to this actor: drop them or it never dies.
     entries_.clear();
+    pool_.clear();
     log_.clear();
     service_actor::on_exit();
   }
@@ -74,8 +76,7 @@ protected:
   /// Answers `rp`, frees the bulkhead slot and starts the next operation.
   template <class Reply>
   void done(const std::string& key, caf::response_promise& rp, Reply reply) {
-    release(); // before the answer, which may bring the next request
-    rp.deliver(std::move(reply));
+    answer(rp, std::move(reply));
     auto i = entries_.find(key);
     auto& e = i->second;
     e.busy = false;
@@ -110,22 +111,21 @@ protected:
     return env_.now_us();
   }
 
+  provider_pool pool_;
+
 private:
   entry& load(const std::string& key) {
     auto i = entries_.find(key);
     if (i != entries_.end())
       return i->second;
     entry e;
-    auto reader = log_.store().read_stream(prefix_ + key);
-    while (reader.next()) {
-      auto ev = reader.current().decode_payload();
-      if (!ev)
-        throw std::runtime_error(prefix_ + key + ": " + describe(ev.error()));
-      e.rec.apply(*ev);
-      e.version = reader.current().version;
-    }
-    if (reader.error())
-      throw std::runtime_error(prefix_ + key + ": " + describe(reader.error()));
+    auto err = fold_stream(log_.store(), prefix_ + key, 1,
+                           [&e](const events::event& ev, const events::record_view& rec) {
+                             e.rec.apply(ev);
+                             e.version = rec.version;
+                           });
+    if (err)
+      throw std::runtime_error(prefix_ + key + ": " + describe(err));
     return entries_.emplace(key, std::move(e)).first->second;
   }
 

@@ -55,15 +55,8 @@ using status = payment_record::status;
 
 class payment_actor : public keyed_service<payment_record> {
 public:
-  payment_actor(caf::actor_config& cfg, payment_config conf)
-    : keyed_service(cfg, conf.name, conf.capacity, conf.env, "payment-"),
-      conf_(std::move(conf)),
-      pool_(conf_.gateways, conf_.gateway_window, conf_.max_wait) {
-  }
-
-  void on_exit() override {
-    pool_.clear();
-    keyed_service::on_exit();
+  payment_actor(caf::actor_config& cfg, provider_service_config conf)
+    : keyed_service(cfg, std::move(conf), "payment-") {
   }
 
   caf::behavior make_behavior() override {
@@ -101,7 +94,7 @@ private:
     }
     provider_request req{"authorize", cmd.idempotency_key, cmd.amount_cents};
     call_in_order(
-      this, pool_, all_of(pool_), 0, req, false,
+      this, pool_, pool_.all(), 0, req, false,
       [this, cmd, rp](std::size_t idx, provider_answer& ans) mutable {
         auto& gw = pool_.routes()[idx].name;
         if (ans.declined) {
@@ -145,11 +138,9 @@ private:
         return;
       }
       // Only the gateway that authorized the payment can settle it.
-      auto idx = pool_.find(rec.provider);
-      auto order = idx < pool_.routes().size() ? std::vector<std::size_t>{idx} : all_of(pool_);
       provider_request req{op, std::string{op} + "-" + order_id, rec.amount_cents};
       call_in_order(
-        this, pool_, std::move(order), 0, req, false,
+        this, pool_, pool_.only(rec.provider), 0, req, false,
         [this, order_id, to, rp](std::size_t, provider_answer&) mutable {
           auto& rec = record(order_id);
           events::event ev;
@@ -172,13 +163,11 @@ private:
     return rp;
   }
 
-  payment_config conf_;
-  provider_pool pool_;
 };
 
 } // namespace
 
-caf::actor spawn_payment(caf::actor_system& sys, payment_config cfg) {
+caf::actor spawn_payment(caf::actor_system& sys, provider_service_config cfg) {
   return sys.spawn<payment_actor>(std::move(cfg));
 }
 

@@ -19,40 +19,49 @@ namespace keel::actors {
 
 namespace {
 
-/// The order id a payment or shipping command is about (for sharding).
-std::string order_of(const caf::message& msg) {
-  std::string result;
-  auto try_get = [&](auto tag) {
-    using T = decltype(tag);
-    if (result.empty() && msg.size() == 1 && msg.match_element<T>(0))
-      result = msg.get_as<T>(0).order_id;
-  };
-  try_get(events::authorize_payment{});
-  try_get(events::capture_payment{});
-  try_get(events::void_payment{});
-  try_get(events::refund_payment{});
-  try_get(events::schedule_shipment{});
-  try_get(events::cancel_shipment{});
-  return result;
+/// The single element of `msg` if it is a `T`, else null.
+template <class T>
+const T* only_element(const caf::message& msg) {
+  return msg.size() == 1 && msg.match_element<T>(0) ? &msg.get_as<T>(0) : nullptr;
 }
 
-/// The SKU an inventory request is about (the saga sends one request per shard).
-std::string sku_of(const caf::message& msg) {
-  std::string result;
-  auto try_lines = [&](auto tag) {
-    using T = decltype(tag);
-    if (result.empty() && msg.size() == 1 && msg.match_element<T>(0)
-        && !msg.get_as<T>(0).lines.empty())
-      result = msg.get_as<T>(0).lines.front().sku;
-  };
-  try_lines(events::reserve_stock{});
-  try_lines(events::release_stock{});
-  try_lines(events::commit_stock{});
-  if (msg.size() == 1 && msg.match_element<events::set_stock>(0))
-    result = msg.get_as<events::set_stock>(0).sku;
+/// The order id of the first of `Ts` that `msg` holds (a view into `msg`).
+template <class T, class... Ts>
+std::string_view order_id_in(const caf::message& msg) {
+  if (auto* x = only_element<T>(msg))
+    return x->order_id;
+  if constexpr (sizeof...(Ts) > 0)
+    return order_id_in<Ts...>(msg);
+  else
+    return {};
+}
+
+/// The first SKU of the first of `Ts` that `msg` holds (the saga sends one
+/// request per inventory shard, so any of its SKUs picks the shard).
+template <class T, class... Ts>
+std::string_view first_sku_in(const caf::message& msg) {
+  if (auto* x = only_element<T>(msg))
+    return x->lines.empty() ? std::string_view{} : std::string_view{x->lines.front().sku};
+  if constexpr (sizeof...(Ts) > 0)
+    return first_sku_in<Ts...>(msg);
+  else
+    return {};
+}
+
+/// The shard key of a payment or shipping command: its order id.
+std::string_view order_key(const caf::message& msg) {
+  return order_id_in<events::authorize_payment, events::capture_payment, events::void_payment,
+                     events::refund_payment, events::schedule_shipment,
+                     events::cancel_shipment>(msg);
+}
+
+/// The shard key of an inventory request: its SKU.
+std::string_view sku_key(const caf::message& msg) {
+  if (auto* x = only_element<events::set_stock>(msg))
+    return x->sku;
   if (msg.size() == 2 && msg.match_element<get_atom>(0) && msg.match_element<std::string>(1))
-    result = msg.get_as<std::string>(1);
-  return result;
+    return msg.get_as<std::string>(1);
+  return first_sku_in<events::reserve_stock, events::release_stock, events::commit_stock>(msg);
 }
 
 supervisor_config base_supervisor(const pipeline_config& cfg, const std::string& name,
@@ -71,6 +80,36 @@ supervisor_config base_supervisor(const pipeline_config& cfg, const std::string&
 
 service_env env_of(const pipeline_config& cfg) {
   return service_env{cfg.store, cfg.mode, cfg.now_us, cfg.metrics};
+}
+
+/// A service supervisor over `shards` children "<name>-<i>", routed by the
+/// shard of `key_of(request)`; `spawn(sys, child name)` starts a child.
+template <class Spawn>
+supervisor_config sharded(const pipeline_config& cfg, const std::string& name,
+                          std::uint64_t seed, std::size_t shards,
+                          std::string_view (*key_of)(const caf::message&), Spawn spawn) {
+  auto sc = base_supervisor(cfg, name, seed);
+  sc.breaker = cfg.service_breaker;
+  sc.call_timeout = cfg.service_timeout;
+  sc.route = [shards, key_of](const caf::message& m) { return shard_of(key_of(m), shards); };
+  for (std::size_t i = 0; i < shards; ++i) {
+    auto child = name + "-" + std::to_string(i);
+    sc.children.push_back({child, [spawn, child](caf::actor_system& s) { return spawn(s, child); }});
+  }
+  return sc;
+}
+
+/// A payment or shipping shard's settings; each shard gets its share of
+/// every provider's bulkhead.
+provider_service_config provider_service(const pipeline_config& cfg, std::size_t capacity,
+                                         std::vector<provider_route> providers,
+                                         std::size_t provider_capacity, std::size_t shards) {
+  return provider_service_config{{},
+                                 capacity,
+                                 std::move(providers),
+                                 std::max<std::size_t>(1, provider_capacity / shards),
+                                 cfg.provider_timeout.base,
+                                 env_of(cfg)};
 }
 
 } // namespace
@@ -108,9 +147,10 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
       p->providers_[name] = prov;
       auto sc = base_supervisor(cfg, name, seed);
       sc.breaker = cfg.provider_breaker;
-      sc.children.push_back({std::string{name} + "-adapter", [prov, capacity, cfg, name](caf::actor_system& s) {
-        return spawn_provider_adapter(s, adapter_config{name, prov, capacity, cfg.provider_timeout, cfg.metrics});
-      }});
+      adapter_config ac{name, prov, capacity, cfg.provider_timeout, cfg.metrics};
+      sc.children.push_back({std::string{name} + "-adapter", [ac](caf::actor_system& s) {
+                               return spawn_provider_adapter(s, ac);
+                             }});
       auto hdl = spawn_supervisor<provider_answer>(sys, std::move(sc));
       p->provider_handles_[name] = hdl;
       routes.push_back({name, hdl});
@@ -120,42 +160,30 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   auto gateways = provider_routes(pipeline::gateways, cfg.gateway_capacity);
   auto carriers = provider_routes(pipeline::carriers, cfg.carrier_capacity);
 
-  auto sup = base_supervisor(cfg, "payment", 101);
-  sup.breaker = cfg.service_breaker;
-  sup.call_timeout = cfg.service_timeout;
-  sup.route = [n = cfg.payment_shards](const caf::message& m) { return shard_of(order_of(m), n); };
-  for (std::size_t i = 0; i < cfg.payment_shards; ++i) {
-    auto name = "payment-" + std::to_string(i);
-    payment_config pc{name, cfg.payment_capacity, gateways,
-                      std::max<std::size_t>(1, cfg.gateway_capacity / cfg.payment_shards),
-                      cfg.provider_timeout.base, env_of(cfg)};
-    sup.children.push_back({name, [pc](caf::actor_system& s) { return spawn_payment(s, pc); }});
-  }
-  p->payment_ = spawn_supervisor<payment_reply>(sys, std::move(sup));
-
-  sup = base_supervisor(cfg, "shipping", 102);
-  sup.breaker = cfg.service_breaker;
-  sup.call_timeout = cfg.service_timeout;
-  sup.route = [n = cfg.shipping_shards](const caf::message& m) { return shard_of(order_of(m), n); };
-  for (std::size_t i = 0; i < cfg.shipping_shards; ++i) {
-    auto name = "shipping-" + std::to_string(i);
-    shipping_config sc{name, cfg.shipping_capacity, carriers,
-                       std::max<std::size_t>(1, cfg.carrier_capacity / cfg.shipping_shards),
-                       cfg.provider_timeout.base, env_of(cfg)};
-    sup.children.push_back({name, [sc](caf::actor_system& s) { return spawn_shipping(s, sc); }});
-  }
-  p->shipping_ = spawn_supervisor<shipment_reply>(sys, std::move(sup));
-
-  sup = base_supervisor(cfg, "inventory", 103);
-  sup.breaker = cfg.service_breaker;
-  sup.call_timeout = cfg.service_timeout;
-  sup.route = [n = cfg.inventory_shards](const caf::message& m) { return shard_of(sku_of(m), n); };
-  for (std::size_t i = 0; i < cfg.inventory_shards; ++i) {
-    auto name = "inventory-" + std::to_string(i);
-    inventory_config ic{name, cfg.inventory_capacity, 200, env_of(cfg)};
-    sup.children.push_back({name, [ic](caf::actor_system& s) { return spawn_inventory(s, ic); }});
-  }
-  p->inventory_ = spawn_supervisor<stock_reply>(sys, std::move(sup));
+  auto pay = provider_service(cfg, cfg.payment_capacity, gateways, cfg.gateway_capacity,
+                              cfg.payment_shards);
+  p->payment_ = spawn_supervisor<payment_reply>(
+    sys, sharded(cfg, "payment", 101, cfg.payment_shards, order_key,
+                 [pay](caf::actor_system& s, const std::string& name) {
+                   auto c = pay;
+                   c.name = name;
+                   return spawn_payment(s, std::move(c));
+                 }));
+  auto ship = provider_service(cfg, cfg.shipping_capacity, carriers, cfg.carrier_capacity,
+                               cfg.shipping_shards);
+  p->shipping_ = spawn_supervisor<shipment_reply>(
+    sys, sharded(cfg, "shipping", 102, cfg.shipping_shards, order_key,
+                 [ship](caf::actor_system& s, const std::string& name) {
+                   auto c = ship;
+                   c.name = name;
+                   return spawn_shipping(s, std::move(c));
+                 }));
+  p->inventory_ = spawn_supervisor<stock_reply>(
+    sys, sharded(cfg, "inventory", 103, cfg.inventory_shards, sku_key,
+                 [cap = cfg.inventory_capacity, env = env_of(cfg)](caf::actor_system& s,
+                                                                   const std::string& name) {
+                   return spawn_inventory(s, inventory_config{name, cap, 200, env});
+                 }));
 
   auto env = std::make_shared<saga_env>();
   env->inventory = p->inventory_;

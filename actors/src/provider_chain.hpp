@@ -46,12 +46,21 @@ public:
     return routes_;
   }
 
-  /// The index of provider `name`, or the number of providers.
-  std::size_t find(const std::string& name) const {
-    std::size_t i = 0;
-    while (i < routes_.size() && routes_[i].name != name)
-      ++i;
-    return i;
+  /// Every provider, primary first.
+  std::vector<std::size_t> all() const {
+    std::vector<std::size_t> result(routes_.size());
+    for (std::size_t i = 0; i < result.size(); ++i)
+      result[i] = i;
+    return result;
+  }
+
+  /// Provider `name` alone (the one that holds an authorization or a
+  /// shipment), or every provider when `name` is unknown.
+  std::vector<std::size_t> only(const std::string& name) const {
+    for (std::size_t i = 0; i < routes_.size(); ++i)
+      if (routes_[i].name == name)
+        return {i};
+    return all();
   }
 
   template <class Self>
@@ -133,14 +142,6 @@ void call_in_order(Self* self, provider_pool& pool, std::vector<std::size_t> ord
               else
                 on_fail(res.error());
             });
-}
-
-/// Every provider of `pool`, primary first.
-inline std::vector<std::size_t> all_of(const provider_pool& pool) {
-  std::vector<std::size_t> result;
-  for (std::size_t i = 0; i < pool.routes().size(); ++i)
-    result.push_back(i);
-  return result;
 }
 
 } // namespace keel::actors

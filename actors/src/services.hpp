@@ -22,30 +22,25 @@ struct service_env {
   std::shared_ptr<class registry> metrics;
 };
 
-/// One payment shard: authorize / capture / void / refund, idempotent by
-/// order id (stream "payment-<order id>"), through `gateways` in order.
-struct payment_config {
+/// One shard of a service that keeps a stream per order and calls external
+/// providers: payment ("payment-<order id>", gateways) and shipping
+/// ("shipment-<order id>", carriers). Both are idempotent by order id.
+struct provider_service_config {
   std::string name;
   std::size_t capacity = 1024;
-  std::vector<provider_route> gateways;
-  /// Calls in flight from this shard to one gateway (see provider_pool).
-  std::size_t gateway_window = 10;
+  /// The providers, primary first.
+  std::vector<provider_route> providers;
+  /// Calls in flight from this shard to one provider (see provider_pool).
+  std::size_t window = 10;
   duration max_wait = std::chrono::seconds(2);
   service_env env;
 };
-caf::actor spawn_payment(caf::actor_system& sys, payment_config cfg);
 
-/// One shipping shard: schedule / cancel, idempotent by order id (stream
-/// "shipment-<order id>"), through `carriers` in order.
-struct shipping_config {
-  std::string name;
-  std::size_t capacity = 1024;
-  std::vector<provider_route> carriers;
-  std::size_t carrier_window = 100;
-  duration max_wait = std::chrono::seconds(2);
-  service_env env;
-};
-caf::actor spawn_shipping(caf::actor_system& sys, shipping_config cfg);
+/// authorize / capture / void / refund through the gateways in order.
+caf::actor spawn_payment(caf::actor_system& sys, provider_service_config cfg);
+
+/// schedule / cancel through the carriers in order.
+caf::actor spawn_shipping(caf::actor_system& sys, provider_service_config cfg);
 
 /// One inventory shard: stock per SKU (streams "stock-<sku>") for the SKUs
 /// routed to it; reserve / release / commit / set / get. Never reserves
@@ -60,6 +55,6 @@ struct inventory_config {
 caf::actor spawn_inventory(caf::actor_system& sys, inventory_config cfg);
 
 /// The shard of `key` among `shards` (stable across runs and builds).
-std::size_t shard_of(const std::string& key, std::size_t shards);
+std::size_t shard_of(std::string_view key, std::size_t shards);
 
 } // namespace keel::actors

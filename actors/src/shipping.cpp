@@ -53,15 +53,8 @@ constexpr std::int64_t us_per_day = 86400LL * 1000 * 1000;
 
 class shipping_actor : public keyed_service<shipment_record> {
 public:
-  shipping_actor(caf::actor_config& cfg, shipping_config conf)
-    : keyed_service(cfg, conf.name, conf.capacity, conf.env, "shipment-"),
-      conf_(std::move(conf)),
-      pool_(conf_.carriers, conf_.carrier_window, conf_.max_wait) {
-  }
-
-  void on_exit() override {
-    pool_.clear();
-    keyed_service::on_exit();
+  shipping_actor(caf::actor_config& cfg, provider_service_config conf)
+    : keyed_service(cfg, std::move(conf), "shipment-") {
   }
 
   caf::behavior make_behavior() override {
@@ -95,7 +88,7 @@ private:
     }
     provider_request req{"schedule", "ship-" + order_id, 0};
     call_in_order(
-      this, pool_, all_of(pool_), 0, req, true,
+      this, pool_, pool_.all(), 0, req, true,
       [this, order_id, rp](std::size_t idx, provider_answer& ans) mutable {
         auto& carrier = pool_.routes()[idx].name;
         events::event ev;
@@ -119,11 +112,9 @@ private:
       done(order_id, rp, shipment_reply{outcome::done, {}, rec.carrier, 0, {}});
       return;
     }
-    auto idx = pool_.find(rec.carrier);
-    auto order = idx < pool_.routes().size() ? std::vector<std::size_t>{idx} : all_of(pool_);
     provider_request req{"cancel", "cancel-" + order_id, 0};
     call_in_order(
-      this, pool_, std::move(order), 0, req, false,
+      this, pool_, pool_.only(rec.carrier), 0, req, false,
       [this, order_id, rp](std::size_t, provider_answer&) mutable {
         auto& rec = record(order_id);
         events::shipment_cancelled ev{order_id, rec.tracking_id, rec.carrier};
@@ -136,13 +127,11 @@ private:
       });
   }
 
-  shipping_config conf_;
-  provider_pool pool_;
 };
 
 } // namespace
 
-caf::actor spawn_shipping(caf::actor_system& sys, shipping_config cfg) {
+caf::actor spawn_shipping(caf::actor_system& sys, provider_service_config cfg) {
   return sys.spawn<shipping_actor>(std::move(cfg));
 }
 
