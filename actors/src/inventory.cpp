@@ -16,13 +16,8 @@
 
 namespace keel::actors {
 
-std::size_t shard_of(const std::string& key, std::size_t shards) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return shards == 0 ? 0 : static_cast<std::size_t>(h % shards);
+std::size_t shard_of(std::string_view key, std::size_t shards) {
+  return shards == 0 ? 0 : static_cast<std::size_t>(stable_hash(key) % shards);
 }
 
 namespace {
@@ -127,8 +122,6 @@ public:
   }
 
 private:
-  using waiter = std::shared_ptr<std::pair<std::size_t, caf::response_promise>>;
-
   caf::result<stock_reply> reserve(const events::reserve_stock& cmd) {
     auto wanted = per_sku(cmd.lines);
     for (auto& [sku, qty] : wanted) {
@@ -184,8 +177,7 @@ private:
   caf::result<stock_reply> apply_all(std::vector<std::pair<std::string, events::event>>& todo) {
     auto rp = make_response_promise();
     if (todo.empty()) {
-      release();
-      rp.deliver(stock_reply{});
+      answer(rp, stock_reply{});
       return rp;
     }
     auto w = join(rp, todo.size(), stock_reply{});
@@ -197,10 +189,8 @@ private:
   std::function<void()> join(caf::response_promise rp, std::size_t n, stock_reply reply) {
     auto left = std::make_shared<std::size_t>(n);
     return [this, rp, left, reply]() mutable {
-      if (--*left == 0) {
-        release(); // before the answer, which may bring the next request
-        rp.deliver(std::move(reply));
-      }
+      if (--*left == 0)
+        answer(rp, std::move(reply));
     };
   }
 
@@ -242,16 +232,13 @@ private:
       s.version = s.snapshot_version = (*snap)->version;
     else
       s = sku_state{}; // no usable snapshot: fold the whole stream
-    auto reader = log_.store().read_stream(stream, s.version + 1);
-    while (reader.next()) {
-      auto ev = reader.current().decode_payload();
-      if (!ev)
-        throw std::runtime_error(stream + ": " + describe(ev.error()));
-      s.apply(*ev);
-      s.version = reader.current().version;
-    }
-    if (reader.error())
-      throw std::runtime_error(stream + ": " + describe(reader.error()));
+    auto err = fold_stream(log_.store(), stream, s.version + 1,
+                           [&s](const events::event& ev, const events::record_view& rec) {
+                             s.apply(ev);
+                             s.version = rec.version;
+                           });
+    if (err)
+      throw std::runtime_error(stream + ": " + describe(err));
     return skus_.emplace(sku, std::move(s)).first->second;
   }
 

@@ -24,8 +24,8 @@ public:
   caf::behavior make_behavior() override {
     return {
       [this](provider_request& req) -> caf::result<provider_answer> { return call(req); },
-      [this](answer_atom, std::uint64_t id) { answer(id); },
-      [this](timeout_atom, std::uint64_t id) { expire(id); },
+      [this](answer_atom, std::uint64_t id) { on_answer(id); },
+      [this](timeout_atom, std::uint64_t id) { on_timeout(id); },
       [this](crash_atom) -> caf::result<provider_answer> {
         throw std::runtime_error("injected crash");
       },
@@ -33,75 +33,75 @@ public:
   }
 
   void on_exit() override {
-    // Pending promises refer to this actor: drop them or it never dies.
-    pending_.clear();
-    limits_.clear();
+    pending_.clear(); // pending promises refer to this actor: it would never die
     service_actor::on_exit();
   }
 
 private:
+  /// The observed p99 is recomputed every this many answers, not per call.
+  static constexpr std::size_t p99_refresh = 64;
+
   struct pending_call {
     caf::response_promise rp;
     steady_time started;
+    duration limit;
     provider_plan plan;
   };
 
   caf::result<provider_answer> call(const provider_request& req) {
     auto now = clock().now();
     auto plan = conf_.provider->plan({req.operation, req.idempotency_key, req.amount_cents}, now);
-    auto load = static_cast<double>(in_use()) / static_cast<double>(std::max<std::int64_t>(1, capacity()));
-    auto limit = adaptive_timeout(conf_.timeout, latencies_.quantile(0.99), load);
+    auto load = static_cast<double>(in_use())
+                / static_cast<double>(std::max<std::int64_t>(1, capacity()));
+    auto limit = adaptive_timeout(conf_.timeout, p99_, load);
     auto id = next_id_++;
     auto rp = make_response_promise();
     if (plan.result != provider_plan::outcome::hang)
       delayed_send(this, plan.latency, answer_atom::value, id);
     delayed_send(this, limit, timeout_atom::value, id);
-    limits_.emplace(id, limit);
-    pending_.emplace(id, pending_call{rp, now, std::move(plan)});
+    pending_.emplace(id, pending_call{rp, now, limit, std::move(plan)});
     return rp;
   }
 
-  void answer(std::uint64_t id) {
+  void on_answer(std::uint64_t id) {
     auto i = pending_.find(id);
     if (i == pending_.end())
-      return;
+      return; // timed out before
     auto c = std::move(i->second);
-    finish(i); // frees the slot before the answer can bring the next call
-    latencies_.record(clock().now() - c.started);
+    pending_.erase(i);
+    record(clock().now() - c.started);
     if (c.plan.result == provider_plan::outcome::failed)
-      c.rp.deliver(make_error(errc::provider_failure, name_of() + ": " + c.plan.reason));
+      answer(c.rp, make_error(errc::provider_failure, conf_.name + ": " + c.plan.reason));
     else
-      c.rp.deliver(provider_answer{c.plan.result == provider_plan::outcome::declined,
+      answer(c.rp, provider_answer{c.plan.result == provider_plan::outcome::declined,
                                    c.plan.reference, c.plan.delivery_days, c.plan.reason});
   }
 
-  void expire(std::uint64_t id) {
+  void on_timeout(std::uint64_t id) {
     auto i = pending_.find(id);
     if (i == pending_.end())
-      return;
-    auto limit = limits_[id];
-    auto rp = std::move(i->second.rp);
-    finish(i); // frees the slot before the answer can bring the next call
-    latencies_.record(limit);
-    rp.deliver(make_error(errc::timeout, name_of() + ": no answer within "
-                                           + std::to_string(limit.count() / 1000000) + " ms"));
-  }
-
-  void finish(std::unordered_map<std::uint64_t, pending_call>::iterator i) {
-    limits_.erase(i->first);
+      return; // answered before
+    auto c = std::move(i->second);
     pending_.erase(i);
-    release();
+    record(c.limit);
+    answer(c.rp, make_error(errc::timeout, conf_.name + ": no answer within "
+                                             + std::to_string(c.limit.count() / 1000000) + " ms"));
   }
 
-  std::string name_of() const {
-    return conf_.name;
+  void record(duration latency) {
+    latencies_.record(latency);
+    if (++since_refresh_ >= p99_refresh || latencies_.size() <= p99_refresh) {
+      p99_ = latencies_.quantile(0.99);
+      since_refresh_ = 0;
+    }
   }
 
   adapter_config conf_;
   latency_window latencies_;
+  duration p99_{0};
+  std::size_t since_refresh_ = 0;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, pending_call> pending_;
-  std::unordered_map<std::uint64_t, duration> limits_;
 };
 
 } // namespace

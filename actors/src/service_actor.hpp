@@ -5,6 +5,7 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/mailbox_element.hpp>
+#include <caf/response_promise.hpp>
 
 #include "keel/actors/registry.hpp"
 
@@ -15,8 +16,9 @@ namespace keel::actors {
 /// Bulkhead: at most `capacity` requests are pending (in the mailbox or
 /// admitted and not yet answered). A request beyond that is answered with
 /// `overloaded` from the sender's thread inside `enqueue`, never queued and
-/// never dropped silently, and counted. Subclasses call `release()` once per
-/// admitted request when they deliver its answer.
+/// never dropped silently, and counted. Subclasses answer admitted requests
+/// through `answer()` (or call `release()` when they answer by returning a
+/// value or delegate).
 ///
 /// Crash: an exception escaping a handler answers the request being handled
 /// with `actor_crashed` and terminates the actor with that error; its
@@ -35,7 +37,16 @@ public:
   }
 
 protected:
-  /// Marks one admitted request as answered.
+  /// Answers an admitted request: frees its bulkhead slot first, so a caller
+  /// that reacts at once to the answer never finds the slot still taken.
+  template <class T>
+  void answer(caf::response_promise& rp, T&& x) {
+    release();
+    rp.deliver(std::forward<T>(x));
+  }
+
+  /// Marks one admitted request as answered (for handlers that answer by
+  /// returning a value, or delegate).
   void release() noexcept;
 
   /// Pending requests now.
