@@ -43,14 +43,31 @@ void journal::complete(std::uint64_t token, const caf::error& err, std::uint64_t
   k(err, res);
 }
 
-events::event_id correlation_of(const std::string& order_id) {
-  // FNV-1a over the order id seeds a stable id.
+caf::error fold_stream(
+  const storage::event_store& store, std::string_view stream, std::uint64_t from_version,
+  const std::function<void(const events::event&, const events::record_view&)>& apply) {
+  auto reader = store.read_stream(stream, from_version);
+  while (reader.next()) {
+    auto& rec = reader.current();
+    auto ev = rec.decode_payload();
+    if (!ev)
+      return std::move(ev.error());
+    apply(*ev, rec);
+  }
+  return reader.error();
+}
+
+std::uint64_t stable_hash(std::string_view key) noexcept {
   std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : order_id) {
+  for (unsigned char c : key) {
     h ^= c;
     h *= 1099511628211ULL;
   }
-  return events::event_id::from_seed(h, 0);
+  return h;
+}
+
+events::event_id correlation_of(const std::string& order_id) {
+  return events::event_id::from_seed(stable_hash(order_id), 0);
 }
 
 storage::new_event make_new_event(const events::event& ev, std::int64_t at_us,

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -41,17 +42,8 @@ public:
     pending_.clear();
   }
 
-  /// Appends waiting for durability.
-  std::size_t in_flight() const noexcept {
-    return pending_.size();
-  }
-
   storage::event_store& store() const noexcept {
     return *store_;
-  }
-
-  const std::shared_ptr<storage::event_store>& store_ptr() const noexcept {
-    return store_;
   }
 
 private:
@@ -60,6 +52,17 @@ private:
   std::uint64_t next_token_ = 1;
   std::unordered_map<std::uint64_t, continuation> pending_;
 };
+
+/// Decodes the events of `stream` from `from_version` on and hands each to
+/// `apply` with its record (version, timestamp). Errors: storage errors and
+/// events that do not decode (the fold stops there).
+caf::error fold_stream(
+  const storage::event_store& store, std::string_view stream, std::uint64_t from_version,
+  const std::function<void(const events::event&, const events::record_view&)>& apply);
+
+/// A 64-bit FNV-1a hash of `key`: stable across runs and builds (shards and
+/// correlation ids must not change when the standard library does).
+std::uint64_t stable_hash(std::string_view key) noexcept;
 
 /// The correlation id of every event about `order_id` (derived from it, so
 /// services need no extra field to join a timeline).

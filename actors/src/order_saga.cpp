@@ -41,7 +41,6 @@ struct saga_state {
   std::vector<caf::response_promise> cancel_waiters;
   /// Callers that placed the same order while its order_placed was being
   /// recorded; they get its view (created = false) once it is durable.
-  bool placing = false;
   std::vector<caf::response_promise> place_waiters;
   static inline const char* name = "keel.saga";
 };
@@ -367,11 +366,10 @@ caf::result<order_view> place(saga_actor* self, events::place_order& cmd) {
   if (s.st.status != order_status::none)
     return view_of(s.st, false);
   auto rp = self->make_response_promise();
-  if (s.placing) {
+  if (s.appending) { // the first placement of this id is being recorded
     s.place_waiters.push_back(rp);
     return rp;
   }
-  s.placing = true;
   events::order_placed ev{cmd.order_id,
                           cmd.customer_id,
                           cmd.lines,
@@ -412,16 +410,19 @@ caf::result<order_view> cancel(saga_actor* self, events::cancel_order& cmd) {
 }
 
 caf::behavior saga_fn(saga_actor* self, std::shared_ptr<const saga_env> env, caf::actor orders,
-                      std::string order_id) {
+                      std::string order_id, std::optional<order_state> known) {
   auto& s = self->state;
   s.env = std::move(env);
   s.orders = std::move(orders);
-  s.rng.seed(s.env->seed ^ std::hash<std::string>{}(order_id));
+  s.rng.seed(s.env->seed ^ stable_hash(order_id));
   s.log = std::make_unique<journal>(s.env->env.store, s.env->env.mode);
-  auto loaded = load_order(*s.env->env.store, order_id, s.env->policy);
-  if (!loaded)
-    throw std::runtime_error("order-" + order_id + ": " + describe(loaded.error()));
-  s.st = std::move(*loaded);
+  if (!known) {
+    auto loaded = load_order(*s.env->env.store, order_id, s.env->policy);
+    if (!loaded)
+      throw std::runtime_error("order-" + order_id + ": " + describe(loaded.error()));
+    known = std::move(*loaded);
+  }
+  s.st = std::move(*known);
   s.st.order_id = order_id;
   return {
     [self](events::place_order& cmd) { return place(self, cmd); },
@@ -453,24 +454,21 @@ order_view view_of(const order_state& st, bool created) {
 }
 
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<const saga_env> env,
-                      caf::actor orders, std::string order_id) {
-  return sys.spawn(saga_fn, std::move(env), std::move(orders), std::move(order_id));
+                      caf::actor orders, std::string order_id, std::optional<order_state> known) {
+  return sys.spawn(saga_fn, std::move(env), std::move(orders), std::move(order_id),
+                   std::move(known));
 }
 
 caf::expected<order_state> load_order(const storage::event_store& store,
                                       const std::string& order_id, const saga_policy& policy) {
   order_state st;
-  auto reader = store.read_stream("order-" + order_id);
-  while (reader.next()) {
-    auto& rec = reader.current();
-    auto ev = rec.decode_payload();
-    if (!ev)
-      return std::move(ev.error());
-    st = decide(st, *ev, rec.timestamp_us, policy).state;
-    st.version = rec.version;
-  }
-  if (reader.error())
-    return reader.error();
+  auto err = fold_stream(store, "order-" + order_id, 1,
+                         [&](const events::event& ev, const events::record_view& rec) {
+                           st = decide(st, ev, rec.timestamp_us, policy).state;
+                           st.version = rec.version;
+                         });
+  if (err)
+    return err;
   return st;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -28,7 +29,8 @@ struct saga_env {
   std::uint64_t seed = 1;
 };
 
-/// Spawns the saga of `order_id`: it folds the order's stream, then handles
+/// Spawns the saga of `order_id`: it folds the order's stream (unless the
+/// caller already did and passes the state as `known`), then handles
 ///   place_order            -> order_view (after order_placed is durable)
 ///   cancel_order           -> order_view | not_cancellable
 ///   (get_atom, id)         -> order_view
@@ -37,7 +39,8 @@ struct saga_env {
 /// outcome. It tells `orders` `(done_atom, id)` and quits when the order
 /// ends or parks on the retry queue.
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<const saga_env> env,
-                      caf::actor orders, std::string order_id);
+                      caf::actor orders, std::string order_id,
+                      std::optional<order_state> known = std::nullopt);
 
 /// The client's view of `st`.
 order_view view_of(const order_state& st, bool created);

@@ -38,10 +38,8 @@ public:
       },
       [this](get_atom, std::string& id) -> caf::result<order_view> {
         release();
-        if (auto i = sagas_.find(id); i != sagas_.end()) {
-          delegate(i->second, get_atom::value, std::move(id));
+        if (to_saga(id, get_atom::value, id))
           return caf::delegated<order_view>{};
-        }
         auto st = load(id);
         if (!st)
           return std::move(st.error());
@@ -73,13 +71,21 @@ public:
   }
 
 private:
+  /// Hands the current request to the saga of `id` if one is in flight.
+  template <class... Ts>
+  bool to_saga(const std::string& id, const Ts&... xs) {
+    auto i = sagas_.find(id);
+    if (i == sagas_.end())
+      return false;
+    delegate(i->second, xs...);
+    return true;
+  }
+
   caf::result<order_view> place(events::place_order& cmd) {
     if (auto err = events::validate(cmd))
       return err;
-    if (auto i = sagas_.find(cmd.order_id); i != sagas_.end()) {
-      delegate(i->second, std::move(cmd));
+    if (to_saga(cmd.order_id, cmd))
       return caf::delegated<order_view>{};
-    }
     auto st = load(cmd.order_id);
     if (!st)
       return std::move(st.error());
@@ -88,15 +94,13 @@ private:
     if (sagas_.size() >= conf_.max_sagas)
       return make_error(errc::overloaded, "orders: " + std::to_string(conf_.max_sagas)
                                             + " sagas in flight");
-    delegate(start(cmd.order_id), std::move(cmd));
+    delegate(start(cmd.order_id, std::move(*st)), std::move(cmd));
     return caf::delegated<order_view>{};
   }
 
   caf::result<order_view> cancel(events::cancel_order& cmd) {
-    if (auto i = sagas_.find(cmd.order_id); i != sagas_.end()) {
-      delegate(i->second, std::move(cmd));
+    if (to_saga(cmd.order_id, cmd))
       return caf::delegated<order_view>{};
-    }
     auto st = load(cmd.order_id);
     if (!st)
       return std::move(st.error());
@@ -107,7 +111,7 @@ private:
     if (!can_cancel(*st))
       return make_error(errc::not_cancellable,
                         "order " + cmd.order_id + " is " + to_string(st->status));
-    delegate(start(cmd.order_id), std::move(cmd));
+    delegate(start(cmd.order_id, std::move(*st)), std::move(cmd));
     return caf::delegated<order_view>{}; // wakes a parked order
   }
 
@@ -115,8 +119,11 @@ private:
     return load_order(*conf_.sagas->env.store, id, conf_.sagas->policy);
   }
 
-  caf::actor start(const std::string& id) {
-    auto saga = spawn_saga(system(), conf_.sagas, caf::actor_cast<caf::actor>(this), id);
+  /// Starts the saga of `id`; `known` is its folded stream when the caller
+  /// has read it already (the saga would read it again otherwise).
+  caf::actor start(const std::string& id, std::optional<order_state> known = std::nullopt) {
+    auto saga = spawn_saga(system(), conf_.sagas, caf::actor_cast<caf::actor>(this), id,
+                           std::move(known));
     monitor(saga);
     sagas_.emplace(id, saga);
     *in_flight_gauge_ = static_cast<std::int64_t>(sagas_.size());

@@ -16,10 +16,11 @@ namespace {
 struct queue_state {
   retry_queue_config cfg;
   /// Due time -> order id, one map per priority.
-  std::multimap<std::int64_t, std::string> premium;
-  std::multimap<std::int64_t, std::string> normal;
-  std::unordered_map<std::string, std::multimap<std::int64_t, std::string>::iterator> index;
-  std::unordered_map<std::string, bool> is_premium;
+  using queue = std::multimap<std::int64_t, std::string>;
+  queue premium;
+  queue normal;
+  /// Where each parked order sits: its queue and its entry there.
+  std::unordered_map<std::string, std::pair<queue*, queue::iterator>> index;
   std::shared_ptr<std::atomic<std::int64_t>> depth;
   std::shared_ptr<std::atomic<std::int64_t>> redriven;
   static inline const char* name = "keel.retry_queue";
@@ -31,9 +32,8 @@ void erase(queue_state& s, const std::string& id) {
   auto i = s.index.find(id);
   if (i == s.index.end())
     return;
-  (s.is_premium[id] ? s.premium : s.normal).erase(i->second);
+  i->second.first->erase(i->second.second);
   s.index.erase(i);
-  s.is_premium.erase(id);
 }
 
 /// How many orders may go back to payment now: the free bulkhead slots of
@@ -83,15 +83,13 @@ caf::behavior queue_fn(queue_actor* self, retry_queue_config cfg) {
       auto& s = self->state;
       erase(s, id);
       auto& q = premium ? s.premium : s.normal;
-      s.index[id] = q.emplace(retry_at, id);
-      s.is_premium[id] = premium;
+      s.index[id] = {&q, q.emplace(retry_at, id)};
       *s.depth = static_cast<std::int64_t>(s.index.size());
     },
     [self](tick_atom) {
       drain(self);
       self->delayed_send(self, self->state.cfg.tick, tick_atom::value);
     },
-    [self](get_atom) { return static_cast<std::uint64_t>(self->state.index.size()); },
   };
 }
 

@@ -48,7 +48,6 @@ using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using redrive_atom = caf::atom_constant<caf::atom("redrive")>;
 using park_atom = caf::atom_constant<caf::atom("park")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
-using status_atom = caf::atom_constant<caf::atom("status")>;
 
 /// The answer of inventory. For a refused reservation, `sku`, `requested`
 /// and `available` name the first short line.
