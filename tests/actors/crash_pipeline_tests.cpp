@@ -4,10 +4,7 @@
 // acknowledged before the kill must then be terminal, and the invariants of
 // DESIGN section 2 must hold over the whole log.
 
-#include <poll.h>
-#include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -25,6 +22,7 @@
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
 #include "keel/storage/event_store.hpp"
+#include "child_process.hpp"
 #include "temp_dir.hpp"
 
 using namespace keel;
@@ -39,57 +37,9 @@ constexpr auto recover_limit = 90s;
 /// Unfinished orders and violations shown in full; the rest are counted.
 constexpr std::size_t max_shown = 10;
 
-/// A finished child: its stdout and how it ended.
-struct child_result {
-  std::string out;
-  int status = 0;
-};
-
-/// Runs keel-crash-pipeline with `args`, SIGKILLs it once `kill_after` passed
-/// (unless it exited before) and returns its stdout and exit status.
-child_result run_child(std::vector<std::string> args, std::chrono::milliseconds kill_after) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  auto pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    std::vector<char*> argv{const_cast<char*>(KEEL_CRASH_PIPELINE)};
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(KEEL_CRASH_PIPELINE, argv.data());
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  child_result res;
-  char buf[65536];
-  auto deadline = std::chrono::steady_clock::now() + kill_after;
-  bool killed = false;
-  for (;;) {
-    auto now = std::chrono::steady_clock::now();
-    if (!killed && now >= deadline) {
-      ::kill(pid, SIGKILL);
-      killed = true;
-    }
-    auto wait = killed ? 1000ms : std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-    pollfd p{fds[0], POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(wait.count())) > 0) {
-      auto n = ::read(fds[0], buf, sizeof buf);
-      if (n <= 0)
-        break; // EOF: the child is gone
-      res.out.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fds[0]);
-  ::waitpid(pid, &res.status, 0);
-  return res;
-}
-
-bool killed_by_sigkill(int status) {
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+/// Runs keel-crash-pipeline with `args`, SIGKILLed after `kill_after`.
+test::child_result run_child(std::vector<std::string> args, std::chrono::milliseconds kill_after) {
+  return test::run_child(KEEL_CRASH_PIPELINE, std::move(args), kill_after);
 }
 
 /// Runs the child in load mode on `dir` and kills it after `ms`; returns the
@@ -98,7 +48,7 @@ std::vector<std::string> load_and_kill(const std::string& dir, std::uint64_t see
   auto res = run_child({"--data", dir, "--seed", std::to_string(seed), "--load", in_flight},
                        std::chrono::milliseconds{ms});
   INFO("load child status " << res.status);
-  REQUIRE(killed_by_sigkill(res.status));
+  REQUIRE(res.killed());
   std::vector<std::string> acks;
   std::istringstream lines{res.out};
   std::string line;
@@ -203,7 +153,7 @@ void crash_run(const std::string& dir, bool reuse, std::mt19937_64& rng,
   if (kill_recovery) {
     auto res = run_child({"--data", dir, "--seed", std::to_string(child_seed), "--recover"},
                          std::chrono::milliseconds{recovery_ms});
-    CHECK((killed_by_sigkill(res.status)
+    CHECK((res.killed()
            || (WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0)));
   }
   recover(dir, child_seed, sum);

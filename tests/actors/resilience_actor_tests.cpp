@@ -35,6 +35,18 @@ std::vector<breaker_state> transitions(storage::event_store& store, const std::s
   return result;
 }
 
+/// A pipeline whose gw-primary never answers and whose breakers never open
+/// (so bulkheads and timeouts can be watched alone).
+struct hung_gateway_fixture : pipeline_fixture {
+  void start_with_hung_primary() {
+    auto c = config();
+    c.provider_breaker.failure_threshold = 1000;
+    c.provider_breaker.minimum_calls = 1000;
+    start(c);
+    set_faults(*p, "gw-primary", [](auto& f) { f.hang_rate = 1.0; });
+  }
+};
+
 } // namespace
 
 TEST_CASE_METHOD(pipeline_fixture, "a provider breaker opens after ten failures, fails fast, half-opens after 30 s and closes on good trial calls", "[breaker]") {
@@ -90,12 +102,8 @@ TEST_CASE_METHOD(pipeline_fixture, "a failed trial call in half-open opens the b
                                       breaker_state::open});
 }
 
-TEST_CASE_METHOD(pipeline_fixture, "a full bulkhead rejects the excess at enqueue time and never queues it", "[bulkhead]") {
-  auto c = config();
-  c.provider_breaker.failure_threshold = 1000;
-  c.provider_breaker.minimum_calls = 1000;
-  start(c);
-  set_faults(*p, "gw-primary", [](auto& f) { f.hang_rate = 1.0; });
+TEST_CASE_METHOD(hung_gateway_fixture, "a full bulkhead rejects the excess at enqueue time and never queues it", "[bulkhead]") {
+  start_with_hung_primary();
   auto gw = p->provider_handle("gw-primary");
   std::vector<answer<provider_answer>> rs;
   for (int i = 0; i < 25; ++i)
@@ -134,12 +142,8 @@ TEST_CASE_METHOD(pipeline_fixture, "a full bulkhead rejects the excess at enqueu
   CHECK(bulkhead->in_use == 0);
 }
 
-TEST_CASE_METHOD(pipeline_fixture, "provider timeouts adapt to the observed p99", "[timeout]") {
-  auto c = config();
-  c.provider_breaker.failure_threshold = 1000;
-  c.provider_breaker.minimum_calls = 1000;
-  start(c);
-  set_faults(*p, "gw-primary", [](auto& f) { f.hang_rate = 1.0; });
+TEST_CASE_METHOD(hung_gateway_fixture, "provider timeouts adapt to the observed p99", "[timeout]") {
+  start_with_hung_primary();
   auto gw = p->provider_handle("gw-primary");
   auto first = ask<provider_answer>(gw, call("a"));
   advance(2100ms, 100ms);

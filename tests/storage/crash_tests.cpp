@@ -1,13 +1,8 @@
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <random>
 #include <sstream>
 
+#include "child_process.hpp"
 #include "keel/storage/verify.hpp"
 #include "store_support.hpp"
 
@@ -28,52 +23,13 @@ struct ack {
 /// returns every append it acknowledged before dying.
 std::vector<ack> run_and_kill(const std::string& dir, std::uint64_t seed, std::uint64_t run,
                               int ms) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  auto pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    auto seed_text = std::to_string(seed);
-    auto run_text = std::to_string(run);
-    ::execl(KEEL_CRASH_WRITER, KEEL_CRASH_WRITER, dir.c_str(), seed_text.c_str(),
-            run_text.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char buf[65536];
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{ms};
-  bool killed = false;
-  for (;;) {
-    auto now = std::chrono::steady_clock::now();
-    if (!killed && now >= deadline) {
-      ::kill(pid, SIGKILL);
-      killed = true;
-    }
-    pollfd p{fds[0], POLLIN, 0};
-    auto wait_ms = killed ? 1000
-                          : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               deadline - now)
-                                               .count())
-                              + 1;
-    if (::poll(&p, 1, wait_ms) > 0) {
-      auto n = ::read(fds[0], buf, sizeof buf);
-      if (n <= 0)
-        break; // EOF: the writer is gone
-      out.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  INFO("writer status " << status);
-  REQUIRE(WIFSIGNALED(status));
-  REQUIRE(WTERMSIG(status) == SIGKILL);
+  auto res = test::run_child(KEEL_CRASH_WRITER,
+                             {dir, std::to_string(seed), std::to_string(run)},
+                             std::chrono::milliseconds{ms});
+  INFO("writer status " << res.status);
+  REQUIRE(res.killed());
   std::vector<ack> acks;
-  std::istringstream lines{out};
+  std::istringstream lines{res.out};
   std::string word;
   while (lines >> word) {
     REQUIRE(word == "ack");

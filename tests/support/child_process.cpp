@@ -1,0 +1,60 @@
+#include "child_process.hpp"
+
+#include <csignal>
+
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+namespace keel::test {
+
+bool child_result::killed() const {
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+child_result run_child(const std::string& program, std::vector<std::string> args,
+                       std::chrono::milliseconds kill_after) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  auto pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    std::vector<char*> argv{const_cast<char*>(program.c_str())};
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(program.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  child_result res;
+  char buf[65536];
+  auto deadline = std::chrono::steady_clock::now() + kill_after;
+  bool killed = false;
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    if (!killed && now >= deadline) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+    auto wait = killed ? std::chrono::milliseconds{1000}
+                       : std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    pollfd p{fds[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) > 0) {
+      auto n = ::read(fds[0], buf, sizeof buf);
+      if (n <= 0)
+        break; // EOF: the child is gone
+      res.out.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fds[0]);
+  ::waitpid(pid, &res.status, 0);
+  return res;
+}
+
+} // namespace keel::test

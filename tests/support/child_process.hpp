@@ -1,0 +1,23 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace keel::test {
+
+/// A finished child process: its stdout and its wait status.
+struct child_result {
+  std::string out;
+  int status = 0;
+
+  /// Whether the child was ended by SIGKILL.
+  bool killed() const;
+};
+
+/// Runs `program` with `args`, collecting its stdout; SIGKILLs it once
+/// `kill_after` has passed unless it exited before.
+child_result run_child(const std::string& program, std::vector<std::string> args,
+                       std::chrono::milliseconds kill_after);
+
+} // namespace keel::test
