@@ -29,6 +29,9 @@ arguments parse(int argc, char** argv, int first, const std::vector<std::string>
 /// Returns the p-th percentile (0..100) of `values` (sorted in place).
 double percentile(std::vector<double>& values, double p);
 
+/// Returns the p-th percentile (0..100) of `sorted` (ascending), 0 when empty.
+double sorted_percentile(const std::vector<double>& sorted, double p);
+
 /// A directory under the system temp directory, removed on destruction
 /// unless `keep` is set.
 class temp_dir {

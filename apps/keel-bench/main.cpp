@@ -57,12 +57,16 @@ arguments parse(int argc, char** argv, int first, const std::vector<std::string>
   return a;
 }
 
-double percentile(std::vector<double>& values, double p) {
-  if (values.empty())
+double sorted_percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty())
     return 0;
+  auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(rank, sorted.size() - 1)];
+}
+
+double percentile(std::vector<double>& values, double p) {
   std::sort(values.begin(), values.end());
-  auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(rank, values.size() - 1)];
+  return sorted_percentile(values, p);
 }
 
 double median(std::vector<double>& values) {

@@ -282,10 +282,7 @@ events::place_order make_order(const order_mix& mix, std::uint64_t n) {
 }
 
 double drive_figures::latency_ms(double p) const {
-  if (latencies_ms.empty())
-    return 0;
-  auto rank = p / 100.0 * static_cast<double>(latencies_ms.size() - 1) + 0.5;
-  return latencies_ms[std::min(static_cast<std::size_t>(rank), latencies_ms.size() - 1)];
+  return sorted_percentile(latencies_ms, p); // sorted by finish_run
 }
 
 saga_driver::saga_driver(caf::actor_system& sys, caf::actor orders, drive_plan plan)
