@@ -160,24 +160,25 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   auto gateways = provider_routes(pipeline::gateways, cfg.gateway_capacity);
   auto carriers = provider_routes(pipeline::carriers, cfg.carrier_capacity);
 
-  auto pay = provider_service(cfg, cfg.payment_capacity, gateways, cfg.gateway_capacity,
-                              cfg.payment_shards);
+  // Starts a payment or shipping shard named `name` from shared settings.
+  using spawn_fn = caf::actor (*)(caf::actor_system&, provider_service_config);
+  auto shard = [](provider_service_config base, spawn_fn spawn) {
+    return [base, spawn](caf::actor_system& s, const std::string& name) {
+      auto c = base;
+      c.name = name;
+      return spawn(s, std::move(c));
+    };
+  };
   p->payment_ = spawn_supervisor<payment_reply>(
     sys, sharded(cfg, "payment", 101, cfg.payment_shards, order_key,
-                 [pay](caf::actor_system& s, const std::string& name) {
-                   auto c = pay;
-                   c.name = name;
-                   return spawn_payment(s, std::move(c));
-                 }));
-  auto ship = provider_service(cfg, cfg.shipping_capacity, carriers, cfg.carrier_capacity,
-                               cfg.shipping_shards);
+                 shard(provider_service(cfg, cfg.payment_capacity, gateways,
+                                        cfg.gateway_capacity, cfg.payment_shards),
+                       spawn_payment)));
   p->shipping_ = spawn_supervisor<shipment_reply>(
     sys, sharded(cfg, "shipping", 102, cfg.shipping_shards, order_key,
-                 [ship](caf::actor_system& s, const std::string& name) {
-                   auto c = ship;
-                   c.name = name;
-                   return spawn_shipping(s, std::move(c));
-                 }));
+                 shard(provider_service(cfg, cfg.shipping_capacity, carriers,
+                                        cfg.carrier_capacity, cfg.shipping_shards),
+                       spawn_shipping)));
   p->inventory_ = spawn_supervisor<stock_reply>(
     sys, sharded(cfg, "inventory", 103, cfg.inventory_shards, sku_key,
                  [cap = cfg.inventory_capacity, env = env_of(cfg)](caf::actor_system& s,
