@@ -24,6 +24,8 @@ std::string_view to_string(errc x) {
     case errc::restart_budget_exhausted: return "restart_budget_exhausted";
     case errc::not_cancellable: return "not_cancellable";
     case errc::provider_failure: return "provider_failure";
+    case errc::out_of_stock: return "out_of_stock";
+    case errc::projection_stopped: return "projection_stopped";
   }
   return "unknown_error";
 }

@@ -507,9 +507,14 @@ caf::expected<std::optional<snapshot>> event_store::load_snapshot(std::string_vi
 // Checkpoint value: big-endian u64 position | big-endian u64 updated_us.
 
 struct write_batch::impl {
-  std::vector<std::pair<std::string, std::uint64_t>> checkpoints;
-  std::vector<std::pair<std::string, std::string>> puts;
-  std::vector<std::string> erases;
+  enum kind : std::uint8_t { put, erase, erase_range, checkpoint, erase_checkpoint };
+  struct op {
+    kind what;
+    std::string key;
+    std::string value; // put: the value; erase_range: the end key
+    std::uint64_t position = 0;
+  };
+  std::vector<op> ops;
 };
 
 write_batch::write_batch() : impl_(std::make_unique<impl>()) {
@@ -519,39 +524,65 @@ write_batch& write_batch::operator=(write_batch&&) noexcept = default;
 write_batch::~write_batch() = default;
 
 void write_batch::put(std::string_view key, std::string_view value) {
-  impl_->puts.emplace_back(std::string{key}, std::string{value});
+  impl_->ops.push_back({impl::put, std::string{key}, std::string{value}, 0});
 }
 
 void write_batch::erase(std::string_view key) {
-  impl_->erases.emplace_back(key);
+  impl_->ops.push_back({impl::erase, std::string{key}, {}, 0});
+}
+
+void write_batch::erase_range(std::string_view begin, std::string_view end) {
+  impl_->ops.push_back({impl::erase_range, std::string{begin}, std::string{end}, 0});
 }
 
 void write_batch::set_checkpoint(std::string_view name, std::uint64_t position) {
-  impl_->checkpoints.emplace_back(std::string{name}, position);
+  impl_->ops.push_back({impl::checkpoint, std::string{name}, {}, position});
+}
+
+void write_batch::erase_checkpoint(std::string_view name) {
+  impl_->ops.push_back({impl::erase_checkpoint, std::string{name}, {}, 0});
 }
 
 std::size_t write_batch::size() const noexcept {
-  return impl_->puts.size() + impl_->erases.size() + impl_->checkpoints.size();
+  return impl_->ops.size();
 }
 
-caf::error event_store::commit(write_batch batch) {
+caf::error event_store::commit(write_batch batch, bool fsync) {
   if (!state_->comm)
     return make_error(errc::not_writable, "the store was opened read-only");
-  auto& b = *batch.impl_;
   rocksdb::WriteBatch wb;
-  for (auto& key : b.erases)
-    wb.Delete(state_->cf(cf_read_models), key);
-  for (auto& [key, value] : b.puts)
-    wb.Put(state_->cf(cf_read_models), key, value);
   auto now = now_us();
-  for (auto& [name, position] : b.checkpoints) {
-    if (name.empty())
-      return make_error(errc::invalid_argument, "checkpoint without a name");
-    std::string value = keys::be64_value(position);
-    keys::append_be64(value, static_cast<std::uint64_t>(now));
-    wb.Put(state_->cf(cf_checkpoints), name, value);
+  auto* models = state_->cf(cf_read_models);
+  auto* checkpoints = state_->cf(cf_checkpoints);
+  for (auto& op : batch.impl_->ops) {
+    switch (op.what) {
+      case write_batch::impl::put:
+        wb.Put(models, op.key, op.value);
+        break;
+      case write_batch::impl::erase:
+        wb.Delete(models, op.key);
+        break;
+      case write_batch::impl::erase_range:
+        if (op.key < op.value)
+          wb.DeleteRange(models, op.key, op.value);
+        break;
+      case write_batch::impl::checkpoint: {
+        if (op.key.empty())
+          return make_error(errc::invalid_argument, "checkpoint without a name");
+        std::string value = keys::be64_value(op.position);
+        keys::append_be64(value, static_cast<std::uint64_t>(now));
+        wb.Put(checkpoints, op.key, value);
+        break;
+      }
+      case write_batch::impl::erase_checkpoint:
+        wb.Delete(checkpoints, op.key);
+        break;
+    }
   }
-  auto st = state_->db->Write(state_->write_opts, &wb);
+  auto wopts = state_->write_opts;
+  if (!fsync)
+    wopts.sync = false;
+  auto st = state_->db->Write(wopts, &wb);
   return st.ok() ? caf::error{} : to_error(st, "committing a read-model batch");
 }
 
@@ -606,6 +637,28 @@ caf::expected<std::optional<std::string>> event_store::get_model(std::string_vie
   if (!st.ok())
     return to_error(st, "reading read model key");
   return std::optional<std::string>{std::move(value)};
+}
+
+caf::expected<std::vector<std::pair<std::string, std::string>>>
+event_store::scan_models(std::string_view prefix, std::string_view after, std::size_t limit) const {
+  std::vector<std::pair<std::string, std::string>> result;
+  if (limit == 0)
+    return result;
+  std::unique_ptr<rocksdb::Iterator> it{
+    state_->db->NewIterator(rocksdb::ReadOptions{}, state_->cf(cf_read_models))};
+  std::string start = after.empty() ? std::string{prefix} : std::string{after};
+  it->Seek(start);
+  if (!after.empty() && it->Valid() && it->key() == rocksdb::Slice{after.data(), after.size()})
+    it->Next();
+  for (; it->Valid() && result.size() < limit; it->Next()) {
+    auto key = it->key();
+    if (!key.starts_with(rocksdb::Slice{prefix.data(), prefix.size()}))
+      break;
+    result.emplace_back(key.ToString(), it->value().ToString());
+  }
+  if (!it->status().ok())
+    return to_error(it->status(), "scanning read models");
+  return result;
 }
 
 // -- operations ---------------------------------------------------------------------

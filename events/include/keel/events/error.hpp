@@ -58,6 +58,13 @@ enum class errc : std::uint8_t {
   /// An external provider answered with an error (a gateway fault, not a
   /// business refusal such as a declined card).
   provider_failure,
+  /// The order was refused before a saga started: the stock read model shows
+  /// fewer units available than a line asks for (the inventory actor stays
+  /// the authority; a stale read model only ever refuses, never oversells).
+  out_of_stock,
+  /// A projection stopped at an event it cannot apply; the context names the
+  /// position and the reason. An operator skips the event or fixes the code.
+  projection_stopped,
 };
 
 /// Returns the name of `x`, e.g. "version_conflict".

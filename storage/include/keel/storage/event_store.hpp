@@ -81,10 +81,17 @@ public:
   /// Removes `key` from the read models.
   void erase(std::string_view key);
 
+  /// Removes every read-model key in [begin, end).
+  void erase_range(std::string_view begin, std::string_view end);
+
   /// Sets checkpoint `name` to `position`.
   void set_checkpoint(std::string_view name, std::uint64_t position);
 
-  /// The number of operations in the batch.
+  /// Removes checkpoint `name`.
+  void erase_checkpoint(std::string_view name);
+
+  /// The number of operations in the batch. They apply in the order they
+  /// were added.
   std::size_t size() const noexcept;
 
 private:
@@ -189,11 +196,20 @@ public:
   /// Lists every checkpoint with its name.
   caf::expected<std::vector<std::pair<std::string, checkpoint>>> list_checkpoints() const;
 
-  /// Commits `batch` atomically (durably when the store's durability is sync).
-  caf::error commit(write_batch batch);
+  /// Commits `batch` atomically. With `fsync` (and the store's durability
+  /// sync) it is durable on return; without, it is in the WAL (survives a
+  /// process crash) and a power loss may drop it, always as a whole, so a
+  /// projection's changes and checkpoint stay consistent either way.
+  caf::error commit(write_batch batch, bool fsync = true);
 
   /// Reads a read-model value written through `commit`, if any.
   caf::expected<std::optional<std::string>> get_model(std::string_view key) const;
+
+  /// Lists read-model entries whose key starts with `prefix`, in key order,
+  /// starting after `after` (empty: from the first), at most `limit` of them.
+  caf::expected<std::vector<std::pair<std::string, std::string>>>
+  scan_models(std::string_view prefix, std::string_view after = {},
+              std::size_t limit = 1000) const;
 
   // -- operations ---------------------------------------------------------------
 

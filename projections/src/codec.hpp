@@ -1,0 +1,131 @@
+#pragma once
+
+// A compact binary form for read-model values: LEB128 varints (zigzag for
+// signed), length-prefixed strings. Readers check every length against the
+// bytes left, so a damaged value decodes to an error, never to garbage or a
+// large allocation.
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace keel::projections::codec {
+
+class writer {
+public:
+  explicit writer(std::string& out) : out_(out) {
+  }
+
+  void u64(std::uint64_t x) {
+    while (x >= 0x80) {
+      out_.push_back(static_cast<char>((x & 0x7f) | 0x80));
+      x >>= 7;
+    }
+    out_.push_back(static_cast<char>(x));
+  }
+
+  void i64(std::int64_t x) {
+    u64((static_cast<std::uint64_t>(x) << 1) ^ static_cast<std::uint64_t>(x >> 63));
+  }
+
+  void boolean(bool x) {
+    out_.push_back(x ? 1 : 0);
+  }
+
+  void str(std::string_view x) {
+    u64(x.size());
+    out_.append(x.data(), x.size());
+  }
+
+  void f64(double x) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    u64(bits);
+  }
+
+private:
+  std::string& out_;
+};
+
+class reader {
+public:
+  explicit reader(std::string_view in) : in_(in) {
+  }
+
+  bool u64(std::uint64_t& x) {
+    x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= in_.size())
+        return fail();
+      auto byte = static_cast<std::uint8_t>(in_[pos_++]);
+      x |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0)
+        return true;
+    }
+    return fail();
+  }
+
+  bool u32(std::uint32_t& x) {
+    std::uint64_t v = 0;
+    if (!u64(v) || v > 0xffffffffu)
+      return fail();
+    x = static_cast<std::uint32_t>(v);
+    return true;
+  }
+
+  bool i64(std::int64_t& x) {
+    std::uint64_t v = 0;
+    if (!u64(v))
+      return false;
+    x = static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1));
+    return true;
+  }
+
+  bool boolean(bool& x) {
+    if (pos_ >= in_.size() || static_cast<std::uint8_t>(in_[pos_]) > 1)
+      return fail();
+    x = in_[pos_++] == 1;
+    return true;
+  }
+
+  bool str(std::string& x) {
+    std::uint64_t n = 0;
+    if (!u64(n) || n > in_.size() - pos_)
+      return fail();
+    x.assign(in_.data() + pos_, static_cast<std::size_t>(n));
+    pos_ += static_cast<std::size_t>(n);
+    return true;
+  }
+
+  /// A count of elements, each at least one byte: never more than the bytes left.
+  bool count(std::uint64_t& n) {
+    return u64(n) && (n <= in_.size() - pos_ || fail());
+  }
+
+  bool f64(double& x) {
+    std::uint64_t bits = 0;
+    if (!u64(bits))
+      return false;
+    std::memcpy(&x, &bits, sizeof x);
+    return true;
+  }
+
+  /// True when every byte was read and nothing failed.
+  bool done() const noexcept {
+    return ok_ && pos_ == in_.size();
+  }
+
+private:
+  bool fail() {
+    ok_ = false;
+    pos_ = in_.size();
+    return false;
+  }
+
+  std::string_view in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+} // namespace keel::projections::codec

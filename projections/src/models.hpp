@@ -1,0 +1,125 @@
+#pragma once
+
+// The stored form of the read models (private to the projections module):
+// key layout and value codecs shared by the projections that write the models
+// and the queries that read them. Layout (column family read_models):
+//
+//   p/<projection>/active            serving generation (decimal)
+//   p/<projection>/failure           the event a stopped projection cannot apply
+//   p/<projection>/skip/<position>   an event an operator skipped (20 digits)
+//   m/<projection>/g<gen:8 hex>/...  the models of one generation:
+//     orders:  o/<order id>                               order_summary
+//              c/<customer id> \0 <16 hex: ~placed_us> <order id>   customer entry
+//     stock:   s/<sku>                                    stock_level
+//     figures: d/<YYYY-MM-DD>                             day_figures
+//              f/<order id>                               saga in flight
+//              x/<path>                                   duration histogram
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "keel/projections/read_models.hpp"
+#include "keel/storage/fwd.hpp"
+
+namespace keel::projections::detail {
+
+template <class T, class = void>
+struct has_order_id : std::false_type {};
+template <class T>
+struct has_order_id<T, std::void_t<decltype(std::declval<T>().order_id)>> : std::true_type {};
+
+/// The order id an event carries, or nullptr.
+template <class Event>
+const std::string* order_id_of(const Event& ev) {
+  const std::string* id = nullptr;
+  std::visit(
+    [&](const auto& x) {
+      if constexpr (has_order_id<std::decay_t<decltype(x)>>::value)
+        id = &x.order_id;
+    },
+    ev);
+  return id;
+}
+
+std::string meta_key(std::string_view projection, std::string_view what);
+std::string generation_prefix(std::string_view projection, std::uint32_t generation);
+std::string checkpoint_name(std::string_view projection, std::uint32_t generation);
+
+/// The prefix of the serving generation of `projection`; `not_found` when it
+/// was never built.
+caf::expected<std::string> serving_prefix(const storage::event_store& store,
+                                          std::string_view projection);
+
+// -- orders --------------------------------------------------------------------
+
+std::string encode(const order_summary& x);
+bool decode(std::string_view bytes, order_summary& x);
+
+/// The part of a customer-index key after "c/<customer>\0".
+std::string customer_suffix(std::int64_t placed_us, std::string_view order_id);
+std::string customer_prefix(std::string_view customer_id);
+
+struct customer_entry {
+  std::string order_id;
+  std::int64_t placed_us = 0;
+  std::int64_t total_cents = 0;
+  std::string currency;
+};
+std::string encode(const customer_entry& x);
+bool decode(std::string_view bytes, customer_entry& x);
+
+// -- stock ---------------------------------------------------------------------
+
+std::string encode(const stock_level& x);
+bool decode(std::string_view bytes, stock_level& x);
+
+// -- figures -------------------------------------------------------------------
+
+std::string encode(const day_figures& x);
+bool decode(std::string_view bytes, day_figures& x);
+
+/// What the figures projection keeps about a saga until it ends.
+struct saga_in_flight {
+  std::int64_t placed_us = 0;
+  std::string currency;
+  std::int64_t captured_cents = 0;
+  bool pending = false;
+  bool cancel_requested = false;
+  bool declined = false;
+  bool shipment_failed = false;
+};
+std::string encode(const saga_in_flight& x);
+bool decode(std::string_view bytes, saga_in_flight& x);
+
+/// A log-linear histogram of durations in microseconds: values below 32 have
+/// a bucket each, above that 32 buckets per power of two (relative width at
+/// most 1/32).
+struct duration_histogram {
+  std::uint64_t count = 0;
+  std::int64_t sum_us = 0;
+  std::int64_t max_us = 0;
+  /// (bucket, count), sorted by bucket, counts > 0.
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> buckets;
+
+  void add(std::int64_t us);
+  /// The nearest-rank quantile `q` (0..1], as the middle of its bucket, in µs.
+  double quantile(double q) const;
+};
+std::uint32_t bucket_of(std::uint64_t us) noexcept;
+/// [lower, lower + width) of a bucket.
+std::uint64_t bucket_lower(std::uint32_t bucket) noexcept;
+std::uint64_t bucket_width(std::uint32_t bucket) noexcept;
+std::string encode(const duration_histogram& x);
+bool decode(std::string_view bytes, duration_histogram& x);
+
+/// "corrupt_record: read model <key> does not decode".
+caf::error corrupt_model(std::string_view key);
+
+} // namespace keel::projections::detail

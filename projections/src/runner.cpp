@@ -1,0 +1,770 @@
+// The projection runner: one subscription per projection generation, batched
+// commits of read-model changes with their checkpoint, poison-event stops,
+// operator skips, and rebuilds into a shadow generation with an atomic swap.
+
+#include "keel/projections/runner.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "codec.hpp"
+#include "keel/events/error.hpp"
+#include "keel/projections/stock_cache.hpp"
+#include "keel/storage/event_store.hpp"
+#include "models.hpp"
+
+namespace keel::projections {
+
+// -- keyspace and the standard projections ----------------------------------------
+
+projection::~projection() = default;
+
+std::string keyspace::key(std::string_view key) const {
+  std::string full;
+  full.reserve(prefix_.size() + key.size());
+  full.append(prefix_).append(key);
+  return full;
+}
+
+caf::expected<std::optional<std::string>> keyspace::get(std::string_view key) const {
+  return store_->get_model(this->key(key));
+}
+
+void keyspace::put(storage::write_batch& batch, std::string_view key,
+                   std::string_view value) const {
+  batch.put(this->key(key), value);
+}
+
+void keyspace::erase(storage::write_batch& batch, std::string_view key) const {
+  batch.erase(this->key(key));
+}
+
+const std::vector<std::string>& standard_projection_names() {
+  static const std::vector<std::string> names{"orders", "stock", "figures"};
+  return names;
+}
+
+// -- stored metadata --------------------------------------------------------------
+
+namespace {
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// The first key after every key that starts with `prefix` (which ends in '/').
+std::string prefix_end(std::string prefix) {
+  prefix.back() = static_cast<char>(prefix.back() + 1);
+  return prefix;
+}
+
+std::string encode_failure(const projection_failure& f) {
+  std::string out;
+  codec::writer w{out};
+  w.u64(f.position);
+  w.str(f.event_type);
+  w.str(f.stream);
+  w.str(f.reason);
+  return out;
+}
+
+bool decode_failure(std::string_view bytes, projection_failure& f) {
+  codec::reader r{bytes};
+  r.u64(f.position);
+  r.str(f.event_type);
+  r.str(f.stream);
+  r.str(f.reason);
+  return r.done();
+}
+
+std::string encode_skip(const skip_record& s) {
+  std::string out;
+  codec::writer w{out};
+  w.u64(s.position);
+  w.str(s.event_type);
+  w.str(s.stream);
+  w.str(s.reason);
+  w.str(s.skipped_by);
+  w.str(s.note);
+  w.i64(s.at_us);
+  return out;
+}
+
+bool decode_skip(std::string_view bytes, skip_record& s) {
+  codec::reader r{bytes};
+  r.u64(s.position);
+  r.str(s.event_type);
+  r.str(s.stream);
+  r.str(s.reason);
+  r.str(s.skipped_by);
+  r.str(s.note);
+  r.i64(s.at_us);
+  return r.done();
+}
+
+std::string skip_key(std::string_view name, std::uint64_t position) {
+  auto digits = std::to_string(position);
+  return detail::meta_key(name, "skip/" + std::string(20 - digits.size(), '0') + digits);
+}
+
+std::string describe_failure(std::string_view name, const projection_failure& f) {
+  if (f.position == 0)
+    return "projection " + std::string{name} + " stopped: " + f.reason;
+  return "projection " + std::string{name} + " stopped at position " + std::to_string(f.position)
+         + " (" + f.event_type + " in " + f.stream + "): " + f.reason;
+}
+
+} // namespace
+
+caf::expected<std::uint32_t> active_generation(const storage::event_store& store,
+                                               std::string_view name) {
+  auto key = detail::meta_key(name, "active");
+  auto value = store.get_model(key);
+  if (!value)
+    return value.error();
+  if (!*value)
+    return std::uint32_t{0};
+  std::uint32_t gen = 0;
+  auto& s = **value;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), gen);
+  if (ec != std::errc{} || end != s.data() + s.size() || gen == 0)
+    return detail::corrupt_model(key);
+  return gen;
+}
+
+caf::expected<std::optional<projection_failure>>
+recorded_failure(const storage::event_store& store, std::string_view name) {
+  auto key = detail::meta_key(name, "failure");
+  auto value = store.get_model(key);
+  if (!value)
+    return value.error();
+  if (!*value)
+    return std::optional<projection_failure>{};
+  projection_failure f;
+  if (!decode_failure(**value, f))
+    return detail::corrupt_model(key);
+  return std::optional<projection_failure>{std::move(f)};
+}
+
+caf::expected<std::vector<skip_record>> list_skips(const storage::event_store& store,
+                                                   std::string_view name) {
+  std::vector<skip_record> result;
+  auto prefix = detail::meta_key(name, "skip/");
+  std::string after;
+  for (;;) {
+    auto entries = store.scan_models(prefix, after, 1000);
+    if (!entries)
+      return entries.error();
+    for (auto& [key, value] : *entries) {
+      skip_record s;
+      if (!decode_skip(value, s))
+        return detail::corrupt_model(key);
+      result.push_back(std::move(s));
+    }
+    if (entries->size() < 1000)
+      return result;
+    after = entries->back().first;
+  }
+}
+
+caf::error skip_event(storage::event_store& store, std::string_view name,
+                      std::uint64_t position, std::string_view skipped_by,
+                      std::string_view note) {
+  auto failure = recorded_failure(store, name);
+  if (!failure)
+    return failure.error();
+  if (!*failure || (*failure)->position != position)
+    return make_error(errc::invalid_argument,
+                      "projection " + std::string{name} + " is not stopped at position "
+                        + std::to_string(position)
+                        + (*failure ? " (it is stopped at " + std::to_string((*failure)->position) + ")"
+                                    : std::string{" (it is not stopped)"}));
+  auto gen = active_generation(store, name);
+  if (!gen)
+    return gen.error();
+  auto cp_name = detail::checkpoint_name(name, *gen);
+  auto cp = store.load_checkpoint(cp_name);
+  if (!cp)
+    return cp.error();
+  auto at = *cp ? (*cp)->position : 0;
+  if (at + 1 != position)
+    return make_error(errc::invalid_argument, "projection " + std::string{name}
+                                                + " has applied up to position " + std::to_string(at)
+                                                + ", not up to the event before "
+                                                + std::to_string(position));
+  skip_record rec{position,  (*failure)->event_type, (*failure)->stream, (*failure)->reason,
+                  std::string{skipped_by}, std::string{note}, now_us()};
+  storage::write_batch wb;
+  wb.put(skip_key(name, position), encode_skip(rec));
+  wb.erase(detail::meta_key(name, "failure"));
+  wb.set_checkpoint(cp_name, position);
+  return store.commit(std::move(wb), true);
+}
+
+// -- the runner ---------------------------------------------------------------------
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// One generation of one projection being applied on its own subscription.
+struct lane {
+  std::string name;
+  std::uint32_t generation = 0;
+  std::unique_ptr<projection> proj;
+  keyspace models;
+  std::string checkpoint;
+  std::set<std::uint64_t> skipped;
+
+  // Used by the subscription thread only.
+  std::uint64_t applied = 0;
+  std::size_t pending = 0;
+  steady::time_point first_pending;
+  std::vector<std::int64_t> pending_ts;
+
+  // Shared; guarded by the runner's mutex unless atomic.
+  bool shadow = false;
+  bool ended = false;
+  bool swapped = false;
+  std::uint64_t committed = 0;
+  std::optional<projection_failure> failure;
+  std::uint64_t events_applied = 0;
+  std::uint64_t commits = 0;
+  std::atomic<bool> live{false};
+  std::atomic<bool> retire{false};
+  std::atomic<bool> serving{false};
+
+  std::unique_ptr<storage::subscription> sub; // last: stopped first on destruction
+
+  lane(std::string n, std::uint32_t gen, std::unique_ptr<projection> p,
+       const storage::event_store& store)
+    : name(std::move(n)),
+      generation(gen),
+      proj(std::move(p)),
+      models(store, detail::generation_prefix(name, gen)),
+      checkpoint(detail::checkpoint_name(name, gen)) {
+  }
+};
+
+constexpr std::size_t lag_window = 65536;
+
+} // namespace
+
+struct projection_runner::impl {
+  struct entry {
+    std::string name;
+    projection_factory make;
+    std::shared_ptr<lane> active;
+    std::shared_ptr<lane> shadow;
+    /// Lanes replaced by a swap or a skip, joined and dropped by API calls
+    /// (never by their own thread).
+    std::vector<std::shared_ptr<lane>> retired;
+    std::vector<double> lag_ms;
+    std::size_t lag_next = 0;
+  };
+
+  storage::event_store& store;
+  runner_options opts;
+  std::vector<std::unique_ptr<entry>> entries;
+  mutable std::mutex mtx;
+  mutable std::condition_variable cv;
+  bool started = false;
+  bool stopping = false;
+
+  impl(storage::event_store& s, runner_options o) : store(s), opts(o) {
+  }
+
+  entry* find(std::string_view name) const {
+    for (auto& e : entries)
+      if (e->name == name)
+        return e.get();
+    return nullptr;
+  }
+
+  caf::expected<std::shared_ptr<lane>> make_lane(entry& e, std::uint32_t gen, bool shadow) {
+    auto skips = list_skips(store, e.name);
+    if (!skips)
+      return skips.error();
+    auto l = std::make_shared<lane>(e.name, gen, e.make(), store);
+    for (auto& s : *skips)
+      l->skipped.insert(s.position);
+    l->shadow = shadow;
+    l->serving = !shadow;
+    return l;
+  }
+
+  caf::error launch(entry& e, lane& l) {
+    auto cp = store.load_checkpoint(l.checkpoint);
+    if (!cp)
+      return cp.error();
+    l.applied = l.committed = *cp ? (*cp)->position : 0;
+    storage::subscription::options sopts;
+    sopts.max_batch = opts.delivery_batch;
+    l.sub = store.subscribe(
+      l.applied + 1,
+      [this, &e, &l](const std::vector<events::record_view>& batch) { return on_batch(e, l, batch); },
+      sopts);
+    return caf::error{};
+  }
+
+  bool on_batch(entry& e, lane& l, const std::vector<events::record_view>& batch) {
+    if (l.retire.load())
+      return false;
+    for (auto& rec : batch) {
+      if (rec.position <= l.applied)
+        continue;
+      if (l.skipped.count(rec.position) == 0 && l.proj->wants(rec.type)) {
+        auto ev = rec.decode_payload();
+        if (!ev) {
+          fail(e, l, &rec, describe(ev.error()));
+          return false;
+        }
+        if (auto err = l.proj->apply(rec, *ev, l.models)) {
+          fail(e, l, &rec, describe(err));
+          return false;
+        }
+      }
+      if (l.pending == 0)
+        l.first_pending = steady::now();
+      ++l.pending;
+      l.applied = rec.position;
+      l.pending_ts.push_back(rec.timestamp_us);
+      if (l.pending >= opts.max_batch_events && !commit(e, l))
+        return false;
+    }
+    bool caught_up = l.applied >= store.last_position();
+    if (l.pending > 0 && (caught_up || steady::now() - l.first_pending >= opts.max_batch_delay)
+        && !commit(e, l))
+      return false;
+    if (caught_up) {
+      l.live = true;
+      if (l.shadow)
+        return swap(e, l);
+    }
+    return true;
+  }
+
+  bool commit(entry& e, lane& l) {
+    storage::write_batch wb;
+    l.proj->flush(wb, l.models);
+    wb.set_checkpoint(l.checkpoint, l.applied);
+    if (auto err = store.commit(std::move(wb), opts.fsync)) {
+      l.proj->discard();
+      fail(e, l, nullptr, "committing a batch: " + describe(err));
+      return false;
+    }
+    auto now = now_us();
+    l.proj->committed(l.serving.load());
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      l.committed = l.applied;
+      l.events_applied += l.pending;
+      ++l.commits;
+      if (l.live && !l.shadow) {
+        if (e.lag_ms.size() < lag_window)
+          e.lag_ms.reserve(lag_window);
+        for (auto ts : l.pending_ts) {
+          auto ms = static_cast<double>(now - ts) / 1000.0;
+          if (e.lag_ms.size() < lag_window)
+            e.lag_ms.push_back(ms);
+          else
+            e.lag_ms[e.lag_next] = ms;
+          e.lag_next = (e.lag_next + 1) % lag_window;
+        }
+      }
+    }
+    cv.notify_all();
+    l.pending = 0;
+    l.pending_ts.clear();
+    return true;
+  }
+
+  /// Stops lane `l`: commits what was applied before `rec` (the event it
+  /// cannot apply; nullptr for a failed commit) and records the failure.
+  void fail(entry& e, lane& l, const events::record_view* rec, std::string reason) {
+    projection_failure f;
+    if (rec) {
+      f.position = rec->position;
+      f.event_type = std::string{rec->type};
+      f.stream = std::string{rec->stream};
+    }
+    f.reason = std::move(reason);
+    if (rec) {
+      storage::write_batch wb;
+      if (l.pending > 0) {
+        l.proj->flush(wb, l.models);
+        wb.set_checkpoint(l.checkpoint, l.applied);
+      }
+      if (!l.shadow)
+        wb.put(detail::meta_key(l.name, "failure"), encode_failure(f));
+      if (auto err = store.commit(std::move(wb), true)) {
+        l.proj->discard();
+        f.reason += "; then recording it failed: " + describe(err);
+      } else {
+        l.proj->committed(l.serving.load());
+        std::lock_guard<std::mutex> guard{mtx};
+        l.committed = l.applied;
+        l.events_applied += l.pending;
+      }
+      l.pending = 0;
+      l.pending_ts.clear();
+    }
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      l.failure = std::move(f);
+      l.ended = true;
+    }
+    cv.notify_all();
+    (void) e;
+  }
+
+  /// Runs on the shadow's subscription thread once it caught up: stops the
+  /// serving lane, makes the shadow's generation the serving one in one
+  /// write, and goes on as the serving lane.
+  bool swap(entry& e, lane& l) {
+    std::shared_ptr<lane> old;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      old = e.active;
+    }
+    old->retire = true;
+    old->serving = false;
+    if (old->sub)
+      old->sub->stop(); // joins the old lane's thread (never this one)
+    storage::write_batch wb;
+    wb.put(detail::meta_key(e.name, "active"), std::to_string(l.generation));
+    wb.erase(detail::meta_key(e.name, "failure"));
+    if (auto err = store.commit(std::move(wb), true)) {
+      fail(e, l, nullptr, "swapping in generation " + std::to_string(l.generation) + ": "
+                            + describe(err));
+      // The old generation still serves: let it go on.
+      auto again = make_lane(e, old->generation, false);
+      if (again && !launch(e, **again)) {
+        std::lock_guard<std::mutex> guard{mtx};
+        e.retired.push_back(std::move(e.active));
+        e.active = std::move(*again);
+      }
+      return false;
+    }
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      l.serving = true;
+      l.shadow = false;
+      l.swapped = true;
+      e.retired.push_back(std::move(e.active));
+      e.active = std::move(e.shadow);
+      e.lag_ms.clear();
+      e.lag_next = 0;
+    }
+    l.proj->activated();
+    cv.notify_all();
+    return true;
+  }
+
+  void drop_retired(entry& e) {
+    std::vector<std::shared_ptr<lane>> dead;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      dead.swap(e.retired);
+    }
+    for (auto& l : dead) {
+      l->retire = true;
+      if (l->sub)
+        l->sub->stop();
+    }
+  }
+
+  caf::error erase_generation(std::string_view name, std::uint32_t gen) {
+    storage::write_batch wb;
+    auto prefix = detail::generation_prefix(name, gen);
+    wb.erase_range(prefix, prefix_end(prefix));
+    wb.erase_checkpoint(detail::checkpoint_name(name, gen));
+    return store.commit(std::move(wb), opts.fsync);
+  }
+
+  caf::error rebuild(std::string_view name) {
+    std::unique_lock<std::mutex> guard{mtx};
+    auto* e = find(name);
+    if (e == nullptr)
+      return make_error(errc::not_found, "no projection " + std::string{name});
+    if (!started || stopping)
+      return make_error(errc::invalid_argument, "the projection runner is not running");
+    if (e->shadow)
+      return make_error(errc::invalid_argument,
+                        "a rebuild of projection " + std::string{name} + " is running");
+    auto old_gen = e->active->generation;
+    auto gen = old_gen + 1;
+    guard.unlock();
+    if (auto err = erase_generation(e->name, gen))
+      return err;
+    auto shadow = make_lane(*e, gen, true);
+    if (!shadow)
+      return shadow.error();
+    auto l = *shadow;
+    guard.lock();
+    e->shadow = l;
+    if (auto err = launch(*e, *l)) {
+      e->shadow.reset();
+      return err;
+    }
+    cv.wait(guard, [&] { return l->swapped || l->ended || stopping; });
+    if (l->swapped) {
+      guard.unlock();
+      std::this_thread::sleep_for(opts.retire_grace);
+      drop_retired(*e);
+      return erase_generation(e->name, old_gen);
+    }
+    auto failure = l->failure;
+    if (e->shadow == l)
+      e->shadow.reset();
+    guard.unlock();
+    l->retire = true;
+    if (l->sub)
+      l->sub->stop();
+    erase_generation(e->name, gen);
+    if (failure)
+      return make_error(errc::projection_stopped,
+                        "rebuild: " + describe_failure(e->name, *failure));
+    return make_error(errc::invalid_argument, "the projection runner stopped during the rebuild");
+  }
+
+  projection_status status_of(const entry& e) const {
+    projection_status s;
+    auto& l = *e.active;
+    s.name = e.name;
+    s.generation = l.generation;
+    s.position = l.committed;
+    auto last = store.last_position();
+    s.lag_events = last > l.committed ? last - l.committed : 0;
+    s.state = l.failure ? "stopped" : (l.live ? "live" : "catching_up");
+    s.events_applied = l.events_applied;
+    s.commits = l.commits;
+    s.failure = l.failure;
+    if (e.shadow)
+      s.rebuild_position = e.shadow->committed;
+    if (!e.lag_ms.empty()) {
+      auto samples = e.lag_ms;
+      std::sort(samples.begin(), samples.end());
+      auto at = [&](double q) {
+        auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(samples.size())));
+        return samples[std::clamp<std::size_t>(rank, 1, samples.size()) - 1];
+      };
+      s.applied_lag_p50_ms = at(0.50);
+      s.applied_lag_p99_ms = at(0.99);
+      s.applied_lag_max_ms = samples.back();
+    }
+    return s;
+  }
+
+  void fill_lag_ms(projection_status& s) const {
+    if (s.lag_events == 0)
+      return;
+    auto next = store.read_event(s.position + 1);
+    if (next)
+      s.lag_ms = std::max(0.0, static_cast<double>(now_us() - next->timestamp_us) / 1000.0);
+  }
+};
+
+projection_runner::projection_runner(storage::event_store& store, runner_options opts)
+  : impl_(std::make_unique<impl>(store, opts)) {
+}
+
+projection_runner::~projection_runner() {
+  stop();
+}
+
+void projection_runner::add(std::string name, projection_factory make) {
+  auto e = std::make_unique<impl::entry>();
+  e->name = std::move(name);
+  e->make = std::move(make);
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  impl_->entries.push_back(std::move(e));
+}
+
+void projection_runner::add_standard(std::shared_ptr<stock_cache> cache) {
+  add("orders", [] { return make_orders_projection(); });
+  add("stock", [cache] { return make_stock_projection(cache); });
+  add("figures", [] { return make_figures_projection(); });
+}
+
+caf::error projection_runner::start() {
+  auto& d = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{d.mtx};
+    if (d.started)
+      return make_error(errc::invalid_argument, "the projection runner was started before");
+    d.started = true;
+  }
+  auto checkpoints = d.store.list_checkpoints();
+  if (!checkpoints)
+    return checkpoints.error();
+  for (auto& e : d.entries) {
+    auto gen = active_generation(d.store, e->name);
+    if (!gen)
+      return gen.error();
+    storage::write_batch wb;
+    if (*gen == 0) {
+      *gen = 1;
+      wb.put(detail::meta_key(e->name, "active"), "1");
+    }
+    // Generations a crashed rebuild or an interrupted swap left behind.
+    auto all = "m/" + e->name + "/";
+    auto serving = detail::generation_prefix(e->name, *gen);
+    wb.erase_range(all, serving);
+    wb.erase_range(prefix_end(serving), prefix_end(all));
+    auto own = detail::checkpoint_name(e->name, *gen);
+    auto cp_prefix = "projection/" + e->name + "/g";
+    for (auto& [name, cp] : *checkpoints)
+      if (name.compare(0, cp_prefix.size(), cp_prefix) == 0 && name != own)
+        wb.erase_checkpoint(name);
+    // A recorded failure is found again if the event still cannot be applied.
+    wb.erase(detail::meta_key(e->name, "failure"));
+    if (auto err = d.store.commit(std::move(wb), true))
+      return err;
+    auto l = d.make_lane(*e, *gen, false);
+    if (!l)
+      return l.error();
+    std::lock_guard<std::mutex> guard{d.mtx};
+    e->active = *l;
+    if (auto err = d.launch(*e, *e->active))
+      return err;
+  }
+  return caf::error{};
+}
+
+void projection_runner::stop() {
+  auto& d = *impl_;
+  std::vector<std::shared_ptr<lane>> lanes;
+  {
+    std::lock_guard<std::mutex> guard{d.mtx};
+    d.stopping = true;
+    for (auto& e : d.entries) {
+      if (e->active)
+        lanes.push_back(e->active);
+      if (e->shadow)
+        lanes.push_back(e->shadow);
+      for (auto& l : e->retired)
+        lanes.push_back(l);
+    }
+  }
+  d.cv.notify_all();
+  for (auto& l : lanes) {
+    l->retire = true;
+    if (l->sub)
+      l->sub->stop();
+  }
+}
+
+std::vector<projection_status> projection_runner::status() const {
+  std::vector<projection_status> result;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    for (auto& e : impl_->entries)
+      if (e->active)
+        result.push_back(impl_->status_of(*e));
+  }
+  for (auto& s : result)
+    impl_->fill_lag_ms(s);
+  return result;
+}
+
+caf::expected<projection_status> projection_runner::status(std::string_view name) const {
+  projection_status s;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    auto* e = impl_->find(name);
+    if (e == nullptr || !e->active)
+      return make_error(errc::not_found, "no projection " + std::string{name});
+    s = impl_->status_of(*e);
+  }
+  impl_->fill_lag_ms(s);
+  return s;
+}
+
+bool projection_runner::wait_for(std::uint64_t position, std::chrono::milliseconds timeout,
+                                 std::string_view name) const {
+  std::unique_lock<std::mutex> guard{impl_->mtx};
+  return impl_->cv.wait_for(guard, timeout, [&] {
+    for (auto& e : impl_->entries) {
+      if (!name.empty() && e->name != name)
+        continue;
+      if (!e->active)
+        return false;
+      if (e->active->committed < position && !e->active->ended)
+        return false;
+    }
+    return true;
+  });
+}
+
+caf::error projection_runner::skip(std::string_view name, std::uint64_t position,
+                                   std::string_view skipped_by, std::string_view note) {
+  auto& d = *impl_;
+  std::shared_ptr<lane> old;
+  impl::entry* e = nullptr;
+  {
+    std::lock_guard<std::mutex> guard{d.mtx};
+    e = d.find(name);
+    if (e == nullptr || !e->active)
+      return make_error(errc::not_found, "no projection " + std::string{name});
+    if (e->shadow)
+      return make_error(errc::invalid_argument,
+                        "a rebuild of projection " + std::string{name} + " is running");
+    old = e->active;
+    if (!old->ended || !old->failure || old->failure->position != position)
+      return make_error(errc::invalid_argument,
+                        "projection " + std::string{name} + " is not stopped at position "
+                          + std::to_string(position));
+  }
+  if (old->sub)
+    old->sub->stop();
+  if (auto err = skip_event(d.store, name, position, skipped_by, note))
+    return err;
+  auto l = d.make_lane(*e, old->generation, false);
+  if (!l)
+    return l.error();
+  std::lock_guard<std::mutex> guard{d.mtx};
+  e->retired.push_back(std::move(e->active));
+  e->active = *l;
+  return d.launch(*e, *e->active);
+}
+
+caf::error projection_runner::rebuild(std::string_view name) {
+  return impl_->rebuild(name);
+}
+
+caf::error projection_runner::rebuild_all() {
+  std::vector<std::string> names;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    for (auto& e : impl_->entries)
+      names.push_back(e->name);
+  }
+  std::vector<caf::error> errors(names.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    threads.emplace_back([&, i] { errors[i] = rebuild(names[i]); });
+  for (auto& t : threads)
+    t.join();
+  for (auto& err : errors)
+    if (err)
+      return err;
+  return caf::error{};
+}
+
+void projection_runner::reset_lag_samples() {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  for (auto& e : impl_->entries) {
+    e->lag_ms.clear();
+    e->lag_next = 0;
+  }
+}
+
+} // namespace keel::projections
