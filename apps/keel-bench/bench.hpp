@@ -57,5 +57,6 @@ int run_replay(int argc, char** argv);
 int run_sample(int argc, char** argv);
 int run_sagas(int argc, char** argv);
 int run_demo(int argc, char** argv);
+int run_projections(int argc, char** argv);
 
 } // namespace keel::bench

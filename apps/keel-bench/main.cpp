@@ -111,6 +111,11 @@ int main(int argc, char** argv) {
          order sagas end to end through the pipeline on a durable store: C orders
          in flight (closed loop), or R orders/s with at most C in flight (open loop);
          payment-outage fails both gateways for 3 s after 20% of the orders
+  projections [--events N] [--data DIR] [--runs R] [--lag-orders N] [--saga-rate R] [--no-lag]
+         writes N events of order traffic (or reuses the events in DIR), measures the
+         projections' first build and R full rebuilds of every read model, then the
+         read models' lag behind the saga pipeline running at half its maximum rate
+         (or R/s) on the same store
   demo   [--data DIR] [--seed X]
          a short Black Friday through the pipeline: normal load, a spike, a payment
          outage while orders keep coming, the recovery, and the invariant audit
@@ -130,6 +135,8 @@ int main(int argc, char** argv) {
     return run_sagas(argc, argv);
   if (what == "demo")
     return run_demo(argc, argv);
+  if (what == "projections")
+    return run_projections(argc, argv);
   if (what == "-h" || what == "--help") {
     std::cout << usage;
     return 0;

@@ -74,6 +74,7 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
   if (outcome < 8) { // out of stock
     const auto& line = placed.lines.front();
     emit(stock_reservation_refused{line.sku, order_id, line.quantity, 0});
+    emit(order_stock_refused{order_id, line.sku, line.quantity, 0, false});
     emit(order_rejected{order_id, "out of stock: " + line.sku});
     return;
   }
@@ -83,6 +84,7 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
   auto provider = rng() % 10 == 0 ? "secondary" : "primary";
   if (outcome < 15) { // declined
     emit(payment_declined{order_id, provider, "insufficient funds"}, 30'000);
+    emit(order_payment_declined{order_id, provider, "insufficient funds"});
     for (const auto& line : placed.lines)
       emit(stock_released{line.sku, order_id, line.quantity}, 200);
     emit(order_stock_released{order_id});
@@ -93,8 +95,17 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
   emit(payment_authorized{order_id, payment_id, provider, placed.total_cents, "EUR", order_id},
        30'000 + static_cast<std::int64_t>(rng() % 200'000));
   emit(order_payment_authorized{order_id, payment_id, provider, placed.total_cents});
-  if (outcome < 20) { // customer cancel before shipment
-    emit(order_cancel_requested{order_id, placed.customer_id}, 50'000);
+  auto carrier = rng() % 4 == 0 ? "carrier-b" : "carrier-a";
+  auto tracking = std::string{carrier} + "-" + order_id;
+  if (outcome < 20) {
+    // The customer cancels while the shipment is being scheduled: the saga
+    // waits for that step's outcome, then compensates every step.
+    emit(order_cancel_requested{order_id, placed.customer_id}, 5'000);
+    auto eta = emit.now + 2 * 86'400'000'000LL;
+    emit(shipment_scheduled{order_id, tracking, carrier, eta}, 35'000);
+    emit(order_shipment_scheduled{order_id, tracking, carrier, eta});
+    emit(shipment_cancelled{order_id, tracking, carrier}, 10'000);
+    emit(order_shipment_cancelled{order_id, tracking});
     emit(payment_voided{order_id, payment_id, provider}, 20'000);
     emit(order_payment_voided{order_id, payment_id});
     for (const auto& line : placed.lines)
@@ -103,8 +114,6 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
     emit(order_cancelled{order_id, "cancelled by customer"});
     return;
   }
-  auto carrier = rng() % 4 == 0 ? "carrier-b" : "carrier-a";
-  auto tracking = std::string{carrier} + "-" + order_id;
   auto eta = emit.now + 2 * 86'400'000'000LL;
   emit(shipment_scheduled{order_id, tracking, carrier, eta}, 40'000);
   emit(order_shipment_scheduled{order_id, tracking, carrier, eta});

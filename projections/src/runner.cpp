@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <cmath>
 #include <condition_variable>
 #include <mutex>
 #include <set>
@@ -253,8 +254,6 @@ struct lane {
   }
 };
 
-constexpr std::size_t lag_window = 65536;
-
 } // namespace
 
 struct projection_runner::impl {
@@ -277,6 +276,8 @@ struct projection_runner::impl {
   mutable std::condition_variable cv;
   bool started = false;
   bool stopping = false;
+  /// Threads that delete swapped-out generations (joined by `stop`).
+  std::vector<std::thread> janitors;
 
   impl(storage::event_store& s, runner_options o) : store(s), opts(o) {
   }
@@ -368,15 +369,14 @@ struct projection_runner::impl {
       l.events_applied += l.pending;
       ++l.commits;
       if (l.live && !l.shadow) {
-        if (e.lag_ms.size() < lag_window)
-          e.lag_ms.reserve(lag_window);
+        auto window = std::max<std::size_t>(1, opts.lag_samples);
         for (auto ts : l.pending_ts) {
           auto ms = static_cast<double>(now - ts) / 1000.0;
-          if (e.lag_ms.size() < lag_window)
+          if (e.lag_ms.size() < window)
             e.lag_ms.push_back(ms);
           else
             e.lag_ms[e.lag_next] = ms;
-          e.lag_next = (e.lag_next + 1) % lag_window;
+          e.lag_next = (e.lag_next + 1) % window;
         }
       }
     }
@@ -516,10 +516,17 @@ struct projection_runner::impl {
     }
     cv.wait(guard, [&] { return l->swapped || l->ended || stopping; });
     if (l->swapped) {
-      guard.unlock();
-      std::this_thread::sleep_for(opts.retire_grace);
-      drop_retired(*e);
-      return erase_generation(e->name, old_gen);
+      // The old generation goes after a grace period, off the caller's time:
+      // queries that read the old serving generation a moment ago finish.
+      janitors.emplace_back([this, e, old_gen] {
+        {
+          std::unique_lock<std::mutex> lock{mtx};
+          cv.wait_for(lock, opts.retire_grace, [&] { return stopping; });
+        }
+        drop_retired(*e);
+        erase_generation(e->name, old_gen);
+      });
+      return caf::error{};
     }
     auto failure = l->failure;
     if (e->shadow == l)
@@ -660,6 +667,13 @@ void projection_runner::stop() {
     if (l->sub)
       l->sub->stop();
   }
+  std::vector<std::thread> janitors;
+  {
+    std::lock_guard<std::mutex> guard{d.mtx};
+    janitors.swap(d.janitors);
+  }
+  for (auto& t : janitors)
+    t.join();
 }
 
 std::vector<projection_status> projection_runner::status() const {

@@ -52,8 +52,9 @@ struct projection_status {
   std::uint64_t lag_events = 0;
   /// Age of the oldest event not applied yet (0 when caught up), in ms.
   double lag_ms = 0;
-  /// Event time to commit time of recently applied events (the last 65,536
-  /// events applied while live), in ms.
+  /// Event time to commit time of recently applied events (the last
+  /// `runner_options::lag_samples` events applied since the projection first
+  /// caught up), in ms.
   double applied_lag_p50_ms = 0;
   double applied_lag_p99_ms = 0;
   double applied_lag_max_ms = 0;
@@ -83,6 +84,8 @@ struct runner_options {
   /// After a rebuild's swap, the old generation is deleted this much later
   /// (queries in flight finish reading it).
   std::chrono::milliseconds retire_grace{200};
+  /// Applied-lag samples kept per projection (a ring of the most recent).
+  std::size_t lag_samples = 65536;
 };
 
 /// Runs projections over the store's global log: each catches up from its
@@ -133,8 +136,9 @@ public:
 
   /// Rebuilds projection `name` from position 1 into a new generation while
   /// the serving one goes on, then swaps it in atomically once it has caught
-  /// up with the log (appends during the rebuild included) and deletes the
-  /// old one. Blocks until swapped. Errors: `not_found`, `projection_stopped`
+  /// up with the log (appends during the rebuild included). Blocks until
+  /// swapped; the old generation is deleted `retire_grace` later in the
+  /// background. Errors: `not_found`, `projection_stopped`
   /// (the shadow met an event it cannot apply: the serving generation stays),
   /// `invalid_argument` (a rebuild of it is already running),
   /// `storage_failure`.
