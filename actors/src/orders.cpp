@@ -91,6 +91,9 @@ private:
       return std::move(st.error());
     if (st->status != order_status::none)
       return view_of(*st, false); // the same order id again: its current state
+    if (conf_.admission)
+      if (auto err = conf_.admission(cmd))
+        return err;
     if (sagas_.size() >= conf_.max_sagas)
       return make_error(errc::overloaded, "orders: " + std::to_string(conf_.max_sagas)
                                             + " sagas in flight");

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include <caf/fwd.hpp>
@@ -13,11 +14,14 @@ struct orders_config {
   std::shared_ptr<saga_env> sagas;
   std::size_t capacity = 65536;
   std::size_t max_sagas = 100000;
+  /// See pipeline_config::admission.
+  std::function<caf::error(const events::place_order&)> admission;
 };
 
 /// Spawns the orders actor. It keeps the sagas in flight by order id and
 ///   place_order   validates, answers an existing order's view (never a second
-///                 order), or starts its saga, which answers once durable;
+///                 order), refuses a new one the admission check refuses, or
+///                 starts its saga, which answers once durable;
 ///   cancel_order  goes to the saga (woken when parked) or answers from the stream;
 ///   (get_atom, id) answers from the saga or the stream (not_found);
 ///   (redrive_atom, id) wakes a parked or orphaned saga;

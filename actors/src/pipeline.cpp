@@ -198,7 +198,7 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   env->max_shipping_attempts = cfg.max_shipping_attempts;
   env->on_finished = cfg.on_finished;
   env->seed = cfg.seed;
-  p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas});
+  p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.admission});
 
   retry_queue_config rq{p->orders_, {}, {}, cfg.retry_tick, cfg.redrives_per_tick, env_of(cfg)};
   for (auto* name : pipeline::gateways) {

@@ -84,6 +84,12 @@ struct pipeline_config {
 
   /// Called from actor threads for every saga that ended or parked.
   std::function<void(const finished_order&)> on_finished;
+  /// Admission check of a new order id, before its saga starts (after
+  /// validation; never for an id that exists). An error refuses the order
+  /// with that error and stores nothing. The cache-first stock check:
+  /// `[cache](auto& cmd) { return cache->check(cmd.lines); }` with a
+  /// `projections::stock_cache` (errc::out_of_stock).
+  std::function<caf::error(const events::place_order&)> admission;
   /// Created when null.
   std::shared_ptr<class registry> metrics;
 };
