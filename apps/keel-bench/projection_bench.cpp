@@ -37,11 +37,12 @@ struct projection_options {
   std::uint64_t lag_orders = 0;
   std::uint64_t saga_rate = 0;
   bool no_lag = false;
+  std::uint64_t batch = 0;
 };
 
 projection_options parse_projections(int argc, char** argv) {
   auto a = parse(argc, argv, 2,
-                 {"--events", "--data", "--runs", "--seed", "--lag-orders", "--saga-rate"},
+                 {"--events", "--data", "--runs", "--seed", "--lag-orders", "--saga-rate", "--batch"},
                  {"--no-lag"});
   projection_options o;
   o.events = a.number("--events", 1'000'000);
@@ -51,6 +52,7 @@ projection_options parse_projections(int argc, char** argv) {
   o.lag_orders = std::max<std::uint64_t>(1000, a.number("--lag-orders", 30'000));
   o.saga_rate = a.number("--saga-rate", 0);
   o.no_lag = a.flag("--no-lag");
+  o.batch = a.number("--batch", projections::runner_options{}.max_batch_events);
   return o;
 }
 
@@ -204,7 +206,9 @@ int run_projections(int argc, char** argv) {
       die(describe(err));
     events = store->last_position();
 
-    projections::projection_runner runner{*store};
+    projections::runner_options ropts;
+    ropts.max_batch_events = std::max<std::uint64_t>(1, o.batch);
+    projections::projection_runner runner{*store, ropts};
     runner.add_standard();
     auto t0 = seconds_now();
     if (auto err = runner.start())

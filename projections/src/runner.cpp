@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -489,57 +490,200 @@ struct projection_runner::impl {
     return store.commit(std::move(wb), opts.fsync);
   }
 
-  caf::error rebuild(std::string_view name) {
-    std::unique_lock<std::mutex> guard{mtx};
-    auto* e = find(name);
-    if (e == nullptr)
-      return make_error(errc::not_found, "no projection " + std::string{name});
-    if (!started || stopping)
-      return make_error(errc::invalid_argument, "the projection runner is not running");
-    if (e->shadow)
-      return make_error(errc::invalid_argument,
-                        "a rebuild of projection " + std::string{name} + " is running");
-    auto old_gen = e->active->generation;
-    auto gen = old_gen + 1;
-    guard.unlock();
-    if (auto err = erase_generation(e->name, gen))
-      return err;
-    auto shadow = make_lane(*e, gen, true);
-    if (!shadow)
-      return shadow.error();
-    auto l = *shadow;
-    guard.lock();
-    e->shadow = l;
-    if (auto err = launch(*e, *l)) {
-      e->shadow.reset();
-      return err;
-    }
-    cv.wait(guard, [&] { return l->swapped || l->ended || stopping; });
-    if (l->swapped) {
-      // The old generation goes after a grace period, off the caller's time:
-      // queries that read the old serving generation a moment ago finish.
-      janitors.emplace_back([this, e, old_gen] {
-        {
-          std::unique_lock<std::mutex> lock{mtx};
-          cv.wait_for(lock, opts.retire_grace, [&] { return stopping; });
+  /// A batch of records copied out of the reader, shared by the lanes that
+  /// apply it.
+  struct owned_batch {
+    std::string arena;
+    std::vector<events::record_view> views;
+  };
+
+  /// A bounded hand-over of batches from the reader to one lane's thread.
+  struct batch_queue {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::deque<std::shared_ptr<const owned_batch>> items;
+    bool closed = false;
+    bool done = false; // the lane stopped taking batches
+  };
+
+  /// Fills shadow lanes from position 1 up to the log's current end with one
+  /// reader (this thread) and one applying thread per lane, so a rebuild of
+  /// every projection reads the log once and uses both cores. Lanes go on
+  /// with subscriptions of their own afterwards (`launch`).
+  void fill(const std::vector<std::pair<entry*, std::shared_ptr<lane>>>& jobs) {
+    constexpr std::size_t queue_depth = 8;
+    auto end = store.last_position();
+    std::vector<std::unique_ptr<batch_queue>> queues;
+    std::vector<std::thread> workers;
+    for (auto& [e, l] : jobs) {
+      queues.push_back(std::make_unique<batch_queue>());
+      auto* q = queues.back().get();
+      workers.emplace_back([this, e = e, l = l.get(), q] {
+        for (;;) {
+          std::shared_ptr<const owned_batch> b;
+          {
+            std::unique_lock<std::mutex> guard{q->mtx};
+            q->cv.wait(guard, [&] { return !q->items.empty() || q->closed; });
+            if (q->items.empty())
+              break;
+            b = std::move(q->items.front());
+            q->items.pop_front();
+          }
+          q->cv.notify_all();
+          if (!on_batch(*e, *l, b->views)) {
+            std::lock_guard<std::mutex> guard{q->mtx};
+            q->done = true;
+            q->items.clear();
+            return;
+          }
         }
-        drop_retired(*e);
-        erase_generation(e->name, old_gen);
+        if (l->pending > 0 && !l->ended)
+          commit(*e, *l);
       });
-      return caf::error{};
     }
-    auto failure = l->failure;
-    if (e->shadow == l)
-      e->shadow.reset();
-    guard.unlock();
-    l->retire = true;
-    if (l->sub)
-      l->sub->stop();
-    erase_generation(e->name, gen);
-    if (failure)
-      return make_error(errc::projection_stopped,
-                        "rebuild: " + describe_failure(e->name, *failure));
-    return make_error(errc::invalid_argument, "the projection runner stopped during the rebuild");
+    auto reader = store.read_all(1, end);
+    std::vector<std::size_t> offsets;
+    auto publish = [&](std::shared_ptr<owned_batch> b) {
+      // Views point into the arena, which no longer moves.
+      std::size_t i = 0;
+      for (auto& v : b->views) {
+        auto base = b->arena.data() + offsets[i++];
+        v.stream = {base, v.stream.size()};
+        v.type = {base + v.stream.size(), v.type.size()};
+        v.payload = {base + v.stream.size() + v.type.size(), v.payload.size()};
+      }
+      std::shared_ptr<const owned_batch> shared = std::move(b);
+      for (auto& q : queues) {
+        std::unique_lock<std::mutex> guard{q->mtx};
+        q->cv.wait(guard, [&] { return q->items.size() < queue_depth || q->done; });
+        if (!q->done)
+          q->items.push_back(shared);
+        guard.unlock();
+        q->cv.notify_all();
+      }
+    };
+    auto batch = std::make_shared<owned_batch>();
+    bool running = true;
+    while (running && reader.next()) {
+      auto& r = reader.current();
+      offsets.push_back(batch->arena.size());
+      batch->arena.append(r.stream).append(r.type).append(r.payload);
+      batch->views.push_back(r);
+      if (batch->views.size() == opts.delivery_batch) {
+        publish(std::move(batch));
+        batch = std::make_shared<owned_batch>();
+        offsets.clear();
+        std::lock_guard<std::mutex> guard{mtx};
+        running = !stopping;
+      }
+    }
+    if (!batch->views.empty())
+      publish(std::move(batch));
+    for (auto& q : queues) {
+      {
+        std::lock_guard<std::mutex> guard{q->mtx};
+        q->closed = true;
+      }
+      q->cv.notify_all();
+    }
+    for (auto& w : workers)
+      w.join();
+    if (reader.error()) {
+      // The lanes' subscriptions meet the same record and report it.
+    }
+  }
+
+  caf::error rebuild(const std::vector<std::string>& names) {
+    std::vector<std::pair<entry*, std::shared_ptr<lane>>> jobs;
+    std::vector<std::uint32_t> old_gens;
+    auto undo = [&] {
+      std::lock_guard<std::mutex> guard{mtx};
+      for (auto& [e, l] : jobs)
+        if (e->shadow == l)
+          e->shadow.reset();
+    };
+    for (auto& name : names) {
+      std::unique_lock<std::mutex> guard{mtx};
+      auto* e = find(name);
+      if (e == nullptr) {
+        guard.unlock();
+        undo();
+        return make_error(errc::not_found, "no projection " + name);
+      }
+      if (!started || stopping || !e->active) {
+        guard.unlock();
+        undo();
+        return make_error(errc::invalid_argument, "the projection runner is not running");
+      }
+      if (e->shadow) {
+        guard.unlock();
+        undo();
+        return make_error(errc::invalid_argument,
+                          "a rebuild of projection " + name + " is running");
+      }
+      auto old_gen = e->active->generation;
+      guard.unlock();
+      if (auto err = erase_generation(e->name, old_gen + 1)) {
+        undo();
+        return err;
+      }
+      auto shadow = make_lane(*e, old_gen + 1, true);
+      if (!shadow) {
+        undo();
+        return shadow.error();
+      }
+      guard.lock();
+      e->shadow = *shadow;
+      jobs.emplace_back(e, *shadow);
+      old_gens.push_back(old_gen);
+    }
+    fill(jobs);
+    std::unique_lock<std::mutex> guard{mtx};
+    for (auto& [e, l] : jobs)
+      if (!l->ended && !stopping)
+        if (auto err = launch(*e, *l)) {
+          l->failure = projection_failure{0, {}, {}, describe(err)};
+          l->ended = true;
+        }
+    cv.wait(guard, [&] {
+      return stopping
+             || std::all_of(jobs.begin(), jobs.end(),
+                            [](auto& job) { return job.second->swapped || job.second->ended; });
+    });
+    caf::error first;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      auto* e = jobs[i].first;
+      auto l = jobs[i].second;
+      auto old_gen = old_gens[i];
+      if (l->swapped) {
+        // The old generation goes after a grace period, off the caller's
+        // time: queries that read the old serving generation finish.
+        janitors.emplace_back([this, e, old_gen] {
+          {
+            std::unique_lock<std::mutex> lock{mtx};
+            cv.wait_for(lock, opts.retire_grace, [&] { return stopping; });
+          }
+          drop_retired(*e);
+          erase_generation(e->name, old_gen);
+        });
+        continue;
+      }
+      auto failure = l->failure;
+      if (e->shadow == l)
+        e->shadow.reset();
+      guard.unlock();
+      l->retire = true;
+      if (l->sub)
+        l->sub->stop();
+      erase_generation(e->name, l->generation);
+      guard.lock();
+      if (!first)
+        first = failure ? make_error(errc::projection_stopped,
+                                     "rebuild: " + describe_failure(e->name, *failure))
+                        : make_error(errc::invalid_argument,
+                                     "the projection runner stopped during the rebuild");
+    }
+    return first;
   }
 
   projection_status status_of(const entry& e) const {
@@ -751,7 +895,7 @@ caf::error projection_runner::skip(std::string_view name, std::uint64_t position
 }
 
 caf::error projection_runner::rebuild(std::string_view name) {
-  return impl_->rebuild(name);
+  return impl_->rebuild({std::string{name}});
 }
 
 caf::error projection_runner::rebuild_all() {
@@ -761,16 +905,7 @@ caf::error projection_runner::rebuild_all() {
     for (auto& e : impl_->entries)
       names.push_back(e->name);
   }
-  std::vector<caf::error> errors(names.size());
-  std::vector<std::thread> threads;
-  for (std::size_t i = 0; i < names.size(); ++i)
-    threads.emplace_back([&, i] { errors[i] = rebuild(names[i]); });
-  for (auto& t : threads)
-    t.join();
-  for (auto& err : errors)
-    if (err)
-      return err;
-  return caf::error{};
+  return impl_->rebuild(names);
 }
 
 void projection_runner::reset_lag_samples() {

@@ -144,7 +144,9 @@ public:
   /// `storage_failure`.
   caf::error rebuild(std::string_view name);
 
-  /// Rebuilds every projection at once (one shadow each, in parallel).
+  /// Rebuilds every projection at once: one read of the log feeds a shadow
+  /// per projection, each applied on a thread of its own. Errors: the first
+  /// projection's that failed (the others are swapped in).
   caf::error rebuild_all();
 
   /// Clears the recent applied-lag samples (benchmarks measure a phase).
