@@ -9,6 +9,9 @@
 #include "keel/actors/audit.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/event.hpp"
+#include "keel/projections/read_models.hpp"
+#include "keel/projections/runner.hpp"
+#include "keel/projections/stock_cache.hpp"
 #include "keel/storage/append.hpp"
 #include "saga_rig.hpp"
 
@@ -156,6 +159,58 @@ int final_audit(const saga_rig& rig) {
   return rep->ok() ? 0 : 1;
 }
 
+/// What the read side shows after the run: the projections followed the
+/// store live during the whole demo.
+void read_side(saga_rig& rig, projections::projection_runner& runner,
+               projections::stock_cache& cache) {
+  heading("Read side (projections followed the log live during the run)");
+  if (!runner.wait_for(rig.store().last_position(), std::chrono::seconds(30)))
+    std::printf("   (the projections did not catch up within 30 s)\n");
+  for (auto& s : runner.status())
+    std::printf("   %-8s %s at position %llu, %llu behind; event -> read model p50 %.1f ms, "
+                "p99 %.1f ms\n",
+                s.name.c_str(), s.state.c_str(), static_cast<unsigned long long>(s.position),
+                static_cast<unsigned long long>(s.lag_events), s.applied_lag_p50_ms,
+                s.applied_lag_p99_ms);
+  auto today = projections::day_of(storage::now_us());
+  if (auto f = projections::figures_of_day(rig.store(), today)) {
+    std::printf("   today (%s): placed %llu, completed %llu, rejected %llu, cancelled %llu, "
+                "entered pending_payment %llu, conversion %.1f%%\n",
+                today.c_str(), static_cast<unsigned long long>(f->placed),
+                static_cast<unsigned long long>(f->completed),
+                static_cast<unsigned long long>(f->rejected),
+                static_cast<unsigned long long>(f->cancelled),
+                static_cast<unsigned long long>(f->pending_payment), 100 * f->conversion());
+    for (auto& r : f->revenue)
+      std::printf("   revenue %s %.2f over %llu orders, average order %.2f\n", r.currency.c_str(),
+                  static_cast<double>(r.revenue_cents) / 100,
+                  static_cast<unsigned long long>(r.orders),
+                  static_cast<double>(r.average_order_cents()) / 100);
+  }
+  if (auto stats = projections::saga_statistics(rig.store()))
+    for (auto& p : *stats)
+      std::printf("   saga path %-30s %6llu sagas, p50 %7.1f ms, p99 %7.1f ms, max %7.1f ms\n",
+                  p.path.c_str(), static_cast<unsigned long long>(p.count), p.p50_ms, p.p99_ms,
+                  p.max_ms);
+  if (auto level = cache.get(sku_name(1)))
+    std::printf("   stock of doorbuster %s: on hand %lld, reserved %lld, available %lld (cache: "
+                "%llu hits, %llu misses)\n",
+                level->sku.c_str(), static_cast<long long>(level->on_hand),
+                static_cast<long long>(level->reserved),
+                static_cast<long long>(level->available()),
+                static_cast<unsigned long long>(cache.hits()),
+                static_cast<unsigned long long>(cache.misses()));
+  if (auto o = projections::find_order(rig.store(), "bf2-00000001")) {
+    std::printf("   order %s of %s: %s%s%s, %lld cents, steps:", o->order_id.c_str(),
+                o->customer_id.c_str(), o->status.c_str(), o->reason.empty() ? "" : " - ",
+                o->reason.c_str(), static_cast<long long>(o->total_cents));
+    for (auto& step : o->steps)
+      std::printf(" %s +%.1f ms", step.name.c_str(),
+                  static_cast<double>(step.at_us - o->placed_us) / 1000.0);
+    std::printf("\n");
+  }
+}
+
 void introduce(saga_rig& rig) {
   auto& c = rig.config();
   std::printf("demo: the order pipeline on a durable store in %s\n", rig.path().c_str());
@@ -196,11 +251,18 @@ int run_demo(int argc, char** argv) {
   settings.seed = args.number("--seed", 42);
   saga_rig rig{settings};
   introduce(rig);
+  auto cache = std::make_shared<projections::stock_cache>(rig.store());
+  projections::projection_runner runner{rig.store()};
+  runner.add_standard(cache);
+  if (auto err = runner.start())
+    rig.fail("starting the projections: " + describe(err));
   prepare(rig);
   closed_phase(rig, "Phase 1: normal load. 2,000 orders, 32 in flight", "bf1", 2000, 32);
   closed_phase(rig, "Phase 2: Black Friday spike. 10,000 orders, 256 in flight", "bf2", 10'000,
                256);
   outage_phases(rig);
+  read_side(rig, runner, *cache);
+  runner.stop();
   auto rc = final_audit(rig);
   std::fflush(stdout);
   return rc;
