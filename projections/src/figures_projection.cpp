@@ -35,7 +35,12 @@ public:
       auto day = load_day(models, rec.timestamp_us);
       if (!day)
         return day.error();
-      auto& slot = sagas_.create("f/" + x->order_id);
+      // Read, not create: a second order_placed of a saga in flight is
+      // refused whether or not the first is in this batch.
+      auto saga_slot = sagas_.load(models, "f/" + x->order_id);
+      if (!saga_slot)
+        return saga_slot.error();
+      auto& slot = **saga_slot;
       if (slot.exists)
         return make_error(errc::invalid_argument, "order " + x->order_id + " was placed before");
       slot.value = detail::saga_in_flight{rec.timestamp_us, x->currency, 0, false, false, false, false};

@@ -539,6 +539,11 @@ struct projection_runner::impl {
         }
         if (l->pending > 0 && !l->ended)
           commit(*e, *l);
+        // An empty log delivers no batch: see whether the shadow is caught
+        // up (and swaps) here, or its subscription never would until the
+        // next append.
+        if (!l->ended && !l->swapped)
+          on_batch(*e, *l, {});
       });
     }
     auto reader = store.read_all(1, end);
@@ -694,7 +699,9 @@ struct projection_runner::impl {
     s.position = l.committed;
     auto last = store.last_position();
     s.lag_events = last > l.committed ? last - l.committed : 0;
-    s.state = l.failure ? "stopped" : (l.live ? "live" : "catching_up");
+    // At the end of the log it is live, even before a delivery set `live`
+    // (a lane started at the end of the log gets none until the next append).
+    s.state = l.failure ? "stopped" : (l.live || s.lag_events == 0 ? "live" : "catching_up");
     s.events_applied = l.events_applied;
     s.commits = l.commits;
     s.failure = l.failure;
