@@ -24,7 +24,7 @@ public:
 
   bool wants(std::string_view type) const noexcept override {
     return type == "order_placed" || type == "order_payment_pending"
-           || type == "order_payment_captured" || type == "order_payment_refunded"
+           || type == "payment_captured" || type == "payment_refunded"
            || type == "order_cancel_requested" || type == "order_payment_declined"
            || type == "order_shipment_failed" || type == "order_completed"
            || type == "order_rejected" || type == "order_cancelled";
@@ -71,9 +71,9 @@ public:
         (*day)->dirty = true;
         s.pending = true;
       }
-    } else if (auto* x = std::get_if<order_payment_captured>(&ev)) {
+    } else if (auto* x = std::get_if<payment_captured>(&ev)) {
       s.captured_cents += x->amount_cents;
-    } else if (auto* x = std::get_if<order_payment_refunded>(&ev)) {
+    } else if (auto* x = std::get_if<payment_refunded>(&ev)) {
       s.captured_cents -= x->amount_cents;
     } else if (std::holds_alternative<order_cancel_requested>(ev)) {
       s.cancel_requested = true;

@@ -22,7 +22,8 @@ public:
   }
 
   bool wants(std::string_view type) const noexcept override {
-    return type.size() > 6 && type.compare(0, 6, "order_") == 0;
+    return (type.size() > 6 && type.compare(0, 6, "order_") == 0) || type == "payment_captured"
+           || type == "payment_refunded";
   }
 
   caf::error apply(const record_view& rec, const event& ev, const keyspace& models) override {
@@ -40,10 +41,20 @@ public:
       return make_error(errc::invalid_argument, "order " + *order_id + " has no order_placed before this "
                                                   + std::string{rec.type});
     auto& sum = s.value;
+    s.dirty = true;
+    // Money moves are the payment stream's: the saga records captures and
+    // refunds there (its own stream may or may not carry a copy).
+    if (auto* x = std::get_if<payment_captured>(&ev)) {
+      sum.captured_cents += x->amount_cents;
+      return caf::error{};
+    }
+    if (auto* x = std::get_if<payment_refunded>(&ev)) {
+      sum.captured_cents -= x->amount_cents;
+      return caf::error{};
+    }
     std::visit([&](const auto& x) { update(sum, x); }, ev);
     sum.updated_us = rec.timestamp_us;
     sum.steps.push_back({std::string{rec.type.substr(6)}, rec.timestamp_us, rec.position});
-    s.dirty = true;
     return caf::error{};
   }
 
@@ -107,12 +118,6 @@ private:
     s.tracking_id = x.tracking_id;
     s.carrier = x.carrier;
     s.estimated_delivery_us = x.estimated_delivery_us;
-  }
-  static void update(order_summary& s, const order_payment_captured& x) {
-    s.captured_cents += x.amount_cents;
-  }
-  static void update(order_summary& s, const order_payment_refunded& x) {
-    s.captured_cents -= x.amount_cents;
   }
   static void update(order_summary& s, const order_completed&) {
     s.status = "completed";

@@ -66,6 +66,22 @@ TEST_CASE_METHOD(admission_fixture, "an order the stock cache shows out of stock
   CHECK(status("o-1") == "completed");
   CHECK(cache->hits() + cache->misses() >= 3);
   CHECK(audit().ok());
+  // The read side of orders the real pipeline ran: the money is the payment
+  // stream's (the saga records captures there).
+  catch_up();
+  auto summary = projections::find_order(*store, "o-2");
+  REQUIRE(summary);
+  CHECK(summary->status == "completed");
+  CHECK(summary->captured_cents == summary->total_cents);
+  CHECK_FALSE(summary->payment_id.empty());
+  CHECK_FALSE(summary->tracking_id.empty());
+  auto today = projections::figures_of_day(*store, projections::day_of(now_us()));
+  REQUIRE(today);
+  CHECK(today->placed == 2);
+  CHECK(today->completed == 2);
+  REQUIRE(today->revenue.size() == 1);
+  CHECK(today->revenue[0].revenue_cents == summary->total_cents * 3); // o-2 (1 unit) + o-1 (2 units)
+  CHECK(projections::find_stock(*store, "SKU-1")->on_hand == 3);
 }
 
 TEST_CASE_METHOD(admission_fixture, "a stale stock cache costs a rejected saga, never an oversell", "[pipeline][admission]") {

@@ -132,10 +132,6 @@ struct folder {
       s.tracking_id = x->tracking_id;
       s.carrier = x->carrier;
       s.estimated_delivery_us = x->estimated_delivery_us;
-    } else if (auto* x = std::get_if<order_payment_captured>(&ev)) {
-      s.captured_cents = s.captured_cents + x->amount_cents;
-    } else if (auto* x = std::get_if<order_payment_refunded>(&ev)) {
-      s.captured_cents = s.captured_cents - x->amount_cents;
     } else if (std::holds_alternative<order_completed>(ev)) {
       s.status = "completed";
       s.reason = "";
@@ -167,8 +163,8 @@ struct folder {
 
   void figures(const record_view& rec, const event& ev) {
     static const std::set<std::string> wanted{
-      "order_placed",          "order_payment_pending",  "order_payment_captured",
-      "order_payment_refunded", "order_cancel_requested", "order_payment_declined",
+      "order_placed",          "order_payment_pending",  "payment_captured",
+      "payment_refunded",       "order_cancel_requested", "order_payment_declined",
       "order_shipment_failed", "order_completed",        "order_rejected",
       "order_cancelled"};
     if (wanted.count(std::string{rec.type}) == 0)
@@ -191,11 +187,11 @@ struct folder {
       s.pending = true;
       return;
     }
-    if (auto* x = std::get_if<order_payment_captured>(&ev)) {
+    if (auto* x = std::get_if<payment_captured>(&ev)) {
       s.captured += x->amount_cents;
       return;
     }
-    if (auto* x = std::get_if<order_payment_refunded>(&ev)) {
+    if (auto* x = std::get_if<payment_refunded>(&ev)) {
       s.captured -= x->amount_cents;
       return;
     }
@@ -536,16 +532,30 @@ expected_models fold(const storage::event_store& store, const std::set<std::uint
     if (skipped.count(rec.position) != 0)
       continue;
     bool order_event = starts_with(rec.type, "order_");
+    bool money_event = rec.type == "payment_captured" || rec.type == "payment_refunded";
     bool stock_event = rec.type == "stock_adjusted" || rec.type == "stock_reserved"
                        || rec.type == "stock_released" || rec.type == "stock_committed";
-    if (!order_event && !stock_event)
+    if (!order_event && !money_event && !stock_event)
       continue;
     auto ev = rec.decode_payload();
     if (!ev) {
       f.anomaly(rec, describe(ev.error()));
       continue;
     }
-    if (order_event) {
+    if (money_event) {
+      // Captured amounts come from the payment stream only.
+      auto id = order_id_in(*ev);
+      auto it = f.m.orders.find(id);
+      if (it == f.m.orders.end()) {
+        f.anomaly(rec, "payment of order " + id + " that was never placed");
+        continue;
+      }
+      auto amount = std::holds_alternative<payment_captured>(*ev)
+                      ? std::get<payment_captured>(*ev).amount_cents
+                      : -std::get<payment_refunded>(*ev).amount_cents;
+      it->second.captured_cents += amount;
+      f.figures(rec, *ev);
+    } else if (order_event) {
       f.order(rec, *ev);
       f.figures(rec, *ev);
     } else {

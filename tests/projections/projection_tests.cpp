@@ -239,6 +239,7 @@ TEST_CASE("projected read models equal a reference fold of random histories") {
     for (auto& [id, o] : want.orders)
       for (auto& step : o.steps)
         steps.insert(step.name);
+    INFO("steps: " << [&] { std::string all; for (auto& x : steps) all += x + " "; return all; }());
     CHECK(steps.size() == 17); // every order_* event type
     CHECK(want.days.size() >= 3);
     CHECK(want.orders.size() == 300);
