@@ -3,8 +3,12 @@
 // The uncommitted changes of one projection batch: typed values by model key,
 // loaded from the committed models on first use, written back by `flush`.
 
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/expected.hpp>
 
@@ -13,6 +17,38 @@
 #include "models.hpp"
 
 namespace keel::projections::detail {
+
+/// A fixed-size blocked Bloom filter of strings: 8 MiB of 64-bit words,
+/// three bits in one word per key (one cache miss per probe). About 2% false
+/// positives at 6 million keys, more beyond (callers then look up).
+class bloom_filter {
+public:
+  bloom_filter() : words_(std::size_t{1} << 20) {
+  }
+
+  void add(std::string_view key) {
+    auto h = std::hash<std::string_view>{}(key);
+    words_[word(h)] |= mask(h);
+  }
+
+  bool maybe_contains(std::string_view key) const {
+    auto h = std::hash<std::string_view>{}(key);
+    auto m = mask(h);
+    return (words_[word(h)] & m) == m;
+  }
+
+private:
+  std::size_t word(std::size_t h) const {
+    return (h & 0xffffffffu) % words_.size();
+  }
+
+  static std::uint64_t mask(std::size_t h) {
+    return (std::uint64_t{1} << ((h >> 32) & 63)) | (std::uint64_t{1} << ((h >> 38) & 63))
+           | (std::uint64_t{1} << ((h >> 44) & 63));
+  }
+
+  std::vector<std::uint64_t> words_;
+};
 
 template <class T>
 class pending_models {

@@ -307,6 +307,7 @@ struct projection_runner::impl {
     if (!cp)
       return cp.error();
     l.applied = l.committed = *cp ? (*cp)->position : 0;
+    l.proj->starting(l.applied == 0);
     storage::subscription::options sopts;
     sopts.max_batch = opts.delivery_batch;
     l.sub = store.subscribe(

@@ -88,6 +88,13 @@ public:
   /// (after a rebuild's swap).
   virtual void activated() {
   }
+
+  /// Called before the first event: `empty` says the generation holds
+  /// nothing yet (it starts at position 1), so every model it will hold is
+  /// one this instance writes (projections may skip lookups of keys they
+  /// know they never wrote).
+  virtual void starting([[maybe_unused]] bool empty) {
+  }
 };
 
 /// Creates a fresh instance of a projection (one per generation: a rebuild
