@@ -112,8 +112,9 @@ public:
   /// `storage_failure`, `corrupt_record`, `not_writable`.
   caf::error start();
 
-  /// Stops every projection after its current batch (pending changes are
-  /// committed). Idempotent; the destructor calls it.
+  /// Stops every projection after its current delivery; changes not
+  /// committed yet are dropped (the next start applies them again from the
+  /// checkpoint). Idempotent; the destructor calls it.
   void stop();
 
   /// The status of every projection, in the order they were added.
@@ -123,7 +124,8 @@ public:
   caf::expected<projection_status> status(std::string_view name) const;
 
   /// Blocks until every projection (or `name`) has applied position
-  /// `position` or stopped, or `timeout` passed; returns whether all reached it.
+  /// `position` or stopped at an event, or `timeout` passed; returns false
+  /// only on the timeout (see `status` for a projection that stopped).
   bool wait_for(std::uint64_t position, std::chrono::milliseconds timeout,
                 std::string_view name = {}) const;
 
