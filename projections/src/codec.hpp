@@ -1,14 +1,20 @@
 #pragma once
 
 // A compact binary form for read-model values: LEB128 varints (zigzag for
-// signed), length-prefixed strings. Readers check every length against the
+// signed), length-prefixed strings and vectors. A type lists its fields once,
+// `template <class F, class T> void fields(F& f, T& x) { f(x.a, x.b); }`
+// (found by argument-dependent lookup), for the writer and the reader. Readers check every length against the
 // bytes left, so a damaged value decodes to an error, never to garbage or a
 // large allocation.
 
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <limits>
 #include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace keel::projections::codec {
 
@@ -42,6 +48,41 @@ public:
     std::uint64_t bits;
     std::memcpy(&bits, &x, sizeof bits);
     u64(bits);
+  }
+
+  // One field list (`fields(f, value)`) serves writing and reading.
+  template <class... Ts>
+  void operator()(const Ts&... xs) {
+    (field(xs), ...);
+  }
+
+  void field(bool x) {
+    boolean(x);
+  }
+  void field(const std::string& x) {
+    str(x);
+  }
+  template <class T>
+  std::enable_if_t<std::is_integral_v<T>> field(T x) {
+    if constexpr (std::is_signed_v<T>)
+      i64(x);
+    else
+      u64(x);
+  }
+  template <class A, class B>
+  void field(const std::pair<A, B>& x) {
+    field(x.first);
+    field(x.second);
+  }
+  template <class T>
+  void field(const std::vector<T>& xs) {
+    u64(xs.size());
+    for (auto& x : xs)
+      field(x);
+  }
+  template <class T>
+  std::enable_if_t<std::is_class_v<T>> field(const T& x) {
+    fields(*this, x);
   }
 
 private:
@@ -111,6 +152,49 @@ public:
     return true;
   }
 
+  template <class... Ts>
+  void operator()(Ts&... xs) {
+    (field(xs), ...);
+  }
+
+  void field(bool& x) {
+    boolean(x);
+  }
+  void field(std::string& x) {
+    str(x);
+  }
+  template <class T>
+  std::enable_if_t<std::is_integral_v<T>> field(T& x) {
+    if constexpr (std::is_signed_v<T>) {
+      std::int64_t v = 0;
+      i64(v);
+      x = static_cast<T>(v);
+    } else {
+      std::uint64_t v = 0;
+      if (u64(v) && v > std::numeric_limits<T>::max())
+        fail();
+      x = static_cast<T>(v);
+    }
+  }
+  template <class A, class B>
+  void field(std::pair<A, B>& x) {
+    field(x.first);
+    field(x.second);
+  }
+  template <class T>
+  void field(std::vector<T>& xs) {
+    std::uint64_t n = 0;
+    if (!count(n))
+      return;
+    xs.resize(static_cast<std::size_t>(n));
+    for (auto& x : xs)
+      field(x);
+  }
+  template <class T>
+  std::enable_if_t<std::is_class_v<T>> field(T& x) {
+    fields(*this, x);
+  }
+
   /// True when every byte was read and nothing failed.
   bool done() const noexcept {
     return ok_ && pos_ == in_.size();
@@ -127,5 +211,22 @@ private:
   std::size_t pos_ = 0;
   bool ok_ = true;
 };
+
+/// Encodes `x` by its field list.
+template <class T>
+std::string encode_fields(const T& x) {
+  std::string out;
+  writer w{out};
+  fields(w, x);
+  return out;
+}
+
+/// Decodes `x` by its field list; false unless every byte was used.
+template <class T>
+bool decode_fields(std::string_view bytes, T& x) {
+  reader r{bytes};
+  fields(r, x);
+  return r.done();
+}
 
 } // namespace keel::projections::codec

@@ -25,7 +25,9 @@
 
 #include <caf/expected.hpp>
 
+#include "codec.hpp"
 #include "keel/projections/read_models.hpp"
+#include "keel/projections/runner.hpp"
 #include "keel/storage/fwd.hpp"
 
 namespace keel::projections::detail {
@@ -59,8 +61,6 @@ caf::expected<std::string> serving_prefix(const storage::event_store& store,
 
 // -- orders --------------------------------------------------------------------
 
-std::string encode(const order_summary& x);
-bool decode(std::string_view bytes, order_summary& x);
 
 /// The part of a customer-index key after "c/<customer>\0".
 std::string customer_suffix(std::int64_t placed_us, std::string_view order_id);
@@ -72,18 +72,12 @@ struct customer_entry {
   std::int64_t total_cents = 0;
   std::string currency;
 };
-std::string encode(const customer_entry& x);
-bool decode(std::string_view bytes, customer_entry& x);
 
 // -- stock ---------------------------------------------------------------------
 
-std::string encode(const stock_level& x);
-bool decode(std::string_view bytes, stock_level& x);
 
 // -- figures -------------------------------------------------------------------
 
-std::string encode(const day_figures& x);
-bool decode(std::string_view bytes, day_figures& x);
 
 /// What the figures projection keeps about a saga until it ends.
 struct saga_in_flight {
@@ -95,8 +89,6 @@ struct saga_in_flight {
   bool declined = false;
   bool shipment_failed = false;
 };
-std::string encode(const saga_in_flight& x);
-bool decode(std::string_view bytes, saga_in_flight& x);
 
 /// A log-linear histogram of durations in microseconds: values below 32 have
 /// a bucket each, above that 32 buckets per power of two (relative width at
@@ -116,10 +108,54 @@ std::uint32_t bucket_of(std::uint64_t us) noexcept;
 /// [lower, lower + width) of a bucket.
 std::uint64_t bucket_lower(std::uint32_t bucket) noexcept;
 std::uint64_t bucket_width(std::uint32_t bucket) noexcept;
-std::string encode(const duration_histogram& x);
-bool decode(std::string_view bytes, duration_histogram& x);
 
 /// "corrupt_record: read model <key> does not decode".
 caf::error corrupt_model(std::string_view key);
+
+} // namespace keel::projections::detail
+
+// The field lists of every stored value (see codec.hpp), in storage order.
+// Adding a field at the end changes the format: rebuild the projection.
+namespace keel::projections::codec {
+
+#define KEEL_STORED_FIELDS(type, ...)                                                            \
+  template <class F, class T>                                                                     \
+  std::enable_if_t<std::is_same_v<std::remove_const_t<T>, type>> fields(F& f, T& x) {             \
+    f(__VA_ARGS__);                                                                               \
+  }
+
+KEEL_STORED_FIELDS(events::order_line, x.sku, x.quantity, x.unit_price_cents)
+KEEL_STORED_FIELDS(order_step, x.name, x.at_us, x.position)
+KEEL_STORED_FIELDS(order_summary, x.order_id, x.customer_id, x.status, x.reason, x.items,
+                   x.currency, x.total_cents, x.premium, x.payment_id, x.payment_provider,
+                   x.captured_cents, x.tracking_id, x.carrier, x.estimated_delivery_us,
+                   x.cancel_requested, x.payment_attempts, x.placed_us, x.updated_us, x.steps)
+KEEL_STORED_FIELDS(detail::customer_entry, x.order_id, x.placed_us, x.total_cents, x.currency)
+KEEL_STORED_FIELDS(stock_level, x.sku, x.on_hand, x.reserved, x.updated_us)
+KEEL_STORED_FIELDS(currency_revenue, x.currency, x.orders, x.revenue_cents)
+KEEL_STORED_FIELDS(day_figures, x.day, x.placed, x.completed, x.rejected, x.cancelled,
+                   x.pending_payment, x.revenue)
+KEEL_STORED_FIELDS(detail::saga_in_flight, x.placed_us, x.currency, x.captured_cents, x.pending,
+                   x.cancel_requested, x.declined, x.shipment_failed)
+KEEL_STORED_FIELDS(detail::duration_histogram, x.count, x.sum_us, x.max_us, x.buckets)
+KEEL_STORED_FIELDS(projection_failure, x.position, x.event_type, x.stream, x.reason)
+KEEL_STORED_FIELDS(skip_record, x.position, x.event_type, x.stream, x.reason, x.skipped_by,
+                   x.note, x.at_us)
+
+#undef KEEL_STORED_FIELDS
+
+} // namespace keel::projections::codec
+
+namespace keel::projections::detail {
+
+template <class T>
+std::string encode(const T& x) {
+  return codec::encode_fields(x);
+}
+
+template <class T>
+bool decode(std::string_view bytes, T& x) {
+  return codec::decode_fields(bytes, x);
+}
 
 } // namespace keel::projections::detail

@@ -67,50 +67,6 @@ std::string prefix_end(std::string prefix) {
   return prefix;
 }
 
-std::string encode_failure(const projection_failure& f) {
-  std::string out;
-  codec::writer w{out};
-  w.u64(f.position);
-  w.str(f.event_type);
-  w.str(f.stream);
-  w.str(f.reason);
-  return out;
-}
-
-bool decode_failure(std::string_view bytes, projection_failure& f) {
-  codec::reader r{bytes};
-  r.u64(f.position);
-  r.str(f.event_type);
-  r.str(f.stream);
-  r.str(f.reason);
-  return r.done();
-}
-
-std::string encode_skip(const skip_record& s) {
-  std::string out;
-  codec::writer w{out};
-  w.u64(s.position);
-  w.str(s.event_type);
-  w.str(s.stream);
-  w.str(s.reason);
-  w.str(s.skipped_by);
-  w.str(s.note);
-  w.i64(s.at_us);
-  return out;
-}
-
-bool decode_skip(std::string_view bytes, skip_record& s) {
-  codec::reader r{bytes};
-  r.u64(s.position);
-  r.str(s.event_type);
-  r.str(s.stream);
-  r.str(s.reason);
-  r.str(s.skipped_by);
-  r.str(s.note);
-  r.i64(s.at_us);
-  return r.done();
-}
-
 std::string skip_key(std::string_view name, std::uint64_t position) {
   auto digits = std::to_string(position);
   return detail::meta_key(name, "skip/" + std::string(20 - digits.size(), '0') + digits);
@@ -150,7 +106,7 @@ recorded_failure(const storage::event_store& store, std::string_view name) {
   if (!*value)
     return std::optional<projection_failure>{};
   projection_failure f;
-  if (!decode_failure(**value, f))
+  if (!detail::decode(**value, f))
     return detail::corrupt_model(key);
   return std::optional<projection_failure>{std::move(f)};
 }
@@ -166,7 +122,7 @@ caf::expected<std::vector<skip_record>> list_skips(const storage::event_store& s
       return entries.error();
     for (auto& [key, value] : *entries) {
       skip_record s;
-      if (!decode_skip(value, s))
+      if (!detail::decode(value, s))
         return detail::corrupt_model(key);
       result.push_back(std::move(s));
     }
@@ -204,7 +160,7 @@ caf::error skip_event(storage::event_store& store, std::string_view name,
   skip_record rec{position,  (*failure)->event_type, (*failure)->stream, (*failure)->reason,
                   std::string{skipped_by}, std::string{note}, now_us()};
   storage::write_batch wb;
-  wb.put(skip_key(name, position), encode_skip(rec));
+  wb.put(skip_key(name, position), detail::encode(rec));
   wb.erase(detail::meta_key(name, "failure"));
   wb.set_checkpoint(cp_name, position);
   return store.commit(std::move(wb), true);
@@ -405,7 +361,7 @@ struct projection_runner::impl {
         wb.set_checkpoint(l.checkpoint, l.applied);
       }
       if (!l.shadow)
-        wb.put(detail::meta_key(l.name, "failure"), encode_failure(f));
+        wb.put(detail::meta_key(l.name, "failure"), detail::encode(f));
       if (auto err = store.commit(std::move(wb), true)) {
         l.proj->discard();
         f.reason += "; then recording it failed: " + describe(err);
