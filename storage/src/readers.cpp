@@ -247,4 +247,29 @@ stream_reader event_store::read_stream(std::string_view stream, std::uint64_t fr
   return stream_reader{std::move(p)};
 }
 
+// -- record_batch -------------------------------------------------------------------
+
+void record_batch::add(const events::record_view& rec) {
+  auto* before = arena_.data();
+  offsets_.push_back(arena_.size());
+  arena_.append(rec.type).append(rec.stream).append(rec.payload);
+  views_.push_back(rec);
+  // The arena grows by doubling: when it moved, point every view into it
+  // again (amortized constant per record); otherwise only the new one.
+  auto first = arena_.data() == before ? views_.size() - 1 : 0;
+  for (auto i = first; i < views_.size(); ++i) {
+    auto& v = views_[i];
+    auto* base = arena_.data() + offsets_[i];
+    v.type = {base, v.type.size()};
+    v.stream = {base + v.type.size(), v.stream.size()};
+    v.payload = {base + v.type.size() + v.stream.size(), v.payload.size()};
+  }
+}
+
+void record_batch::clear() noexcept {
+  arena_.clear();
+  views_.clear();
+  offsets_.clear();
+}
+
 } // namespace keel::storage

@@ -30,8 +30,7 @@ struct subscription::impl {
 };
 
 void subscription::impl::run() {
-  std::vector<std::string> buffers;
-  std::vector<events::record_view> batch;
+  record_batch batch;
   while (!stop_requested.load()) {
     auto from = next.load();
     auto last = state->last_position.load(std::memory_order_acquire);
@@ -45,35 +44,30 @@ void subscription::impl::run() {
     }
     auto reader = store->read_all(from, last - from + 1);
     while (!stop_requested.load()) {
-      buffers.clear();
-      batch.clear();
       // Copy each record out of the iterator before it moves on, so the views
-      // stay valid for the handler; `buffers` never reallocates (reserved).
-      buffers.reserve(opts.max_batch);
-      while (batch.size() < opts.max_batch && reader.next()) {
-        auto v = reader.current();
-        auto& buf = buffers.emplace_back();
-        buf.reserve(v.type.size() + v.stream.size() + v.payload.size());
-        buf.append(v.type).append(v.stream).append(v.payload);
-        v.type = std::string_view{buf.data(), v.type.size()};
-        v.stream = std::string_view{buf.data() + v.type.size(), v.stream.size()};
-        v.payload = std::string_view{buf.data() + v.type.size() + v.stream.size(),
-                                     v.payload.size()};
-        batch.push_back(v);
+      // stay valid for the handler.
+      batch.clear();
+      while (batch.size() < opts.max_batch && reader.next())
+        batch.add(reader.current());
+      if (!batch.empty()) {
+        auto& views = batch.views();
+        auto keep_going = fn(views);
+        next = views.back().position + 1;
+        if (!keep_going) {
+          active = false;
+          return;
+        }
       }
       if (auto& e = reader.error()) {
+        // Everything before the failing record was delivered.
         fail(e);
         active = false;
+        if (opts.on_error)
+          opts.on_error(e);
         return;
       }
       if (batch.empty())
         break;
-      if (!fn(batch)) {
-        next = batch.back().position + 1;
-        active = false;
-        return;
-      }
-      next = batch.back().position + 1;
     }
   }
   active = false;

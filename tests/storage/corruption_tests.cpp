@@ -1,4 +1,6 @@
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 
 #include "keel/storage/verify.hpp"
@@ -55,6 +57,47 @@ TEST_CASE("a record damaged behind the store's back is reported with its positio
   CHECK(rep->findings[0].kind == "corrupt_record");
   CHECK(rep->findings[0].position == 77);
   CHECK(rep->events == 200);
+}
+
+TEST_CASE("a subscription delivers every record before a damaged one, then reports it",
+          "[store][corruption][subscribe]") {
+  test::temp_dir dir;
+  fill(dir.path(), 200);
+  test::damage_record(dir.path(), 77);
+  auto store = test::open_store(dir.path());
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<std::uint64_t> seen;
+  std::vector<std::string> errors;
+  subscription::options opts;
+  opts.max_batch = 50; // 77 falls inside the second batch: 51..76 still arrive
+  opts.on_error = [&](const caf::error& err) {
+    std::lock_guard<std::mutex> guard{mtx};
+    errors.push_back(describe(err));
+    cv.notify_all();
+  };
+  auto sub = store->subscribe(
+    1,
+    [&](const std::vector<events::record_view>& batch) {
+      std::lock_guard<std::mutex> guard{mtx};
+      for (auto& rec : batch)
+        seen.push_back(rec.position);
+      return true;
+    },
+    opts);
+  {
+    std::unique_lock<std::mutex> guard{mtx};
+    REQUIRE(cv.wait_for(guard, std::chrono::seconds(10), [&] { return !errors.empty(); }));
+  }
+  sub->stop();
+  REQUIRE(seen.size() == 76);
+  CHECK(seen.front() == 1);
+  CHECK(seen.back() == 76);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], Catch::Contains("position 77"));
+  CHECK(sub->next_position() == 77);
+  CHECK_FALSE(sub->running());
+  CHECK(code_of(sub->error()) == errc::corrupt_record);
 }
 
 TEST_CASE("a flipped byte inside an SST file is reported, and verify keeps going",

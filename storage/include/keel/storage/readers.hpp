@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/error.hpp>
 
@@ -67,6 +68,36 @@ private:
   struct impl;
   explicit stream_reader(std::unique_ptr<impl> ptr);
   std::unique_ptr<impl> impl_;
+};
+
+/// Records copied out of a reader into one buffer, so their views outlive the
+/// reader's position (subscription deliveries, batches handed to other
+/// threads). One allocation per batch rather than one per record.
+class record_batch {
+public:
+  /// Copies `rec`'s type, stream and payload into the batch.
+  void add(const events::record_view& rec);
+
+  /// The records added so far, pointing into the batch; valid until the next
+  /// `add` or `clear`.
+  const std::vector<events::record_view>& views() const noexcept {
+    return views_;
+  }
+
+  std::size_t size() const noexcept {
+    return views_.size();
+  }
+
+  bool empty() const noexcept {
+    return views_.empty();
+  }
+
+  void clear() noexcept;
+
+private:
+  std::string arena_;
+  std::vector<events::record_view> views_;
+  std::vector<std::size_t> offsets_;
 };
 
 } // namespace keel::storage

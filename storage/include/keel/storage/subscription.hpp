@@ -25,9 +25,16 @@ public:
   /// Returns false to stop the subscription.
   using handler = std::function<bool(const std::vector<events::record_view>&)>;
 
+  /// Called once, on the subscription's thread, when a read error (a
+  /// corrupt record, an I/O error) stops it; the records before the failing
+  /// one have been delivered, so it is at `next_position()`.
+  using error_handler = std::function<void(const caf::error&)>;
+
   struct options {
     /// The most records per handler call.
     std::size_t max_batch = 1024;
+    /// Optional; see `error_handler`.
+    error_handler on_error = nullptr;
   };
 
   ~subscription();
