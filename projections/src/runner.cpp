@@ -266,6 +266,11 @@ struct projection_runner::impl {
     l.proj->starting(l.applied == 0);
     storage::subscription::options sopts;
     sopts.max_batch = opts.delivery_batch;
+    // A record that cannot be read (corrupt, I/O) stops the projection like
+    // an event it cannot apply: at that position, recorded, skippable.
+    sopts.on_error = [this, &l](const caf::error& err) {
+      stop_at(l, {l.applied + 1, {}, {}, "reading the log: " + describe(err)}, true);
+    };
     l.sub = store.subscribe(
       l.applied + 1,
       [this, &e, &l](const std::vector<events::record_view>& batch) { return on_batch(e, l, batch); },
@@ -282,11 +287,11 @@ struct projection_runner::impl {
       if (l.skipped.count(rec.position) == 0 && l.proj->wants(rec.type)) {
         auto ev = rec.decode_payload();
         if (!ev) {
-          fail(e, l, &rec, describe(ev.error()));
+          stop_at(l, failure_at(rec, describe(ev.error())), true);
           return false;
         }
         if (auto err = l.proj->apply(rec, *ev, l.models)) {
-          fail(e, l, &rec, describe(err));
+          stop_at(l, failure_at(rec, describe(err)), true);
           return false;
         }
       }
@@ -316,7 +321,7 @@ struct projection_runner::impl {
     wb.set_checkpoint(l.checkpoint, l.applied);
     if (auto err = store.commit(std::move(wb), opts.fsync)) {
       l.proj->discard();
-      fail(e, l, nullptr, "committing a batch: " + describe(err));
+      stop_at(l, {0, {}, {}, "committing a batch: " + describe(err)}, false);
       return false;
     }
     auto now = now_us();
@@ -344,17 +349,12 @@ struct projection_runner::impl {
     return true;
   }
 
-  /// Stops lane `l`: commits what was applied before `rec` (the event it
-  /// cannot apply; nullptr for a failed commit) and records the failure.
-  void fail(entry& e, lane& l, const events::record_view* rec, std::string reason) {
-    projection_failure f;
-    if (rec) {
-      f.position = rec->position;
-      f.event_type = std::string{rec->type};
-      f.stream = std::string{rec->stream};
-    }
-    f.reason = std::move(reason);
-    if (rec) {
+  /// Stops lane `l` at `f`. With `at_event` (an event it cannot apply or
+  /// cannot read), first commits what was applied before it and records the
+  /// failure for operators (serving lanes); otherwise (a failed commit) the
+  /// pending changes are gone already.
+  void stop_at(lane& l, projection_failure f, bool at_event) {
+    if (at_event) {
       storage::write_batch wb;
       if (l.pending > 0) {
         l.proj->flush(wb, l.models);
@@ -380,7 +380,11 @@ struct projection_runner::impl {
       l.ended = true;
     }
     cv.notify_all();
-    (void) e;
+  }
+
+  /// The failure of event `rec`.
+  static projection_failure failure_at(const events::record_view& rec, std::string reason) {
+    return {rec.position, std::string{rec.type}, std::string{rec.stream}, std::move(reason)};
   }
 
   /// Runs on the shadow's subscription thread once it caught up: stops the
@@ -400,8 +404,10 @@ struct projection_runner::impl {
     wb.put(detail::meta_key(e.name, "active"), std::to_string(l.generation));
     wb.erase(detail::meta_key(e.name, "failure"));
     if (auto err = store.commit(std::move(wb), true)) {
-      fail(e, l, nullptr, "swapping in generation " + std::to_string(l.generation) + ": "
-                            + describe(err));
+      stop_at(l,
+              {0, {}, {}, "swapping in generation " + std::to_string(l.generation) + ": "
+                            + describe(err)},
+              false);
       // The old generation still serves: let it go on.
       auto again = make_lane(e, old->generation, false);
       if (again && !launch(e, **again)) {
@@ -449,16 +455,11 @@ struct projection_runner::impl {
 
   /// A batch of records copied out of the reader, shared by the lanes that
   /// apply it.
-  struct owned_batch {
-    std::string arena;
-    std::vector<events::record_view> views;
-  };
-
   /// A bounded hand-over of batches from the reader to one lane's thread.
   struct batch_queue {
     std::mutex mtx;
     std::condition_variable cv;
-    std::deque<std::shared_ptr<const owned_batch>> items;
+    std::deque<std::shared_ptr<const storage::record_batch>> items;
     bool closed = false;
     bool done = false; // the lane stopped taking batches
   };
@@ -477,7 +478,7 @@ struct projection_runner::impl {
       auto* q = queues.back().get();
       workers.emplace_back([this, e = e, l = l.get(), q] {
         for (;;) {
-          std::shared_ptr<const owned_batch> b;
+          std::shared_ptr<const storage::record_batch> b;
           {
             std::unique_lock<std::mutex> guard{q->mtx};
             q->cv.wait(guard, [&] { return !q->items.empty() || q->closed; });
@@ -487,7 +488,7 @@ struct projection_runner::impl {
             q->items.pop_front();
           }
           q->cv.notify_all();
-          if (!on_batch(*e, *l, b->views)) {
+          if (!on_batch(*e, *l, b->views())) {
             std::lock_guard<std::mutex> guard{q->mtx};
             q->done = true;
             q->items.clear();
@@ -503,43 +504,31 @@ struct projection_runner::impl {
           on_batch(*e, *l, {});
       });
     }
-    auto reader = store.read_all(1, end);
-    std::vector<std::size_t> offsets;
-    auto publish = [&](std::shared_ptr<owned_batch> b) {
-      // Views point into the arena, which no longer moves.
-      std::size_t i = 0;
-      for (auto& v : b->views) {
-        auto base = b->arena.data() + offsets[i++];
-        v.stream = {base, v.stream.size()};
-        v.type = {base + v.stream.size(), v.type.size()};
-        v.payload = {base + v.stream.size() + v.type.size(), v.payload.size()};
-      }
-      std::shared_ptr<const owned_batch> shared = std::move(b);
+    auto publish = [&](std::shared_ptr<const storage::record_batch> b) {
       for (auto& q : queues) {
         std::unique_lock<std::mutex> guard{q->mtx};
         q->cv.wait(guard, [&] { return q->items.size() < queue_depth || q->done; });
         if (!q->done)
-          q->items.push_back(shared);
+          q->items.push_back(b);
         guard.unlock();
         q->cv.notify_all();
       }
     };
-    auto batch = std::make_shared<owned_batch>();
+    // A read error ends the fill early; each lane's subscription then meets
+    // the same record and stops there (see `launch`).
+    auto reader = store.read_all(1, end);
+    auto batch = std::make_shared<storage::record_batch>();
     bool running = true;
     while (running && reader.next()) {
-      auto& r = reader.current();
-      offsets.push_back(batch->arena.size());
-      batch->arena.append(r.stream).append(r.type).append(r.payload);
-      batch->views.push_back(r);
-      if (batch->views.size() == opts.delivery_batch) {
+      batch->add(reader.current());
+      if (batch->size() == opts.delivery_batch) {
         publish(std::move(batch));
-        batch = std::make_shared<owned_batch>();
-        offsets.clear();
+        batch = std::make_shared<storage::record_batch>();
         std::lock_guard<std::mutex> guard{mtx};
         running = !stopping;
       }
     }
-    if (!batch->views.empty())
+    if (!batch->empty())
       publish(std::move(batch));
     for (auto& q : queues) {
       {
@@ -550,9 +539,6 @@ struct projection_runner::impl {
     }
     for (auto& w : workers)
       w.join();
-    if (reader.error()) {
-      // The lanes' subscriptions meet the same record and report it.
-    }
   }
 
   caf::error rebuild(const std::vector<std::string>& names) {

@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "damage.hpp"
 #include "fold.hpp"
 #include "history.hpp"
 #include "keel/events/error.hpp"
@@ -750,6 +751,62 @@ TEST_CASE("a rebuild of a projection being rebuilt is refused, the first goes on
   caught_up(runner, *r.store);
   all_live(runner, *r.store);
   test::check_models(*r.store, valid_fold(*r.store));
+}
+
+TEST_CASE("a record that cannot be read stops every projection at its position, until skipped") {
+  rig r;
+  test::history h{{71}};
+  r.append(h.plan(60));
+  // Nothing depends on the damaged record but itself: a SKU stocked once.
+  auto damaged = r.append(events::stock_adjusted{"SKU-SPARE", 5, "spare"}, r.last_time(), 1);
+  auto after = r.append(events::stock_adjusted{"SKU-OTHER", 7, "other"}, r.last_time(), 2);
+  REQUIRE_FALSE(r.store->flush());
+  auto path = r.dir.path();
+  r.store.reset();
+  test::damage_record(path, damaged);
+  storage::options sopts;
+  sopts.path = path;
+  sopts.durable = storage::durability::wal;
+  auto reopened = storage::event_store::open(sopts);
+  REQUIRE(reopened);
+  r.store = std::move(*reopened);
+
+  runner_options opts;
+  opts.retire_grace = 10ms;
+  projection_runner runner{*r.store, opts};
+  runner.add_standard();
+  start(runner);
+  REQUIRE(runner.wait_for(after, 60s));
+  for (auto& s : runner.status()) {
+    INFO("projection " << s.name);
+    CHECK(s.state == "stopped");
+    CHECK(s.position == damaged - 1);
+    REQUIRE(s.failure);
+    CHECK(s.failure->position == damaged);
+    CHECK_THAT(s.failure->reason, Catch::Contains("reading the log"));
+    CHECK_THAT(s.failure->reason, Catch::Contains("position " + std::to_string(damaged)));
+    auto recorded = recorded_failure(*r.store, s.name);
+    REQUIRE(recorded);
+    REQUIRE(*recorded);
+    CHECK((*recorded)->position == damaged);
+  }
+  // A rebuild meets the same record and leaves the serving generation.
+  auto rebuilt = runner.rebuild("stock");
+  REQUIRE(rebuilt);
+  CHECK(code_of(rebuilt) == errc::projection_stopped);
+  CHECK(active_generation(*r.store, "stock") == 1u);
+  // The operator skips it in each projection; they go on after it.
+  for (auto& name : standard_projection_names())
+    REQUIRE_FALSE(runner.skip(name, damaged, "ops", "damaged record"));
+  caught_up(runner, *r.store);
+  all_live(runner, *r.store);
+  CHECK(find_stock(*r.store, "SKU-OTHER")->on_hand == 7);
+  CHECK(code_of(find_stock(*r.store, "SKU-SPARE").error()) == errc::not_found);
+  auto skips = list_skips(*r.store, "stock");
+  REQUIRE(skips);
+  REQUIRE(skips->size() == 1);
+  CHECK(skips->front().position == damaged);
+  CHECK_THAT(skips->front().reason, Catch::Contains("reading the log"));
 }
 
 TEST_CASE("queries answer with typed errors") {
