@@ -117,6 +117,11 @@ public:
     return caf::error{};
   }
 
+  void starting(bool empty) override {
+    if (empty)
+      sagas_.track_writes(8u << 20);
+  }
+
   void flush(storage::write_batch& batch, const keyspace& models) override {
     days_.flush(batch, models);
     sagas_.flush(batch, models);

@@ -1,6 +1,5 @@
 // Projection "orders": the order summary by id and the orders of each customer.
 
-#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -66,32 +65,22 @@ public:
     index_.clear();
   }
 
+  void starting(bool empty) override {
+    if (empty)
+      summaries_.track_writes(8u << 20);
+  }
+
   void discard() override {
     summaries_.discard();
     index_.clear();
   }
 
 private:
-  void starting(bool empty) override {
-    if (empty)
-      written_.emplace();
-  }
-
   caf::error apply_placed(const record_view& rec, const order_placed& x, const keyspace& models) {
-    auto key = "o/" + x.order_id;
-    // A second order_placed of one order id is a poison event. In a
-    // generation this instance filled from empty, an id the filter never saw
-    // was never written: no lookup needed.
-    detail::pending_models<order_summary>::slot* slot = nullptr;
-    if (written_ && !written_->maybe_contains(x.order_id)) {
-      slot = &summaries_.create(key);
-    } else {
-      auto loaded = summaries_.load(models, key);
-      if (!loaded)
-        return loaded.error();
-      slot = *loaded;
-    }
-    auto& s = *slot;
+    auto slot = summaries_.load(models, "o/" + x.order_id);
+    if (!slot)
+      return slot.error();
+    auto& s = **slot;
     if (s.exists)
       return make_error(errc::invalid_argument, "order " + x.order_id + " was placed before");
     order_summary sum;
@@ -107,8 +96,6 @@ private:
     sum.steps.push_back({"placed", rec.timestamp_us, rec.position});
     s.value = std::move(sum);
     s.exists = s.dirty = true;
-    if (written_)
-      written_->add(x.order_id);
     detail::customer_entry entry{x.order_id, rec.timestamp_us, x.total_cents, x.currency};
     index_.emplace_back(detail::customer_prefix(x.customer_id)
                           + detail::customer_suffix(rec.timestamp_us, x.order_id),
@@ -170,7 +157,6 @@ private:
   }
 
   detail::pending_models<order_summary> summaries_;
-  std::optional<detail::bloom_filter> written_;
   std::vector<std::pair<std::string, std::string>> index_;
 };
 

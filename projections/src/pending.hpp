@@ -4,7 +4,9 @@
 // loaded from the committed models on first use, written back by `flush`.
 
 #include <cstdint>
+#include <algorithm>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,12 +20,12 @@
 
 namespace keel::projections::detail {
 
-/// A fixed-size blocked Bloom filter of strings: 8 MiB of 64-bit words,
-/// three bits in one word per key (one cache miss per probe). About 2% false
+/// A fixed-size blocked Bloom filter of strings: three bits in one 64-bit
+/// word per key (one cache miss per probe). At 8 MiB about 2% false
 /// positives at 6 million keys, more beyond (callers then look up).
 class bloom_filter {
 public:
-  bloom_filter() : words_(std::size_t{1} << 20) {
+  explicit bloom_filter(std::size_t bytes) : words_(std::max<std::size_t>(1, bytes / 8)) {
   }
 
   void add(std::string_view key) {
@@ -62,12 +64,21 @@ public:
     bool dirty = false;
   };
 
+  /// Call before the first `load` when this instance fills its generation
+  /// from empty: every stored model is then one it wrote, so `load` skips
+  /// the lookup of a key a filter of its writes (`bytes` large) never saw.
+  void track_writes(std::size_t bytes) {
+    written_.emplace(bytes);
+  }
+
   /// The slot of `key`, loading the committed value on first use.
   caf::expected<slot*> load(const keyspace& models, const std::string& key) {
     auto it = slots_.find(key);
     if (it != slots_.end())
       return &it->second;
     slot s;
+    if (written_ && !written_->maybe_contains(key))
+      return &slots_.emplace(key, std::move(s)).first->second;
     auto bytes = models.get(key);
     if (!bytes)
       return bytes.error();
@@ -79,19 +90,17 @@ public:
     return &slots_.emplace(key, std::move(s)).first->second;
   }
 
-  /// A slot for a model the caller knows is new (no read).
-  slot& create(const std::string& key) {
-    return slots_[key];
-  }
-
   void flush(storage::write_batch& batch, const keyspace& models) {
     for (auto& [key, s] : slots_) {
       if (!s.dirty)
         continue;
-      if (s.exists)
+      if (s.exists) {
         models.put(batch, key, encode(s.value));
-      else if (s.stored)
+        if (written_)
+          written_->add(key);
+      } else if (s.stored) {
         models.erase(batch, key);
+      }
     }
     slots_.clear();
   }
@@ -109,6 +118,7 @@ public:
 
 private:
   std::unordered_map<std::string, slot> slots_;
+  std::optional<bloom_filter> written_;
 };
 
 } // namespace keel::projections::detail
