@@ -634,7 +634,9 @@ struct projection_runner::impl {
     return first;
   }
 
-  projection_status status_of(const entry& e) const {
+  /// What status reads under the runner's lock; `complete` does the rest
+  /// outside it (sorting the samples would hold up every commit).
+  projection_status status_of(const entry& e, std::vector<double>& samples) const {
     projection_status s;
     auto& l = *e.active;
     s.name = e.name;
@@ -650,8 +652,14 @@ struct projection_runner::impl {
     s.failure = l.failure;
     if (e.shadow)
       s.rebuild_position = e.shadow->committed;
-    if (!e.lag_ms.empty()) {
-      auto samples = e.lag_ms;
+    samples = e.lag_ms;
+    return s;
+  }
+
+  /// Fills the applied-lag percentiles from `samples` and the age of the
+  /// oldest event not applied yet.
+  void complete(projection_status& s, std::vector<double>& samples) const {
+    if (!samples.empty()) {
       std::sort(samples.begin(), samples.end());
       auto at = [&](double q) {
         auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(samples.size())));
@@ -661,7 +669,7 @@ struct projection_runner::impl {
       s.applied_lag_p99_ms = at(0.99);
       s.applied_lag_max_ms = samples.back();
     }
-    return s;
+    fill_lag_ms(s);
   }
 
   void fill_lag_ms(projection_status& s) const {
@@ -772,27 +780,29 @@ void projection_runner::stop() {
 
 std::vector<projection_status> projection_runner::status() const {
   std::vector<projection_status> result;
+  std::vector<std::vector<double>> samples;
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     for (auto& e : impl_->entries)
       if (e->active)
-        result.push_back(impl_->status_of(*e));
+        result.push_back(impl_->status_of(*e, samples.emplace_back()));
   }
-  for (auto& s : result)
-    impl_->fill_lag_ms(s);
+  for (std::size_t i = 0; i < result.size(); ++i)
+    impl_->complete(result[i], samples[i]);
   return result;
 }
 
 caf::expected<projection_status> projection_runner::status(std::string_view name) const {
   projection_status s;
+  std::vector<double> samples;
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     auto* e = impl_->find(name);
     if (e == nullptr || !e->active)
       return make_error(errc::not_found, "no projection " + std::string{name});
-    s = impl_->status_of(*e);
+    s = impl_->status_of(*e, samples);
   }
-  impl_->fill_lag_ms(s);
+  impl_->complete(s, samples);
   return s;
 }
 
