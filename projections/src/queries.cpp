@@ -1,9 +1,9 @@
 // Query functions over the serving generation of each read model.
 
 #include <algorithm>
-#include <ctime>
 
 #include "keel/events/error.hpp"
+#include "keel/events/json.hpp"
 #include "keel/projections/read_models.hpp"
 #include "keel/projections/runner.hpp"
 #include "keel/storage/event_store.hpp"
@@ -28,12 +28,8 @@ bool is_terminal(std::string_view status) noexcept {
 }
 
 std::string day_of(std::int64_t at_us) {
-  auto secs = static_cast<std::time_t>(at_us >= 0 ? at_us / 1000000 : (at_us - 999999) / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  return buf;
+  // "YYYY-MM-DDTHH:MM:SS.ffffffZ" -> "YYYY-MM-DD"
+  return events::format_timestamp(at_us).substr(0, 10);
 }
 
 std::string_view saga_path_of(std::string_view outcome, bool cancel_requested, bool declined,
