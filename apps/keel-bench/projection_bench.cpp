@@ -21,7 +21,6 @@
 #include "bench.hpp"
 #include "keel/events/error.hpp"
 #include "keel/projections/runner.hpp"
-#include "keel/projections/stock_cache.hpp"
 #include "saga_rig.hpp"
 #include "traffic.hpp"
 
@@ -101,8 +100,6 @@ struct lag_result {
   double p99_ms = 0;
   double max_ms = 0;
   nlohmann::json per_projection = nlohmann::json::object();
-  std::uint64_t cache_hits = 0;
-  std::uint64_t cache_misses = 0;
 };
 
 lag_result measure_lag(const projection_options& o, const std::string& path) {
@@ -141,9 +138,8 @@ lag_result measure_lag(const projection_options& o, const std::string& path) {
 
   projections::runner_options ropts;
   ropts.lag_samples = 1u << 24;
-  auto cache = std::make_shared<projections::stock_cache>(rig.store());
   projections::projection_runner runner{rig.store(), ropts};
-  runner.add_standard(cache);
+  runner.add_standard();
   if (auto err = runner.start())
     rig.fail("starting the projections: " + describe(err));
   wait_caught_up(runner, rig.store());
@@ -154,9 +150,6 @@ lag_result measure_lag(const projection_options& o, const std::string& path) {
   std::fflush(stdout);
   auto before = rig.store().last_position();
   auto f = run(o.lag_orders, r.rate, "lag");
-  // Every placed order's stock is checked against the cache, as the gateway will.
-  for (std::uint64_t i = 1; i <= skus; ++i)
-    (void) cache->get(sku_name(i));
   wait_caught_up(runner, rig.store());
   r.orders = f.terminal();
   r.events = rig.store().last_position() - before;
@@ -175,8 +168,6 @@ lag_result measure_lag(const projection_options& o, const std::string& path) {
                 s.applied_lag_max_ms, static_cast<unsigned long long>(s.events_applied),
                 static_cast<unsigned long long>(s.commits));
   }
-  r.cache_hits = cache->hits();
-  r.cache_misses = cache->misses();
   runner.stop();
   return r;
 }
@@ -253,8 +244,6 @@ int run_projections(int argc, char** argv) {
     out["lag_p99_ms"] = lag.p99_ms;
     out["lag_max_ms"] = lag.max_ms;
     out["lag_by_projection"] = lag.per_projection;
-    out["stock_cache_hits"] = lag.cache_hits;
-    out["stock_cache_misses"] = lag.cache_misses;
   }
   std::fflush(stdout);
   std::cout << out.dump() << std::endl;
