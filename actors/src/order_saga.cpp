@@ -50,7 +50,10 @@ using saga_actor = caf::stateful_actor<saga_state>;
 void execute(saga_actor* self, std::vector<saga_command> cmds);
 void record_deferred_cancel(saga_actor* self);
 
-void end(saga_actor* self) {
+/// Answers waiting cancels, reports the order to `on_finished` when
+/// `report` (not for a re-drive that found nothing to do: that was reported
+/// already), tells `orders` and quits.
+void end(saga_actor* self, bool report = true) {
   auto& s = self->state;
   if (s.ended)
     return;
@@ -62,7 +65,7 @@ void end(saga_actor* self) {
       rp.deliver(make_error(errc::not_cancellable,
                             "order " + s.st.order_id + " is " + to_string(s.st.status)));
   s.cancel_waiters.clear();
-  if (s.env->on_finished)
+  if (report && s.env->on_finished)
     s.env->on_finished(
       finished_order{s.st.order_id, s.st.status, s.st.reason, s.st.placed_at_us, s.env->env.now_us()});
   self->send(s.orders, done_atom::value, s.st.order_id);
@@ -70,6 +73,36 @@ void end(saga_actor* self) {
 }
 
 void pump(saga_actor* self);
+
+/// Parks the order (pending_payment) on the retry queue, or gives it to the
+/// node's hook.
+void hand_over(saga_actor* self) {
+  auto& s = self->state;
+  auto x = parked_of(s.st);
+  if (s.env->on_park)
+    s.env->on_park(x);
+  else
+    self->send(s.env->retry_queue, park_atom::value, x.order_id, x.retry_at_us, x.premium);
+}
+
+/// A re-drive (retry queue, recovery, crash of an earlier saga). Parks can
+/// be stale or repeated (a hook's queue delivers at least once), so only an
+/// order that is due is driven on.
+void redrive(saga_actor* self) {
+  auto& s = self->state;
+  if (is_terminal(s.st.status) || s.st.status == order_status::none) {
+    end(self, false);
+    return;
+  }
+  if (!s.step.empty() || s.appending)
+    return;
+  if (s.st.status == order_status::pending_payment && s.env->env.now_us() < s.st.retry_at_us) {
+    hand_over(self);
+    end(self, false);
+    return;
+  }
+  execute(self, resume(s.st));
+}
 
 /// Records `ev` in the order stream, folds it through the decider once
 /// durable, runs `then` and executes the decided commands.
@@ -346,12 +379,12 @@ void execute(saga_actor* self, std::vector<saga_command> cmds) {
     record(self, events::order_rejected{s.st.order_id, x->reason});
   } else if (auto* x = std::get_if<record_cancelled>(&first)) {
     record(self, events::order_cancelled{s.st.order_id, x->reason});
-  } else if (auto* x = std::get_if<park_payment>(&first)) {
+  } else if (std::holds_alternative<park_payment>(first)) {
     if (s.deferred_cancel) {
       record_deferred_cancel(self);
       return;
     }
-    self->send(s.env->retry_queue, park_atom::value, s.st.order_id, x->retry_at_us, x->premium);
+    hand_over(self); // the decider's figures are the state's
     end(self);
   } else {
     s.step = std::move(cmds);
@@ -428,12 +461,7 @@ caf::behavior saga_fn(saga_actor* self, std::shared_ptr<const saga_env> env, caf
     [self](events::place_order& cmd) { return place(self, cmd); },
     [self](events::cancel_order& cmd) { return cancel(self, cmd); },
     [self](get_atom, const std::string&) { return view_of(self->state.st, false); },
-    [self](redrive_atom) {
-      if (is_terminal(self->state.st.status) || self->state.st.status == order_status::none)
-        end(self);
-      else if (self->state.step.empty() && !self->state.appending)
-        execute(self, resume(self->state.st));
-    },
+    [self](redrive_atom) { redrive(self); },
     [self](tick_atom, std::uint64_t step_id) {
       if (step_id == self->state.step_id)
         run_step(self);
@@ -446,6 +474,12 @@ caf::behavior saga_fn(saga_actor* self, std::shared_ptr<const saga_env> env, caf
 }
 
 } // namespace
+
+parked_payment parked_of(const order_state& st) {
+  return parked_payment{st.order_id,         st.retry_at_us,    st.premium,
+                        st.payment_attempts, st.pending_reason,
+                        events::to_string(correlation_of(st.order_id))};
+}
 
 order_view view_of(const order_state& st, bool created) {
   return order_view{st.order_id,    to_string(st.status), st.reason,

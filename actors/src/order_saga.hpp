@@ -26,6 +26,8 @@ struct saga_env {
   backoff_policy step_retry;
   std::uint32_t max_shipping_attempts = 5;
   std::function<void(const finished_order&)> on_finished;
+  /// See pipeline_config::on_park; null = `retry_queue`.
+  std::function<void(const parked_payment&)> on_park;
   std::uint64_t seed = 1;
 };
 
@@ -34,13 +36,19 @@ struct saga_env {
 ///   place_order            -> order_view (after order_placed is durable)
 ///   cancel_order           -> order_view | not_cancellable
 ///   (get_atom, id)         -> order_view
-///   (redrive_atom)         re-issues the step the order waits for
+///   (redrive_atom)         re-issues the step the order waits for; a
+///                          terminal (or unknown) order just passivates, a
+///                          parked one whose retry time has not come is
+///                          parked again until then (stale or duplicate parks)
 /// and executes the decider's commands, recording one order event per
 /// outcome. It tells `orders` `(done_atom, id)` and quits when the order
-/// ends or parks on the retry queue.
+/// ends or parks on the retry queue (or `env->on_park`).
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<const saga_env> env,
                       caf::actor orders, std::string order_id,
                       std::optional<order_state> known = std::nullopt);
+
+/// The retry queue's entry for a parked order `st` (pending_payment).
+parked_payment parked_of(const order_state& st);
 
 /// The client's view of `st`.
 order_view view_of(const order_state& st, bool created);

@@ -130,6 +130,8 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
                                                          pipeline_config cfg) {
   if (!cfg.store)
     return make_error(errc::invalid_argument, "pipeline: no event store");
+  if (auto err = validate(cfg.provider_pool))
+    return err;
   if (!cfg.now_us)
     cfg.now_us = storage::now_us;
   if (!cfg.metrics)
@@ -147,7 +149,9 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
       p->providers_[name] = prov;
       auto sc = base_supervisor(cfg, name, seed);
       sc.breaker = cfg.provider_breaker;
-      adapter_config ac{name, prov, capacity, cfg.provider_timeout, cfg.metrics};
+      adapter_config ac{name,        prov,         capacity, cfg.provider_timeout,
+                        cfg.metrics, cfg.provider_pool, cfg.store, cfg.mode,
+                        cfg.now_us};
       sc.children.push_back({std::string{name} + "-adapter", [ac](caf::actor_system& s) {
                                return spawn_provider_adapter(s, ac);
                              }});
@@ -197,6 +201,7 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   env->step_retry = cfg.step_retry;
   env->max_shipping_attempts = cfg.max_shipping_attempts;
   env->on_finished = cfg.on_finished;
+  env->on_park = cfg.on_park;
   env->seed = cfg.seed;
   p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.admission});
 
@@ -230,7 +235,11 @@ caf::error pipeline::recover(const pipeline_config& cfg) {
       if (is_terminal(st->status) || st->status == order_status::none)
         continue;
       if (st->status == order_status::pending_payment) {
-        caf::anon_send(retry_queue_, park_atom::value, id, st->retry_at_us, st->premium);
+        auto parked = parked_of(*st);
+        if (cfg.on_park)
+          cfg.on_park(parked);
+        else
+          park(parked);
         recovered_.parked++;
       } else {
         caf::anon_send(orders_, redrive_atom::value, id);
@@ -239,6 +248,10 @@ caf::error pipeline::recover(const pipeline_config& cfg) {
     }
     after = page->back().stream;
   }
+}
+
+void pipeline::park(const parked_payment& x) {
+  caf::anon_send(retry_queue_, park_atom::value, x.order_id, x.retry_at_us, x.premium);
 }
 
 void pipeline::stop() {

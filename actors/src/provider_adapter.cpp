@@ -1,11 +1,14 @@
 #include "provider_adapter.hpp"
 
+#include <algorithm>
+#include <deque>
 #include <stdexcept>
 #include <unordered_map>
 
 #include <caf/actor_system.hpp>
 #include <caf/response_promise.hpp>
 
+#include "journal.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
 #include "service_actor.hpp"
@@ -14,18 +17,35 @@ namespace keel::actors {
 
 namespace {
 
+std::string millis(duration x) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(x).count()) + " ms";
+}
+
 class provider_adapter : public service_actor {
 public:
   provider_adapter(caf::actor_config& cfg, adapter_config conf)
     : service_actor(cfg, conf.name, conf.capacity, conf.metrics->bulkhead(conf.name)),
-      conf_(std::move(conf)) {
+      conf_(std::move(conf)),
+      per_worker_(calls_per_worker(conf_.pool, conf_.capacity)),
+      workers_(conf_.pool.initial_workers),
+      gauge_(conf_.metrics->pool(conf_.name)) {
   }
 
   caf::behavior make_behavior() override {
+    if (conf_.store)
+      log_ = std::make_unique<journal>(conf_.store, conf_.mode);
+    meter_ = pool_meter{clock().now()};
+    start_pool();
     return {
       [this](provider_request& req) -> caf::result<provider_answer> { return call(req); },
       [this](answer_atom, std::uint64_t id) { on_answer(id); },
       [this](timeout_atom, std::uint64_t id) { on_timeout(id); },
+      [this](tick_atom) { autoscale(); },
+      [this](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
+             std::uint64_t last, std::uint64_t pos) {
+        if (log_)
+          log_->complete(token, err, first, last, pos);
+      },
       [this](crash_atom) -> caf::result<provider_answer> {
         throw std::runtime_error("injected crash");
       },
@@ -33,7 +53,11 @@ public:
   }
 
   void on_exit() override {
-    pending_.clear(); // pending promises refer to this actor: it would never die
+    // Pending promises refer to this actor: it would never die.
+    pending_.clear();
+    waiting_.clear();
+    if (log_)
+      log_->clear();
     service_actor::on_exit();
   }
 
@@ -43,65 +67,192 @@ private:
 
   struct pending_call {
     caf::response_promise rp;
-    steady_time started;
+    /// When the call arrived (its timeout runs from here).
+    steady_time arrived;
     duration limit;
+    provider_request req;
+    /// Set once a worker took the call.
+    bool at_worker = false;
+    steady_time started;
     provider_plan plan;
   };
 
-  caf::result<provider_answer> call(const provider_request& req) {
+  using call_map = std::unordered_map<std::uint64_t, pending_call>;
+
+  std::size_t slots() const noexcept {
+    return static_cast<std::size_t>(workers_) * per_worker_;
+  }
+
+  void start_pool() {
+    auto previous = gauge_->workers.load();
+    gauge_->min = conf_.pool.min_workers;
+    gauge_->max = conf_.pool.max_workers;
+    gauge_->calls_per_worker = per_worker_;
+    publish();
+    if (previous != 0 && previous != static_cast<std::int64_t>(workers_))
+      record_resize(static_cast<std::uint32_t>(previous), "adapter restarted at its initial size");
+    delayed_send(this, conf_.pool.interval, tick_atom::value);
+  }
+
+  caf::result<provider_answer> call(provider_request& req) {
     auto now = clock().now();
-    auto plan = conf_.provider->plan({req.operation, req.idempotency_key, req.amount_cents}, now);
     auto load = static_cast<double>(in_use())
                 / static_cast<double>(std::max<std::int64_t>(1, capacity()));
     auto limit = adaptive_timeout(conf_.timeout, p99_, load);
     auto id = next_id_++;
     auto rp = make_response_promise();
-    if (plan.result != provider_plan::outcome::hang)
-      delayed_send(this, plan.latency, answer_atom::value, id);
     delayed_send(this, limit, timeout_atom::value, id);
-    pending_.emplace(id, pending_call{rp, now, limit, std::move(plan)});
+    auto i = pending_.emplace(id, pending_call{rp, now, limit, std::move(req), false, {}, {}})
+               .first;
+    if (waiting_.empty() && busy_ < slots()) {
+      begin(i, now);
+    } else {
+      waiting_.push_back(id);
+      meter_.waited();
+    }
+    publish();
     return rp;
+  }
+
+  /// A worker takes the call: the provider plans its answer now.
+  void begin(call_map::iterator i, steady_time now) {
+    auto& c = i->second;
+    c.at_worker = true;
+    c.started = now;
+    c.plan = conf_.provider->plan({c.req.operation, c.req.idempotency_key, c.req.amount_cents},
+                                  now);
+    if (c.plan.result != provider_plan::outcome::hang)
+      delayed_send(this, c.plan.latency, answer_atom::value, i->first);
+    ++busy_;
+  }
+
+  /// Hands waiting calls to free slots, oldest first. A call whose time is
+  /// up is answered instead of being sent (its timeout may be due at the
+  /// same instant as the one that freed the slot).
+  void next(steady_time now) {
+    while (!waiting_.empty() && busy_ < slots()) {
+      auto i = pending_.find(waiting_.front());
+      waiting_.pop_front();
+      if (i == pending_.end())
+        continue;
+      if (now - i->second.arrived >= i->second.limit)
+        expire(i);
+      else
+        begin(i, now);
+    }
+    publish();
+  }
+
+  /// Answers a call that never reached a worker with `timeout`. No latency
+  /// sample (the provider never saw it), no slot to free.
+  void expire(call_map::iterator i) {
+    auto c = std::move(i->second);
+    pending_.erase(i);
+    answer(c.rp, make_error(errc::timeout, conf_.name + ": no answer within " + millis(c.limit)
+                                             + " (waited for one of " + std::to_string(workers_)
+                                             + " workers)"));
+  }
+
+  /// Takes a call that was at a worker out of the pool.
+  pending_call leave(call_map::iterator i, steady_time now) {
+    auto c = std::move(i->second);
+    pending_.erase(i);
+    --busy_;
+    auto latency = now - c.started;
+    meter_.left(latency);
+    latencies_.record(latency);
+    if (++since_refresh_ >= p99_refresh || latencies_.size() <= p99_refresh) {
+      p99_ = latencies_.quantile(0.99);
+      since_refresh_ = 0;
+    }
+    return c;
   }
 
   void on_answer(std::uint64_t id) {
     auto i = pending_.find(id);
     if (i == pending_.end())
       return; // timed out before
-    auto c = std::move(i->second);
-    pending_.erase(i);
-    record(clock().now() - c.started);
+    auto now = clock().now();
+    auto c = leave(i, now);
     if (c.plan.result == provider_plan::outcome::failed)
       answer(c.rp, make_error(errc::provider_failure, conf_.name + ": " + c.plan.reason));
     else
       answer(c.rp, provider_answer{c.plan.result == provider_plan::outcome::declined,
                                    c.plan.reference, c.plan.delivery_days, c.plan.reason});
+    next(now);
   }
 
   void on_timeout(std::uint64_t id) {
     auto i = pending_.find(id);
     if (i == pending_.end())
       return; // answered before
-    auto c = std::move(i->second);
-    pending_.erase(i);
-    record(c.limit);
-    answer(c.rp, make_error(errc::timeout, conf_.name + ": no answer within "
-                                             + std::to_string(c.limit.count() / 1000000) + " ms"));
+    if (!i->second.at_worker) {
+      waiting_.erase(std::find(waiting_.begin(), waiting_.end(), id));
+      expire(i);
+      publish();
+      return;
+    }
+    auto now = clock().now();
+    auto c = leave(i, now);
+    answer(c.rp, make_error(errc::timeout, conf_.name + ": no answer within " + millis(c.limit)));
+    next(now);
   }
 
-  void record(duration latency) {
-    latencies_.record(latency);
-    if (++since_refresh_ >= p99_refresh || latencies_.size() <= p99_refresh) {
-      p99_ = latencies_.quantile(0.99);
-      since_refresh_ = 0;
+  /// Applies the scaling rules to the window since the last decision.
+  void autoscale() {
+    auto now = clock().now();
+    duration oldest{0};
+    for (auto& kvp : pending_)
+      if (kvp.second.at_worker)
+        oldest = std::max(oldest, now - kvp.second.started);
+    auto w = meter_.close(now, workers_, per_worker_, oldest, idle_streak_);
+    auto d = decide_pool_size(conf_.pool, w);
+    idle_streak_ = d.idle_streak;
+    if (d.resized(w)) {
+      auto from = workers_;
+      workers_ = d.workers;
+      (workers_ > from ? gauge_->scale_ups : gauge_->scale_downs)++;
+      record_resize(from, std::move(d.reason));
+      next(now);
     }
+    delayed_send(this, conf_.pool.interval, tick_atom::value);
+  }
+
+  /// Appends `pool_resized{from -> workers_}` without waiting for it.
+  void record_resize(std::uint32_t from, std::string reason) {
+    publish();
+    if (!log_)
+      return;
+    auto at = conf_.now_us ? conf_.now_us() : storage::now_us();
+    std::vector<storage::new_event> evs{
+      make_new_event(events::pool_resized{conf_.name, from, workers_, std::move(reason)}, at)};
+    log_->append(caf::actor_cast<caf::actor>(this), "$system-pool-" + conf_.name,
+                 storage::expected_version::any(), std::move(evs),
+                 [](const caf::error&, const storage::append_result&) {});
+  }
+
+  /// Shows the pool's figures (after every change) to the meter and the gauge.
+  void publish() {
+    meter_.update(clock().now(), busy_, waiting_.size());
+    gauge_->workers.store(workers_, std::memory_order_relaxed);
+    gauge_->busy.store(static_cast<std::int64_t>(busy_), std::memory_order_relaxed);
+    gauge_->waiting.store(static_cast<std::int64_t>(waiting_.size()), std::memory_order_relaxed);
   }
 
   adapter_config conf_;
+  std::uint32_t per_worker_;
+  std::uint32_t workers_;
+  std::shared_ptr<pool_gauge> gauge_;
+  pool_meter meter_{steady_time{}};
+  std::uint32_t idle_streak_ = 0;
+  std::size_t busy_ = 0;
+  std::deque<std::uint64_t> waiting_;
+  std::unique_ptr<journal> log_;
   latency_window latencies_;
   duration p99_{0};
   std::size_t since_refresh_ = 0;
   std::uint64_t next_id_ = 1;
-  std::unordered_map<std::uint64_t, pending_call> pending_;
+  call_map pending_;
 };
 
 } // namespace

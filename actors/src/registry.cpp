@@ -40,6 +40,11 @@ std::shared_ptr<supervisor_gauge> registry::supervisor(const std::string& name) 
   return get_or_add(supervisors_, name);
 }
 
+std::shared_ptr<pool_gauge> registry::pool(const std::string& name) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return get_or_add(pools_, name);
+}
+
 std::vector<std::shared_ptr<bulkhead_gauge>> registry::bulkheads() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return to_vector(bulkheads_);
@@ -53,6 +58,11 @@ std::vector<std::shared_ptr<breaker_gauge>> registry::breakers() const {
 std::vector<std::shared_ptr<supervisor_gauge>> registry::supervisors() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return to_vector(supervisors_);
+}
+
+std::vector<std::shared_ptr<pool_gauge>> registry::pools() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return to_vector(pools_);
 }
 
 std::shared_ptr<std::atomic<std::int64_t>> registry::value(const std::string& name) {

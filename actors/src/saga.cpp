@@ -219,6 +219,7 @@ std::vector<saga_command> apply(order_state& st, const events::order_payment_pen
                                 context c) {
   st.payment_attempts = x.attempt;
   st.retry_at_us = x.retry_at_us;
+  st.pending_reason = x.reason;
   if (st.cancel_requested)
     return compensate(st, order_status::cancelled, "cancelled by customer");
   auto unavailable = "payment unavailable after " + std::to_string(x.attempt) + " attempts";

@@ -36,12 +36,14 @@ std::vector<breaker_state> transitions(storage::event_store& store, const std::s
 }
 
 /// A pipeline whose gw-primary never answers and whose breakers never open
-/// (so bulkheads and timeouts can be watched alone).
+/// (so bulkheads and timeouts can be watched alone: the pools start at their
+/// maximum, which fills the bulkhead).
 struct hung_gateway_fixture : pipeline_fixture {
   void start_with_hung_primary() {
     auto c = config();
     c.provider_breaker.failure_threshold = 1000;
     c.provider_breaker.minimum_calls = 1000;
+    c.provider_pool.initial_workers = c.provider_pool.max_workers;
     start(c);
     set_faults(*p, "gw-primary", [](auto& f) { f.hang_rate = 1.0; });
   }
@@ -265,7 +267,11 @@ TEST_CASE_METHOD(pipeline_fixture, "one-for-all restarts every child and re-send
   };
   for (int i = 0; i < 2; ++i)
     sc.children.push_back({"child-" + std::to_string(i), [prov, m = sc.metrics](caf::actor_system& s) {
-      return actors::spawn_provider_adapter(s, actors::adapter_config{"solo", prov, 20, {}, m});
+      actors::adapter_config ac;
+      ac.name = "solo";
+      ac.provider = prov;
+      ac.metrics = m;
+      return actors::spawn_provider_adapter(s, std::move(ac));
     }});
   auto sup = actors::spawn_supervisor<provider_answer>(*sys, sc);
   run();

@@ -21,6 +21,12 @@ public:
     return filled_;
   }
 
+  /// Forgets every sample.
+  void clear() noexcept {
+    next_ = 0;
+    filled_ = 0;
+  }
+
 private:
   std::vector<duration> samples_;
   std::size_t next_ = 0;

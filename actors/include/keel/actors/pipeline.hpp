@@ -11,6 +11,7 @@
 #include <caf/fwd.hpp>
 
 #include "keel/actors/adaptive_timeout.hpp"
+#include "keel/actors/autoscaler.hpp"
 #include "keel/actors/backoff.hpp"
 #include "keel/actors/breaker.hpp"
 #include "keel/actors/fwd.hpp"
@@ -29,6 +30,21 @@ struct finished_order {
   /// Microseconds since the epoch (the pipeline's clock).
   std::int64_t placed_at_us = 0;
   std::int64_t finished_at_us = 0;
+};
+
+/// A parked payment (pending_payment), as the retry queue receives it.
+struct parked_payment {
+  std::string order_id;
+  /// When the payment is due again (microseconds since the epoch).
+  std::int64_t retry_at_us = 0;
+  /// Premium customers are re-driven first.
+  bool premium = false;
+  /// Unavailable payment attempts so far (1 after the first).
+  std::uint32_t attempt = 0;
+  /// Why the last attempt was unavailable (open breaker, timeout, ...).
+  std::string reason;
+  /// The correlation id of the order's events (32 hex digits).
+  std::string correlation_id;
 };
 
 /// Everything a pipeline is built from. Defaults are the production ones
@@ -62,6 +78,9 @@ struct pipeline_config {
   breaker_config provider_breaker;
   breaker_config service_breaker;
   adaptive_timeout_config provider_timeout;
+  /// Worker pool of each provider adapter (inside its bulkhead) and the
+  /// autoscaler's rules; see autoscaler.hpp.
+  pool_config provider_pool;
   /// Timeout of a call to a service through its supervisor.
   duration service_timeout = std::chrono::seconds(60);
   /// Restart budget of every supervisor.
@@ -84,6 +103,13 @@ struct pipeline_config {
 
   /// Called from actor threads for every saga that ended or parked.
   std::function<void(const finished_order&)> on_finished;
+  /// When set, parked payments go to this hook (e.g. a Kafka topic) instead
+  /// of the in-process retry queue; whoever consumes them hands them back
+  /// with `pipeline::park` (at any time: the queue holds them until due).
+  /// Called from actor threads, and from `pipeline::start`'s thread for the
+  /// parked orders it recovers (before `start` returns); must neither block
+  /// nor throw.
+  std::function<void(const parked_payment&)> on_park;
   /// Admission check of a new order id, before its saga starts (after
   /// validation; never for an id that exists). An error refuses the order
   /// with that error and stores nothing. The cache-first stock check:
@@ -106,8 +132,9 @@ struct recovery_report {
 /// bulkheads, simulated providers and the payment retry queue.
 ///
 /// Lifecycle: `start` spawns every actor, then recovers: every non-terminal
-/// saga in the store is re-driven (parked payments go to the retry queue at
-/// their retry time). `stop` ends every actor; the store stays open.
+/// saga in the store is re-driven (parked payments go to the retry queue, or
+/// to `on_park`, with their retry time). `stop` ends every actor; the store
+/// stays open.
 class pipeline {
 public:
   /// Names of the simulated providers.
@@ -148,6 +175,14 @@ public:
   const recovery_report& recovered() const noexcept {
     return recovered_;
   }
+
+  /// Puts a parked payment on the in-process retry queue, which re-drives it
+  /// once due and a gateway can take it (within the closed gateways' free
+  /// bulkhead slots). Thread-safe, never blocks. Safe with duplicates and
+  /// stale entries: a second park of an order replaces the first; an order
+  /// that is no longer parked is left alone when re-driven; one re-driven
+  /// before the retry time its stream records is parked again until then.
+  void park(const parked_payment& x);
 
   /// Ends every actor of the pipeline.
   void stop();

@@ -88,6 +88,8 @@ struct order_state {
   std::uint32_t payment_attempts = 0;
   /// When a parked payment is due again (microseconds since the epoch).
   std::int64_t retry_at_us = 0;
+  /// Why the last payment attempt was unavailable (order_payment_pending).
+  std::string pending_reason;
   /// While compensating: the terminal status to end in (rejected or
   /// cancelled) and the reason recorded with it.
   order_status ending = order_status::none;

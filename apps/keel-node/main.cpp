@@ -1,0 +1,197 @@
+// keel-node: one process, all roles (gateway, orders, inventory, payment,
+// shipping, projections), embedded defaults.
+//
+//   keel-node run --data DIR --http HOST:PORT [--kafka embedded|off|host:port,...] [--config FILE]
+//   keel-node mint-token --jwt-secret S --sub ID [--role admin] [--ttl SECONDS]
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <pthread.h>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "auth.hpp"
+#include "keel/events/error.hpp"
+#include "node.hpp"
+
+namespace {
+
+using namespace keel;
+
+std::int64_t wall_s() {
+  using namespace std::chrono;
+  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+/// Splits "host:port"; false when malformed.
+bool split_endpoint(const std::string& text, node::node_config& cfg) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  char* end = nullptr;
+  auto port = std::strtol(text.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || port < 0 || port > 65535 || colon + 1 == text.size())
+    return false;
+  cfg.http_host = text.substr(0, colon);
+  cfg.http_port = static_cast<int>(port);
+  return true;
+}
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("keel");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+struct run_options {
+  node::node_config cfg;
+  std::string http = "127.0.0.1:8080";
+  std::string port_file;
+  std::string log_level = "info";
+  std::int64_t breaker_wait_ms = 30000;
+  std::int64_t retry_initial_ms = 1000;
+  std::int64_t drain_s = 30;
+  std::int64_t read_timeout_s = 5;
+  std::int64_t idle_timeout_s = 5;
+};
+
+int run(run_options& o) {
+  if (!split_endpoint(o.http, o.cfg)) {
+    std::cerr << "keel-node: --http must be HOST:PORT, not \"" << o.http << "\"\n";
+    return 2;
+  }
+  if (o.cfg.jwt_secret.empty())
+    if (auto* env = std::getenv("KEEL_JWT_SECRET"))
+      o.cfg.jwt_secret = env;
+  o.cfg.breaker_wait = std::chrono::milliseconds{o.breaker_wait_ms};
+  o.cfg.payment_retry_initial = std::chrono::milliseconds{o.retry_initial_ms};
+  o.cfg.drain_timeout = std::chrono::seconds{o.drain_s};
+  o.cfg.read_timeout = std::chrono::seconds{o.read_timeout_s};
+  o.cfg.write_timeout = std::chrono::seconds{o.read_timeout_s};
+  o.cfg.idle_timeout = std::chrono::seconds{o.idle_timeout_s};
+  setup_logging(o.log_level);
+  if (o.cfg.jwt_secret.empty())
+    spdlog::warn("component=node msg=\"no JWT secret (--jwt-secret or KEEL_JWT_SECRET): every "
+                 "write is refused\"");
+  // Signals go to one thread that asks the node to stop; every other thread
+  // (actors, HTTP, Kafka, RocksDB) inherits the blocked mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  auto started = node::node::start(o.cfg);
+  if (!started) {
+    spdlog::critical("component=node msg=\"cannot start\" error=\"{}\"", describe(started.error()));
+    return 1;
+  }
+  auto& n = **started;
+  std::printf("keel-node: serving http://%s:%d (data %s)\n", o.cfg.http_host.c_str(), n.port(),
+              o.cfg.data.c_str());
+  std::fflush(stdout);
+  if (!o.port_file.empty()) {
+    auto tmp = o.port_file + ".tmp";
+    std::ofstream{tmp} << n.port() << '\n';
+    std::rename(tmp.c_str(), o.port_file.c_str());
+  }
+  std::thread waiter{[&n, set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    spdlog::info("component=node msg=\"signal {}: draining\"", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    n.request_stop();
+  }};
+  n.wait_for_stop();
+  auto left = n.shutdown();
+  started->reset();
+  waiter.join();
+  if (left > 0)
+    spdlog::warn("component=node msg=\"stopped with sagas in flight; they resume at the next start\" "
+                 "sagas={}", left);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"keel-node: Keel's order-processing node (all roles, embedded defaults)"};
+  app.require_subcommand(1);
+  run_options o;
+  auto* run_cmd = app.add_subcommand("run", "run a node until SIGTERM/SIGINT");
+  run_cmd->set_config("--config", "", "read options from a TOML/INI file (keys = long option names)");
+  run_cmd->add_option("--data", o.cfg.data, "event store directory")->capture_default_str();
+  run_cmd->add_option("--http", o.http, "HTTP listen address HOST:PORT (port 0: any)")
+    ->capture_default_str();
+  run_cmd->add_option("--kafka", o.cfg.kafka,
+                      "\"embedded\" (mock cluster in this process), \"off\", or brokers host:port,...")
+    ->capture_default_str();
+  run_cmd->add_option("--kafka-partitions", o.cfg.kafka_partitions, "partitions per topic")
+    ->check(CLI::Range(1, 256))->capture_default_str();
+  run_cmd->add_option("--jwt-secret", o.cfg.jwt_secret, "HS256 secret (or KEEL_JWT_SECRET)");
+  run_cmd->add_option("--rate-limit", o.cfg.rate_limit, "requests per customer per second")
+    ->check(CLI::Range(1u, 10000000u))->capture_default_str();
+  run_cmd->add_option("--http-threads", o.cfg.http_threads, "connections served at once")
+    ->check(CLI::Range(1, 4096))->capture_default_str();
+  run_cmd->add_option("--http-queue", o.cfg.http_queue, "connections waiting; beyond: 503")
+    ->check(CLI::Range(0, 100000))->capture_default_str();
+  run_cmd->add_option("--threads", o.cfg.threads, "actor scheduler threads")
+    ->check(CLI::Range(1, 64))->capture_default_str();
+  run_cmd->add_option("--breaker-wait-ms", o.breaker_wait_ms, "how long a provider breaker stays open")
+    ->check(CLI::Range(10, 3600000))->capture_default_str();
+  run_cmd->add_option("--payment-retry-ms", o.retry_initial_ms, "first delay of a parked payment")
+    ->check(CLI::Range(1, 3600000))->capture_default_str();
+  run_cmd->add_option("--drain-timeout", o.drain_s, "seconds SIGTERM waits for sagas in flight")
+    ->check(CLI::Range(0, 3600))->capture_default_str();
+  run_cmd->add_option("--read-timeout", o.read_timeout_s, "seconds a request may take to arrive")
+    ->check(CLI::Range(1, 3600))->capture_default_str();
+  run_cmd->add_option("--idle-timeout", o.idle_timeout_s, "seconds an idle keep-alive connection is kept")
+    ->check(CLI::Range(1, 3600))->capture_default_str();
+  run_cmd->add_flag("!--no-fsync", o.cfg.fsync, "acknowledge appends once in the WAL, without fsync");
+  run_cmd->add_option("--port-file", o.port_file, "write the bound HTTP port to this file");
+  run_cmd->add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str();
+
+  std::string secret;
+  std::string sub;
+  std::string role = "customer";
+  std::int64_t ttl = 24 * 3600;
+  auto* mint = app.add_subcommand("mint-token", "print a bearer token (JWT HS256)");
+  mint->add_option("--jwt-secret", secret, "HS256 secret (or KEEL_JWT_SECRET)");
+  mint->add_option("--sub", sub, "customer id (claim sub)")->required();
+  mint->add_option("--role", role, "customer or admin")
+    ->check(CLI::IsMember({"customer", "admin"}))->capture_default_str();
+  mint->add_option("--ttl", ttl, "seconds until it expires")->check(CLI::Range(1, 315360000))
+    ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    auto rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (*mint) {
+    if (secret.empty())
+      if (auto* env = std::getenv("KEEL_JWT_SECRET"))
+        secret = env;
+    if (secret.empty()) {
+      std::cerr << "keel-node: mint-token needs --jwt-secret or KEEL_JWT_SECRET\n";
+      return 2;
+    }
+    auto token = node::mint_token(secret, sub, role == "admin", wall_s(), std::chrono::seconds{ttl});
+    if (token.empty()) {
+      std::cerr << "keel-node: cannot mint a token\n";
+      return 1;
+    }
+    std::cout << token << '\n';
+    return 0;
+  }
+  return run(o);
+}

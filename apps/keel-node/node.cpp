@@ -1,0 +1,426 @@
+#include "node.hpp"
+
+#include <chrono>
+#include <thread>
+
+#include <caf/scoped_actor.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "keel/actors/correlation.hpp"
+#include "keel/events/error.hpp"
+#include "keel/events/json.hpp"
+#include "node_state.hpp"
+
+namespace keel::node {
+
+namespace {
+
+std::int64_t wall_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+/// A blocking actor per HTTP thread for request/receive calls into the
+/// pipeline (HTTP threads end before the actor system does).
+caf::scoped_actor& caller(caf::actor_system& sys) {
+  thread_local std::unique_ptr<caf::scoped_actor> self;
+  thread_local caf::actor_system* owner = nullptr;
+  if (!self || owner != &sys) {
+    self.reset();
+    self = std::make_unique<caf::scoped_actor>(sys);
+    owner = &sys;
+  }
+  return *self;
+}
+
+template <class Reply, class... Ts>
+caf::expected<Reply> call(caf::actor_system& sys, const caf::actor& dest,
+                          std::chrono::milliseconds timeout, Ts&&... xs) {
+  caf::expected<Reply> result{caf::error{}};
+  auto& self = caller(sys);
+  self->request(dest, timeout, std::forward<Ts>(xs)...)
+    .receive([&](Reply& r) { result = std::move(r); },
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+} // namespace
+
+void outcome_window::record(bool success, std::int64_t now_s) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& s = slots_[static_cast<std::size_t>(now_s % 60)];
+  if (s.second != now_s)
+    s = slot{now_s, 0, 0};
+  (success ? s.ok : s.failed)++;
+}
+
+std::pair<std::uint64_t, std::uint64_t> outcome_window::totals(std::int64_t now_s) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::pair<std::uint64_t, std::uint64_t> t{0, 0};
+  for (auto& s : slots_)
+    if (s.second > now_s - 60) {
+      t.first += s.ok;
+      t.second += s.failed;
+    }
+  return t;
+}
+
+void node::impl::finished(const actors::finished_order& x) {
+  auto outcome = std::string{actors::to_string(x.status)};
+  if (auto i = outcomes.find(outcome); i != outcomes.end())
+    i->second->fetch_add(1, std::memory_order_relaxed);
+  if (auto i = saga_seconds.find(outcome); i != saga_seconds.end())
+    i->second->observe(static_cast<double>(x.finished_at_us - x.placed_at_us) / 1e6);
+  // Business health: completed vs. cancelled (a rejection for lack of stock is
+  // the business working as intended; parking is not an end).
+  if (retry && actors::is_terminal(x.status))
+    retry->forget(x.order_id); // its de-duplication memory is no longer needed
+  if (x.status == actors::order_status::completed || x.status == actors::order_status::cancelled)
+    business.record(x.status == actors::order_status::completed, x.finished_at_us / 1000000);
+  spdlog::debug("component=saga msg=\"saga {}\" order_id={} correlation_id={} reason=\"{}\" ms={}",
+                outcome, x.order_id, events::to_string(actors::correlation_of(x.order_id)),
+                x.reason, (x.finished_at_us - x.placed_at_us) / 1000);
+}
+
+void node::impl::park(const actors::parked_payment& p) {
+  if (retry) {
+    storage::retry_entry e;
+    e.order_id = p.order_id;
+    e.timestamp_us = wall_us();
+    e.retry_count = p.attempt;
+    e.premium = p.premium;
+    e.correlation_id = p.correlation_id;
+    e.fallback_reason = p.reason;
+    e.retry_at_us = p.retry_at_us;
+    if (auto err = retry->publish(e); !err)
+      return;
+    else
+      spdlog::warn("component=retry_queue msg=\"publish failed, parking in process\" order_id={} "
+                   "error=\"{}\"",
+                   p.order_id, describe(err));
+  }
+  park_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> guard{early_mtx};
+  if (auto* live = live_pipeline.load())
+    live->park(p);
+  else
+    early.push_back(p); // during recovery: parked once the pipeline is live
+}
+
+void node::impl::consumed(const storage::retry_entry& e) {
+  actors::parked_payment p;
+  p.order_id = e.order_id;
+  p.retry_at_us = e.retry_at_us;
+  p.premium = e.premium;
+  p.attempt = e.retry_count;
+  p.reason = e.fallback_reason;
+  p.correlation_id = e.correlation_id;
+  if (auto* live = live_pipeline.load()) {
+    live->park(p);
+    return;
+  }
+  std::lock_guard<std::mutex> guard{early_mtx};
+  if (auto* live = live_pipeline.load())
+    live->park(p);
+  else
+    early.push_back(std::move(p));
+}
+
+node::node(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
+}
+
+node::~node() {
+  shutdown();
+}
+
+namespace {
+
+caf::error open_store(node::impl& s) {
+  storage::options opts;
+  opts.path = s.cfg.data;
+  opts.durable = s.cfg.fsync ? storage::durability::sync : storage::durability::wal;
+  auto opened = storage::event_store::open(opts);
+  if (!opened)
+    return opened.error();
+  s.store = std::shared_ptr<storage::event_store>(std::move(*opened));
+  return caf::error{};
+}
+
+caf::error start_read_side(node::impl& s) {
+  s.cache = std::make_shared<projections::stock_cache>(*s.store);
+  s.runner = std::make_unique<projections::projection_runner>(*s.store);
+  s.runner->add_standard(s.cache);
+  return s.runner->start();
+}
+
+caf::error start_kafka(node::impl& s) {
+  if (s.cfg.kafka == "off")
+    return caf::error{};
+  storage::kafka_options ko;
+  if (s.cfg.kafka != "embedded")
+    ko.brokers = s.cfg.kafka;
+  ko.partitions = s.cfg.kafka_partitions;
+  ko.client_id = "keel-node";
+  auto cluster = storage::kafka_cluster::open(ko);
+  if (!cluster)
+    return cluster.error();
+  s.kafka = std::move(*cluster);
+  spdlog::info("component=kafka msg=\"{}\" bootstrap_servers={}",
+               s.kafka->embedded() ? "embedded mock cluster started" : "using external brokers",
+               s.kafka->bootstrap_servers());
+  auto relay = storage::outbox_relay::start(s.store, *s.kafka);
+  if (!relay)
+    return relay.error();
+  s.outbox = std::move(*relay);
+  auto retry = storage::retry_topic::start(*s.kafka, {},
+                                           [&s](const storage::retry_entry& e) { s.consumed(e); });
+  if (!retry)
+    return retry.error();
+  s.retry = std::move(*retry);
+  return caf::error{};
+}
+
+void init_figures(node::impl& s) {
+  for (auto* o : {"completed", "rejected", "cancelled", "pending_payment"}) {
+    s.saga_seconds[o] = std::make_unique<histogram>(latency_buckets());
+    s.outcomes[o] = std::make_unique<std::atomic<std::uint64_t>>(0);
+  }
+  for (auto* r : {"place", "get", "cancel", "customer_orders", "stock", "admin", "metrics",
+                  "health", "other"})
+    s.http_seconds[r] = std::make_unique<histogram>(latency_buckets());
+}
+
+caf::error start_pipeline(node::impl& s) {
+  s.caf_cfg.set("scheduler.max-threads", s.cfg.threads);
+  s.caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+  actors::add_message_types(s.caf_cfg);
+  s.system = std::make_unique<caf::actor_system>(s.caf_cfg);
+  actors::pipeline_config pc;
+  pc.store = s.store;
+  pc.mode = actors::append_mode::asynchronous;
+  pc.seed = s.cfg.seed;
+  pc.metrics = s.registry;
+  pc.provider_breaker.wait_in_open = s.cfg.breaker_wait;
+  pc.payment_retry.initial = s.cfg.payment_retry_initial;
+  pc.on_finished = [&s](const actors::finished_order& x) { s.finished(x); };
+  pc.admission = [cache = s.cache](const events::place_order& cmd) {
+    return cache->check(cmd.lines);
+  };
+  pc.on_park = [&s](const actors::parked_payment& p) { s.park(p); };
+  auto started = actors::pipeline::start(*s.system, pc);
+  if (!started)
+    return started.error();
+  s.pipeline = std::move(*started);
+  std::lock_guard<std::mutex> guard{s.early_mtx};
+  s.live_pipeline = s.pipeline.get();
+  for (auto& p : s.early)
+    s.pipeline->park(p);
+  s.early.clear();
+  return caf::error{};
+}
+
+} // namespace
+
+caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
+  auto s = std::make_unique<impl>();
+  s->cfg = std::move(cfg);
+  s->started_us = wall_us();
+  s->registry = std::make_shared<actors::registry>();
+  init_figures(*s);
+  if (auto err = open_store(*s))
+    return err;
+  spdlog::info("component=node msg=\"store open\" data={} last_position={}", s->cfg.data,
+               s->store->last_position());
+  if (auto err = start_read_side(*s))
+    return err;
+  if (auto err = start_kafka(*s))
+    return err;
+  if (auto err = start_pipeline(*s))
+    return err;
+  auto& rec = s->pipeline->recovered();
+  spdlog::info("component=node msg=\"recovered\" orders={} redriven={} parked={}", rec.orders,
+               rec.redriven, rec.parked);
+  std::unique_ptr<node> n{new node(std::move(s))};
+  n->impl_->http = std::make_unique<http_api>(*n);
+  if (auto err = n->impl_->http->listen(n->impl_->cfg.http_host, n->impl_->cfg.http_port))
+    return err;
+  n->impl_->is_ready = true;
+  spdlog::info("component=http msg=\"listening\" url=http://{}:{}", n->impl_->cfg.http_host,
+               n->port());
+  return n;
+}
+
+int node::port() const noexcept {
+  return impl_->http ? impl_->http->port() : 0;
+}
+
+void node::request_stop() {
+  {
+    std::lock_guard<std::mutex> guard{impl_->stop_mtx};
+    impl_->stop_requested = true;
+  }
+  impl_->stop_cv.notify_all();
+}
+
+void node::wait_for_stop() {
+  std::unique_lock<std::mutex> guard{impl_->stop_mtx};
+  impl_->stop_cv.wait(guard, [this] { return impl_->stop_requested.load(); });
+}
+
+std::int64_t node::shutdown() {
+  auto& s = *impl_;
+  if (!s.store)
+    return 0;
+  s.is_ready = false;
+  if (s.http) {
+    s.http->stop(); // no new requests; in-flight ones are answered first
+    s.http.reset();
+  }
+  auto in_flight = s.registry->value("sagas.in_flight");
+  auto deadline = std::chrono::steady_clock::now() + s.cfg.drain_timeout;
+  while (in_flight->load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto left = in_flight->load();
+  spdlog::info("component=node msg=\"drained\" sagas_in_flight={}", left);
+  if (s.retry)
+    s.retry->stop();
+  s.live_pipeline = nullptr;
+  if (s.pipeline)
+    s.pipeline->stop();
+  s.pipeline.reset();
+  s.system.reset(); // waits for every actor
+  if (auto err = s.store->flush())
+    spdlog::error("component=node msg=\"flush failed\" error=\"{}\"", describe(err));
+  if (s.runner)
+    s.runner->stop();
+  if (s.outbox)
+    s.outbox->stop(); // after its outstanding deliveries; saves the checkpoint
+  s.retry.reset();
+  s.outbox.reset();
+  s.kafka.reset();
+  s.runner.reset();
+  s.cache.reset();
+  s.store.reset();
+  spdlog::info("component=node msg=\"stopped\"");
+  return left;
+}
+
+caf::expected<actors::order_view> node::place(const events::place_order& cmd) {
+  return call<actors::order_view>(*impl_->system, impl_->pipeline->orders(),
+                                  impl_->cfg.request_timeout, cmd);
+}
+
+caf::expected<actors::order_view> node::cancel(const std::string& order_id,
+                                               const std::string& who) {
+  return call<actors::order_view>(*impl_->system, impl_->pipeline->orders(),
+                                  impl_->cfg.request_timeout, events::cancel_order{order_id, who});
+}
+
+caf::expected<actors::order_view> node::get(const std::string& order_id) {
+  return call<actors::order_view>(*impl_->system, impl_->pipeline->orders(),
+                                  impl_->cfg.request_timeout, actors::get_atom::value, order_id);
+}
+
+caf::expected<actors::stock_reply> node::set_stock(const std::string& sku, std::int64_t on_hand) {
+  auto set = call<actors::stock_reply>(*impl_->system, impl_->pipeline->inventory(),
+                                      impl_->cfg.request_timeout, events::set_stock{sku, on_hand});
+  if (!set)
+    return set;
+  // The levels now (set_stock answers once the adjustment is durable).
+  return call<actors::stock_reply>(*impl_->system, impl_->pipeline->inventory(),
+                                   impl_->cfg.request_timeout, actors::get_atom::value, sku);
+}
+
+caf::error node::set_faults(const std::string& provider, double error_rate, double decline_rate,
+                            std::chrono::milliseconds latency_median,
+                            std::chrono::milliseconds latency_p99,
+                            std::chrono::milliseconds outage, bool outage_hangs) {
+  auto names = providers();
+  if (std::find(names.begin(), names.end(), provider) == names.end())
+    return make_error(errc::not_found, "no provider named " + provider);
+  auto& p = impl_->pipeline->provider(provider);
+  auto f = p.faults();
+  f.error_rate = error_rate;
+  f.decline_rate = decline_rate;
+  f.latency_median = latency_median;
+  f.latency_p99 = std::max(latency_p99, latency_median);
+  auto now = std::chrono::steady_clock::now();
+  f.outage_from = now;
+  f.outage_until = now + outage;
+  f.outage_hangs = outage_hangs;
+  p.faults(f);
+  spdlog::warn("component=admin msg=\"provider faults set\" provider={} error_rate={} "
+               "latency_median_ms={} latency_p99_ms={} outage_ms={}",
+               provider, error_rate, latency_median.count(), latency_p99.count(), outage.count());
+  return caf::error{};
+}
+
+std::vector<std::string> node::providers() const {
+  std::vector<std::string> out;
+  for (auto* g : actors::pipeline::gateways)
+    out.emplace_back(g);
+  for (auto* c : actors::pipeline::carriers)
+    out.emplace_back(c);
+  return out;
+}
+
+const storage::event_store& node::store() const {
+  return *impl_->store;
+}
+
+const node_config& node::config() const noexcept {
+  return impl_->cfg;
+}
+
+std::string node::kafka_json() const {
+  nlohmann::json j;
+  auto& s = *impl_;
+  if (!s.kafka) {
+    j = {{"enabled", false}};
+    return events::dump_json(j);
+  }
+  auto topics = nlohmann::json::array();
+  for (auto& t : s.kafka->topics())
+    topics.push_back({{"name", t.name}, {"partitions", t.partitions}});
+  j = {{"enabled", true},
+       {"embedded", s.kafka->embedded()},
+       {"bootstrap_servers", s.kafka->bootstrap_servers()},
+       {"topics", std::move(topics)}};
+  if (s.outbox) {
+    auto st = s.outbox->status();
+    j["outbox"] = {{"checkpoint", st.checkpoint}, {"lag_events", st.lag_events},
+                   {"delivered", st.delivered}};
+  }
+  return events::dump_json(j);
+}
+
+std::string node::metrics_text() const {
+  return render_metrics(*impl_, health());
+}
+
+health_report node::health() const {
+  return compute_health(*impl_);
+}
+
+bool node::ready() const noexcept {
+  return impl_->is_ready.load();
+}
+
+void node::count_request(const std::string& route, int status, double seconds) {
+  auto& s = *impl_;
+  auto h = s.http_seconds.find(route);
+  (h == s.http_seconds.end() ? s.http_seconds.at("other") : h->second)->observe(seconds);
+  std::lock_guard<std::mutex> guard{s.http_mtx};
+  s.http_requests[{route, status}]++;
+}
+
+void node::count_rate_limited() {
+  impl_->rate_limited.fetch_add(1, std::memory_order_relaxed);
+}
+
+void node::count_shed() {
+  impl_->shed.fetch_add(1, std::memory_order_relaxed);
+}
+
+} // namespace keel::node

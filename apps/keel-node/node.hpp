@@ -1,0 +1,151 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "keel/actors/messages.hpp"
+#include "keel/events/commands.hpp"
+
+namespace keel::projections {
+struct stock_level;
+} // namespace keel::projections
+
+namespace keel::storage {
+class event_store;
+} // namespace keel::storage
+
+namespace keel::node {
+
+/// Everything a node is started from (flags and config file of `keel-node run`).
+struct node_config {
+  /// The event store's directory (created when missing).
+  std::string data = "keel-data";
+  std::string http_host = "127.0.0.1";
+  /// 0: any free port (see `node::port`).
+  int http_port = 8080;
+  /// "embedded" (librdkafka's mock cluster in this process), "off", or a
+  /// broker list "host:port,...".
+  std::string kafka = "embedded";
+  int kafka_partitions = 16;
+  /// HS256 secret of bearer tokens; empty: every write is refused (401).
+  std::string jwt_secret;
+  /// Requests per customer per second (sliding window).
+  std::uint32_t rate_limit = 1000;
+  /// HTTP worker threads = connections served at once; more connections wait
+  /// in a queue of `http_queue`, beyond it they get 503.
+  std::size_t http_threads = 64;
+  std::size_t http_queue = 256;
+  /// Read/write timeouts of a request and how long an idle keep-alive
+  /// connection is kept.
+  std::chrono::seconds read_timeout{5};
+  std::chrono::seconds write_timeout{5};
+  std::chrono::seconds idle_timeout{5};
+  /// Scheduler threads of the actor system.
+  std::size_t threads = 2;
+  /// fsync every commit batch of the event store.
+  bool fsync = true;
+  /// SIGTERM: how long in-flight sagas may take to finish or park.
+  std::chrono::seconds drain_timeout{30};
+  /// How long a provider breaker stays open before it lets a trial through.
+  std::chrono::milliseconds breaker_wait{30000};
+  /// First delay of a parked payment's retry.
+  std::chrono::milliseconds payment_retry_initial{1000};
+  /// Time given to an order call through the pipeline.
+  std::chrono::milliseconds request_timeout{10000};
+  std::uint64_t seed = 1;
+};
+
+/// One figure of `/health`.
+struct health_component {
+  std::string name;
+  double weight = 0;
+  double score = 1;
+  std::string detail;
+};
+
+/// The weighted health score (DESIGN section 7): breakers 0.3, bulkheads 0.2,
+/// cache 0.2, queue 0.2, business 0.1. "ok" at 0.7 and above, "warn" below,
+/// "critical" below 0.4.
+struct health_report {
+  double score = 1;
+  std::string status;
+  std::vector<health_component> components;
+};
+
+/// A running node: event store, actor system with the order pipeline,
+/// projections with the stock cache, Kafka (cluster, outbox relay, payment
+/// retry topic) and the HTTP API. `start` recovers (re-drives non-terminal
+/// sagas, re-fills the retry queue from the order streams) before it
+/// serves. Thread-safe: the HTTP threads call the order functions
+/// concurrently.
+class node {
+public:
+  static caf::expected<std::unique_ptr<node>> start(node_config cfg);
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// The HTTP port bound.
+  int port() const noexcept;
+
+  /// Blocks until `request_stop` (e.g. from a signal handler thread).
+  void wait_for_stop();
+  /// Asks the node to stop; safe from any thread.
+  void request_stop();
+
+  /// Graceful stop: stop accepting, drain in-flight requests and sagas (up
+  /// to the drain timeout), stop projections and the outbox (after its
+  /// deliveries), flush the store. Returns the sagas still in flight.
+  std::int64_t shutdown();
+
+  // -- operations for the HTTP API --------------------------------------------
+
+  /// Places an order through the orders actor; answers once order_placed is durable.
+  caf::expected<actors::order_view> place(const events::place_order& cmd);
+  caf::expected<actors::order_view> cancel(const std::string& order_id, const std::string& who);
+  /// The authoritative state from the orders actor (not_found when unknown).
+  caf::expected<actors::order_view> get(const std::string& order_id);
+  /// Sets the units on hand of `sku` (admin); returns the new level.
+  caf::expected<actors::stock_reply> set_stock(const std::string& sku, std::int64_t on_hand);
+  /// Changes the faults of simulated provider `name`; the JSON is validated by the caller.
+  caf::error set_faults(const std::string& provider, double error_rate, double decline_rate,
+                        std::chrono::milliseconds latency_median,
+                        std::chrono::milliseconds latency_p99, std::chrono::milliseconds outage,
+                        bool outage_hangs);
+  /// Names of the simulated providers.
+  std::vector<std::string> providers() const;
+
+  const storage::event_store& store() const;
+  const node_config& config() const noexcept;
+
+  /// The bootstrap list and topics (JSON of `GET /admin/kafka`).
+  std::string kafka_json() const;
+
+  /// The node's metrics in Prometheus text format.
+  std::string metrics_text() const;
+
+  health_report health() const;
+
+  /// Ready: recovered, serving, not draining.
+  bool ready() const noexcept;
+
+  /// HTTP counters the API layer feeds.
+  void count_request(const std::string& route, int status, double seconds);
+  void count_rate_limited();
+  void count_shed();
+
+  struct impl;
+
+private:
+  explicit node(std::unique_ptr<impl> ptr);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace keel::node

@@ -1,0 +1,297 @@
+// The node's Prometheus metrics and its health score.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "keel/events/system_events.hpp"
+#include "keel/projections/read_models.hpp"
+#include "node_state.hpp"
+
+namespace keel::node {
+
+namespace {
+
+std::int64_t now_s() {
+  using namespace std::chrono;
+  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+double breaker_score(events::breaker_state x) {
+  switch (x) {
+    case events::breaker_state::closed: return 1.0;
+    case events::breaker_state::half_open: return 0.5;
+    case events::breaker_state::open: return 0.0;
+  }
+  return 0.0;
+}
+
+std::string fixed(double x, int digits = 2) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, x);
+  return buf;
+}
+
+/// Parked payments: in the in-process scheduler plus those still on the topic.
+std::int64_t retry_depth(const node::impl& s) {
+  auto depth = s.registry->value("retry_queue.depth")->load();
+  if (s.retry)
+    depth += std::max<std::int64_t>(0, s.retry->stats().lag);
+  return depth;
+}
+
+void breakers(exposition& out, const node::impl& s) {
+  auto all = s.registry->breakers();
+  out.family("keel_breaker_state", "gauge",
+             "Circuit breaker state per service or provider: 0 closed, 1 open, 2 half-open.");
+  for (auto& b : all)
+    out.sample("keel_breaker_state", {{"breaker", b->name}},
+               static_cast<double>(static_cast<int>(b->current())));
+  struct counter {
+    const char* name;
+    const char* help;
+    std::atomic<std::uint64_t> actors::breaker_gauge::*field;
+  };
+  const counter counters[] = {
+    {"keel_breaker_calls_total", "Calls through the breaker.", &actors::breaker_gauge::calls},
+    {"keel_breaker_failures_total", "Failed calls (errors, crashes, timeouts).",
+     &actors::breaker_gauge::failures},
+    {"keel_breaker_timeouts_total", "Calls that timed out.", &actors::breaker_gauge::timeouts},
+    {"keel_breaker_fast_failed_total", "Calls refused fast while open.",
+     &actors::breaker_gauge::fast_failed},
+    {"keel_breaker_transitions_total", "State transitions.", &actors::breaker_gauge::transitions},
+  };
+  for (auto& c : counters) {
+    out.family(c.name, "counter", c.help);
+    for (auto& b : all)
+      out.sample(c.name, {{"breaker", b->name}}, static_cast<double>(((*b).*c.field).load()));
+  }
+}
+
+void bulkheads(exposition& out, const node::impl& s) {
+  auto all = s.registry->bulkheads();
+  out.family("keel_bulkhead_capacity", "gauge", "Pending requests a bulkhead admits.");
+  for (auto& b : all)
+    out.sample("keel_bulkhead_capacity", {{"bulkhead", b->name}},
+               static_cast<double>(b->capacity.load()));
+  out.family("keel_bulkhead_in_use", "gauge", "Pending requests now.");
+  for (auto& b : all)
+    out.sample("keel_bulkhead_in_use", {{"bulkhead", b->name}},
+               static_cast<double>(b->in_use.load()));
+  out.family("keel_bulkhead_rejections_total", "counter",
+             "Requests rejected because the bulkhead was full (overloaded).");
+  for (auto& b : all)
+    out.sample("keel_bulkhead_rejections_total", {{"bulkhead", b->name}},
+               static_cast<double>(b->rejected.load()));
+}
+
+void pools(exposition& out, const node::impl& s) {
+  auto all = s.registry->pools();
+  out.family("keel_provider_pool_workers", "gauge", "Workers of a provider adapter pool (1..10).");
+  for (auto& p : all)
+    out.sample("keel_provider_pool_workers", {{"provider", p->name}},
+               static_cast<double>(p->workers.load()));
+  out.family("keel_provider_pool_busy", "gauge", "Provider calls in flight in the pool.");
+  for (auto& p : all)
+    out.sample("keel_provider_pool_busy", {{"provider", p->name}},
+               static_cast<double>(p->busy.load()));
+  out.family("keel_provider_pool_waiting", "gauge", "Provider calls waiting for a worker.");
+  for (auto& p : all)
+    out.sample("keel_provider_pool_waiting", {{"provider", p->name}},
+               static_cast<double>(p->waiting.load()));
+  out.family("keel_provider_pool_resizes_total", "counter",
+             "Autoscaler decisions that changed a pool's size.");
+  for (auto& p : all) {
+    out.sample("keel_provider_pool_resizes_total", {{"provider", p->name}, {"direction", "up"}},
+               static_cast<double>(p->scale_ups.load()));
+    out.sample("keel_provider_pool_resizes_total", {{"provider", p->name}, {"direction", "down"}},
+               static_cast<double>(p->scale_downs.load()));
+  }
+}
+
+void sagas(exposition& out, const node::impl& s) {
+  out.family("keel_orders_total", "counter",
+             "Sagas that ended (completed, rejected, cancelled) or parked (pending_payment).");
+  for (auto& [outcome, n] : s.outcomes)
+    out.sample("keel_orders_total", {{"outcome", outcome}}, static_cast<double>(n->load()));
+  out.family("keel_saga_duration_seconds", "histogram",
+             "Time from order_placed to the saga's end (or parking), by outcome.");
+  for (auto& [outcome, h] : s.saga_seconds)
+    out.samples("keel_saga_duration_seconds", {{"outcome", outcome}}, *h);
+  out.single("keel_sagas_in_flight", "gauge", "Sagas running now.",
+             static_cast<double>(s.registry->value("sagas.in_flight")->load()));
+  auto sups = s.registry->supervisors();
+  out.family("keel_supervisor_restarts_total", "counter", "Child restarts by supervisor.");
+  for (auto& x : sups)
+    out.sample("keel_supervisor_restarts_total", {{"supervisor", x->name}},
+               static_cast<double>(x->restarts.load()));
+}
+
+void http(exposition& out, const node::impl& s) {
+  out.family("keel_http_requests_total", "counter", "HTTP requests by route and status code.");
+  {
+    std::lock_guard<std::mutex> guard{s.http_mtx};
+    for (auto& [key, n] : s.http_requests)
+      out.sample("keel_http_requests_total",
+                 {{"route", key.first}, {"code", std::to_string(key.second)}},
+                 static_cast<double>(n));
+  }
+  out.family("keel_http_request_duration_seconds", "histogram", "HTTP request latency by route.");
+  for (auto& [route, h] : s.http_seconds)
+    out.samples("keel_http_request_duration_seconds", {{"route", route}}, *h);
+  out.single("keel_rate_limit_rejections_total", "counter",
+             "Requests refused by the per-customer rate limit (429).",
+             static_cast<double>(s.rate_limited.load()));
+  out.single("keel_load_shed_total", "counter",
+             "Requests refused because the node was overloaded (503).",
+             static_cast<double>(s.shed.load()));
+}
+
+void cache(exposition& out, const node::impl& s) {
+  auto hits = static_cast<double>(s.cache->hits());
+  auto misses = static_cast<double>(s.cache->misses());
+  out.single("keel_stock_cache_hits_total", "counter", "Stock cache lookups served from memory.",
+             hits);
+  out.single("keel_stock_cache_misses_total", "counter", "Stock cache lookups that read the model.",
+             misses);
+  out.single("keel_stock_cache_hit_ratio", "gauge", "Hits / lookups since start (1 without lookups).",
+             hits + misses == 0 ? 1.0 : hits / (hits + misses));
+  out.single("keel_stock_cache_refusals_total", "counter",
+             "Orders refused by the cache-first stock check.",
+             static_cast<double>(s.cache->refusals()));
+}
+
+void kafka(exposition& out, const node::impl& s) {
+  out.single("keel_retry_queue_depth", "gauge",
+             "Parked payments: waiting in the scheduler plus not yet consumed from the topic.",
+             static_cast<double>(retry_depth(s)));
+  out.single("keel_retry_queue_redriven_total", "counter", "Parked payments sent back to payment.",
+             static_cast<double>(s.registry->value("retry_queue.redriven")->load()));
+  if (s.retry) {
+    auto st = s.retry->stats();
+    out.single("keel_retry_queue_lag_messages", "gauge",
+               "Messages of payment.retry.queue produced but not yet consumed.",
+               static_cast<double>(st.lag));
+    out.single("keel_retry_queue_published_total", "counter", "Messages produced to the topic.",
+               static_cast<double>(st.produced));
+    out.single("keel_retry_queue_consumed_total", "counter", "Messages consumed from the topic.",
+               static_cast<double>(st.consumed));
+    out.single("keel_retry_queue_duplicates_total", "counter",
+               "Consumed messages dropped as duplicates.", static_cast<double>(st.duplicates));
+  }
+  if (s.outbox) {
+    auto st = s.outbox->status();
+    out.single("keel_outbox_lag_events", "gauge",
+               "Events of the log not yet confirmed delivered to Kafka.",
+               static_cast<double>(st.lag_events));
+    out.single("keel_outbox_lag_seconds", "gauge", "Age of the oldest undelivered event.",
+               static_cast<double>(st.lag_ms) / 1000.0);
+    out.single("keel_outbox_checkpoint", "gauge", "The outbox relay's saved position.",
+               static_cast<double>(st.checkpoint));
+    out.single("keel_outbox_delivered_total", "counter", "Events delivered to Kafka.",
+               static_cast<double>(st.delivered));
+    out.single("keel_outbox_delivery_failures_total", "counter", "Failed deliveries (retried).",
+               static_cast<double>(st.delivery_failures));
+  }
+}
+
+void projections_and_today(exposition& out, const node::impl& s) {
+  auto status = s.runner->status();
+  out.family("keel_projection_lag_events", "gauge", "Events a projection has not applied yet.");
+  for (auto& p : status)
+    out.sample("keel_projection_lag_events", {{"projection", p.name}},
+               static_cast<double>(p.lag_events));
+  out.family("keel_projection_lag_seconds", "gauge", "Age of the oldest unapplied event.");
+  for (auto& p : status)
+    out.sample("keel_projection_lag_seconds", {{"projection", p.name}}, p.lag_ms / 1000.0);
+  out.family("keel_projection_stopped", "gauge", "1 while a projection is stopped at an event.");
+  for (auto& p : status)
+    out.sample("keel_projection_stopped", {{"projection", p.name}}, p.failure ? 1.0 : 0.0);
+  auto today = projections::figures_of_day(*s.store, projections::day_of(now_s() * 1000000));
+  out.family("keel_orders_today", "gauge",
+             "Orders of today (UTC) by status, from the figures read model.");
+  if (today) {
+    std::pair<const char*, std::uint64_t> counts[] = {{"placed", today->placed},
+                                                      {"completed", today->completed},
+                                                      {"rejected", today->rejected},
+                                                      {"cancelled", today->cancelled},
+                                                      {"pending_payment", today->pending_payment}};
+    for (auto& [name, n] : counts)
+      out.sample("keel_orders_today", {{"status", name}}, static_cast<double>(n));
+  }
+  out.family("keel_revenue_today_cents", "gauge",
+             "Revenue of the orders completed today (UTC), per currency, in cents.");
+  if (today)
+    for (auto& r : today->revenue)
+      out.sample("keel_revenue_today_cents", {{"currency", r.currency}},
+                 static_cast<double>(r.revenue_cents));
+}
+
+} // namespace
+
+std::string render_metrics(const node::impl& s, const health_report& health) {
+  exposition out;
+  sagas(out, s);
+  breakers(out, s);
+  bulkheads(out, s);
+  pools(out, s);
+  http(out, s);
+  cache(out, s);
+  kafka(out, s);
+  projections_and_today(out, s);
+  out.family("keel_health_score", "gauge", "Weighted health score 0..1 (warn below 0.7).");
+  out.sample("keel_health_score", {}, health.score);
+  out.family("keel_health_component_score", "gauge", "Health score of one component 0..1.");
+  for (auto& c : health.components)
+    out.sample("keel_health_component_score", {{"component", c.name}}, c.score);
+  out.single("keel_ready", "gauge", "1 when the node serves (recovered, not draining).",
+             s.is_ready.load() ? 1.0 : 0.0);
+  return out.take();
+}
+
+health_report compute_health(const node::impl& s) {
+  health_report r;
+  double sum = 0;
+  auto all_breakers = s.registry->breakers();
+  std::size_t open = 0;
+  for (auto& b : all_breakers) {
+    sum += breaker_score(b->current());
+    open += b->current() == events::breaker_state::open;
+  }
+  auto breakers = all_breakers.empty() ? 1.0 : sum / static_cast<double>(all_breakers.size());
+  r.components.push_back({"breakers", 0.3, breakers,
+                          std::to_string(open) + " of " + std::to_string(all_breakers.size())
+                            + " open"});
+  double worst = 0;
+  std::string worst_name = "none";
+  for (auto& b : s.registry->bulkheads()) {
+    auto cap = std::max<std::int64_t>(1, b->capacity.load());
+    auto u = static_cast<double>(b->in_use.load()) / static_cast<double>(cap);
+    if (u > worst) {
+      worst = u;
+      worst_name = b->name;
+    }
+  }
+  r.components.push_back({"bulkheads", 0.2, std::clamp(1.0 - worst, 0.0, 1.0),
+                          "fullest " + worst_name + " at " + fixed(worst * 100, 0) + "%"});
+  auto hits = static_cast<double>(s.cache->hits());
+  auto lookups = hits + static_cast<double>(s.cache->misses());
+  auto ratio = lookups == 0 ? 1.0 : hits / lookups;
+  r.components.push_back({"cache", 0.2, ratio, "stock cache hit ratio " + fixed(ratio)});
+  auto depth = retry_depth(s);
+  r.components.push_back({"queue", 0.2,
+                          std::clamp(1.0 - static_cast<double>(depth) / 10000.0, 0.0, 1.0),
+                          "retry queue depth " + std::to_string(depth) + " (alert at 10000)"});
+  auto [ok, failed] = s.business.totals(now_s());
+  auto business = ok + failed == 0 ? 1.0 : static_cast<double>(ok) / static_cast<double>(ok + failed);
+  r.components.push_back({"business", 0.1, business,
+                          std::to_string(ok) + " completed, " + std::to_string(failed)
+                            + " cancelled in the last 60 s"});
+  r.score = 0;
+  for (auto& c : r.components)
+    r.score += c.weight * c.score;
+  r.status = r.score >= 0.7 ? "ok" : r.score >= 0.4 ? "warn" : "critical";
+  return r;
+}
+
+} // namespace keel::node

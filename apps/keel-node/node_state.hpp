@@ -1,0 +1,90 @@
+#pragma once
+
+// The private state of a node (node.cpp, node_metrics.cpp), kept out of
+// node.hpp so the HTTP layer does not compile CAF's actor headers.
+
+#include <array>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "http_api.hpp"
+#include "keel/actors/pipeline.hpp"
+#include "keel/projections/runner.hpp"
+#include "keel/projections/stock_cache.hpp"
+#include "keel/storage/event_store.hpp"
+#include "keel/storage/kafka.hpp"
+#include "metrics.hpp"
+#include "node.hpp"
+
+namespace keel::node {
+
+/// Outcomes of finished sagas per second over the last minute (health's
+/// business component).
+class outcome_window {
+public:
+  void record(bool success, std::int64_t now_s);
+  /// Successes and failures within the last 60 s.
+  std::pair<std::uint64_t, std::uint64_t> totals(std::int64_t now_s) const;
+
+private:
+  struct slot {
+    std::int64_t second = -1;
+    std::uint64_t ok = 0;
+    std::uint64_t failed = 0;
+  };
+  mutable std::mutex mtx_;
+  std::array<slot, 60> slots_;
+};
+
+struct node::impl {
+  node_config cfg;
+  std::shared_ptr<storage::event_store> store;
+  std::shared_ptr<actors::registry> registry;
+  std::shared_ptr<projections::stock_cache> cache;
+  std::unique_ptr<projections::projection_runner> runner;
+  std::unique_ptr<storage::kafka_cluster> kafka;
+  std::unique_ptr<storage::outbox_relay> outbox;
+  std::unique_ptr<storage::retry_topic> retry;
+  caf::actor_system_config caf_cfg;
+  std::unique_ptr<caf::actor_system> system;
+  std::unique_ptr<actors::pipeline> pipeline;
+  std::unique_ptr<http_api> http;
+
+  /// Retry-queue entries consumed before the pipeline existed.
+  std::mutex early_mtx;
+  std::vector<actors::parked_payment> early;
+  std::atomic<actors::pipeline*> live_pipeline{nullptr};
+
+  // Figures.
+  std::atomic<bool> is_ready{false};
+  std::atomic<bool> stop_requested{false};
+  std::mutex stop_mtx;
+  std::condition_variable stop_cv;
+  std::map<std::string, std::unique_ptr<histogram>> saga_seconds; // by outcome, fixed at start
+  std::map<std::string, std::unique_ptr<std::atomic<std::uint64_t>>> outcomes;
+  outcome_window business;
+  mutable std::mutex http_mtx;
+  std::map<std::pair<std::string, int>, std::uint64_t> http_requests;
+  std::map<std::string, std::unique_ptr<histogram>> http_seconds;
+  std::atomic<std::uint64_t> rate_limited{0};
+  std::atomic<std::uint64_t> shed{0};
+  std::atomic<std::uint64_t> park_fallbacks{0};
+  std::int64_t started_us = 0;
+
+  void finished(const actors::finished_order& x);
+  void park(const actors::parked_payment& p);
+  void consumed(const storage::retry_entry& e);
+};
+
+/// Renders the node's metrics (node_metrics.cpp).
+std::string render_metrics(const node::impl& s, const health_report& health);
+
+/// Computes the health score (node_metrics.cpp).
+health_report compute_health(const node::impl& s);
+
+} // namespace keel::node

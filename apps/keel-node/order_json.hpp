@@ -1,0 +1,53 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "api_error.hpp"
+#include "keel/events/commands.hpp"
+
+namespace keel::projections {
+struct order_summary;
+struct customer_orders_page;
+struct stock_level;
+} // namespace keel::projections
+
+namespace keel::actors {
+struct order_view;
+} // namespace keel::actors
+
+/// The JSON forms of the HTTP API's requests and answers.
+namespace keel::node {
+
+/// The largest request body the API reads (bytes); larger bodies get 400.
+constexpr std::size_t max_body_bytes = 64 * 1024;
+
+/// Parses and validates the body of `POST /v1/orders`: a JSON object with
+/// `order_id`, `customer_id`, `items` (1..100 objects of `sku`, `quantity`
+/// 1..1000, `unit_price_cents` >= 0), `currency`, `shipping_address` (an
+/// object of strings `name`, `street`, `city`, `postal_code`, `country`) and
+/// optional `premium` (boolean). Unknown fields, wrong types, missing fields
+/// and values out of range are a 400 `api_error` naming the field.
+std::variant<events::place_order, api_error> parse_place_order(std::string_view body);
+
+/// Parses `{"quantity": N}` (0..1,000,000,000) of `PUT /admin/stock/{sku}`.
+std::variant<std::int64_t, api_error> parse_stock_quantity(std::string_view body);
+
+/// The answer of `GET /v1/orders/{id}`: the read model's summary with the
+/// authoritative `status`, `reason` and references of `view` (the orders
+/// actor) when given. Times in ISO-8601 UTC.
+std::string order_body(const projections::order_summary& summary, const actors::order_view* view);
+
+/// The answer of `GET /v1/orders/{id}` when the read model has not seen the
+/// order yet: what the orders actor knows.
+std::string order_body(const actors::order_view& view);
+
+/// The answer of `GET /v1/customers/{id}/orders`.
+std::string customer_orders_body(std::string_view customer_id,
+                                 const projections::customer_orders_page& page);
+
+/// The answer of `GET /v1/stock/{sku}`.
+std::string stock_body(const projections::stock_level& level);
+
+} // namespace keel::node

@@ -1,0 +1,441 @@
+// The outbox relay: global log -> Kafka, checkpoint after delivery reports.
+//
+// Threads: the subscription's thread reads the log, renders each event and
+// produces it (or marks a system event done); the relay's own thread serves
+// delivery reports (rd_kafka_poll), produces failed events again after a
+// backoff, replaces the producer after a fatal error and saves the
+// checkpoint. Both share `mtx`; the producer handle is shared to produce and
+// poll and exclusive only to replace or close it. The relay thread sleeps on
+// `wake_cv` until librdkafka has events for it (its queue-event callback), a
+// retry or a checkpoint save is due, or `stop` asks it to drain.
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "delivery_window.hpp"
+#include "kafka_client.hpp"
+#include "keel/events/error.hpp"
+#include "keel/events/json.hpp"
+#include "keel/storage/event_store.hpp"
+#include "keel/storage/kafka.hpp"
+
+namespace keel::storage {
+
+using namespace kafka_detail;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+static_assert(sizeof(std::uintptr_t) >= sizeof(std::uint64_t),
+              "positions travel as librdkafka's per-message opaque pointer");
+
+void* opaque_of(std::uint64_t position) {
+  return reinterpret_cast<void*>(static_cast<std::uintptr_t>(position));
+}
+
+std::uint64_t position_of(const void* opaque) {
+  return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(opaque));
+}
+
+bool purged(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+}
+
+// Backoff before producing an event again: 50 ms, doubling up to 5 s.
+steady::duration backoff(unsigned attempts) {
+  auto shift = std::min(attempts, 8u);
+  return std::min<steady::duration>(50ms * (1u << shift) / 2, 5s);
+}
+
+} // namespace
+
+struct outbox_relay::impl {
+  std::shared_ptr<event_store> store;
+  outbox_options opts;
+  std::string bootstrap;
+  std::string client_id;
+
+  std::shared_mutex producer_mtx;
+  client producer;
+
+  // Guards `window` to `closing`.
+  mutable std::mutex mtx;
+  std::condition_variable room; // the window has room, or reading stopped
+  delivery_window window;
+  std::uint64_t saved = 0;
+  // Positions that failed, by attempts so far (erased on delivery), and
+  // when each is due to be produced again.
+  std::map<std::uint64_t, unsigned> attempts;
+  std::multimap<steady::time_point, std::uint64_t> due;
+  std::uint64_t produced = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t failures = 0;
+  std::string error;
+  bool reading_stopped = false;
+  bool closing = false; // purge reports at close are not failures
+
+  // The relay thread's wake-up: set by librdkafka (events queued), by
+  // `send` (a retry scheduled) and by `stop`.
+  std::mutex wake_mtx;
+  std::condition_variable wake_cv;
+  bool wake = false;
+
+  std::atomic<bool> draining{false};
+  std::atomic<bool> fatal{false};
+  steady::time_point drain_deadline; // written before `draining`
+  std::unique_ptr<subscription> sub;
+  std::thread thread;
+  std::mutex stop_mtx;
+  bool stopped = false;
+
+  caf::expected<client> make_producer();
+  bool on_batch(const std::vector<events::record_view>& batch);
+  void send(const events::record& rec, const std::string& topic);
+  void schedule(std::uint64_t position);
+  void on_report(std::uint64_t position, rd_kafka_resp_err_t err);
+  void produce_due();
+  void replace_producer();
+  void save_checkpoint();
+  void run();
+  void close_producer();
+  void notify() {
+    {
+      std::lock_guard<std::mutex> guard{wake_mtx};
+      wake = true;
+    }
+    wake_cv.notify_one();
+  }
+
+  // Runs on a librdkafka thread when the producer's main queue (delivery
+  // reports, errors) goes from empty to non-empty.
+  static void queue_cb(rd_kafka_t*, void* opaque) {
+    static_cast<impl*>(opaque)->notify();
+  }
+
+  static void delivery_cb(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+    static_cast<impl*>(opaque)->on_report(position_of(msg->_private), msg->err);
+  }
+
+  static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<impl*>(opaque);
+    std::lock_guard<std::mutex> guard{self->mtx};
+    self->error = reason;
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+      self->fatal = true;
+  }
+};
+
+caf::expected<client> outbox_relay::impl::make_producer() {
+  auto conf = make_conf(bootstrap, client_id + "-outbox");
+  auto queue_max = std::clamp<std::size_t>(opts.max_in_flight + 1000, 100000, 10000000);
+  // Idempotence keeps each partition in order and free of duplicates across
+  // librdkafka's own retries. Events may be up to 4 MiB (and more as JSON),
+  // so the local message limit is raised; a broker's limit still applies.
+  auto err = set(conf.get(), {{"enable.idempotence", "true"},
+                              {"acks", "all"},
+                              {"linger.ms", "5"},
+                              {"partitioner", "murmur2_random"},
+                              {"message.max.bytes", "33554432"},
+                              {"queue.buffering.max.messages", std::to_string(queue_max)},
+                              {"message.timeout.ms", std::to_string(opts.delivery_timeout.count())}});
+  if (err)
+    return err;
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), delivery_cb);
+  rd_kafka_conf_set_error_cb(conf.get(), error_cb);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  std::vector<std::string> topics;
+  for (auto& name : keel_topics())
+    if (name != retry_topic_name)
+      topics.push_back(name);
+  auto rk = make_client(RD_KAFKA_PRODUCER, std::move(conf), topics);
+  if (rk) {
+    auto* main_queue = rd_kafka_queue_get_main(rk->get());
+    rd_kafka_queue_cb_event_enable(main_queue, queue_cb, this);
+    rd_kafka_queue_destroy(main_queue); // the handle keeps the queue
+  }
+  return rk;
+}
+
+bool outbox_relay::impl::on_batch(const std::vector<events::record_view>& batch) {
+  for (auto& view : batch) {
+    auto topic = topic_of(view.stream);
+    {
+      std::unique_lock<std::mutex> guard{mtx};
+      room.wait(guard, [&] { return reading_stopped || window.size() < opts.max_in_flight; });
+      if (reading_stopped)
+        return false;
+      if (!window.add(view.position, view.timestamp_us, topic.empty())) {
+        error = "the log skipped from position " + std::to_string(window.last()) + " to "
+                + std::to_string(view.position);
+        return false;
+      }
+    }
+    if (!topic.empty())
+      send(view.to_record(), topic);
+  }
+  return true;
+}
+
+void outbox_relay::impl::send(const events::record& rec, const std::string& topic) {
+  auto value = events::dump_json(events::to_json_value(rec));
+  auto event_id = events::to_string(rec.id);
+  auto correlation_id = events::to_string(rec.correlation_id);
+  rd_kafka_resp_err_t err;
+  {
+    std::shared_lock<std::shared_mutex> guard{producer_mtx};
+    err = rd_kafka_producev(
+      producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(rec.stream.data(), rec.stream.size()),
+      RD_KAFKA_V_VALUE(value.data(), value.size()),
+      RD_KAFKA_V_HEADER("type", rec.type.data(), static_cast<ssize_t>(rec.type.size())),
+      RD_KAFKA_V_HEADER("event_id", event_id.data(), static_cast<ssize_t>(event_id.size())),
+      RD_KAFKA_V_HEADER("correlation_id", correlation_id.data(),
+                        static_cast<ssize_t>(correlation_id.size())),
+      RD_KAFKA_V_OPAQUE(opaque_of(rec.position)), RD_KAFKA_V_END);
+  }
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ++produced;
+      return;
+    }
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      ++failures;
+      error = "producing position " + std::to_string(rec.position) + ": " + rd_kafka_err2str(err);
+    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+      fatal = true;
+    schedule(rec.position);
+  }
+  notify(); // the relay thread re-plans its sleep around the retry
+}
+
+// Requires `mtx`.
+void outbox_relay::impl::schedule(std::uint64_t position) {
+  auto n = ++attempts[position];
+  due.emplace(steady::now() + backoff(n), position);
+}
+
+void outbox_relay::impl::on_report(std::uint64_t position, rd_kafka_resp_err_t err) {
+  std::lock_guard<std::mutex> guard{mtx};
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++delivered;
+    attempts.erase(position);
+    if (window.confirm(position))
+      room.notify_all();
+    return;
+  }
+  if (closing && purged(err))
+    return; // stop gave up on it: the checkpoint stays before it
+  ++failures;
+  error = "delivering position " + std::to_string(position) + ": " + rd_kafka_err2str(err);
+  schedule(position);
+}
+
+void outbox_relay::impl::produce_due() {
+  std::vector<std::uint64_t> positions;
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto now = steady::now();
+    while (!due.empty() && due.begin()->first <= now) {
+      positions.push_back(due.begin()->second);
+      due.erase(due.begin());
+    }
+  }
+  for (auto position : positions) {
+    auto rec = store->read_event(position);
+    if (!rec) {
+      std::lock_guard<std::mutex> guard{mtx};
+      error = "reading position " + std::to_string(position) + ": " + describe(rec.error());
+      schedule(position);
+      continue;
+    }
+    send(*rec, topic_of(rec->stream));
+  }
+}
+
+// After a fatal error (idempotence state lost) the producer accepts nothing:
+// a new one takes over, and what the old one held is produced again.
+void outbox_relay::impl::replace_producer() {
+  auto fresh = make_producer();
+  if (!fresh) {
+    std::lock_guard<std::mutex> guard{mtx};
+    error = "replacing the kafka producer: " + describe(fresh.error());
+    return;
+  }
+  std::unique_lock<std::shared_mutex> guard{producer_mtx};
+  rd_kafka_purge(producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  for (int i = 0; i < 100 && rd_kafka_outq_len(producer.get()) > 0; ++i)
+    rd_kafka_poll(producer.get(), 10); // purge reports: scheduled again
+  producer.reset();
+  producer = std::move(*fresh);
+  fatal = false;
+}
+
+void outbox_relay::impl::save_checkpoint() {
+  std::uint64_t target;
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    target = window.confirmed();
+    if (target <= saved)
+      return;
+  }
+  write_batch wb;
+  wb.set_checkpoint(opts.checkpoint, target);
+  // No fsync: a checkpoint lost in a power cut only means duplicates.
+  auto err = store->commit(std::move(wb), false);
+  std::lock_guard<std::mutex> guard{mtx};
+  if (err)
+    error = "saving the outbox checkpoint: " + describe(err);
+  else
+    saved = target;
+}
+
+void outbox_relay::impl::run() {
+  auto last_save = steady::now();
+  for (;;) {
+    auto now = steady::now();
+    // Idle, nothing wakes it before a second passes (a safety net only).
+    auto until = now + 1s;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (draining && (window.size() == 0 || now >= drain_deadline))
+        break;
+      if (draining)
+        until = std::min(until, drain_deadline);
+      if (!due.empty())
+        until = std::min(until, due.begin()->first);
+      if (window.confirmed() > saved)
+        until = std::min(until, last_save + opts.commit_interval);
+    }
+    {
+      std::unique_lock<std::mutex> guard{wake_mtx};
+      wake_cv.wait_until(guard, until, [this] { return wake; });
+      wake = false;
+    }
+    {
+      std::shared_lock<std::shared_mutex> guard{producer_mtx};
+      rd_kafka_poll(producer.get(), 0);
+    }
+    if (fatal)
+      replace_producer();
+    produce_due();
+    if (steady::now() - last_save >= opts.commit_interval) {
+      save_checkpoint();
+      last_save = steady::now();
+    }
+  }
+  save_checkpoint();
+  close_producer();
+}
+
+void outbox_relay::impl::close_producer() {
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    closing = true;
+  }
+  std::unique_lock<std::shared_mutex> guard{producer_mtx};
+  rd_kafka_purge(producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  for (int i = 0; i < 100 && rd_kafka_outq_len(producer.get()) > 0; ++i)
+    rd_kafka_poll(producer.get(), 10);
+  producer.reset();
+}
+
+caf::expected<std::unique_ptr<outbox_relay>>
+outbox_relay::start(std::shared_ptr<event_store> store, const kafka_cluster& cluster,
+                    outbox_options opts) {
+  if (!store || opts.checkpoint.empty() || opts.max_in_flight == 0
+      || opts.commit_interval <= 0ms || opts.delivery_timeout <= 0ms || opts.stop_timeout < 0ms)
+    return make_error(errc::invalid_argument,
+                      "outbox relay needs a store, a checkpoint name, max_in_flight > 0 and "
+                      "positive intervals");
+  auto cp = store->load_checkpoint(opts.checkpoint);
+  if (!cp)
+    return cp.error();
+  auto s = std::make_unique<impl>();
+  s->store = std::move(store);
+  s->opts = std::move(opts);
+  s->bootstrap = cluster.bootstrap_servers();
+  s->client_id = cluster.options().client_id;
+  s->saved = *cp ? (*cp)->position : 0;
+  s->window = delivery_window{s->saved};
+  auto producer = s->make_producer();
+  if (!producer)
+    return producer.error();
+  s->producer = std::move(*producer);
+  auto* raw = s.get();
+  s->thread = std::thread{[raw] { raw->run(); }};
+  subscription::options sopts;
+  sopts.on_error = [raw](const caf::error& err) {
+    std::lock_guard<std::mutex> guard{raw->mtx};
+    raw->error = "reading the log: " + describe(err);
+  };
+  s->sub = s->store->subscribe(
+    s->saved + 1, [raw](const std::vector<events::record_view>& batch) { return raw->on_batch(batch); },
+    sopts);
+  return std::unique_ptr<outbox_relay>{new outbox_relay(std::move(s))};
+}
+
+outbox_relay::outbox_relay(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
+}
+
+outbox_relay::~outbox_relay() {
+  stop();
+}
+
+outbox_status outbox_relay::status() const {
+  auto& s = *impl_;
+  outbox_status st;
+  auto head = s.store->last_position();
+  std::int64_t oldest_us = 0;
+  {
+    std::lock_guard<std::mutex> guard{s.mtx};
+    st.checkpoint = s.saved;
+    st.confirmed = s.window.confirmed();
+    st.delivered = s.delivered;
+    st.produced = s.produced;
+    st.delivery_failures = s.failures;
+    st.error = s.error;
+    st.running = !s.reading_stopped && s.sub && s.sub->running();
+    oldest_us = s.window.oldest_timestamp_us();
+  }
+  st.lag_events = head > st.confirmed ? head - st.confirmed : 0;
+  if (oldest_us == 0 && st.lag_events > 0) {
+    // Nothing read is waiting: the oldest undelivered event is not read yet.
+    if (auto rec = s.store->read_event(st.confirmed + 1))
+      oldest_us = rec->timestamp_us;
+  }
+  if (st.lag_events > 0 && oldest_us > 0)
+    st.lag_ms = std::max<std::int64_t>(0, (now_us() - oldest_us) / 1000);
+  return st;
+}
+
+void outbox_relay::stop() {
+  auto& s = *impl_;
+  std::lock_guard<std::mutex> stop_guard{s.stop_mtx};
+  if (s.stopped)
+    return;
+  s.stopped = true;
+  {
+    std::lock_guard<std::mutex> guard{s.mtx};
+    s.reading_stopped = true;
+  }
+  s.room.notify_all();
+  if (s.sub)
+    s.sub->stop();
+  s.drain_deadline = steady::now() + s.opts.stop_timeout;
+  s.draining = true;
+  s.notify();
+  if (s.thread.joinable())
+    s.thread.join();
+}
+
+} // namespace keel::storage

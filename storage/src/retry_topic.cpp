@@ -1,0 +1,433 @@
+// The payment retry topic: its message format, a producer, and a consumer
+// group member on a thread of its own that de-duplicates and hands entries
+// out. The same thread serves the producer's delivery reports.
+
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+#include <limits>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "kafka_client.hpp"
+#include "keel/events/error.hpp"
+#include "keel/events/json.hpp"
+#include "keel/storage/kafka.hpp"
+
+namespace keel::storage {
+
+using namespace kafka_detail;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+// -- message format -----------------------------------------------------------
+
+std::string to_json(const retry_entry& e) {
+  nlohmann::json j{{"order_id", e.order_id},
+                   {"timestamp", events::format_timestamp(e.timestamp_us)},
+                   {"timestamp_us", e.timestamp_us},
+                   {"retry_count", e.retry_count},
+                   {"priority", e.premium ? "HIGH" : "NORMAL"},
+                   {"correlation_id", e.correlation_id},
+                   {"retry_at", events::format_timestamp(e.retry_at_us)},
+                   {"retry_at_us", e.retry_at_us},
+                   {"fallback_reason", e.fallback_reason}};
+  return events::dump_json(j);
+}
+
+namespace {
+
+// "YYYY-MM-DDTHH:MM:SS[.fraction]Z" to microseconds since the epoch.
+std::optional<std::int64_t> parse_iso(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, n = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6
+      || n != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+    return std::nullopt;
+  std::size_t i = 19;
+  std::int64_t frac_us = 0;
+  if (i < text.size() && text[i] == '.') {
+    std::int64_t scale = 100000;
+    auto first = ++i;
+    for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i, scale /= 10)
+      frac_us += (text[i] - '0') * scale;
+    if (i == first)
+      return std::nullopt;
+  }
+  if (i + 1 != text.size() || text[i] != 'Z')
+    return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  return static_cast<std::int64_t>(::timegm(&tm)) * 1000000 + frac_us;
+}
+
+caf::error malformed(const std::string& what) {
+  return make_error(errc::malformed_payload, "retry entry: " + what);
+}
+
+// Reads time `name`: "<name>_us" (integer µs) wins over "<name>" (integer µs
+// or ISO-8601); absent is 0.
+caf::error read_time(const nlohmann::json& j, const std::string& name, std::int64_t& out) {
+  if (auto us = j.find(name + "_us"); us != j.end() && !us->is_null()) {
+    if (!us->is_number_integer())
+      return malformed(name + "_us is not an integer");
+    out = us->get<std::int64_t>();
+    return caf::error{};
+  }
+  auto t = j.find(name);
+  if (t == j.end() || t->is_null())
+    return caf::error{};
+  if (t->is_number_integer()) {
+    out = t->get<std::int64_t>();
+    return caf::error{};
+  }
+  if (t->is_string())
+    if (auto us = parse_iso(t->get_ref<const std::string&>())) {
+      out = *us;
+      return caf::error{};
+    }
+  return malformed(name + " is neither microseconds nor ISO-8601");
+}
+
+caf::error read_string(const nlohmann::json& j, const char* name, std::string& out) {
+  auto v = j.find(name);
+  if (v == j.end() || v->is_null())
+    return caf::error{};
+  if (!v->is_string())
+    return malformed(std::string{name} + " is not a string");
+  out = v->get<std::string>();
+  return caf::error{};
+}
+
+} // namespace
+
+caf::expected<retry_entry> parse_retry_entry(std::string_view text) {
+  auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return malformed("not a JSON object");
+  retry_entry e;
+  if (auto err = read_string(j, "order_id", e.order_id))
+    return err;
+  if (e.order_id.empty())
+    return malformed("no order_id");
+  auto count = j.find("retry_count");
+  if (count == j.end() || !count->is_number_unsigned()
+      || count->get<std::uint64_t>() > std::numeric_limits<std::uint32_t>::max())
+    return malformed("retry_count is not an unsigned 32-bit number");
+  e.retry_count = count->get<std::uint32_t>();
+  std::string priority = "NORMAL";
+  if (auto err = read_string(j, "priority", priority))
+    return err;
+  if (priority != "HIGH" && priority != "NORMAL")
+    return malformed("priority is neither HIGH nor NORMAL");
+  e.premium = priority == "HIGH";
+  if (auto err = read_string(j, "correlation_id", e.correlation_id))
+    return err;
+  if (auto err = read_string(j, "fallback_reason", e.fallback_reason))
+    return err;
+  if (auto err = read_time(j, "timestamp", e.timestamp_us))
+    return err;
+  if (auto err = read_time(j, "retry_at", e.retry_at_us))
+    return err;
+  return e;
+}
+
+// -- clients ------------------------------------------------------------------
+
+struct retry_topic::impl {
+  retry_topic_options opts;
+  handler on_entry;
+  std::string bootstrap;
+  std::string client_id;
+
+  // Shared to publish, exclusive to close; null once stopped.
+  std::shared_mutex producer_mtx;
+  client producer;
+  handle consumer; // the consumer thread's
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+
+  std::atomic<std::uint64_t> produced{0};
+  std::atomic<std::uint64_t> consumed{0};
+  std::atomic<std::uint64_t> duplicates{0};
+  std::atomic<std::uint64_t> malformed{0};
+  std::atomic<std::uint64_t> failures{0};
+  std::atomic<std::int64_t> lag{0};
+
+  // Guards the de-duplication memory and `error`.
+  mutable std::mutex mtx;
+  std::list<std::string> recent; // most recently handed out first
+  std::unordered_map<std::string, std::pair<std::uint32_t, std::list<std::string>::iterator>> last;
+  std::string error;
+
+  std::mutex stop_mtx;
+  bool stopped = false;
+
+  caf::error start_clients();
+  bool accept(const retry_entry& e);
+  void on_message(const rd_kafka_message_t& msg);
+  void store_offset(const rd_kafka_message_t& msg);
+  void update_lag();
+  void run();
+  void note(std::string what) {
+    std::lock_guard<std::mutex> guard{mtx};
+    error = std::move(what);
+  }
+
+  static void delivery_cb(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      return;
+    auto* self = static_cast<impl*>(opaque);
+    ++self->failures;
+    self->note(std::string{"delivering a retry entry: "} + rd_kafka_err2str(msg->err));
+  }
+
+  static void error_cb(rd_kafka_t*, int, const char* reason, void* opaque) {
+    static_cast<impl*>(opaque)->note(reason);
+  }
+};
+
+caf::error retry_topic::impl::start_clients() {
+  auto pconf = make_conf(bootstrap, client_id + "-retry-producer");
+  if (auto err = set(pconf.get(), {{"acks", "all"}, {"linger.ms", "5"},
+                                   {"partitioner", "murmur2_random"}}))
+    return err;
+  rd_kafka_conf_set_dr_msg_cb(pconf.get(), delivery_cb);
+  rd_kafka_conf_set_error_cb(pconf.get(), error_cb);
+  rd_kafka_conf_set_opaque(pconf.get(), this);
+  auto p = make_client(RD_KAFKA_PRODUCER, std::move(pconf), {std::string{retry_topic_name}});
+  if (!p)
+    return p.error();
+  producer = std::move(*p);
+
+  // Offsets are stored only after the handler returned (at-least-once) and
+  // committed every second and at close.
+  auto cconf = make_conf(bootstrap, client_id + "-retry-consumer");
+  if (auto err = set(cconf.get(), {{"group.id", opts.group_id},
+                                   {"auto.offset.reset", "earliest"},
+                                   {"enable.auto.commit", "true"},
+                                   {"auto.commit.interval.ms", "1000"},
+                                   {"enable.auto.offset.store", "false"},
+                                   {"session.timeout.ms", "10000"}}))
+    return err;
+  rd_kafka_conf_set_error_cb(cconf.get(), error_cb);
+  rd_kafka_conf_set_opaque(cconf.get(), this);
+  auto c = make_handle(RD_KAFKA_CONSUMER, std::move(cconf));
+  if (!c)
+    return c.error();
+  consumer = std::move(*c);
+  rd_kafka_poll_set_consumer(consumer.get());
+  auto* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, std::string{retry_topic_name}.c_str(),
+                                    RD_KAFKA_PARTITION_UA);
+  auto err = rd_kafka_subscribe(consumer.get(), topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return to_error(err, "subscribing to " + std::string{retry_topic_name});
+  return caf::error{};
+}
+
+bool retry_topic::impl::accept(const retry_entry& e) {
+  std::lock_guard<std::mutex> guard{mtx};
+  auto i = last.find(e.order_id);
+  if (i != last.end()) {
+    if (e.retry_count <= i->second.first)
+      return false;
+    i->second.first = e.retry_count;
+    recent.splice(recent.begin(), recent, i->second.second);
+    return true;
+  }
+  recent.push_front(e.order_id);
+  last.emplace(e.order_id, std::make_pair(e.retry_count, recent.begin()));
+  if (last.size() > opts.dedup_capacity) {
+    last.erase(recent.back());
+    recent.pop_back();
+  }
+  return true;
+}
+
+void retry_topic::impl::on_message(const rd_kafka_message_t& msg) {
+  if (msg.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (msg.err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+      note(std::string{"consuming "} + std::string{retry_topic_name} + ": "
+           + rd_kafka_message_errstr(&msg));
+    return;
+  }
+  ++consumed;
+  std::string_view text;
+  if (msg.payload != nullptr)
+    text = {static_cast<const char*>(msg.payload), msg.len};
+  auto e = parse_retry_entry(text);
+  if (!e) {
+    ++malformed;
+    note("skipped offset " + std::to_string(msg.offset) + ": " + describe(e.error()));
+  } else if (!accept(*e)) {
+    ++duplicates;
+  } else {
+    // The handler is the caller's code: an exception must not end the thread.
+    try {
+      on_entry(*e);
+    } catch (const std::exception& x) {
+      note("retry handler threw: " + std::string{x.what()});
+    } catch (...) {
+      note("retry handler threw");
+    }
+  }
+  store_offset(msg);
+}
+
+void retry_topic::impl::store_offset(const rd_kafka_message_t& msg) {
+  auto* list = rd_kafka_topic_partition_list_new(1);
+  auto* tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg.rkt), msg.partition);
+  tp->offset = msg.offset + 1;
+  if (auto err = rd_kafka_offsets_store(consumer.get(), list))
+    note(std::string{"storing a consumer offset: "} + rd_kafka_err2str(err));
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+void retry_topic::impl::update_lag() {
+  rd_kafka_topic_partition_list_t* parts = nullptr;
+  if (rd_kafka_assignment(consumer.get(), &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+    return;
+  if (parts->cnt == 0) {
+    auto p = static_cast<std::int64_t>(produced.load());
+    auto c = static_cast<std::int64_t>(consumed.load());
+    lag = std::max<std::int64_t>(0, p - c);
+  } else {
+    rd_kafka_position(consumer.get(), parts);
+    std::int64_t total = 0;
+    for (int i = 0; i < parts->cnt; ++i) {
+      auto& tp = parts->elems[i];
+      std::int64_t low = 0;
+      std::int64_t high = 0;
+      if (rd_kafka_get_watermark_offsets(consumer.get(), tp.topic, tp.partition, &low, &high)
+            != RD_KAFKA_RESP_ERR_NO_ERROR
+          || high < 0)
+        continue; // not fetched yet
+      auto position = tp.offset >= 0 ? tp.offset : std::max<std::int64_t>(low, 0);
+      total += std::max<std::int64_t>(0, high - position);
+    }
+    lag = total;
+  }
+  rd_kafka_topic_partition_list_destroy(parts);
+}
+
+void retry_topic::impl::run() {
+  auto last_lag = steady::time_point{};
+  while (!stopping) {
+    if (auto* msg = rd_kafka_consumer_poll(consumer.get(), 100)) {
+      on_message(*msg);
+      rd_kafka_message_destroy(msg);
+    }
+    rd_kafka_poll(producer.get(), 0);
+    if (auto now = steady::now(); now - last_lag >= 100ms) {
+      update_lag();
+      last_lag = now;
+    }
+  }
+  // Leaves the group and commits the stored offsets.
+  if (auto err = rd_kafka_consumer_close(consumer.get()))
+    note(std::string{"closing the retry consumer: "} + rd_kafka_err2str(err));
+}
+
+caf::expected<std::unique_ptr<retry_topic>>
+retry_topic::start(const kafka_cluster& cluster, retry_topic_options opts, handler on_entry) {
+  if (!on_entry || opts.group_id.empty() || opts.dedup_capacity == 0)
+    return make_error(errc::invalid_argument,
+                      "retry topic needs a handler, a group id and a de-duplication capacity");
+  auto s = std::make_unique<impl>();
+  s->opts = std::move(opts);
+  s->on_entry = std::move(on_entry);
+  s->bootstrap = cluster.bootstrap_servers();
+  s->client_id = cluster.options().client_id;
+  if (auto err = s->start_clients())
+    return err;
+  auto* raw = s.get();
+  s->thread = std::thread{[raw] { raw->run(); }};
+  return std::unique_ptr<retry_topic>{new retry_topic(std::move(s))};
+}
+
+retry_topic::retry_topic(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
+}
+
+retry_topic::~retry_topic() {
+  stop();
+}
+
+caf::error retry_topic::publish(const retry_entry& e) {
+  auto value = to_json(e);
+  const std::string content_type = "application/json";
+  auto& s = *impl_;
+  std::shared_lock<std::shared_mutex> guard{s.producer_mtx};
+  if (!s.producer)
+    return make_error(errc::not_writable, "the retry topic is stopped");
+  auto err = rd_kafka_producev(
+    s.producer.get(), RD_KAFKA_V_TOPIC(std::string{retry_topic_name}.c_str()),
+    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(e.order_id.data(), e.order_id.size()),
+    RD_KAFKA_V_VALUE(value.data(), value.size()),
+    RD_KAFKA_V_HEADER("content-type", content_type.data(),
+                      static_cast<ssize_t>(content_type.size())),
+    RD_KAFKA_V_HEADER("origin", s.opts.origin.data(), static_cast<ssize_t>(s.opts.origin.size())),
+    RD_KAFKA_V_HEADER("fallback-reason", e.fallback_reason.data(),
+                      static_cast<ssize_t>(e.fallback_reason.size())),
+    RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++s.produced;
+    return caf::error{};
+  }
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    return make_error(errc::overloaded, "the retry topic's producer queue is full");
+  return to_error(err, "publishing a retry of " + e.order_id);
+}
+
+retry_topic_stats retry_topic::stats() const {
+  auto& s = *impl_;
+  retry_topic_stats st;
+  st.produced = s.produced;
+  st.consumed = s.consumed;
+  st.duplicates = s.duplicates;
+  st.malformed = s.malformed;
+  st.delivery_failures = s.failures;
+  st.lag = s.lag;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  st.error = s.error;
+  return st;
+}
+
+void retry_topic::forget(const std::string& order_id) {
+  auto& s = *impl_;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  if (auto i = s.last.find(order_id); i != s.last.end()) {
+    s.recent.erase(i->second.second);
+    s.last.erase(i);
+  }
+}
+
+void retry_topic::stop() {
+  auto& s = *impl_;
+  std::lock_guard<std::mutex> stop_guard{s.stop_mtx};
+  if (s.stopped)
+    return;
+  s.stopped = true;
+  s.stopping = true;
+  if (s.thread.joinable())
+    s.thread.join();
+  std::unique_lock<std::shared_mutex> guard{s.producer_mtx};
+  if (s.producer)
+    rd_kafka_flush(s.producer.get(), 2000);
+  s.producer.reset();
+  s.consumer.reset();
+}
+
+} // namespace keel::storage

@@ -1,0 +1,105 @@
+#include "node_process.hpp"
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "auth.hpp"
+
+namespace keel::test {
+
+node_process::node_process(const std::string& data, std::vector<std::string> extra) : data_(data) {
+  static int counter = 0;
+  log_path_ = data + ".log." + std::to_string(++counter);
+  auto port_file = data + ".port";
+  ::unlink(port_file.c_str());
+  std::vector<std::string> args{KEEL_NODE, "run",         "--data",      data,
+                                "--http",  "127.0.0.1:0", "--port-file", port_file,
+                                "--jwt-secret", test_secret, "--log-level", "info"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  pid_ = ::fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    auto fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, STDERR_FILENO);
+    ::dup2(fd, STDOUT_FILENO);
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL("keel-node exited at start:\n" << log());
+    }
+    std::ifstream in{port_file};
+    if (in >> port_ && port_ > 0) {
+      auto c = client();
+      if (auto res = c.Get("/ready"); res && res->status == 200)
+        return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("keel-node did not become ready:\n" << log());
+}
+
+node_process::~node_process() {
+  if (pid_ > 0)
+    signal_and_wait(SIGKILL, std::chrono::seconds(10));
+  ::unlink(log_path_.c_str());
+  ::unlink((data_ + ".port").c_str());
+}
+
+httplib::Client node_process::client() const {
+  httplib::Client c{"127.0.0.1", port_};
+  c.set_keep_alive(true);
+  c.set_connection_timeout(5, 0);
+  c.set_read_timeout(30, 0);
+  return c;
+}
+
+int node_process::signal_and_wait(int sig, std::chrono::milliseconds timeout) {
+  if (pid_ <= 0)
+    return -1;
+  ::kill(pid_, sig);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return -1;
+}
+
+std::string node_process::log() const {
+  std::ifstream in{log_path_};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string bearer(const std::string& sub, bool admin) {
+  using namespace std::chrono;
+  auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+  return "Bearer " + node::mint_token(test_secret, sub, admin, now, std::chrono::hours(1));
+}
+
+} // namespace keel::test

@@ -1,0 +1,52 @@
+#pragma once
+
+// A real keel-node process for integration tests: started on a free port
+// with its own store directory, its log in a file, stopped by SIGTERM or
+// SIGKILL.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <httplib.h>
+
+namespace keel::test {
+
+class node_process {
+public:
+  /// Starts `keel-node run --data DATA --http 127.0.0.1:0 ...extra` and waits
+  /// until it serves (its port file appears and /ready answers 200).
+  node_process(const std::string& data, std::vector<std::string> extra = {});
+  ~node_process();
+
+  int port() const noexcept {
+    return port_;
+  }
+  /// A keep-alive client of this node.
+  httplib::Client client() const;
+
+  /// Sends `sig` and waits up to `timeout` for the exit; returns the wait
+  /// status (-1 when it did not exit in time; it is SIGKILLed then).
+  int signal_and_wait(int sig, std::chrono::milliseconds timeout);
+
+  /// The node's log (stderr) so far.
+  std::string log() const;
+
+  bool running() const noexcept {
+    return pid_ > 0;
+  }
+
+private:
+  std::string data_;
+  std::string log_path_;
+  int pid_ = -1;
+  int port_ = 0;
+};
+
+/// The JWT secret every test node runs with.
+inline const std::string test_secret = "keel-test-secret";
+
+/// A bearer header value for `sub` (role admin when `admin`).
+std::string bearer(const std::string& sub, bool admin = false);
+
+} // namespace keel::test

@@ -1,0 +1,452 @@
+// keel-node as a real process on a free port: the HTTP API, auth and rate
+// limit, Kafka (read with kcat), /metrics (checked with promtool), SIGKILL
+// and SIGTERM.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "child_process.hpp"
+#include "keel/storage/event_store.hpp"
+#include "node_process.hpp"
+#include "temp_dir.hpp"
+
+using namespace keel;
+using namespace keel::test;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+json order_json(const std::string& id, const std::string& customer, const std::string& sku,
+                int quantity = 1) {
+  return {{"order_id", id},
+          {"customer_id", customer},
+          {"items", {{{"sku", sku}, {"quantity", quantity}, {"unit_price_cents", 1250}}}},
+          {"currency", "EUR"},
+          {"shipping_address",
+           {{"name", "Ada"}, {"street", "Main 1"}, {"city", "Berlin"}, {"postal_code", "10115"},
+            {"country", "DE"}}},
+          {"premium", false}};
+}
+
+httplib::Headers auth(const std::string& sub, bool admin = false) {
+  return {{"Authorization", bearer(sub, admin)}};
+}
+
+httplib::Result post(httplib::Client& c, const std::string& path, const json& body,
+                     const httplib::Headers& h) {
+  return c.Post(path.c_str(), h, body.dump(), "application/json");
+}
+
+void set_stock(httplib::Client& c, const std::string& sku, int quantity) {
+  auto res = c.Put(("/admin/stock/" + sku).c_str(), auth("ops", true),
+                   json{{"quantity", quantity}}.dump(), "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+}
+
+json get_json(httplib::Client& c, const std::string& path, int expect = 200) {
+  auto res = c.Get(path.c_str());
+  REQUIRE(res);
+  INFO(path << " -> " << res->status << " " << res->body);
+  REQUIRE(res->status == expect);
+  return json::parse(res->body);
+}
+
+/// Polls GET /v1/orders/{id} until its status is one of `wanted`.
+json wait_status(httplib::Client& c, const std::string& id, std::set<std::string> wanted,
+                 std::chrono::seconds timeout = 20s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  json last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto res = c.Get(("/v1/orders/" + id).c_str());
+    if (res && res->status == 200) {
+      last = json::parse(res->body);
+      if (wanted.count(last["status"].get<std::string>()))
+        return last;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  FAIL("order " << id << " did not reach the wanted status; last: " << last.dump());
+  return last;
+}
+
+/// The domain events of the store (every stream but the `$system-` ones,
+/// which the node appends on its own: breaker transitions, pool resizes),
+/// read beside the running node (RocksDB secondary instance).
+std::uint64_t head_of(const std::string& data) {
+  storage::options opts;
+  opts.path = data;
+  opts.mode = storage::open_mode::secondary;
+  auto store = storage::event_store::open(opts);
+  REQUIRE(store);
+  REQUIRE_FALSE((*store)->refresh());
+  std::uint64_t n = 0;
+  auto reader = (*store)->read_all();
+  while (reader.next())
+    n += reader.current().stream.rfind("$system-", 0) != 0;
+  REQUIRE_FALSE(reader.error());
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][http]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off"}};
+  auto c = n.client();
+  set_stock(c, "sku-1", 100);
+
+  auto res = post(c, "/v1/orders", order_json("o-1", "c-1", "sku-1", 2), auth("c-1"));
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  auto accepted = json::parse(res->body);
+  CHECK(accepted["order_id"] == "o-1");
+  CHECK_FALSE(accepted["status"].get<std::string>().empty());
+
+  auto done = wait_status(c, "o-1", {"completed"});
+  CHECK(done["total_cents"] == 2500);
+  CHECK(done["customer_id"] == "c-1");
+  CHECK(done["items"].size() == 1);
+  CHECK(done["payment_id"].is_string());
+  CHECK(done["tracking_id"].is_string());
+  CHECK(done["estimated_delivery"].is_string());
+  CHECK(done["steps"].size() >= 5);
+
+  // The same order id again: its current state, never a second order.
+  auto head = head_of(dir.sub("store"));
+  res = post(c, "/v1/orders", order_json("o-1", "c-1", "sku-1", 2), auth("c-1"));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(json::parse(res->body)["status"] == "completed");
+  CHECK(head_of(dir.sub("store")) == head);
+
+  CHECK(get_json(c, "/v1/orders/nope", 404)["error"]["code"] == "not_found");
+  auto list = get_json(c, "/v1/customers/c-1/orders");
+  REQUIRE(list["orders"].size() == 1);
+  CHECK(list["orders"][0]["order_id"] == "o-1");
+  CHECK(get_json(c, "/v1/customers/c-2/orders")["orders"].empty());
+
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  json stock;
+  do {
+    stock = get_json(c, "/v1/stock/sku-1");
+  } while (stock["on_hand"] != 98 && std::chrono::steady_clock::now() < deadline);
+  CHECK(stock["on_hand"] == 98);
+  CHECK(stock["reserved"] == 0);
+
+  // Cancelling a shipped order is refused.
+  res = c.Post("/v1/orders/o-1/cancel", auth("c-1"), "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 409);
+  CHECK(json::parse(res->body)["error"]["code"] == "not_cancellable");
+
+  // With slow gateways an order waits for payment and can be cancelled.
+  res = post(c, "/admin/faults",
+             {{"provider", "gateways"}, {"latency_ms", 1500}, {"latency_p99_ms", 1500}},
+             auth("ops", true));
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  res = post(c, "/v1/orders", order_json("o-2", "c-1", "sku-1", 3), auth("c-1"));
+  REQUIRE(res);
+  REQUIRE(res->status == 202);
+  res = c.Post("/v1/orders/o-2/cancel", auth("c-1"), "", "application/json");
+  REQUIRE(res);
+  INFO(res->body);
+  CHECK(res->status == 202);
+  wait_status(c, "o-2", {"cancelled"});
+  post(c, "/admin/faults", {{"provider", "gateways"}, {"latency_ms", 2}}, auth("ops", true));
+  deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    stock = get_json(c, "/v1/stock/sku-1");
+  } while (stock["reserved"] != 0 && std::chrono::steady_clock::now() < deadline);
+  CHECK(stock["on_hand"] == 98);
+  CHECK(stock["reserved"] == 0);
+
+  // Out of stock: refused before a saga starts, nothing stored.
+  head = head_of(dir.sub("store"));
+  res = post(c, "/v1/orders", order_json("o-3", "c-1", "sku-never-stocked"), auth("c-1"));
+  REQUIRE(res);
+  CHECK(res->status == 409);
+  CHECK(json::parse(res->body)["error"]["code"] == "out_of_stock");
+  CHECK(head_of(dir.sub("store")) == head);
+  CHECK(n.signal_and_wait(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("every bad input gets its status and stores nothing", "[node][http]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off", "--read-timeout", "1"}};
+  auto c = n.client();
+  set_stock(c, "sku-1", 10);
+  auto head = head_of(dir.sub("store"));
+  REQUIRE(head == 1); // the stock adjustment: the count sees what the node stores
+  auto good = order_json("b-1", "c-1", "sku-1");
+  struct bad {
+    std::string body;
+    std::string field;
+  };
+  std::vector<bad> cases;
+  cases.push_back({"{\"order_id\": \"b-1\",", "body"});
+  cases.push_back({"[]", "body"});
+  auto j = good;
+  j.erase("customer_id");
+  cases.push_back({j.dump(), "customer_id"});
+  j = good;
+  j["items"][0]["quantity"] = 0;
+  cases.push_back({j.dump(), "items[0].quantity"});
+  j = good;
+  j["items"][0]["quantity"] = 5000;
+  cases.push_back({j.dump(), "items[0].quantity"});
+  j = good;
+  j["items"][0]["quantity"] = "one";
+  cases.push_back({j.dump(), "items[0].quantity"});
+  j = good;
+  for (int i = 0; i < 120; ++i)
+    j["items"].push_back(good["items"][0]);
+  cases.push_back({j.dump(), "items"});
+  j = good;
+  j["shipping_address"]["name"] = std::string(100 * 1024, 'x');
+  cases.push_back({j.dump(), "body"});
+  for (auto& x : cases) {
+    auto res = c.Post("/v1/orders", auth("c-1"), x.body, "application/json");
+    REQUIRE(res);
+    INFO(x.body.substr(0, 200) << " -> " << res->body);
+    CHECK(res->status == 400);
+    auto err = json::parse(res->body)["error"];
+    CHECK(err["field"] == x.field);
+    CHECK_FALSE(err["message"].get<std::string>().empty());
+  }
+  // Admin bodies too.
+  auto res = c.Put("/admin/stock/sku-1", auth("ops", true), "{\"quantity\":-5}", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  res = post(c, "/admin/faults", {{"provider", "gw-primary"}, {"error_rate", 7}}, auth("ops", true));
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(json::parse(res->body)["error"]["field"] == "error_rate");
+  CHECK(head_of(dir.sub("store")) == head);
+  CHECK(get_json(c, "/v1/orders/b-1", 404)["error"]["code"] == "not_found");
+
+  // A client that sends half a request and stalls is cut off.
+  httplib::Client slow{"127.0.0.1", n.port()};
+  auto sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(n.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  std::string partial = "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"or";
+  REQUIRE(::send(sock, partial.data(), partial.size(), 0) > 0);
+  timeval tv{10, 0};
+  ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  auto started = std::chrono::steady_clock::now();
+  ssize_t got = 0;
+  while ((got = ::recv(sock, buf, sizeof buf, 0)) > 0) {
+  }
+  auto took = std::chrono::steady_clock::now() - started;
+  ::close(sock);
+  CHECK(got == 0); // closed by the node, not our 10 s receive timeout
+  CHECK(took < 8s);
+  CHECK(head_of(dir.sub("store")) == head);
+}
+
+TEST_CASE("writes need a valid token, the right customer or admin, and a rate", "[node][auth]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off", "--rate-limit", "20"}};
+  auto c = n.client();
+  auto order = order_json("a-1", "c-1", "sku-1");
+  auto status = [&](const httplib::Headers& h) {
+    auto res = post(c, "/v1/orders", order, h);
+    REQUIRE(res);
+    return res->status;
+  };
+  CHECK(status({}) == 401);
+  CHECK(status({{"Authorization", "Bearer nonsense"}}) == 401);
+  CHECK(status({{"Authorization", "Basic YTpi"}}) == 401);
+  CHECK(status(auth("c-2")) == 403); // a customer for another customer
+  auto res = c.Put("/admin/stock/sku-1", auth("c-1"), "{\"quantity\":5}", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  res = c.Get("/admin/kafka", auth("c-1"));
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  res = c.Put("/admin/stock/sku-1", "{\"quantity\":5}", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  CHECK(get_json(c, "/v1/orders/a-1", 404)["error"]["code"] == "not_found");
+
+  // The rate limit: 20 per second per customer; the 21st within the second is 429.
+  int limited = 0;
+  std::string retry_after;
+  for (int i = 0; i < 40 && limited == 0; ++i) {
+    auto r = c.Post("/v1/orders/none/cancel", auth("c-9"), "", "application/json");
+    REQUIRE(r);
+    if (r->status == 429) {
+      ++limited;
+      retry_after = r->get_header_value("Retry-After");
+    }
+  }
+  CHECK(limited == 1);
+  CHECK_FALSE(retry_after.empty());
+  CHECK(std::stoi(retry_after) >= 1);
+  // Another customer is not affected.
+  auto r = c.Post("/v1/orders/none/cancel", auth("c-8"), "", "application/json");
+  REQUIRE(r);
+  CHECK(r->status != 429);
+  auto metrics = c.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("keel_rate_limit_rejections_total 1") != std::string::npos);
+}
+
+TEST_CASE("kcat reads the events from the embedded Kafka and promtool accepts /metrics",
+          "[node][kafka]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "embedded"}};
+  auto c = n.client();
+  set_stock(c, "sku-1", 50);
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(post(c, "/v1/orders", order_json("k-" + std::to_string(i), "c-1", "sku-1"), auth("c-1"))
+              ->status
+            == 202);
+  for (int i = 0; i < 5; ++i)
+    wait_status(c, "k-" + std::to_string(i), {"completed"});
+  auto res = c.Get("/admin/kafka", auth("ops", true));
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  auto kafka = json::parse(res->body);
+  auto bootstrap = kafka["bootstrap_servers"].get<std::string>();
+  CHECK(kafka["topics"].size() == 5);
+
+  // Every order's events reach keel.orders, keyed by stream, with headers.
+  std::set<std::string> keys;
+  std::set<std::string> types;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (keys.size() < 5 && std::chrono::steady_clock::now() < deadline) {
+    auto out = run_child("/usr/bin/kcat", {"-b", bootstrap, "-C", "-t", "keel.orders", "-o",
+                                           "beginning", "-e", "-J", "-q"},
+                         20s);
+    std::istringstream lines{out.out};
+    for (std::string line; std::getline(lines, line);) {
+      auto m = json::parse(line, nullptr, false);
+      if (m.is_discarded() || !m.contains("key"))
+        continue;
+      keys.insert(m["key"].get<std::string>());
+      auto value = json::parse(m["payload"].get<std::string>());
+      types.insert(value["type"].get<std::string>());
+      CHECK(m["headers"].is_array());
+    }
+  }
+  CHECK(keys == std::set<std::string>{"order-k-0", "order-k-1", "order-k-2", "order-k-3", "order-k-4"});
+  CHECK(types.count("order_placed") == 1);
+  CHECK(types.count("order_completed") == 1);
+  auto payments = run_child("/usr/bin/kcat", {"-b", bootstrap, "-C", "-t", "keel.payments", "-o",
+                                              "beginning", "-e", "-q", "-f", "%k\\n"},
+                            20s);
+  CHECK(payments.out.find("payment-k-3") != std::string::npos);
+
+  // /metrics passes promtool and carries the figures.
+  auto metrics = c.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->status == 200);
+  std::ofstream{dir.sub("metrics.txt")} << metrics->body;
+  auto check = run_child("/bin/sh", {"-c", "promtool check metrics < " + dir.sub("metrics.txt") + " 2>&1"},
+                         30s);
+  INFO(check.out);
+  CHECK(WIFEXITED(check.status));
+  CHECK(WEXITSTATUS(check.status) == 0);
+  for (auto* name : {"keel_orders_total{outcome=\"completed\"} 5", "keel_breaker_state{",
+                     "keel_bulkhead_in_use{", "keel_stock_cache_hit_ratio", "keel_retry_queue_depth",
+                     "keel_outbox_lag_events", "keel_projection_lag_events{",
+                     "keel_orders_today{status=\"completed\"} 5", "keel_revenue_today_cents{currency=\"EUR\"} 6250",
+                     "keel_provider_pool_workers{", "keel_saga_duration_seconds_bucket{"})
+    CHECK(metrics->body.find(name) != std::string::npos);
+  auto health = get_json(c, "/health");
+  CHECK(health["status"] == "ok");
+  CHECK(health["score"].get<double>() >= 0.7);
+  CHECK(health["components"].size() == 5);
+}
+
+namespace {
+
+double metric(httplib::Client& c, const std::string& sample) {
+  auto res = c.Get("/metrics");
+  REQUIRE(res);
+  auto at = res->body.find("\n" + sample + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stod(res->body.substr(at + sample.size() + 2));
+}
+
+} // namespace
+
+TEST_CASE("parked payments go through payment.retry.queue and complete once the gateways heal, "
+          "also after a SIGKILL",
+          "[node][kafka]") {
+  temp_dir dir;
+  auto data = dir.sub("store");
+  std::vector<std::string> flags{"--kafka", "embedded", "--breaker-wait-ms", "500",
+                                 "--payment-retry-ms", "300"};
+  {
+    node_process n{data, flags};
+    auto c = n.client();
+    set_stock(c, "sku-1", 100);
+    auto res = post(c, "/admin/faults", {{"provider", "gateways"}, {"error_rate", 1.0}},
+                    auth("ops", true));
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    for (int i = 0; i < 6; ++i)
+      REQUIRE(post(c, "/v1/orders", order_json("p-" + std::to_string(i), "c-1", "sku-1"), auth("c-1"))
+                ->status
+              == 202);
+    for (int i = 0; i < 6; ++i)
+      wait_status(c, "p-" + std::to_string(i), {"pending_payment"});
+    // Each parking is a message on the topic, consumed back by the node.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (metric(c, "keel_retry_queue_consumed_total") < 6 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(100ms);
+    CHECK(metric(c, "keel_retry_queue_published_total") >= 6);
+    CHECK(metric(c, "keel_retry_queue_consumed_total") >= 6);
+    auto bootstrap = json::parse(c.Get("/admin/kafka", auth("ops", true))->body)["bootstrap_servers"]
+                       .get<std::string>();
+    auto out = run_child("/usr/bin/kcat", {"-b", bootstrap, "-C", "-t", "payment.retry.queue", "-o",
+                                           "beginning", "-e", "-J", "-q"},
+                         20s);
+    std::set<std::string> parked;
+    std::istringstream lines{out.out};
+    for (std::string line; std::getline(lines, line);) {
+      auto m = json::parse(line, nullptr, false);
+      if (m.is_discarded() || !m.contains("payload"))
+        continue;
+      auto v = json::parse(m["payload"].get<std::string>());
+      parked.insert(v["order_id"].get<std::string>());
+      CHECK(v["priority"] == "NORMAL");
+      CHECK(v["retry_count"].get<int>() >= 1);
+      CHECK_FALSE(v["correlation_id"].get<std::string>().empty());
+      CHECK(m["headers"].dump().find("fallback-reason") != std::string::npos);
+    }
+    CHECK(parked.size() == 6);
+    // The node dies with every order parked.
+    CHECK(WIFSIGNALED(n.signal_and_wait(SIGKILL, 10s)));
+  }
+  // A new process (healthy gateways again): the queue is re-filled from the
+  // order streams and drains once the breakers let payments through.
+  node_process again{data, flags};
+  CHECK(again.log().find("parked=6") != std::string::npos);
+  auto c = again.client();
+  for (int i = 0; i < 6; ++i) {
+    auto done = wait_status(c, "p-" + std::to_string(i), {"completed"}, 30s);
+    CHECK(done["payment_attempts"].get<int>() >= 1);
+  }
+  CHECK(metric(c, "keel_retry_queue_published_total") >= 6);
+  CHECK(metric(c, "keel_retry_queue_depth") == 0);
+}

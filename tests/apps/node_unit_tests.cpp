@@ -1,0 +1,201 @@
+// The node's pure parts: request parsing, tokens, the rate limit, the
+// Prometheus text format. The real process is tested in node_tests.cpp.
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "auth.hpp"
+#include "metrics.hpp"
+#include "order_json.hpp"
+#include "rate_limiter.hpp"
+
+using namespace keel;
+using nlohmann::json;
+
+namespace {
+
+json good_order() {
+  return json::parse(R"({"order_id":"o-1","customer_id":"c-1",
+    "items":[{"sku":"sku-1","quantity":2,"unit_price_cents":1999}],
+    "currency":"EUR","shipping_address":{"name":"A","street":"S 1","city":"C",
+    "postal_code":"1","country":"DE"},"premium":true})");
+}
+
+node::api_error error_of(const std::string& body) {
+  auto r = node::parse_place_order(body);
+  REQUIRE(std::holds_alternative<node::api_error>(r));
+  return std::get<node::api_error>(r);
+}
+
+} // namespace
+
+TEST_CASE("a valid order body parses into place_order", "[node][json]") {
+  auto r = node::parse_place_order(good_order().dump());
+  REQUIRE(std::holds_alternative<events::place_order>(r));
+  auto& cmd = std::get<events::place_order>(r);
+  CHECK(cmd.order_id == "o-1");
+  CHECK(cmd.customer_id == "c-1");
+  REQUIRE(cmd.lines.size() == 1);
+  CHECK(cmd.lines[0].quantity == 2);
+  CHECK(cmd.lines[0].unit_price_cents == 1999);
+  CHECK(cmd.currency == "EUR");
+  CHECK(cmd.shipping_address.country == "DE");
+  CHECK(cmd.premium);
+}
+
+TEST_CASE("every bad order body is a 400 naming the field", "[node][json]") {
+  struct bad_case {
+    std::function<void(json&)> mutate;
+    std::string field;
+    std::string code;
+  };
+  std::vector<bad_case> cases = {
+    {[](json& j) { j.erase("order_id"); }, "order_id", "missing_field"},
+    {[](json& j) { j["customer_id"] = 7; }, "customer_id", "invalid_type"},
+    {[](json& j) { j["items"] = json::array(); }, "items", "out_of_range"},
+    {[](json& j) { j["items"] = "many"; }, "items", "invalid_type"},
+    {[](json& j) { j["items"][0]["quantity"] = 0; }, "items[0].quantity", "out_of_range"},
+    {[](json& j) { j["items"][0]["quantity"] = 1001; }, "items[0].quantity", "out_of_range"},
+    {[](json& j) { j["items"][0]["quantity"] = -3; }, "items[0].quantity", "out_of_range"},
+    {[](json& j) { j["items"][0]["quantity"] = 1.5; }, "items[0].quantity", "invalid_type"},
+    {[](json& j) { j["items"][0]["quantity"] = "2"; }, "items[0].quantity", "invalid_type"},
+    {[](json& j) { j["items"][0]["quantity"] = 18446744073709551615ull; }, "items[0].quantity",
+     "out_of_range"},
+    {[](json& j) { j["items"][0]["unit_price_cents"] = -1; }, "items[0].unit_price_cents",
+     "out_of_range"},
+    {[](json& j) { j["items"][0].erase("sku"); }, "items[0].sku", "missing_field"},
+    {[](json& j) { j["items"][0]["sku"] = "has space"; }, "items[0].sku", "invalid_value"},
+    {[](json& j) { j["items"][0]["colour"] = "red"; }, "items[0].colour", "unknown_field"},
+    {[](json& j) { j["currency"] = "euro"; }, "currency", "invalid_value"},
+    {[](json& j) { j.erase("shipping_address"); }, "shipping_address", "missing_field"},
+    {[](json& j) { j["shipping_address"]["city"] = nullptr; }, "shipping_address.city",
+     "invalid_type"},
+    {[](json& j) { j["premium"] = "yes"; }, "premium", "invalid_type"},
+    {[](json& j) { j["coupon"] = "X"; }, "coupon", "unknown_field"},
+    {[](json& j) {
+       auto line = j["items"][0];
+       j["items"] = json::array();
+       for (int i = 0; i < 101; ++i)
+         j["items"].push_back(line);
+     },
+     "items", "too_many_lines"},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    auto j = good_order();
+    cases[i].mutate(j);
+    INFO("case " << i << ": " << j.dump());
+    auto err = error_of(j.dump());
+    CHECK(err.status == 400);
+    CHECK(err.field == cases[i].field);
+    CHECK(err.code == cases[i].code);
+    CHECK_FALSE(err.message.empty());
+  }
+}
+
+TEST_CASE("malformed, non-object and oversized bodies are 400s on the body", "[node][json]") {
+  for (std::string body : {"", "{", "{\"order_id\":", "[1,2]", "42", "\xff\xfe"}) {
+    auto err = error_of(body);
+    CHECK(err.status == 400);
+    CHECK(err.field == "body");
+  }
+  auto big = good_order();
+  big["shipping_address"]["name"] = std::string(node::max_body_bytes, 'x');
+  auto err = error_of(big.dump());
+  CHECK(err.code == "body_too_large");
+  CHECK(err.field == "body");
+}
+
+TEST_CASE("the error body is the API's JSON error object", "[node][json]") {
+  auto j = json::parse(node::error_body({400, "out_of_range", "must be 1..1000", "items[0].quantity"}));
+  CHECK(j["error"]["code"] == "out_of_range");
+  CHECK(j["error"]["field"] == "items[0].quantity");
+  CHECK(j["error"]["message"] == "must be 1..1000");
+}
+
+TEST_CASE("stock quantity bodies are checked", "[node][json]") {
+  CHECK(std::get<std::int64_t>(node::parse_stock_quantity(R"({"quantity":25})")) == 25);
+  for (auto body : {R"({"quantity":-1})", R"({"quantity":"5"})", R"({})", R"({"quantity":1,"x":2})",
+                    R"({"quantity":2000000000})"})
+    CHECK(std::holds_alternative<node::api_error>(node::parse_stock_quantity(body)));
+}
+
+TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[node][auth]") {
+  const std::string secret = "s3cret";
+  const std::int64_t now = 1'800'000'000;
+  auto token = node::mint_token(secret, "cust-7", false, now, std::chrono::seconds(60));
+  REQUIRE_FALSE(token.empty());
+  auto ok = node::authenticate("Bearer " + token, secret, now + 1);
+  REQUIRE(std::holds_alternative<node::principal>(ok));
+  CHECK(std::get<node::principal>(ok).subject == "cust-7");
+  CHECK_FALSE(std::get<node::principal>(ok).admin);
+
+  auto admin = node::authenticate(
+    "Bearer " + node::mint_token(secret, "ops", true, now, std::chrono::seconds(60)), secret, now);
+  REQUIRE(std::holds_alternative<node::principal>(admin));
+  CHECK(std::get<node::principal>(admin).admin);
+
+  auto status_of = [&](const std::string& header, std::int64_t at) {
+    auto r = node::authenticate(header, secret, at);
+    return std::holds_alternative<node::api_error>(r) ? std::get<node::api_error>(r).status : 200;
+  };
+  CHECK(status_of("", now) == 401);
+  CHECK(status_of("Basic abc", now) == 401);
+  CHECK(status_of("Bearer ", now) == 401);
+  CHECK(status_of("Bearer not.a.jwt", now) == 401);
+  CHECK(status_of("Bearer " + token, now + 61) == 401); // expired
+  auto other = node::mint_token("other-secret", "cust-7", true, now, std::chrono::seconds(60));
+  CHECK(status_of("Bearer " + other, now) == 401); // wrong key
+  // Flipping one character of the signature breaks it.
+  auto tampered = token;
+  tampered.back() = tampered.back() == 'A' ? 'B' : 'A';
+  CHECK(status_of("Bearer " + tampered, now) == 401);
+  // alg "none" with the payload of an admin token.
+  auto dot = other.find('.');
+  auto payload = other.substr(dot + 1, other.rfind('.') - dot - 1);
+  CHECK(status_of("Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + payload + ".", now) == 401);
+}
+
+TEST_CASE("the rate limit allows the limit per window and says when to retry", "[node][rate]") {
+  node::rate_limiter limiter{10, std::chrono::milliseconds(1000)};
+  std::int64_t t = 5000; // the start of a window
+  for (int i = 0; i < 10; ++i)
+    CHECK(limiter.acquire("a", t + i) == 0);
+  auto wait = limiter.acquire("a", t + 10);
+  CHECK(wait > 0);
+  CHECK(wait <= 1000);
+  CHECK(limiter.acquire("b", t + 10) == 0); // per key
+  // Halfway through the next window, half of the previous one still counts:
+  // 10 * 0.5 = 5 used, so 5 more fit.
+  int allowed = 0;
+  for (int i = 0; i < 20; ++i)
+    allowed += limiter.acquire("a", t + 1500) == 0;
+  CHECK(allowed == 5);
+  // Two windows later everything is forgotten.
+  CHECK(limiter.acquire("a", t + 3000) == 0);
+  CHECK(limiter.rejected() == 16);
+}
+
+TEST_CASE("the exposition format writes families, labels and histograms", "[node][metrics]") {
+  node::histogram h{{0.01, 0.1, 1}};
+  h.observe(0.005);
+  h.observe(0.05);
+  h.observe(0.05);
+  h.observe(5);
+  node::exposition out;
+  out.family("keel_x_total", "counter", "Things.");
+  out.sample("keel_x_total", {{"name", "a\"b\\c\nd"}}, 3);
+  out.family("keel_lat_seconds", "histogram", "Latency.");
+  out.samples("keel_lat_seconds", {{"route", "get"}}, h);
+  auto text = out.take();
+  CHECK(text.find("# TYPE keel_x_total counter\n") != std::string::npos);
+  CHECK(text.find("keel_x_total{name=\"a\\\"b\\\\c\\nd\"} 3\n") != std::string::npos);
+  CHECK(text.find("keel_lat_seconds_bucket{route=\"get\",le=\"0.01\"} 1\n") != std::string::npos);
+  CHECK(text.find("keel_lat_seconds_bucket{route=\"get\",le=\"0.1\"} 3\n") != std::string::npos);
+  CHECK(text.find("keel_lat_seconds_bucket{route=\"get\",le=\"+Inf\"} 4\n") != std::string::npos);
+  CHECK(text.find("keel_lat_seconds_count{route=\"get\"} 4\n") != std::string::npos);
+  CHECK(text.find("keel_lat_seconds_sum{route=\"get\"} 5.105\n") != std::string::npos);
+  CHECK(h.quantile(0.5) == Approx(0.055).margin(0.05));
+}
