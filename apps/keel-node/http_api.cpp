@@ -59,7 +59,8 @@ public:
   void enqueue(std::function<void()> fn) override {
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      if (queue_.size() < max_queue_)
+      // Idle workers take connections at once; up to `max_queue_` more wait.
+      if (queue_.size() < idle_ + max_queue_)
         queue_.push_back(std::move(fn));
       else
         shed_queue_.push_back(std::move(fn));
@@ -84,7 +85,11 @@ private:
       std::function<void()> fn;
       {
         std::unique_lock<std::mutex> guard{mtx_};
+        if (!shedding)
+          ++idle_;
         cv_.wait(guard, [&] { return done_ || !q.empty(); });
+        if (!shedding)
+          --idle_;
         if (q.empty())
           return; // done and drained
         fn = std::move(q.front());
@@ -100,6 +105,8 @@ private:
   std::deque<std::function<void()>> queue_;
   std::deque<std::function<void()>> shed_queue_;
   std::vector<std::thread> workers_;
+  /// Connection workers waiting for a connection.
+  std::size_t idle_ = 0;
   bool done_ = false;
 };
 

@@ -450,3 +450,41 @@ TEST_CASE("parked payments go through payment.retry.queue and complete once the 
   CHECK(metric(c, "keel_retry_queue_published_total") >= 6);
   CHECK(metric(c, "keel_retry_queue_depth") == 0);
 }
+
+TEST_CASE("connections beyond the HTTP threads and their queue are shed with 503", "[node][http]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off", "--http-threads", "2", "--http-queue", "1",
+                                    "--idle-timeout", "5"}};
+  // Three idle connections: two hold the threads, one waits in the queue.
+  std::vector<int> socks;
+  for (int i = 0; i < 3; ++i) {
+    auto sock = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(n.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socks.push_back(sock);
+  }
+  std::this_thread::sleep_for(200ms);
+  httplib::Client c{"127.0.0.1", n.port()};
+  c.set_read_timeout(10, 0);
+  auto res = c.Get("/health");
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(json::parse(res->body)["error"]["code"] == "overloaded");
+  CHECK(res->get_header_value("Retry-After") == "1");
+  for (auto s : socks)
+    ::close(s);
+  // Once the connections are gone the node serves again.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  int status = 0;
+  while (status != 200 && std::chrono::steady_clock::now() < deadline) {
+    httplib::Client again{"127.0.0.1", n.port()};
+    auto r = again.Get("/health");
+    status = r ? r->status : 0;
+    std::this_thread::sleep_for(50ms);
+  }
+  CHECK(status == 200);
+  CHECK(metric(c, "keel_load_shed_total") >= 1);
+}
