@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "bench.hpp"
+#include "http_client.hpp"
 
 namespace keel::bench {
 
@@ -119,6 +120,15 @@ int main(int argc, char** argv) {
   demo   [--data DIR] [--seed X]
          a short Black Friday through the pipeline: normal load, a spike, a payment
          outage while orders keep coming, the recovery, and the invariant audit
+  http   --orders N --connections C [--url http://HOST:PORT --jwt-secret S] [--skus K]
+         [--data DIR] [--seed X]
+         N orders through a keel-node's HTTP API from C keep-alive connections, until
+         every saga ended; without --url it runs its own keel-node (fsync on, embedded
+         Kafka, store in DIR or a temporary directory) and stops it with SIGTERM
+  demo-http --url http://HOST:PORT --jwt-secret S
+         the Black Friday of `./keel demo` against a running keel-node (started with
+         --breaker-wait-ms 3000 --payment-retry-ms 500): normal load, a 50x spike,
+         slow payments that open the gateway breakers, the recovery, and a report
 )";
   if (argc < 2) {
     std::cerr << usage;
@@ -137,6 +147,10 @@ int main(int argc, char** argv) {
     return run_demo(argc, argv);
   if (what == "projections")
     return run_projections(argc, argv);
+  if (what == "http")
+    return run_http(argc, argv);
+  if (what == "demo-http")
+    return run_demo_http(argc, argv);
   if (what == "-h" || what == "--help") {
     std::cout << usage;
     return 0;

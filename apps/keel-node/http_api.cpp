@@ -6,6 +6,8 @@
 #include <deque>
 #include <thread>
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -165,6 +167,7 @@ struct http_api::impl {
   rate_limiter limiter;
   std::thread thread;
   int bound_port = 0;
+  int listen_fd = -1;
 
   explicit impl(node& x) : n(x), limiter(x.config().rate_limit) {
   }
@@ -530,6 +533,14 @@ http_api::http_api(node& n) : impl_(std::make_unique<impl>(n)) {
   svr.set_write_timeout(static_cast<time_t>(cfg.write_timeout.count()), 0);
   svr.set_keep_alive_timeout(static_cast<time_t>(cfg.idle_timeout.count()));
   svr.set_keep_alive_max_count(100000);
+  // Headers and body go out in two writes: without TCP_NODELAY every answer
+  // after the first on a keep-alive connection waits ~40 ms for delayed ACKs.
+  svr.set_tcp_nodelay(true);
+  svr.set_socket_options([this](int sock) {
+    int one = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    impl_->listen_fd = sock;
+  });
   impl_->routes();
   impl_->hooks();
 }
@@ -544,6 +555,10 @@ caf::error http_api::listen(const std::string& host, int port) {
     impl_->bound_port = svr.bind_to_any_port(host.c_str());
   else
     impl_->bound_port = svr.bind_to_port(host.c_str(), port) ? port : -1;
+  // The library listens with a backlog of 5: bursts of new connections
+  // overflow it. listen() again on the bound socket raises the backlog.
+  if (impl_->bound_port > 0 && impl_->listen_fd >= 0)
+    ::listen(impl_->listen_fd, 1024);
   if (impl_->bound_port <= 0)
     return make_error(errc::invalid_argument,
                       "cannot listen on " + host + ":" + std::to_string(port)

@@ -142,6 +142,8 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 4096))->capture_default_str();
   run_cmd->add_option("--http-queue", o.cfg.http_queue, "connections waiting; beyond: 503")
     ->check(CLI::Range(0, 100000))->capture_default_str();
+  run_cmd->add_option("--max-sagas", o.cfg.max_sagas, "sagas in flight at once; more new orders get 503")
+    ->check(CLI::Range(1, 1000000))->capture_default_str();
   run_cmd->add_option("--threads", o.cfg.threads, "actor scheduler threads")
     ->check(CLI::Range(1, 64))->capture_default_str();
   run_cmd->add_option("--breaker-wait-ms", o.breaker_wait_ms, "how long a provider breaker stays open")

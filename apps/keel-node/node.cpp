@@ -203,6 +203,7 @@ caf::error start_pipeline(node::impl& s) {
   pc.metrics = s.registry;
   pc.provider_breaker.wait_in_open = s.cfg.breaker_wait;
   pc.payment_retry.initial = s.cfg.payment_retry_initial;
+  pc.max_sagas = s.cfg.max_sagas;
   pc.on_finished = [&s](const actors::finished_order& x) { s.finished(x); };
   pc.admission = [cache = s.cache](const events::place_order& cmd) {
     return cache->check(cmd.lines);

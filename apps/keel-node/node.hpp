@@ -46,6 +46,10 @@ struct node_config {
   std::chrono::seconds read_timeout{5};
   std::chrono::seconds write_timeout{5};
   std::chrono::seconds idle_timeout{5};
+  /// Sagas in flight at once; more new orders are shed with 503 (the
+  /// pipeline's throughput is best with a bounded number in flight, and a
+  /// flood of sagas would overflow the gateways' bulkheads into the retry queue).
+  std::size_t max_sagas = 1024;
   /// Scheduler threads of the actor system.
   std::size_t threads = 2;
   /// fsync every commit batch of the event store.

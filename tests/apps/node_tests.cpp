@@ -448,6 +448,10 @@ TEST_CASE("parked payments go through payment.retry.queue and complete once the 
     CHECK(done["payment_attempts"].get<int>() >= 1);
   }
   CHECK(metric(c, "keel_retry_queue_published_total") >= 6);
+  // The depth counts messages the consumer has not read yet (refreshed every ~100 ms).
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (metric(c, "keel_retry_queue_depth") != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
   CHECK(metric(c, "keel_retry_queue_depth") == 0);
 }
 
@@ -455,6 +459,8 @@ TEST_CASE("connections beyond the HTTP threads and their queue are shed with 503
   temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--http-threads", "2", "--http-queue", "1",
                                     "--idle-timeout", "5"}};
+  // The start-up check's connection has to be closed and its thread free first.
+  std::this_thread::sleep_for(500ms);
   // Three idle connections: two hold the threads, one waits in the queue.
   std::vector<int> socks;
   for (int i = 0; i < 3; ++i) {

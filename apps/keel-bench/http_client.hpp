@@ -1,0 +1,219 @@
+#pragma once
+
+// The HTTP side of keel-bench (`http`, `demo-http`): connections to a
+// keel-node, bearer tokens, requests retried after 503/429, the node's
+// Prometheus figures, order bodies, and a keel-node child process.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <httplib.h>
+
+namespace keel::bench {
+
+/// Host and port of a node's HTTP API.
+struct http_endpoint {
+  std::string host;
+  int port = 0;
+};
+
+/// Parses "http://HOST:PORT" (a trailing slash is allowed); nothing on any
+/// other form (https, no port, a path).
+std::optional<http_endpoint> parse_url(const std::string& url);
+
+/// One keep-alive connection to `ep` with generous timeouts (connect 5 s,
+/// read and write 30 s) and TCP_NODELAY (a POST's headers and body go out
+/// in two writes: with Nagle, the second waits for the server's delayed
+/// ACK). Not thread-safe: one per thread.
+std::unique_ptr<httplib::Client> connect(const http_endpoint& ep);
+
+/// `connect`, then one `GET /ready` (retried until answered), one thread
+/// at a time: keel-node listens with a backlog of 5 (cpp-httplib's), and
+/// dozens of connections opened at once overflow it; the overflowed ones
+/// see their first request fail after about a second.
+std::unique_ptr<httplib::Client> connect_warm(const http_endpoint& ep);
+
+/// Runs `fn(client, i)` for i in 0..n-1 on n threads, each with its own
+/// warmed keep-alive connection; returns once all returned.
+template <class F>
+void on_connections(const http_endpoint& ep, std::uint64_t n, F fn) {
+  std::vector<std::thread> threads;
+  for (std::uint64_t i = 0; i < n; ++i)
+    threads.emplace_back([&ep, &fn, i] {
+      auto c = connect_warm(ep);
+      fn(*c, i);
+    });
+  for (auto& t : threads)
+    t.join();
+}
+
+/// Bearer tokens ("Bearer <JWT>") minted with the node's secret, one per
+/// subject, cached. Thread-safe.
+class token_cache {
+public:
+  explicit token_cache(std::string secret);
+
+  /// The token of customer `subject`.
+  std::string customer(const std::string& subject);
+
+  /// A token with role admin for operator `subject`. Each subject has its
+  /// own rate-limit bucket on the node.
+  std::string admin(const std::string& subject);
+
+  /// Tokens minted so far.
+  std::size_t size() const;
+
+private:
+  std::string get(const std::string& subject, bool admin);
+
+  std::string secret_;
+  mutable std::mutex mtx_;
+  std::unordered_map<std::string, std::string> tokens_;
+};
+
+/// One answer. `status` 0: no answer (connection refused, reset, timeout);
+/// `error` says why.
+struct http_answer {
+  int status = 0;
+  std::string body;
+  /// Seconds of the Retry-After header, 0 when absent.
+  double retry_after_s = 0;
+  std::string error;
+};
+
+/// Sends one request ("GET", "POST", "PUT") with a JSON body and an
+/// `Authorization` header when `auth` is not empty.
+http_answer send(httplib::Client& c, const std::string& method, const std::string& path,
+                 const std::string& body = {}, const std::string& auth = {});
+
+/// Requests that were answered 503 or 429, or not at all, and sent again.
+struct retry_counts {
+  std::uint64_t shed = 0;
+  std::uint64_t rate_limited = 0;
+  std::uint64_t no_answer = 0;
+  /// Why the first request without an answer got none.
+  std::string first_error;
+};
+
+/// Sends until the answer is neither 503, 429 nor missing, sleeping the
+/// Retry-After (at least 50 ms; 200 ms after no answer) in between. Only for
+/// idempotent requests: an order's POST is, by its id. Gives up after
+/// `timeout_s` and returns the last answer. `sent_at`, when given, gets the
+/// time (seconds_now) the last attempt was sent.
+http_answer send_until_final(httplib::Client& c, const std::string& method,
+                             const std::string& path, const std::string& body,
+                             const std::string& auth, retry_counts& counts,
+                             double timeout_s = 120, double* sent_at = nullptr);
+
+/// The figures of one `GET /metrics`: series ("name" or
+/// `name{label="value",...}` exactly as the node writes them) -> value.
+class metrics_sample {
+public:
+  /// Parses Prometheus text format; comments and malformed lines are skipped.
+  static metrics_sample parse(const std::string& text);
+
+  /// The value of a series without labels, or of `name{label="value"}`; 0
+  /// when absent.
+  double value(const std::string& name) const;
+  double value(const std::string& name, const std::string& label, const std::string& v) const;
+
+  /// Sagas ended: keel_orders_total of completed, rejected and cancelled.
+  std::uint64_t terminal() const;
+
+  /// Outcome `o` of keel_orders_total (completed, rejected, cancelled, pending_payment).
+  std::uint64_t orders(const std::string& o) const;
+
+  bool empty() const {
+    return series_.empty();
+  }
+
+private:
+  std::map<std::string, double> series_;
+};
+
+/// GET /metrics; nothing when the node did not answer 200.
+std::optional<metrics_sample> fetch_metrics(httplib::Client& c);
+
+/// One line of an order.
+struct http_line {
+  std::string sku;
+  std::uint32_t quantity = 1;
+  std::int64_t unit_price_cents = 0;
+};
+
+/// The body of `POST /v1/orders` (EUR, a fixed shipping address).
+std::string order_body(const std::string& order_id, const std::string& customer_id,
+                       const std::vector<http_line>& lines, bool premium);
+
+/// "sku-00001" for 1: the SKUs the HTTP benchmarks seed and order.
+std::string http_sku(std::uint64_t i);
+
+/// A prefix for order ids unique to this run ("<base>-<time, base 36><pid>").
+std::string run_prefix(const std::string& base);
+
+/// A `keel-node run` child process. Lifecycle: `start` spawns it and waits
+/// until it wrote its port file; `stop` sends SIGTERM and reaps it; the
+/// destructor kills (SIGKILL) a child still running. Used from one thread.
+class node_process {
+public:
+  /// How to run the node; `extra` are further `run` arguments.
+  struct options {
+    std::string binary;
+    std::string data;
+    std::string log_file;
+    std::string port_file;
+    std::string jwt_secret;
+    std::vector<std::string> extra;
+  };
+
+  /// Spawns the node and waits up to `timeout_s` for its port; on failure
+  /// returns nothing and puts the reason (with the log's tail) in `why`.
+  static std::unique_ptr<node_process> start(const options& o, double timeout_s, std::string& why);
+
+  ~node_process();
+  node_process(const node_process&) = delete;
+  node_process& operator=(const node_process&) = delete;
+
+  int port() const noexcept {
+    return port_;
+  }
+
+  /// SIGTERM, then waits up to `timeout_s`. Returns the exit code; -1 when
+  /// it was killed by a signal or did not exit in time (then SIGKILLed).
+  int stop(double timeout_s);
+
+  /// The last `lines` lines of the node's log file.
+  std::string log_tail(std::size_t lines) const;
+
+private:
+  node_process(pid_t pid, options o) : pid_(pid), options_(std::move(o)) {
+  }
+
+  pid_t pid_ = -1;
+  int port_ = 0;
+  options options_;
+};
+
+/// For printf's %llu.
+inline unsigned long long u(std::uint64_t x) {
+  return static_cast<unsigned long long>(x);
+}
+
+/// The directory of this executable (from /proc/self/exe).
+std::string executable_dir();
+
+/// `keel-bench http` (http_bench.cpp) and `keel-bench demo-http`
+/// (http_demo.cpp); declared here rather than in bench.hpp, next to the
+/// HTTP pieces they share.
+int run_http(int argc, char** argv);
+int run_demo_http(int argc, char** argv);
+
+} // namespace keel::bench
