@@ -16,6 +16,7 @@
 #include "keel/actors/correlation.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/ids.hpp"
 #include "keel/events/json.hpp"
 #include "keel/projections/read_models.hpp"
 #include "node.hpp"
@@ -330,13 +331,9 @@ void http_api::impl::set_stock(const httplib::Request& req, httplib::Response& r
   if (auto* err = std::get_if<api_error>(&parsed))
     return send_error(res, *err);
   std::string sku = req.matches[1];
-  events::place_order probe; // SKU syntax is the domain's rule
-  probe.order_id = "stock-check";
-  probe.customer_id = "admin";
-  probe.currency = "EUR";
-  probe.lines.push_back({sku, 1, 0});
-  if (auto err = events::validate(probe))
-    return send_error(res, {400, "invalid_value", "the SKU must be printable characters without spaces", "sku"});
+  if (!events::valid_stream_id("stock-" + sku))
+    return send_error(res, {400, "invalid_value",
+                            "the SKU must be printable characters without spaces", "sku"});
   auto reply = n.set_stock(sku, std::get<std::int64_t>(parsed));
   if (!reply)
     return answer_pipeline_error(res, reply.error());
@@ -346,85 +343,37 @@ void http_api::impl::set_stock(const httplib::Request& req, httplib::Response& r
                                              {"available", reply->on_hand - reply->reserved}}));
 }
 
-namespace {
-
-/// Reads an optional number member within [lo, hi].
-std::optional<api_error> number_in(const json& j, const char* key, double lo, double hi,
-                                   double& out) {
-  auto i = j.find(key);
-  if (i == j.end())
-    return std::nullopt;
-  if (!i->is_number())
-    return api_error{400, "invalid_type", "must be a number", key};
-  auto v = i->get<double>();
-  if (!(v >= lo && v <= hi))
-    return api_error{400, "out_of_range",
-                     "must be " + std::to_string(lo) + ".." + std::to_string(hi), key};
-  out = v;
-  return std::nullopt;
-}
-
-} // namespace
-
 void http_api::impl::faults(const httplib::Request& req, httplib::Response& res) {
   if (!authorize(req, res, true))
     return;
-  if (req.body.size() > max_body_bytes)
-    return send_error(res, {400, "body_too_large", "the body is too large", "body"});
-  json j;
-  try {
-    j = json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    return send_error(res, {400, "malformed_json",
-                            "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")",
-                            "body"});
-  }
-  if (!j.is_object())
-    return send_error(res, {400, "invalid_type", "the body must be a JSON object", "body"});
-  for (auto& [key, v] : j.items())
-    if (key != "provider" && key != "error_rate" && key != "decline_rate" && key != "latency_ms"
-        && key != "latency_p99_ms" && key != "outage_seconds" && key != "outage_hangs")
-      return send_error(res, {400, "unknown_field", "unknown field \"" + key + "\"", key});
-  auto p = j.find("provider");
-  if (p == j.end() || !p->is_string())
-    return send_error(res, {400, p == j.end() ? "missing_field" : "invalid_type",
-                            "a provider name, \"gateways\", \"carriers\" or \"all\"", "provider"});
-  double error_rate = 0, decline_rate = 0, latency = 2, latency_p99 = -1, outage = 0;
-  for (auto err : {number_in(j, "error_rate", 0, 1, error_rate),
-                   number_in(j, "decline_rate", 0, 1, decline_rate),
-                   number_in(j, "latency_ms", 0, 600000, latency),
-                   number_in(j, "latency_p99_ms", 0, 600000, latency_p99),
-                   number_in(j, "outage_seconds", 0, 86400, outage)})
-    if (err)
-      return send_error(res, *err);
-  bool hangs = false;
-  if (auto h = j.find("outage_hangs"); h != j.end()) {
-    if (!h->is_boolean())
-      return send_error(res, {400, "invalid_type", "must be a boolean", "outage_hangs"});
-    hangs = h->get<bool>();
-  }
-  auto name = p->get<std::string>();
+  auto parsed = parse_faults(req.body);
+  if (auto* err = std::get_if<api_error>(&parsed))
+    return send_error(res, *err);
+  auto& f = std::get<fault_request>(parsed);
   std::vector<std::string> targets;
   for (auto& x : n.providers())
-    if (name == "all" || name == x || (name == "gateways" && x.rfind("gw-", 0) == 0)
-        || (name == "carriers" && x.rfind("carrier-", 0) == 0))
+    if (f.provider == "all" || f.provider == x
+        || (f.provider == "gateways" && x.rfind("gw-", 0) == 0)
+        || (f.provider == "carriers" && x.rfind("carrier-", 0) == 0))
       targets.push_back(x);
   if (targets.empty())
-    return send_error(res, {400, "invalid_value", "unknown provider \"" + name + "\"", "provider"});
+    return send_error(res, {400, "invalid_value", "unknown provider \"" + f.provider + "\"",
+                            "provider"});
   using ms = std::chrono::milliseconds;
-  auto median = ms{static_cast<std::int64_t>(latency)};
-  auto p99 = latency_p99 < 0 ? median * 5 : ms{static_cast<std::int64_t>(latency_p99)};
-  auto out = ms{static_cast<std::int64_t>(outage * 1000)};
+  auto median = ms{f.latency_ms};
+  auto p99 = f.latency_p99_ms < 0 ? median * 5 : ms{f.latency_p99_ms};
+  auto outage = ms{static_cast<std::int64_t>(f.outage_seconds * 1000)};
   for (auto& t : targets)
-    if (auto err = n.set_faults(t, error_rate, decline_rate, median, p99, out, hangs))
+    if (auto err = n.set_faults(t, f.error_rate, f.decline_rate, median, p99, outage,
+                                f.outage_hangs))
       return answer_pipeline_error(res, err);
   send_json(res, 200, events::dump_json(json{{"providers", targets},
-                                             {"error_rate", error_rate},
-                                             {"decline_rate", decline_rate},
+                                             {"error_rate", f.error_rate},
+                                             {"decline_rate", f.decline_rate},
                                              {"latency_ms", median.count()},
                                              {"latency_p99_ms", p99.count()},
-                                             {"outage_seconds", outage},
-                                             {"outage_hangs", hangs}}));
+                                             {"outage_seconds", f.outage_seconds},
+                                             {"outage_hangs", f.outage_hangs}}));
 }
 
 void http_api::impl::routes() {

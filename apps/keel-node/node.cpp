@@ -101,21 +101,10 @@ void node::impl::park(const actors::parked_payment& p) {
                    p.order_id, describe(err));
   }
   park_fallbacks.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> guard{early_mtx};
-  if (auto* live = live_pipeline.load())
-    live->park(p);
-  else
-    early.push_back(p); // during recovery: parked once the pipeline is live
+  hand_back(p);
 }
 
-void node::impl::consumed(const storage::retry_entry& e) {
-  actors::parked_payment p;
-  p.order_id = e.order_id;
-  p.retry_at_us = e.retry_at_us;
-  p.premium = e.premium;
-  p.attempt = e.retry_count;
-  p.reason = e.fallback_reason;
-  p.correlation_id = e.correlation_id;
+void node::impl::hand_back(const actors::parked_payment& p) {
   if (auto* live = live_pipeline.load()) {
     live->park(p);
     return;
@@ -124,7 +113,12 @@ void node::impl::consumed(const storage::retry_entry& e) {
   if (auto* live = live_pipeline.load())
     live->park(p);
   else
-    early.push_back(std::move(p));
+    early.push_back(p); // during recovery: parked once the pipeline is live
+}
+
+void node::impl::consumed(const storage::retry_entry& e) {
+  hand_back(actors::parked_payment{e.order_id, e.retry_at_us, e.premium, e.retry_count,
+                                   e.fallback_reason, e.correlation_id});
 }
 
 node::node(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {

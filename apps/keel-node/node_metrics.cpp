@@ -167,6 +167,9 @@ void kafka(exposition& out, const node::impl& s) {
              static_cast<double>(retry_depth(s)));
   out.single("keel_retry_queue_redriven_total", "counter", "Parked payments sent back to payment.",
              static_cast<double>(s.registry->value("retry_queue.redriven")->load()));
+  out.single("keel_retry_queue_publish_fallbacks_total", "counter",
+             "Parked payments kept in process because publishing to the topic failed.",
+             static_cast<double>(s.park_fallbacks.load()));
   if (s.retry) {
     auto st = s.retry->stats();
     out.single("keel_retry_queue_lag_messages", "gauge",

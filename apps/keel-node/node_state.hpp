@@ -79,6 +79,9 @@ struct node::impl {
   void finished(const actors::finished_order& x);
   void park(const actors::parked_payment& p);
   void consumed(const storage::retry_entry& e);
+  /// Gives a parked payment to the pipeline's retry scheduler (held until
+  /// the pipeline exists, during recovery).
+  void hand_back(const actors::parked_payment& p);
 };
 
 /// Renders the node's metrics (node_metrics.cpp).

@@ -212,6 +212,60 @@ std::variant<std::int64_t, api_error> parse_stock_quantity(std::string_view body
 
 namespace {
 
+/// Reads optional number member `key` within [lo, hi].
+std::optional<api_error> get_number(const json& obj, const char* key, double lo, double hi,
+                                    double& out) {
+  auto i = obj.find(key);
+  if (i == obj.end())
+    return std::nullopt;
+  if (!i->is_number())
+    return bad(key, "invalid_type", std::string{"must be a number, not "} + type_name(*i));
+  auto v = i->get<double>();
+  if (!(v >= lo && v <= hi))
+    return bad(key, "out_of_range", "must be " + std::to_string(lo) + ".." + std::to_string(hi));
+  out = v;
+  return std::nullopt;
+}
+
+std::optional<api_error> parse_fault_fields(const json& j, fault_request& f) {
+  if (auto err = unknown_members(j, {"provider", "error_rate", "decline_rate", "latency_ms",
+                                     "latency_p99_ms", "outage_seconds", "outage_hangs"}, ""))
+    return err;
+  if (auto err = get_string(j, "provider", "provider", f.provider))
+    return err;
+  if (j.contains("latency_ms"))
+    if (auto err = get_integer(j, "latency_ms", "latency_ms", 0, 600000, f.latency_ms))
+      return err;
+  if (j.contains("latency_p99_ms"))
+    if (auto err = get_integer(j, "latency_p99_ms", "latency_p99_ms", 0, 600000, f.latency_p99_ms))
+      return err;
+  for (auto err : {get_number(j, "error_rate", 0, 1, f.error_rate),
+                   get_number(j, "decline_rate", 0, 1, f.decline_rate),
+                   get_number(j, "outage_seconds", 0, 86400, f.outage_seconds)})
+    if (err)
+      return err;
+  if (auto h = j.find("outage_hangs"); h != j.end()) {
+    if (!h->is_boolean())
+      return bad("outage_hangs", "invalid_type", std::string{"must be a boolean, not "} + type_name(*h));
+    f.outage_hangs = h->get<bool>();
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::variant<fault_request, api_error> parse_faults(std::string_view body) {
+  auto parsed = parse_object(body);
+  if (auto* err = std::get_if<api_error>(&parsed))
+    return std::move(*err);
+  fault_request f;
+  if (auto err = parse_fault_fields(std::get<json>(parsed), f))
+    return std::move(*err);
+  return f;
+}
+
+namespace {
+
 json items_json(const std::vector<events::order_line>& lines) {
   auto items = json::array();
   for (auto& l : lines)

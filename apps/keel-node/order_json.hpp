@@ -34,6 +34,24 @@ std::variant<events::place_order, api_error> parse_place_order(std::string_view 
 /// Parses `{"quantity": N}` (0..1,000,000,000) of `PUT /admin/stock/{sku}`.
 std::variant<std::int64_t, api_error> parse_stock_quantity(std::string_view body);
 
+/// The body of `POST /admin/faults`: which providers and their whole fault state.
+struct fault_request {
+  /// A provider name, "gateways", "carriers" or "all".
+  std::string provider;
+  double error_rate = 0;
+  double decline_rate = 0;
+  std::int64_t latency_ms = 2;
+  /// Absent: five times the median.
+  std::int64_t latency_p99_ms = -1;
+  double outage_seconds = 0;
+  bool outage_hangs = false;
+};
+
+/// Parses `{"provider", "error_rate" 0..1, "decline_rate" 0..1, "latency_ms",
+/// "latency_p99_ms" 0..600000, "outage_seconds" 0..86400, "outage_hangs"}`;
+/// only `provider` is required. Errors as `parse_place_order`.
+std::variant<fault_request, api_error> parse_faults(std::string_view body);
+
 /// The answer of `GET /v1/orders/{id}`: the read model's summary with the
 /// authoritative `status`, `reason` and references of `view` (the orders
 /// actor) when given. Times in ISO-8601 UTC.

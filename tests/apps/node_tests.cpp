@@ -98,6 +98,17 @@ std::uint64_t head_of(const std::string& data) {
   return n;
 }
 
+/// A plain TCP connection to the node, for requests httplib will not send.
+int connect_raw(int port) {
+  auto sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return sock;
+}
+
 } // namespace
 
 TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][http]") {
@@ -237,13 +248,7 @@ TEST_CASE("every bad input gets its status and stores nothing", "[node][http]") 
   CHECK(get_json(c, "/v1/orders/b-1", 404)["error"]["code"] == "not_found");
 
   // A client that sends half a request and stalls is cut off.
-  httplib::Client slow{"127.0.0.1", n.port()};
-  auto sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(n.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  auto sock = connect_raw(n.port());
   std::string partial = "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"or";
   REQUIRE(::send(sock, partial.data(), partial.size(), 0) > 0);
   timeval tv{10, 0};
@@ -464,13 +469,7 @@ TEST_CASE("connections beyond the HTTP threads and their queue are shed with 503
   // Three idle connections: two hold the threads, one waits in the queue.
   std::vector<int> socks;
   for (int i = 0; i < 3; ++i) {
-    auto sock = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(n.port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socks.push_back(sock);
+    socks.push_back(connect_raw(n.port()));
   }
   std::this_thread::sleep_for(200ms);
   httplib::Client c{"127.0.0.1", n.port()};

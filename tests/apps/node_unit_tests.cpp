@@ -199,3 +199,29 @@ TEST_CASE("the exposition format writes families, labels and histograms", "[node
   CHECK(text.find("keel_lat_seconds_sum{route=\"get\"} 5.105\n") != std::string::npos);
   CHECK(h.quantile(0.5) == Approx(0.055).margin(0.05));
 }
+
+TEST_CASE("fault bodies are checked like order bodies", "[node][json]") {
+  auto ok = node::parse_faults(R"({"provider":"gateways","error_rate":0.5,"latency_ms":1000})");
+  REQUIRE(std::holds_alternative<node::fault_request>(ok));
+  auto& f = std::get<node::fault_request>(ok);
+  CHECK(f.provider == "gateways");
+  CHECK(f.error_rate == 0.5);
+  CHECK(f.latency_ms == 1000);
+  CHECK(f.latency_p99_ms == -1);
+  struct bad_case {
+    const char* body;
+    const char* field;
+  };
+  for (auto x : {bad_case{R"({"error_rate":0.1})", "provider"},
+                 bad_case{R"({"provider":"all","error_rate":7})", "error_rate"},
+                 bad_case{R"({"provider":"all","latency_ms":-1})", "latency_ms"},
+                 bad_case{R"({"provider":"all","outage_hangs":1})", "outage_hangs"},
+                 bad_case{R"({"provider":"all","colour":1})", "colour"},
+                 bad_case{R"({"provider":)", "body"}}) {
+    INFO(x.body);
+    auto r = node::parse_faults(x.body);
+    REQUIRE(std::holds_alternative<node::api_error>(r));
+    CHECK(std::get<node::api_error>(r).field == x.field);
+    CHECK(std::get<node::api_error>(r).status == 400);
+  }
+}
