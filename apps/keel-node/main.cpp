@@ -126,7 +126,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   run_options o;
   auto* run_cmd = app.add_subcommand("run", "run a node until SIGTERM/SIGINT");
-  run_cmd->set_config("--config", "", "read options from a TOML/INI file (keys = long option names)");
+  // The config file belongs to the app (CLI11 reads it there); `run` lets the
+  // option fall through so `keel-node run --config FILE` works. Keys of the
+  // file: `[run]` section, long option names.
+  app.set_config("--config", "", "read options from a TOML/INI file ([run] section, keys = long option names)");
+  run_cmd->fallthrough();
   run_cmd->add_option("--data", o.cfg.data, "event store directory")->capture_default_str();
   run_cmd->add_option("--http", o.http, "HTTP listen address HOST:PORT (port 0: any)")
     ->capture_default_str();

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -492,4 +493,22 @@ TEST_CASE("connections beyond the HTTP threads and their queue are shed with 503
   }
   CHECK(status == 200);
   CHECK(metric(c, "keel_load_shed_total") >= 1);
+}
+
+TEST_CASE("a config file sets options and the command line wins over it", "[node][config]") {
+  temp_dir dir;
+  std::ofstream{dir.sub("node.toml")} << "[run]\nkafka = \"off\"\nrate-limit = 3\n"
+                                      << "data = \"" << dir.sub("not-this-store") << "\"\n";
+  node_process n{dir.sub("store"), {"--config", dir.sub("node.toml")}};
+  auto c = n.client();
+  std::vector<int> codes;
+  for (int i = 0; i < 4; ++i) {
+    auto res = c.Get("/v1/stock/x");
+    REQUIRE(res);
+    codes.push_back(res->status);
+  }
+  CHECK(codes == std::vector<int>{404, 404, 404, 429}); // rate-limit = 3 from the file
+  CHECK(json::parse(c.Get("/admin/kafka", auth("ops", true))->body)["enabled"] == false);
+  CHECK(std::filesystem::exists(dir.sub("store")));          // --data on the command line
+  CHECK_FALSE(std::filesystem::exists(dir.sub("not-this-store")));
 }
