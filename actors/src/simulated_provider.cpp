@@ -1,7 +1,11 @@
 #include "keel/actors/simulated_provider.hpp"
 
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <utility>
+
+#include "journal.hpp"
 
 namespace keel::actors {
 
@@ -103,7 +107,15 @@ provider_plan simulated_provider::plan(const provider_call& call, steady_time no
     lru_.splice(lru_.begin(), lru_, known->second.second);
     result.reference = known->second.first;
   } else {
-    result.reference = name_ + "-" + std::to_string(next_reference_++);
+    // Unique for good, as a real gateway's ids are: a provider created again
+    // (a restarted test pipeline) must not hand another order an id it gave
+    // before, so the key's hash is part of it; a forgotten key is charged
+    // again and gets a new id.
+    char ref[48];
+    std::snprintf(ref, sizeof ref, "-%08" PRIx64 "-%" PRIu64,
+                  static_cast<std::uint64_t>(stable_hash(call.idempotency_key) & 0xffffffffULL),
+                  static_cast<std::uint64_t>(successes_ + 1));
+    result.reference = name_ + ref;
     lru_.push_front(call.idempotency_key);
     keys_.emplace(call.idempotency_key, std::make_pair(result.reference, lru_.begin()));
     if (keys_.size() > key_capacity_) {

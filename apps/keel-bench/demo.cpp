@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "bench.hpp"
-#include "keel/actors/audit.hpp"
+#include "keel/projections/audit.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/event.hpp"
 #include "keel/projections/read_models.hpp"
@@ -141,7 +141,9 @@ void outage_phases(saga_rig& rig) {
 
 int final_audit(const saga_rig& rig) {
   heading("Audit of the whole store (the invariants of DESIGN section 2)");
-  auto rep = actors::audit(rig.store(), true);
+  projections::audit_options audit_opts;
+  audit_opts.require_terminal = true;
+  auto rep = projections::audit(rig.store(), audit_opts);
   if (!rep) {
     std::printf("   audit failed: %s\n", describe(rep.error()).c_str());
     return 1;
@@ -153,9 +155,9 @@ int final_audit(const saga_rig& rig) {
   std::printf("\n   invariants: %s\n",
               rep->ok() ? "ok (no oversell, no double charge, every authorization of a "
                           "cancelled order voided, every saga terminal, no gaps)"
-                        : (std::to_string(rep->violations.size()) + " violations").c_str());
+                        : (std::to_string(rep->violation_count()) + " violations").c_str());
   for (std::size_t i = 0; i < std::min<std::size_t>(rep->violations.size(), 10); ++i)
-    std::printf("   - %s\n", rep->violations[i].c_str());
+    std::printf("   - %s\n", rep->violations[i].to_string().c_str());
   return rep->ok() ? 0 : 1;
 }
 

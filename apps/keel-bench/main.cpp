@@ -105,8 +105,10 @@ int main(int argc, char** argv) {
   replay [--data DIR] [--runs R]
          global-log and single-stream replay, every event checksum-verified and
          decoded; without DIR it first builds a 2,000,000-event store
-  sample --data DIR [--orders N] [--seed S]
-         writes N orders of realistic saga traffic into DIR (demo, tools)
+  sample --data DIR [--orders N] [--seed S] [--start-us T]
+         writes N orders of realistic saga traffic into DIR (demo, tools); orders are
+         2 ms apart, the last about now, or from T (microseconds since the epoch):
+         with a fixed T and seed the store is the same in every run
   sagas  --orders N --concurrency C --skus S [--faults none|payment-outage] [--lines L]
          [--rate R] [--seed X] [--data DIR] [--timeout SECONDS]
          order sagas end to end through the pipeline on a durable store: C orders

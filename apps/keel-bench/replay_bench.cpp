@@ -55,7 +55,7 @@ std::optional<std::uint64_t> replay_stream(const storage::event_store& store,
 } // namespace
 
 int run_sample(int argc, char** argv) {
-  auto args = parse(argc, argv, 2, {"--data", "--orders", "--seed"}, {});
+  auto args = parse(argc, argv, 2, {"--data", "--orders", "--seed", "--start-us"}, {});
   auto path = args.text("--data", "");
   if (path.empty()) {
     std::cerr << "keel-bench: sample needs --data DIR\n";
@@ -66,7 +66,9 @@ int run_sample(int argc, char** argv) {
   auto store = open_store(path, storage::open_mode::writer, storage::durability::sync);
   auto before = store->last_position();
   auto t0 = seconds_now();
-  auto written = write_traffic(*store, seed, orders);
+  // A fixed start gives the same store in every run (tool tests, docs).
+  auto start_us = static_cast<std::int64_t>(args.number("--start-us", 0));
+  auto written = write_traffic(*store, seed, orders, 4096, start_us);
   auto elapsed = seconds_now() - t0;
   if (!written) {
     std::cerr << "keel-bench: " << describe(written.error()) << '\n';

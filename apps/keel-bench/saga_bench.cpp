@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench.hpp"
-#include "keel/actors/audit.hpp"
+#include "keel/projections/audit.hpp"
 #include "keel/events/error.hpp"
 #include "saga_rig.hpp"
 
@@ -141,17 +141,19 @@ drive_plan make_plan(const saga_options& o, saga_rig& rig, saga_run& run, double
 
 void run_audit(saga_rig& rig, saga_run& run) {
   auto t0 = seconds_now();
-  auto rep = actors::audit(rig.store(), true);
+  projections::audit_options audit_opts;
+  audit_opts.require_terminal = true;
+  auto rep = projections::audit(rig.store(), audit_opts);
   run.audit_s = seconds_now() - t0;
   if (!rep) {
     run.invariants = "audit failed: " + describe(rep.error());
     run.violations = 1;
     return;
   }
-  run.violations = rep->violations.size();
+  run.violations = rep->violation_count();
   run.invariants = rep->ok() ? "ok"
                              : std::to_string(run.violations) + " violations, first: "
-                                 + rep->violations.front();
+                                 + rep->violations.front().to_string();
 }
 
 void drive(const saga_options& o, saga_rig& rig, saga_run& run) {

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <random>
 
+#include "keel/actors/correlation.hpp"
 #include "keel/events/error.hpp"
 
 namespace keel::bench {
@@ -55,7 +56,8 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
                    std::vector<planned_append>& out) {
   std::mt19937_64 rng{seed * 0x9e3779b97f4a7c15ULL + n};
   auto order_id = order_name(n);
-  emitter emit{out, seed, n, start_us, event_id::from_seed(seed ^ 0xc0ffee, n), {}};
+  // The correlation id the saga gives every event of the order.
+  emitter emit{out, seed, n, start_us, actors::correlation_of(order_id), {}};
 
   order_placed placed;
   placed.order_id = order_id;
@@ -125,7 +127,8 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
 }
 
 caf::expected<std::uint64_t> write_traffic(storage::event_store& store, std::uint64_t seed,
-                                           std::uint64_t orders, std::size_t in_flight) {
+                                           std::uint64_t orders, std::size_t in_flight,
+                                           std::int64_t start_us) {
   std::mutex mtx;
   std::condition_variable cv;
   std::size_t outstanding = 0;
@@ -152,7 +155,8 @@ caf::expected<std::uint64_t> write_traffic(storage::event_store& store, std::uin
   };
   // Each order's events are appended in order: the committer serves the queue
   // first-in first-out, so causal order within an order holds.
-  std::int64_t start = storage::now_us() - static_cast<std::int64_t>(orders) * 2000;
+  std::int64_t start = start_us != 0 ? start_us
+                                     : storage::now_us() - static_cast<std::int64_t>(orders) * 2000;
   std::vector<planned_append> plan;
   stock_history(seed, start - 1'000'000, plan);
   for (auto& a : plan)

@@ -33,8 +33,13 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
                    std::vector<planned_append>& out);
 
 /// Writes the stock and `orders` orders into `store`, keeping up to
-/// `in_flight` appends outstanding. Returns the number of events written.
+/// `in_flight` appends outstanding (positions follow the order of the plan:
+/// the committer serves appends first in, first out). Orders are placed 2 ms
+/// apart from `start_us` (0: so that the last one is about now); with a
+/// fixed start, the store is the same in every run. Returns the number of
+/// events written.
 caf::expected<std::uint64_t> write_traffic(storage::event_store& store, std::uint64_t seed,
-                                           std::uint64_t orders, std::size_t in_flight = 4096);
+                                           std::uint64_t orders, std::size_t in_flight = 4096,
+                                           std::int64_t start_us = 0);
 
 } // namespace keel::bench

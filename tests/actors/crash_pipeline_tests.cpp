@@ -18,7 +18,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "keel/actors/audit.hpp"
+#include "keel/projections/audit.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
 #include "keel/storage/event_store.hpp"
@@ -120,13 +120,15 @@ void check_store(const std::string& dir, const std::vector<std::string>& acked,
   }
   INFO(unfinished << " of " << acked.size() << " acknowledged orders are not terminal");
   CHECK(unfinished == 0);
-  auto rep = actors::audit(store, true);
+  projections::audit_options audit_opts;
+  audit_opts.require_terminal = true;
+  auto rep = projections::audit(store, audit_opts);
   INFO((rep ? std::string{} : describe(rep.error())));
   REQUIRE(rep);
   // A store crashed again keeps its old findings: report each once.
   std::size_t fresh = 0;
   for (auto& v : rep->violations)
-    if (reported.insert(v).second && ++fresh <= max_shown)
+    if (reported.insert(v.to_string()).second && ++fresh <= max_shown)
       FAIL_CHECK(v);
   INFO(fresh << " new violations");
   CHECK(fresh == 0);

@@ -12,7 +12,7 @@
 #include <caf/scoped_actor.hpp>
 #include <catch2/catch.hpp>
 
-#include "keel/actors/audit.hpp"
+#include "keel/projections/audit.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
@@ -146,10 +146,12 @@ TEST_CASE("a payment outage parks orders without slowing inventory and every ord
   CHECK(outage <= std::max(2 * normal, 1.0));
   // Every order ends once the providers are back.
   auto deadline = clock_type::now() + 60s;
-  actors::audit_report rep;
+  projections::audit_report rep;
+  projections::audit_options audit_opts;
+  audit_opts.require_terminal = true;
   do {
     std::this_thread::sleep_for(200ms);
-    auto r = actors::audit(*store, true);
+    auto r = projections::audit(*store, audit_opts);
     REQUIRE(r);
     rep = *r;
   } while (!rep.ok() && clock_type::now() < deadline);

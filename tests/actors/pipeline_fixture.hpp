@@ -14,7 +14,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <catch2/catch.hpp>
 
-#include "keel/actors/audit.hpp"
+#include "keel/projections/audit.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
@@ -172,8 +172,10 @@ struct pipeline_fixture {
     return result;
   }
 
-  actors::audit_report audit(bool require_terminal = true) {
-    auto rep = actors::audit(*store, require_terminal);
+  projections::audit_report audit(bool require_terminal = true) {
+    projections::audit_options o;
+    o.require_terminal = require_terminal;
+    auto rep = projections::audit(*store, o);
     REQUIRE(rep);
     for (auto& v : rep->violations)
       UNSCOPED_INFO(v);

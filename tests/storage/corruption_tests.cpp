@@ -140,9 +140,12 @@ TEST_CASE("a flipped byte inside an SST file is reported, and verify keeps going
   REQUIRE_FALSE(rep->findings.empty());
   std::uint64_t unreadable = 0;
   for (const auto& f : rep->findings) {
-    CHECK(f.kind == "unreadable");
+    // A damaged record (its own checksum fails), or records hidden by a
+    // block that does not decompress.
+    CHECK((f.kind == "unreadable" || f.kind == "corrupt_record"));
     CHECK(f.position > good);
-    ++unreadable;
+    if (f.kind == "unreadable")
+      ++unreadable;
   }
   CHECK(rep->findings.front().position == good + 1);
   // Every event is accounted for: read, or named as unreadable.

@@ -85,7 +85,6 @@ private:
   std::mt19937_64 rng_;
   std::uint64_t calls_ = 0;
   std::uint64_t successes_ = 0;
-  std::uint64_t next_reference_ = 1;
   std::size_t key_capacity_;
   // key -> reference, with LRU order for the bound.
   std::list<std::string> lru_;
