@@ -4,10 +4,16 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "child_process.hpp"
 #include "damage.hpp"
+#include "keel/events/event.hpp"
 #include "store_support.hpp"
 
 using namespace keel;
@@ -120,4 +126,259 @@ TEST_CASE("keel-inspect answers usage and I/O errors with exit code 2", "[inspec
   CHECK(missing.code == 2);
   CHECK_THAT(missing.out, Catch::Contains("no Keel store"));
   CHECK(inspect("--help").code == 0);
+}
+
+// -- golden output of every subcommand on a store the test builds ------------------
+
+namespace {
+
+/// 2026-09-01T00:00:00Z: the sample store's first order.
+constexpr std::int64_t sample_start_us = 1'788'220'800'000'000;
+
+/// Writes `orders` orders of saga traffic (keel-bench sample, a real process)
+/// with fixed times and seed: the same store in every run.
+void sample_store(const std::string& path, int orders) {
+  auto r = test::run_child(KEEL_BENCH, {"sample", "--data", path, "--orders", std::to_string(orders),
+                                        "--seed", "7", "--start-us", std::to_string(sample_start_us)},
+                           std::chrono::seconds{60});
+  INFO(r.out);
+  REQUIRE(WIFEXITED(r.status));
+  REQUIRE(WEXITSTATUS(r.status) == 0);
+}
+
+/// What varies from run to run: wall-clock times (the sample's events are
+/// all on 2026-09-01 and its stock on 2026-08-31) and durations.
+std::string normalise(std::string out) {
+  static const std::regex wall{R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)"};
+  std::string result;
+  auto begin = std::sregex_iterator(out.begin(), out.end(), wall);
+  std::size_t last = 0;
+  for (auto i = begin; i != std::sregex_iterator(); ++i) {
+    auto t = i->str();
+    result += out.substr(last, static_cast<std::size_t>(i->position()) - last);
+    result += (t.rfind("2026-09-01", 0) == 0 || t.rfind("2026-08-31", 0) == 0) ? t : "<now>";
+    last = static_cast<std::size_t>(i->position() + i->length());
+  }
+  result += out.substr(last);
+  static const std::regex seconds{R"(in \d+\.\d s)"};
+  return std::regex_replace(result, seconds, "in <t> s");
+}
+
+/// Runs `args` on the store in `dir` and compares the output and exit code
+/// with tests/apps/golden/inspect/<name>.txt (KEEL_UPDATE_GOLDEN=1 rewrites it).
+void golden(const std::string& name, const std::string& args, const std::string& dir,
+            int expected_code = 0) {
+  auto r = inspect(args + " --data " + dir);
+  auto text = "$ keel-inspect " + args + "\n" + normalise(r.out) + "[exit " + std::to_string(r.code) + "]\n";
+  auto path = std::string{KEEL_INSPECT_GOLDEN} + "/" + name + ".txt";
+  if (std::getenv("KEEL_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream{path} << text;
+  }
+  std::ifstream in{path};
+  INFO("golden file " << path << " (KEEL_UPDATE_GOLDEN=1 rewrites it)");
+  REQUIRE(in.good());
+  std::stringstream want;
+  want << in.rdbuf();
+  CHECK(r.code == expected_code);
+  CHECK(text == want.str());
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in{out};
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty())
+      lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+} // namespace
+
+TEST_CASE("keel-inspect golden output of every subcommand", "[inspect][golden]") {
+  test::temp_dir dir;
+  auto data = dir.sub("store");
+  sample_store(data, 30);
+
+  golden("streams", "streams --prefix order- --limit 5", data);
+  golden("streams-json", "streams --prefix stock-SKU-000 --limit 3 --json", data);
+  golden("read", "read order-00000003", data);
+  golden("read-json", "read payment-00000004 --from 2 --json", data);
+  golden("get-position", "get 250", data);
+  golden("tail-type", "tail --type order_completed,order_cancelled,order_rejected --limit 6", data);
+  golden("tail-prefix", "tail --stream-prefix shipment- --from -40 --limit 3", data);
+  golden("tail-correlation", "tail --correlation 00000005", data);
+  golden("tail-time", "tail --since 2026-09-01T00:00:00.020Z --until 2026-09-01T00:00:00.0245Z", data);
+  golden("tail-json", "tail --from 100 --limit 2 --json", data);
+  golden("stats", "stats --top 5", data);
+  golden("stats-json", "stats --top 3 --bucket 10ms --json", data);
+  golden("verify", "verify", data);
+  golden("verify-json", "verify --json", data);
+  golden("audit", "audit", data);
+  golden("audit-json", "audit --json", data);
+  golden("checkpoints-none", "checkpoints", data);
+  golden("projection-rebuild", "projection rebuild --all", data);
+  {
+    // Events the projections have not seen: a lag of 5 events, 4 s behind.
+    auto store = test::open_store(data);
+    for (std::uint64_t n = 0; n < 5; ++n) {
+      std::vector<storage::new_event> evs;
+      evs.push_back(storage::new_event::from(
+        events::order_rejected{"late-" + std::to_string(n), "test"},
+        events::event_id::from_seed(99, n), sample_start_us + 1'000'000 + static_cast<std::int64_t>(n) * 1'000'000));
+      REQUIRE(store->append("order-late-" + std::to_string(n), storage::expected_version::no_stream(),
+                            std::move(evs)));
+    }
+  }
+  golden("checkpoints", "checkpoints", data);
+  golden("checkpoints-json", "checkpoints --json", data);
+  golden("projection-skips", "projection skips stock", data);
+  golden("projection-skip-refused", "projection skip stock --position 12 --by ops", data, 2);
+
+  // An event id finds the same event as its position.
+  auto by_position = inspect("get 250 --json --data " + data);
+  REQUIRE(by_position.code == 0);
+  auto id = nlohmann::json::parse(by_position.out)["event_id"].get<std::string>();
+  auto by_id = inspect("get " + id + " --json --data " + data);
+  CHECK(by_id.code == 0);
+  CHECK(by_id.out == by_position.out);
+
+  // --from -N counts back from the end; --from end prints nothing.
+  auto last_two = json_lines(inspect("tail --from -2 --json --data " + data).out);
+  REQUIRE(last_two.size() == 2);
+  auto end = inspect("tail --from end --data " + data);
+  CHECK(end.code == 0);
+  CHECK(end.out.find("order-") == std::string::npos);
+
+  // Bad input: exit 2 and a line that says what is wrong.
+  auto bad = [&](const std::string& args, const std::string& says) {
+    auto r = inspect(args + " --data " + data);
+    INFO(args << " -> " << r.out);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.out, Catch::Contains(says));
+  };
+  bad("tail --type order_shipped", "unknown event type 'order_shipped'");
+  bad("tail --since yesterday", "--since must be an RFC 3339 UTC time");
+  bad("tail --since 2026-09-02T00:00:00Z --until 2026-09-01T00:00:00Z", "--since is after --until");
+  bad("tail --from -x", "--from must be a position");
+  bad("get 999999", "no event at position 999999");
+  bad("get 0123456789abcdef0123456789abcdef", "no event with id");
+  bad("get not-an-id", "neither a global position nor an event id");
+  bad("read order-none", "no such stream: order-none");
+  bad("read", "read needs exactly one stream id");
+  bad("stats --bucket 5parsecs", "--bucket must be a duration");
+  bad("audit --stuck-after soon", "--stuck-after must be a duration");
+  bad("verify --follow", "--follow does not apply to verify");
+  bad("projection frob", "unknown projection action");
+  bad("projection rebuild nope", "nope");
+}
+
+TEST_CASE("keel-inspect audit names each planted violation with its position", "[inspect]") {
+  test::temp_dir dir;
+  auto data = dir.sub("store");
+  sample_store(data, 40);
+  auto clean = inspect("audit --data " + data);
+  INFO(clean.out);
+  REQUIRE(clean.code == 0);
+  CHECK_THAT(clean.out, Catch::Contains("every invariant holds"));
+
+  std::uint64_t oversell_at = 0;
+  std::uint64_t double_charge_at = 0;
+  std::uint64_t gap_at = 0;
+  std::string charged_order;
+  {
+    auto store = test::open_store(data);
+    auto append = [&](const std::string& stream, events::event ev, std::int64_t at_us) {
+      std::vector<storage::new_event> evs;
+      evs.push_back(storage::new_event::from(ev, events::event_id::random(), at_us));
+      auto r = store->append(stream, storage::expected_version::any(), std::move(evs));
+      REQUIRE(r);
+      return store->last_position();
+    };
+    auto end_us = sample_start_us + 40 * 2000;
+    // Oversell: a reservation far beyond the million units on hand.
+    oversell_at = append("stock-SKU-0001", events::stock_reserved{"SKU-0001", "planted-1", 2'000'000},
+                         end_us + 10);
+    // Double charge: capture a completed order's payment a second time.
+    for (int n = 0; n < 40 && charged_order.empty(); ++n) {
+      char id[16];
+      std::snprintf(id, sizeof id, "%08d", n);
+      auto r = store->read_stream(std::string{"payment-"} + id);
+      while (r.next())
+        if (r.current().type == "payment_captured") {
+          auto ev = r.current().decode_payload();
+          REQUIRE(ev);
+          charged_order = id;
+          double_charge_at = append(std::string{"payment-"} + id, *ev, end_us + 20);
+          break;
+        }
+    }
+    REQUIRE_FALSE(charged_order.empty());
+    // A saga that never ended: placed an hour before the rest, then nothing.
+    events::order_placed stuck;
+    stuck.order_id = "planted-stuck";
+    stuck.customer_id = "c";
+    stuck.lines.push_back({"SKU-0002", 1, 100});
+    stuck.currency = "EUR";
+    stuck.total_cents = 100;
+    append("order-planted-stuck", stuck, sample_start_us - 3'600'000'000LL);
+    // The record of order 00000002's last event, to be given a later version.
+    std::uint64_t version = 0;
+    {
+      auto r = store->read_stream("order-00000002");
+      while (r.next()) {
+        gap_at = r.current().position;
+        version = r.current().version;
+      }
+    }
+    REQUIRE(gap_at != 0);
+    store.reset();
+    test::reversion_record(data, gap_at, version + 1);
+  }
+
+  auto r = inspect("audit --json --data " + data);
+  INFO(r.out);
+  CHECK(r.code == 1);
+  auto lines = json_lines(r.out);
+  REQUIRE(lines.size() >= 2);
+  auto summary = lines.back();
+  CHECK(summary["ok"] == false);
+  CHECK(summary["by_kind"] == nlohmann::json({{"oversell", 1},
+                                              {"double_charge", 1},
+                                              {"capture_exceeds_authorization", 1},
+                                              {"non_terminal", 1},
+                                              {"version_gap", 1}}));
+  auto find = [&](const std::string& kind) {
+    for (const auto& l : lines)
+      if (l.contains("kind") && l["kind"] == kind)
+        return l;
+    FAIL("no " << kind << " reported");
+    return nlohmann::json{};
+  };
+  auto oversell = find("oversell");
+  CHECK(oversell["position"] == oversell_at);
+  CHECK(oversell["subject"] == "SKU-0001");
+  auto charged = find("double_charge");
+  CHECK(charged["position"] == double_charge_at);
+  CHECK(charged["subject"] == charged_order);
+  auto stuck = find("non_terminal");
+  CHECK(stuck["subject"] == "planted-stuck");
+  CHECK(stuck["stream"] == "order-planted-stuck");
+  auto gap = find("version_gap");
+  CHECK(gap["position"] == gap_at);
+  CHECK(gap["stream"] == "order-00000002");
+
+  // The table names them too, and verify sees the rewritten record's index
+  // entry lead elsewhere.
+  auto table = inspect("audit --data " + data);
+  CHECK(table.code == 1);
+  CHECK_THAT(table.out, Catch::Contains("5 violation(s)"));
+  CHECK_THAT(table.out, Catch::Contains("oversell"));
+  auto v = inspect("verify --data " + data);
+  CHECK(v.code == 1);
+  CHECK_THAT(v.out, Catch::Contains("order-00000002"));
+  // A store placed in the past with --require-terminal: every open saga counts.
+  auto strict = inspect("audit --require-terminal --stuck-after 1d --data " + data);
+  CHECK(strict.code == 1);
+  CHECK_THAT(strict.out, Catch::Contains("planted-stuck"));
 }

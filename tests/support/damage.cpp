@@ -5,6 +5,8 @@
 
 #include <rocksdb/db.h>
 
+#include "keel/events/record.hpp"
+
 namespace keel::test {
 
 namespace {
@@ -21,9 +23,10 @@ void check(const rocksdb::Status& st) {
     throw std::runtime_error("damage_record: " + st.ToString());
 }
 
-} // namespace
-
-void damage_record(const std::string& path, std::uint64_t position) {
+/// Rewrites the stored record at `position` with `change(bytes)`, with
+/// RocksDB directly (the store must be closed).
+template <class Change>
+void rewrite_global(const std::string& path, std::uint64_t position, Change change) {
   // The store's column families (docs/storage-format.md).
   const std::vector<std::string> names = {"default",   "streams",     "global",
                                           "event_index", "snapshots", "checkpoints",
@@ -36,11 +39,25 @@ void damage_record(const std::string& path, std::uint64_t position) {
   check(rocksdb::DB::Open(rocksdb::DBOptions{}, path, cfs, &handles, &db));
   std::string value;
   check(db->Get(rocksdb::ReadOptions{}, handles[2], be64(position), &value));
-  value[value.size() - 3] = static_cast<char>(value[value.size() - 3] ^ 0x20);
+  change(value);
   check(db->Put(rocksdb::WriteOptions{}, handles[2], be64(position), value));
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h);
   delete db;
+}
+
+} // namespace
+
+void damage_record(const std::string& path, std::uint64_t position) {
+  rewrite_global(path, position, [](std::string& value) {
+    value[value.size() - 3] = static_cast<char>(value[value.size() - 3] ^ 0x20);
+  });
+}
+
+void reversion_record(const std::string& path, std::uint64_t position, std::uint64_t version) {
+  rewrite_global(path, position, [&](std::string& value) {
+    events::seal_record(value, version, position);
+  });
 }
 
 } // namespace keel::test
