@@ -96,7 +96,8 @@ int cmd_checkpoints(const args& a) {
                        {"state", state}});
     else
       t.add({name, k.kind, std::to_string(cp.position), std::to_string(lag),
-             lag > 0 ? human_duration(behind_us) : "-", events::format_timestamp(cp.updated_us),
+             lag == 0 ? "-" : behind_us < 1000 ? "<1 ms" : human_duration(behind_us),
+             events::format_timestamp(cp.updated_us),
              state});
   }
   if (!a.json) {

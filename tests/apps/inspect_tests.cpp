@@ -224,16 +224,31 @@ TEST_CASE("keel-inspect golden output of every subcommand", "[inspect][golden]")
     for (std::uint64_t n = 0; n < 5; ++n) {
       std::vector<storage::new_event> evs;
       evs.push_back(storage::new_event::from(
-        events::order_rejected{"late-" + std::to_string(n), "test"},
+        events::stock_adjusted{"SKU-0000", 1000 + static_cast<std::int64_t>(n), "recount"},
         events::event_id::from_seed(99, n), sample_start_us + 1'000'000 + static_cast<std::int64_t>(n) * 1'000'000));
-      REQUIRE(store->append("order-late-" + std::to_string(n), storage::expected_version::no_stream(),
-                            std::move(evs)));
+      REQUIRE(store->append("stock-SKU-0000", storage::expected_version::any(), std::move(evs)));
     }
   }
   golden("checkpoints", "checkpoints", data);
   golden("checkpoints-json", "checkpoints --json", data);
-  golden("projection-skips", "projection skips stock", data);
   golden("projection-skip-refused", "projection skip stock --position 12 --by ops", data, 2);
+  {
+    // A poison event: the stock projection cannot release units of a SKU it
+    // never saw, and stops there.
+    auto store = test::open_store(data);
+    std::vector<storage::new_event> evs;
+    evs.push_back(storage::new_event::from(events::stock_released{"SKU-GHOST", "o-ghost", 3},
+                                           events::event_id::from_seed(99, 100),
+                                           sample_start_us + 6'000'000));
+    REQUIRE(store->append("stock-SKU-GHOST", storage::expected_version::no_stream(),
+                          std::move(evs)));
+    REQUIRE(store->last_position() == 570);
+  }
+  golden("projection-rebuild-stopped", "projection rebuild stock", data, 2);
+  golden("checkpoints-stopped", "checkpoints", data);
+  golden("projection-skip", "projection skip stock --position 570 --by ops --note 'ghost SKU'", data);
+  golden("projection-skips", "projection skips stock", data);
+  golden("projection-rebuild-after-skip", "projection rebuild stock", data);
 
   // An event id finds the same event as its position.
   auto by_position = inspect("get 250 --json --data " + data);
