@@ -234,9 +234,9 @@ public:
         auto age = log_end_us_ - o.last_us;
         if (opts_.require_terminal || age > opts_.stuck_after_us)
           end_violation("non_terminal", id, o,
-                        std::string{"order "} + id + " never ended: it is " + o.status
-                          + " since its last event, "
-                          + std::to_string(age / 1000000) + " s before the newest event of the log");
+                        std::string{"order "} + id + " never ended: its last event leaves it "
+                          + o.status + ", " + std::to_string(age / 1000000)
+                          + " s before the newest event of the log");
       }
     });
     auths_.for_each([&](std::string_view key, const authorization& a) {
@@ -325,8 +325,9 @@ private:
     auto& o = orders_[x.order_id];
     if (++o.captures > 1)
       fail("double_charge", rec, x.order_id,
-           "order " + x.order_id + " charged a " + std::to_string(o.captures) + ". time (payment "
-             + x.payment_id + ", " + std::to_string(x.amount_cents) + " cents)");
+           "order " + x.order_id + " captured " + std::to_string(o.captures)
+             + " times (this capture: payment " + x.payment_id + ", "
+             + std::to_string(x.amount_cents) + " cents)");
     auto& a = auths_[x.payment_id];
     if (!a.authorized) {
       fail("foreign_capture", rec, x.order_id,
