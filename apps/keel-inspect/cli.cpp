@@ -61,13 +61,13 @@ bool is_tty(int fd) {
 
 [[noreturn]] void usage_error(const std::string& msg) {
   std::cerr << "keel-inspect: " << msg << "\n\n" << usage_text;
-  std::exit(exit_error);
+  throw exit_now{exit_error};
 }
 
 [[noreturn]] void fail(const std::string& msg) {
   std::cout.flush();
   std::cerr << "keel-inspect: " << msg << '\n';
-  std::exit(exit_error);
+  throw exit_now{exit_error};
 }
 
 std::string args::text(const std::string& name, const std::string& fallback) const {

@@ -51,10 +51,16 @@ using option_spec = std::map<std::string, bool>;
 /// Parses argv for `command` (argv[1]); unknown options are usage errors.
 args parse_args(int argc, char** argv, const option_spec& spec);
 
-/// Prints `msg` and the usage to stderr and exits 2.
+/// Thrown to end the process with `code` once the stack has unwound (so an
+/// open store is closed: a secondary instance removes its directory).
+struct exit_now {
+  int code;
+};
+
+/// Prints `msg` and the usage to stderr and ends with exit code 2.
 [[noreturn]] void usage_error(const std::string& msg);
 
-/// Prints "keel-inspect: msg" to stderr and exits 2.
+/// Prints "keel-inspect: msg" to stderr and ends with exit code 2.
 [[noreturn]] void fail(const std::string& msg);
 
 /// Parses a duration ("250ms", "90s", "15m", "2h", "1d"); nullopt if malformed.

@@ -5,7 +5,9 @@
 
 #include "commands.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   using namespace keel::inspect;
   const option_spec spec = {
     {"--data", true},       {"--prefix", true},      {"--after", true},
@@ -60,4 +62,14 @@ int main(int argc, char** argv) {
   if (a.command == "checkpoints")
     return cmd_checkpoints(a);
   return cmd_projection(a);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const keel::inspect::exit_now& e) {
+    return e.code;
+  }
 }

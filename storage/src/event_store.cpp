@@ -1,5 +1,9 @@
 #include "keel/storage/event_store.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -75,8 +79,26 @@ rocksdb::ColumnFamilyOptions cf_options(std::size_t id, const std::shared_ptr<ro
   return cfo;
 }
 
+/// A secondary instance keeps its own small files in a directory of its own,
+/// named after the process, removed when the store closes. Directories of
+/// processes that are gone (killed before they could remove theirs) are
+/// removed here.
 std::string make_secondary_dir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "keel-secondary-XXXXXX").string();
+  auto tmp = std::filesystem::temp_directory_path();
+  std::error_code ec;
+  const std::string prefix = "keel-secondary-";
+  for (const auto& entry : std::filesystem::directory_iterator{tmp, ec}) {
+    auto name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0)
+      continue;
+    auto dash = name.find('-', prefix.size());
+    if (dash == std::string::npos)
+      continue;
+    auto pid = std::atoi(name.substr(prefix.size(), dash - prefix.size()).c_str());
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH)
+      std::filesystem::remove_all(entry.path(), ec);
+  }
+  std::string tmpl = (tmp / (prefix + std::to_string(::getpid()) + "-XXXXXX")).string();
   if (::mkdtemp(tmpl.data()) == nullptr)
     return {};
   return tmpl;
