@@ -39,14 +39,16 @@ commands:
         authorizations of cancelled orders, every saga ends, no gaps
   checkpoints
         projection and outbox checkpoints with their lag behind the log
-  projection skip <name> --position P [--by WHO] [--note TEXT]
-  projection rebuild <name> | --all
+  projection skip <name> --position P [--by WHO] [--note TEXT] [--node URL --token T]
+  projection rebuild <name> | --all [--node URL --token T]
   projection skips <name>
-        operate a stopped projection (skip the event it stopped at), rebuild read
-        models, list recorded skips
+        skip the event a stopped projection stopped at, rebuild read models, list
+        recorded skips; on the store of a stopped node (--data), or through a running
+        node's admin API (--node http://HOST:PORT, an admin token from --token or
+        KEEL_TOKEN; the node records the token's subject as who skipped)
 
 options:
-  --data DIR   the store's data directory
+  --data DIR   the store's data directory (not needed with --node)
   --json       one JSON object per line (NDJSON) instead of a table
 
 TIME is RFC 3339 UTC (2026-11-22T03:00:00Z) or a duration back from now (90s, 15m, 2h, 1d).

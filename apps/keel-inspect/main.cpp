@@ -17,6 +17,7 @@ int run(int argc, char** argv) {
     {"--top", true},        {"--bucket", true},      {"--require-terminal", false},
     {"--stuck-after", true}, {"--max", true},        {"--position", true},
     {"--by", true},         {"--note", true},        {"--all", false},
+    {"--node", true},       {"--token", true},
   };
   auto a = parse_args(argc, argv, spec);
   if (a.command.empty())
@@ -32,7 +33,7 @@ int run(int argc, char** argv) {
     {"verify", {"--data"}},
     {"audit", {"--data", "--require-terminal", "--stuck-after", "--max"}},
     {"checkpoints", {"--data"}},
-    {"projection", {"--data", "--position", "--by", "--note", "--all"}},
+    {"projection", {"--data", "--position", "--by", "--note", "--all", "--node", "--token"}},
   };
   auto cmd = allowed.find(a.command);
   if (cmd == allowed.end())

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <thread>
 
+#include <httplib.h>
+
 #include "commands.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
@@ -38,6 +40,51 @@ checkpoint_kind classify(const std::string& name) {
   if (name.rfind("outbox/", 0) == 0)
     return {"outbox", name.substr(7), 0};
   return {"other", name, 0};
+}
+
+/// `projection skip|rebuild` through a running node's admin API.
+int projection_via_node(const args& a, const std::string& action) {
+  auto url = a.text("--node");
+  auto token = a.text("--token", ::getenv("KEEL_TOKEN") != nullptr ? ::getenv("KEEL_TOKEN") : "");
+  if (token.empty())
+    usage_error("--node needs an admin token: --token T or KEEL_TOKEN (keel-node mint-token --role admin)");
+  if (url.rfind("http://", 0) != 0)
+    usage_error("--node must be an http:// URL, got '" + url + "'");
+  httplib::Client cli{url};
+  cli.set_connection_timeout(5, 0);
+  cli.set_read_timeout(3600, 0); // a rebuild answers once swapped in
+  httplib::Headers h{{"Authorization", "Bearer " + token}};
+  bool all = a.has("--all");
+  const std::string name = all ? "all" : a.positional[1];
+  nlohmann::json request{{"position", a.number("--position", 0)}, {"note", a.text("--note")}};
+  auto res = action == "skip"
+               ? cli.Post(("/admin/projections/" + name + "/skip").c_str(), h, request.dump(),
+                          "application/json")
+               : cli.Post(("/admin/projections/" + name + "/rebuild").c_str(), h, std::string{},
+                          "application/json");
+  if (!res)
+    fail("no answer from " + url + ": " + httplib::to_string(res.error()));
+  auto body = nlohmann::json::parse(res->body, nullptr, false);
+  if (res->status != 200) {
+    std::string why = res->body;
+    if (body.is_object() && body.contains("error"))
+      why = body["error"].value("code", "") + ": " + body["error"].value("message", "");
+    fail(url + " answered " + std::to_string(res->status) + " " + why);
+  }
+  if (a.json) {
+    print_json_line(body);
+    return exit_ok;
+  }
+  if (action == "skip")
+    std::printf("%s: event at position %llu skipped by the node; the projection resumed\n",
+                name.c_str(), static_cast<unsigned long long>(a.number("--position", 0)));
+  else
+    std::printf("%s: rebuilt by the node in %.1f s\n", name.c_str(), body.value("seconds", 0.0));
+  for (const auto& p : body.value("projections", nlohmann::json::array()))
+    std::printf("  %s: generation %u, %s at position %llu\n", p.value("name", "").c_str(),
+                p.value("generation", 0u), p.value("state", "").c_str(),
+                static_cast<unsigned long long>(p.value("position", std::uint64_t{0})));
+  return exit_ok;
 }
 
 } // namespace
@@ -140,6 +187,8 @@ int cmd_projection(const args& a) {
       usage_error("projection skip needs a projection name");
     if (!a.has("--position"))
       usage_error("projection skip needs --position P (the event it stopped at)");
+    if (a.has("--node"))
+      return projection_via_node(a, action);
     auto position = a.number("--position", 0);
     auto by = a.text("--by", ::getenv("USER") != nullptr ? ::getenv("USER") : "keel-inspect");
     auto store = open_writer(a);
@@ -157,6 +206,8 @@ int cmd_projection(const args& a) {
     bool all = a.has("--all");
     if (all ? a.positional.size() != 1 : a.positional.size() != 2)
       usage_error("projection rebuild needs a projection name or --all");
+    if (a.has("--node"))
+      return projection_via_node(a, action);
     auto store = open_writer(a);
     projections::projection_runner runner{*store};
     runner.add_standard();

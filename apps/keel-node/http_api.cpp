@@ -387,6 +387,43 @@ void http_api::impl::routes() {
   server.Get(R"(/v1/stock/([^/]+))", [this](req_t req, res_t res) { stock(req, res); });
   server.Put(R"(/admin/stock/([^/]+))", [this](req_t req, res_t res) { set_stock(req, res); });
   server.Post("/admin/faults", [this](req_t req, res_t res) { faults(req, res); });
+  server.Get("/admin/projections", [this](req_t req, res_t res) {
+    if (authorize(req, res, true))
+      send_json(res, 200, n.projections_json());
+  });
+  server.Post(R"(/admin/projections/([^/]+)/skip)", [this](req_t req, res_t res) {
+    auto who = authorize(req, res, true);
+    if (!who)
+      return;
+    auto parsed = parse_skip(req.body);
+    if (auto* err = std::get_if<api_error>(&parsed))
+      return send_error(res, *err);
+    auto& r = std::get<skip_request>(parsed);
+    std::string name = req.matches[1];
+    if (auto err = n.skip_projection(name, r.position, who->subject, r.note)) {
+      auto e = from_error(err);
+      if (code_of(err) == errc::invalid_argument)
+        e = {409, "not_stopped_there", describe(err), "position"};
+      return send_error(res, e);
+    }
+    send_json(res, 200, n.projections_json());
+  });
+  server.Post(R"(/admin/projections/([^/]+)/rebuild)", [this](req_t req, res_t res) {
+    if (!authorize(req, res, true))
+      return;
+    std::string name = req.matches[1];
+    auto t0 = std::chrono::steady_clock::now();
+    if (auto err = n.rebuild_projection(name)) {
+      auto e = from_error(err);
+      if (code_of(err) == errc::projection_stopped)
+        e = {409, "projection_stopped", describe(err), ""};
+      return send_error(res, e);
+    }
+    auto body = json::parse(n.projections_json());
+    body["rebuilt"] = name;
+    body["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    send_json(res, 200, events::dump_json(body));
+  });
   server.Get("/admin/kafka", [this](req_t req, res_t res) {
     if (authorize(req, res, true))
       send_json(res, 200, n.kafka_json());

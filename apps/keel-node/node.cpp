@@ -368,6 +368,32 @@ const node_config& node::config() const noexcept {
   return impl_->cfg;
 }
 
+std::string node::projections_json() const {
+  auto list = nlohmann::json::array();
+  for (const auto& s : impl_->runner->status()) {
+    nlohmann::json j{{"name", s.name},         {"generation", s.generation},
+                     {"state", s.state},       {"position", s.position},
+                     {"lag_events", s.lag_events}, {"lag_ms", s.lag_ms}};
+    if (s.failure)
+      j["failure"] = {{"position", s.failure->position}, {"type", s.failure->event_type},
+                      {"stream", s.failure->stream}, {"reason", s.failure->reason}};
+    if (s.rebuild_position)
+      j["rebuild_position"] = *s.rebuild_position;
+    list.push_back(std::move(j));
+  }
+  return events::dump_json(nlohmann::json{{"projections", std::move(list)},
+                                          {"last_position", impl_->store->last_position()}});
+}
+
+caf::error node::skip_projection(const std::string& name, std::uint64_t position,
+                                 const std::string& by, const std::string& note) {
+  return impl_->runner->skip(name, position, by, note);
+}
+
+caf::error node::rebuild_projection(const std::string& name) {
+  return name == "all" ? impl_->runner->rebuild_all() : impl_->runner->rebuild(name);
+}
+
 std::string node::kafka_json() const {
   nlohmann::json j;
   auto& s = *impl_;

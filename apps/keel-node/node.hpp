@@ -129,6 +129,15 @@ public:
   const storage::event_store& store() const;
   const node_config& config() const noexcept;
 
+  /// The projections' status (JSON of `GET /admin/projections`).
+  std::string projections_json() const;
+  /// Skips the event projection `name` stopped at (see projection_runner::skip).
+  caf::error skip_projection(const std::string& name, std::uint64_t position,
+                             const std::string& by, const std::string& note);
+  /// Rebuilds projection `name` ("all": every one) while the node serves;
+  /// blocks until swapped in.
+  caf::error rebuild_projection(const std::string& name);
+
   /// The bootstrap list and topics (JSON of `GET /admin/kafka`).
   std::string kafka_json() const;
 

@@ -210,6 +210,26 @@ std::variant<std::int64_t, api_error> parse_stock_quantity(std::string_view body
   return quantity;
 }
 
+std::variant<skip_request, api_error> parse_skip(std::string_view body) {
+  auto parsed = parse_object(body);
+  if (auto* err = std::get_if<api_error>(&parsed))
+    return std::move(*err);
+  auto& j = std::get<json>(parsed);
+  if (auto err = unknown_members(j, {"position", "note"}, ""))
+    return std::move(*err);
+  skip_request r;
+  std::int64_t position = 0;
+  if (auto err = get_integer(j, "position", "position", 1, std::numeric_limits<std::int64_t>::max(),
+                             position))
+    return std::move(*err);
+  r.position = static_cast<std::uint64_t>(position);
+  if (auto err = get_string(j, "note", "note", r.note, false))
+    return std::move(*err);
+  if (r.note.size() > 500)
+    return bad("note", "too_long", "must be at most 500 characters");
+  return r;
+}
+
 namespace {
 
 /// Reads optional number member `key` within [lo, hi].

@@ -34,6 +34,15 @@ std::variant<events::place_order, api_error> parse_place_order(std::string_view 
 /// Parses `{"quantity": N}` (0..1,000,000,000) of `PUT /admin/stock/{sku}`.
 std::variant<std::int64_t, api_error> parse_stock_quantity(std::string_view body);
 
+/// The body of `POST /admin/projections/{name}/skip`.
+struct skip_request {
+  std::uint64_t position = 0;
+  std::string note;
+};
+
+/// Parses `{"position": P (1..), "note": "..." (optional, up to 500 characters)}`.
+std::variant<skip_request, api_error> parse_skip(std::string_view body);
+
 /// The body of `POST /admin/faults`: which providers and their whole fault state.
 struct fault_request {
   /// A provider name, "gateways", "carriers" or "all".

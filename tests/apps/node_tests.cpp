@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.hpp"
+#include "keel/events/event.hpp"
 #include "keel/storage/event_store.hpp"
 #include "node_process.hpp"
 #include "temp_dir.hpp"
@@ -511,4 +512,87 @@ TEST_CASE("a config file sets options and the command line wins over it", "[node
   CHECK(json::parse(c.Get("/admin/kafka", auth("ops", true))->body)["enabled"] == false);
   CHECK(std::filesystem::exists(dir.sub("store")));          // --data on the command line
   CHECK_FALSE(std::filesystem::exists(dir.sub("not-this-store")));
+}
+
+TEST_CASE("a stopped projection is skipped and rebuilt through keel-inspect --node while the node serves",
+          "[node][inspect]") {
+  temp_dir dir;
+  auto data = dir.sub("store");
+  std::uint64_t poison = 0;
+  {
+    // A poison event before the node starts: the stock projection cannot
+    // release units of a SKU it never saw.
+    storage::options opts;
+    opts.path = data;
+    auto store = storage::event_store::open(opts);
+    REQUIRE(store);
+    std::vector<storage::new_event> evs;
+    evs.push_back(storage::new_event::from(events::stock_released{"SKU-GHOST", "o-ghost", 3},
+                                           events::event_id::random(), 1'788'220'800'000'000));
+    REQUIRE((*store)->append("stock-SKU-GHOST", storage::expected_version::no_stream(),
+                             std::move(evs)));
+    poison = (*store)->last_position();
+  }
+  node_process n{data, {"--kafka", "off"}};
+  auto c = n.client();
+  auto admin = bearer("ops", true);
+  auto token = admin.substr(std::string{"Bearer "}.size());
+  auto stock_state = [&] {
+    auto res = c.Get("/admin/projections", {{"Authorization", admin}});
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    auto body = json::parse(res->body);
+    for (auto& p : body["projections"])
+      if (p["name"] == "stock")
+        return p;
+    FAIL("no stock projection");
+    return json{};
+  };
+  auto stopped = stock_state();
+  CHECK(stopped["state"] == "stopped");
+  CHECK(stopped["failure"]["position"] == poison);
+
+  auto url = "http://127.0.0.1:" + std::to_string(n.port());
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.end(), {"--node", url, "--token", token});
+    return run_child(KEEL_INSPECT, args, 60s);
+  };
+  // Wrong position: refused with 409, nothing changes.
+  auto wrong = run({"projection", "skip", "stock", "--position", std::to_string(poison + 1)});
+  CHECK(WEXITSTATUS(wrong.status) == 2);
+  CHECK(stock_state()["state"] == "stopped");
+  // A reader's token is not enough.
+  auto reader = run_child(KEEL_INSPECT, {"projection", "skip", "stock", "--position", std::to_string(poison),
+                                         "--node", url, "--token", bearer("c1").substr(7)}, 60s);
+  CHECK(WEXITSTATUS(reader.status) == 2);
+
+  auto skip = run({"projection", "skip", "stock", "--position", std::to_string(poison), "--note",
+                   "ghost SKU"});
+  INFO(skip.out);
+  CHECK(WIFEXITED(skip.status));
+  CHECK(WEXITSTATUS(skip.status) == 0);
+  CHECK_THAT(skip.out, Catch::Contains("skipped by the node"));
+  std::printf("%s", skip.out.c_str());
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (stock_state()["state"] != "live" && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  CHECK(stock_state()["state"] == "live");
+  CHECK(stock_state()["position"] == poison);
+
+  // The skip is recorded in the store (readable beside the node) with the
+  // token's subject.
+  auto skips = run_child(KEEL_INSPECT, {"projection", "skips", "stock", "--json", "--data", data}, 60s);
+  INFO(skips.out);
+  auto rec = json::parse(skips.out.substr(0, skips.out.find('\n')));
+  CHECK(rec["position"] == poison);
+  CHECK(rec["by"] == "ops");
+  CHECK(rec["note"] == "ghost SKU");
+
+  // A rebuild while the node serves: the next generation, honouring the skip.
+  auto gen = stock_state()["generation"].get<int>();
+  auto rebuilt = run({"projection", "rebuild", "stock"});
+  INFO(rebuilt.out);
+  CHECK(WEXITSTATUS(rebuilt.status) == 0);
+  CHECK(stock_state()["generation"] == gen + 1);
+  CHECK(stock_state()["state"] == "live");
 }
