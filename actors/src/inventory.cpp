@@ -76,6 +76,22 @@ bool decode_snapshot(const std::string& text, sku_state& s) {
   return true;
 }
 
+/// The correlation id of a stock event: its order's (as payment and shipping
+/// events carry), so an order's timeline joins its inventory events; none for
+/// stock_adjusted.
+events::event_id correlation_of_stock(const events::event& ev) {
+  using namespace events;
+  if (auto* x = std::get_if<stock_reserved>(&ev))
+    return correlation_of(x->order_id);
+  if (auto* x = std::get_if<stock_reservation_refused>(&ev))
+    return correlation_of(x->order_id);
+  if (auto* x = std::get_if<stock_released>(&ev))
+    return correlation_of(x->order_id);
+  if (auto* x = std::get_if<stock_committed>(&ev))
+    return correlation_of(x->order_id);
+  return {};
+}
+
 /// Sums the quantities of an order's lines per SKU (an order may list a SKU twice).
 std::map<std::string, std::uint32_t> per_sku(const std::vector<events::order_line>& lines) {
   std::map<std::string, std::uint32_t> result;
@@ -199,7 +215,8 @@ private:
     s.apply(ev);
     auto expected = storage::expected_version::exact(s.version++);
     s.in_flight++;
-    std::vector<storage::new_event> evs{make_new_event(ev, conf_.env.now_us())};
+    std::vector<storage::new_event> evs{
+      make_new_event(ev, conf_.env.now_us(), correlation_of_stock(ev))};
     log_.append(caf::actor_cast<caf::actor>(this), "stock-" + sku, expected, std::move(evs),
                 [this, sku, then](const caf::error& err, const storage::append_result& r) {
                   if (err)

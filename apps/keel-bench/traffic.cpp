@@ -6,6 +6,7 @@
 #include <random>
 
 #include "keel/actors/correlation.hpp"
+#include "keel/actors/saga.hpp"
 #include "keel/events/error.hpp"
 
 namespace keel::bench {
@@ -63,9 +64,17 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
   placed.order_id = order_id;
   placed.customer_id = "customer-" + std::to_string(rng() % 5000);
   auto lines = 1 + rng() % 3;
-  for (std::uint64_t i = 0; i < lines; ++i)
-    placed.lines.push_back({sku_name(rng() % traffic_skus), static_cast<std::uint32_t>(1 + rng() % 4),
-                            static_cast<std::int64_t>(199 + rng() % 20000)});
+  for (std::uint64_t i = 0; i < lines; ++i) {
+    auto sku = sku_name(rng() % traffic_skus);
+    auto quantity = static_cast<std::uint32_t>(1 + rng() % 4);
+    auto price = static_cast<std::int64_t>(199 + rng() % 20000);
+    // One line per SKU, as inventory reserves per SKU.
+    bool seen = false;
+    for (const auto& l : placed.lines)
+      seen = seen || l.sku == sku;
+    if (!seen)
+      placed.lines.push_back({sku, quantity, price});
+  }
   placed.currency = "EUR";
   placed.shipping_address = {"Ada Lovelace", "12 Analytical Row", "London", "N1 9GU", "GB"};
   placed.premium = rng() % 10 == 0;
@@ -77,7 +86,9 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
     const auto& line = placed.lines.front();
     emit(stock_reservation_refused{line.sku, order_id, line.quantity, 0});
     emit(order_stock_refused{order_id, line.sku, line.quantity, 0, false});
-    emit(order_rejected{order_id, "out of stock: " + line.sku});
+    // The reasons the saga records (keel-replay check compares them).
+    emit(order_rejected{order_id, "out of stock: " + line.sku + " (requested "
+                                    + std::to_string(line.quantity) + ", available 0)"});
     return;
   }
   for (const auto& line : placed.lines)
@@ -90,11 +101,12 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
     for (const auto& line : placed.lines)
       emit(stock_released{line.sku, order_id, line.quantity}, 200);
     emit(order_stock_released{order_id});
-    emit(order_cancelled{order_id, "payment declined"});
+    emit(order_cancelled{order_id, "payment declined: insufficient funds"});
     return;
   }
   auto payment_id = "pay-" + order_id;
-  emit(payment_authorized{order_id, payment_id, provider, placed.total_cents, "EUR", order_id},
+  emit(payment_authorized{order_id, payment_id, provider, placed.total_cents, "EUR",
+                          actors::authorization_key(order_id)},
        30'000 + static_cast<std::int64_t>(rng() % 200'000));
   emit(order_payment_authorized{order_id, payment_id, provider, placed.total_cents});
   auto carrier = rng() % 4 == 0 ? "carrier-b" : "carrier-a";

@@ -458,16 +458,17 @@ event_store::list_streams(std::string_view prefix, std::size_t limit, std::strin
     if (k.size() < 9)
       return make_error(errc::corrupt_record, "stream index key of " + std::to_string(k.size())
                                                 + " bytes");
-    std::string_view stream{k.data(), k.size() - 8};
-    if (stream.substr(0, prefix.size()) != prefix)
+    // Copied: the key's memory belongs to the iterator's position, which
+    // SeekForPrev moves.
+    std::string stream{k.data(), k.size() - 8};
+    if (std::string_view{stream}.substr(0, prefix.size()) != prefix)
       break;
-    std::string next{stream};
-    next += '\x01';
+    std::string next = stream + '\x01';
     it->SeekForPrev(next);
     if (!it->Valid())
       break;
     auto last = it->key();
-    result.push_back({std::string{stream}, keys::read_be64(last.data() + last.size() - 8)});
+    result.push_back({std::move(stream), keys::read_be64(last.data() + last.size() - 8)});
     it->Seek(next);
   }
   if (!it->status().ok())

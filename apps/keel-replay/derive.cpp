@@ -1,0 +1,347 @@
+#include "derive.hpp"
+
+#include <limits>
+#include <map>
+
+#include "codec.hpp"
+#include "gather.hpp"
+
+namespace keel::replay {
+
+namespace {
+
+using nlohmann::json;
+using namespace keel::events;
+
+/// The step an order event answers (saga.hpp's outcome table); empty for
+/// events that answer none (order_placed, order_cancel_requested,
+/// order_payment_refunded).
+std::string answered_step(const std::string& type) {
+  static const std::map<std::string, std::string> table = {
+    {"order_stock_reserved", "reserve_stock"},
+    {"order_stock_refused", "reserve_stock"},
+    {"order_payment_authorized", "authorize_payment"},
+    {"order_payment_declined", "authorize_payment"},
+    {"order_payment_pending", "authorize_payment"},
+    {"order_shipment_scheduled", "schedule_shipment"},
+    {"order_shipment_failed", "schedule_shipment"},
+    {"order_payment_captured", "capture_payment+commit_stock"},
+    {"order_completed", "capture_payment+commit_stock"},
+    {"order_shipment_cancelled", "cancel_shipment"},
+    {"order_payment_voided", "void_payment"},
+    {"order_stock_released", "release_stock"},
+    {"order_rejected", "record_rejected"},
+    {"order_cancelled", "record_cancelled"},
+  };
+  auto i = table.find(type);
+  return i == table.end() ? std::string{} : i->second;
+}
+
+/// The step whose command a service event answers.
+std::string service_step(const std::string& type) {
+  static const std::map<std::string, std::string> table = {
+    {"stock_reserved", "reserve_stock"},
+    {"stock_reservation_refused", "reserve_stock"},
+    {"payment_authorized", "authorize_payment"},
+    {"payment_declined", "authorize_payment"},
+    {"payment_unavailable", "authorize_payment"},
+    {"shipment_scheduled", "schedule_shipment"},
+    {"shipment_failed", "schedule_shipment"},
+    {"payment_captured", "capture_payment+commit_stock"},
+    {"stock_committed", "capture_payment+commit_stock"},
+    {"shipment_cancelled", "cancel_shipment"},
+    {"payment_voided", "void_payment"},
+    {"stock_released", "release_stock"},
+  };
+  auto i = table.find(type);
+  return i == table.end() ? std::string{} : i->second;
+}
+
+/// Whether the order_payment_pending at `v` parked the order (see derive.hpp).
+bool parked(const order_records& o, std::size_t v) {
+  if (v + 1 >= o.order.size())
+    return true;
+  auto& next = o.order[v + 1].type;
+  return answered_step(next) == "authorize_payment" || next == "order_cancel_requested";
+}
+
+std::string where(const stored_event& e) {
+  return e.type + " " + e.stream + "@" + std::to_string(e.version);
+}
+
+/// `{"sku": .., "quantity": ..}` per SKU of the stock events of type `T`.
+template <class T>
+json stock_lines(const order_records& o, const step_instance& s) {
+  std::map<std::string, std::uint64_t> per_sku;
+  for (auto i : s.services)
+    if (auto* x = std::get_if<T>(&o.services[i].data)) {
+      if constexpr (std::is_same_v<T, stock_reservation_refused>)
+        per_sku[x->sku] += x->requested;
+      else
+        per_sku[x->sku] += x->quantity;
+    }
+  auto lines = json::array();
+  for (auto& [sku, qty] : per_sku)
+    lines.push_back({{"sku", sku}, {"quantity", qty}});
+  return lines;
+}
+
+template <class T>
+const T* last_service(const order_records& o, const step_instance& s) {
+  const T* result = nullptr;
+  for (auto i : s.services)
+    if (auto* x = std::get_if<T>(&o.services[i].data))
+      result = x;
+  return result;
+}
+
+template <class T>
+const T* outcome(const order_records& o, const step_instance& s) {
+  for (auto v : {s.first_outcome, s.last_outcome})
+    if (v)
+      if (auto* x = std::get_if<T>(&o.order[*v].data))
+        return x;
+  return nullptr;
+}
+
+/// The commands of `s` as far as the store shows them.
+std::vector<json> evidence(const order_records& o, const step_instance& s) {
+  bool open = !s.last_outcome;
+  auto named = [](const char* name) { return json{{"command", name}}; };
+  if (s.name == "reserve_stock") {
+    auto lines = stock_lines<stock_reserved>(o, s);
+    for (auto& l : stock_lines<stock_reservation_refused>(o, s))
+      lines.push_back(l);
+    auto cmd = named("reserve_stock");
+    cmd["lines"] = std::move(lines);
+    if (open || last_service<stock_reservation_refused>(o, s) != nullptr)
+      cmd["partial"] = true; // a refusal ends the reservation of the other lines
+    return {cmd};
+  }
+  if (s.name == "authorize_payment") {
+    auto cmd = named("authorize_payment");
+    if (auto* x = last_service<payment_authorized>(o, s)) {
+      cmd["amount_cents"] = x->amount_cents;
+      cmd["currency"] = x->currency;
+      cmd["idempotency_key"] = x->idempotency_key;
+    }
+    return {cmd};
+  }
+  if (s.name == "schedule_shipment")
+    return {named("schedule_shipment")};
+  if (s.name == "capture_payment+commit_stock") {
+    auto cap = named("capture_payment");
+    if (auto* x = last_service<payment_captured>(o, s))
+      cap["payment_id"] = x->payment_id;
+    auto com = named("commit_stock");
+    com["lines"] = stock_lines<stock_committed>(o, s);
+    if (open)
+      com["partial"] = true;
+    return {cap, com};
+  }
+  if (s.name == "cancel_shipment") {
+    auto cmd = named("cancel_shipment");
+    if (auto* x = outcome<order_shipment_cancelled>(o, s))
+      cmd["tracking_id"] = x->tracking_id;
+    else if (auto* y = last_service<shipment_cancelled>(o, s))
+      cmd["tracking_id"] = y->tracking_id;
+    return {cmd};
+  }
+  if (s.name == "void_payment") {
+    auto cmd = named("void_payment");
+    if (auto* x = outcome<order_payment_voided>(o, s))
+      cmd["payment_id"] = x->payment_id;
+    else if (auto* y = last_service<payment_voided>(o, s))
+      cmd["payment_id"] = y->payment_id;
+    return {cmd};
+  }
+  if (s.name == "release_stock") {
+    auto cmd = named("release_stock");
+    cmd["lines"] = stock_lines<stock_released>(o, s);
+    cmd["partial"] = true; // lines that held nothing release nothing
+    return {cmd};
+  }
+  if (s.name == "record_rejected") {
+    auto cmd = named("record_rejected");
+    if (auto* x = outcome<order_rejected>(o, s))
+      cmd["reason"] = x->reason;
+    return {cmd};
+  }
+  if (s.name == "record_cancelled") {
+    auto cmd = named("record_cancelled");
+    if (auto* x = outcome<order_cancelled>(o, s))
+      cmd["reason"] = x->reason;
+    return {cmd};
+  }
+  return {};
+}
+
+/// Creates the step instances from the order stream.
+void find_steps(const order_records& o, derivation& d) {
+  std::optional<std::size_t> driver;
+  std::optional<std::size_t> last;
+  for (std::size_t v = 0; v < o.order.size(); ++v) {
+    auto& type = o.order[v].type;
+    if (type == "order_placed") {
+      driver = v;
+      last.reset();
+      continue;
+    }
+    if (type == "order_cancel_requested") {
+      if (v > 0 && o.order[v - 1].type == "order_payment_pending" && parked(o, v - 1)) {
+        driver = v;
+        last.reset();
+      }
+      continue;
+    }
+    auto name = answered_step(type);
+    if (name.empty() || !driver)
+      continue; // answers nothing, or the decider reports it as an anomaly
+    if (last && d.steps[*last].name == name && d.steps[*last].driver == *driver
+        && name == "capture_payment+commit_stock") {
+      d.steps[*last].last_outcome = v; // order_completed after order_payment_captured
+      d.answers[v] = last;
+      continue;
+    }
+    d.steps.push_back(step_instance{name, *driver, v, v, {}});
+    last = d.steps.size() - 1;
+    d.answers[v] = last;
+    if (type != "order_payment_captured")
+      driver = v;
+    if (type == "order_payment_pending" && parked(o, v)) {
+      std::optional<std::size_t> until;
+      if (v + 1 < o.order.size())
+        until = v + 1;
+      d.parks.push_back(park_period{v, until});
+    }
+  }
+  // A step in flight: service events after the last driver, no outcome yet.
+  if (driver && !is_terminal_event(o.order.back().data)) {
+    auto from = o.order[*driver].position;
+    for (auto& s : o.services)
+      if (s.position > from && !service_step(s.type).empty()) {
+        d.steps.push_back(step_instance{service_step(s.type), *driver, {}, {}, {}});
+        break;
+      }
+  }
+}
+
+/// Attributes each service event to the step whose window holds it.
+void attribute(const order_records& o, derivation& d) {
+  constexpr auto end = std::numeric_limits<std::uint64_t>::max();
+  for (std::size_t i = 0; i < o.services.size(); ++i) {
+    auto& s = o.services[i];
+    std::optional<std::size_t> hit;
+    for (std::size_t k = 0; k < d.steps.size() && !hit; ++k) {
+      auto& st = d.steps[k];
+      auto lo = o.order[st.driver].position;
+      auto hi = st.last_outcome ? o.order[*st.last_outcome].position : end;
+      if (s.position > lo && s.position <= hi)
+        hit = k;
+    }
+    if (!hit) {
+      std::string why = "outside every step of the saga";
+      if (s.position < o.order.front().position)
+        why = "before the order was placed";
+      else if (s.position > o.order.back().position && is_terminal_event(o.order.back().data))
+        why = "after the order ended (" + o.order.back().type + ")";
+      d.unexplained.push_back({s, why});
+      continue;
+    }
+    auto& st = d.steps[*hit];
+    if (service_step(s.type) != st.name) {
+      d.unexplained.push_back({s, "not caused by " + st.name + " (issued by "
+                                    + where(o.order[st.driver]) + ")"});
+      continue;
+    }
+    d.caused_by[i] = hit;
+    st.services.push_back(i);
+  }
+}
+
+} // namespace
+
+derivation derive(const order_records& o) {
+  derivation d;
+  d.answers.resize(o.order.size());
+  d.recorded.resize(o.order.size());
+  d.caused_by.resize(o.services.size());
+  find_steps(o, d);
+  attribute(o, d);
+  // Recorded commands per driver, in step order; a park first at its event.
+  std::size_t next_park = 0;
+  auto premium = false;
+  if (auto* placed = std::get_if<order_placed>(&o.order.front().data))
+    premium = placed->premium;
+  auto add_parks_until = [&](std::size_t v) {
+    for (; next_park < d.parks.size() && d.parks[next_park].pending <= v; ++next_park) {
+      auto p = d.parks[next_park].pending;
+      auto& x = std::get<order_payment_pending>(o.order[p].data);
+      d.recorded[p].push_back(json{{"command", "park_payment"},
+                                   {"retry_at_us", x.retry_at_us},
+                                   {"attempt", x.attempt},
+                                   {"premium", premium}});
+    }
+  };
+  for (auto& st : d.steps) {
+    add_parks_until(st.driver);
+    for (auto& cmd : evidence(o, st))
+      d.recorded[st.driver].push_back(std::move(cmd));
+  }
+  add_parks_until(o.order.size());
+  return d;
+}
+
+history recorded_history(const order_records& o, const derivation& d,
+                         const actors::saga_policy& policy) {
+  history h;
+  h.order_id = o.order_id;
+  h.policy = policy;
+  h.mode = match_mode::evidence;
+  for (std::size_t v = 0; v < o.order.size(); ++v) {
+    auto& e = o.order[v];
+    h.events.push_back({e.position, e.version, e.type, e.timestamp_us, e.data, d.recorded[v]});
+  }
+  h.unexplained = d.unexplained;
+  return h;
+}
+
+std::vector<decided> replay_decisions(const std::vector<history_event>& evs,
+                                      const actors::saga_policy& policy) {
+  std::vector<decided> result;
+  actors::order_state st;
+  for (std::size_t k = 0; k < evs.size(); ++k) {
+    auto d = actors::decide(st, evs[k].data, evs[k].timestamp_us, policy);
+    decided x;
+    if (!d.anomaly.empty()) {
+      x.anomaly = d.anomaly;
+      x.awaiting = actors::resume(st);
+    } else {
+      st = std::move(d.state);
+      x.commands = std::move(d.commands);
+      if (st.status == actors::order_status::pending_payment && k + 1 < evs.size()
+          && evs[k + 1].type != "order_cancel_requested")
+        for (auto& c : actors::resume(st))
+          x.commands.push_back(std::move(c));
+    }
+    x.status = st.status;
+    result.push_back(std::move(x));
+  }
+  return result;
+}
+
+history decided_history(const order_records& o, const actors::saga_policy& policy) {
+  history h;
+  h.order_id = o.order_id;
+  h.policy = policy;
+  h.mode = match_mode::exact;
+  for (auto& e : o.order)
+    h.events.push_back({e.position, e.version, e.type, e.timestamp_us, e.data, {}});
+  auto ds = replay_decisions(h.events, policy);
+  for (std::size_t k = 0; k < ds.size(); ++k)
+    for (auto& c : ds[k].commands)
+      h.events[k].commands.push_back(command_json(c));
+  return h;
+}
+
+} // namespace keel::replay
