@@ -99,6 +99,19 @@ supervisor_config sharded(const pipeline_config& cfg, const std::string& name,
   return sc;
 }
 
+/// A service whose latency is its providers' (payment, shipping): its
+/// breaker judges failures, not slowness. The providers' own breakers and
+/// adaptive timeouts judge a slow gateway; counting the same slowness here
+/// opened the payment service's breaker after a long payment slowdown, and
+/// for its whole wait every order parked without a call, so the gateways'
+/// half-open breakers got no trial calls (recovery took 22 s instead of 3).
+/// Calls slower than the service timeout fail as timeouts anyway.
+supervisor_config provider_backed(supervisor_config sc, const pipeline_config& cfg) {
+  if (sc.breaker)
+    sc.breaker->slow_call_duration = std::max(sc.breaker->slow_call_duration, cfg.service_timeout);
+  return sc;
+}
+
 /// A payment or shipping shard's settings; each shard gets its share of
 /// every provider's bulkhead.
 provider_service_config provider_service(const pipeline_config& cfg, std::size_t capacity,
@@ -174,15 +187,17 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
     };
   };
   p->payment_ = spawn_supervisor<payment_reply>(
-    sys, sharded(cfg, "payment", 101, cfg.payment_shards, order_key,
-                 shard(provider_service(cfg, cfg.payment_capacity, gateways,
-                                        cfg.gateway_capacity, cfg.payment_shards),
-                       spawn_payment)));
+    sys, provider_backed(sharded(cfg, "payment", 101, cfg.payment_shards, order_key,
+                                 shard(provider_service(cfg, cfg.payment_capacity, gateways,
+                                                        cfg.gateway_capacity, cfg.payment_shards),
+                                       spawn_payment)),
+                         cfg));
   p->shipping_ = spawn_supervisor<shipment_reply>(
-    sys, sharded(cfg, "shipping", 102, cfg.shipping_shards, order_key,
-                 shard(provider_service(cfg, cfg.shipping_capacity, carriers,
-                                        cfg.carrier_capacity, cfg.shipping_shards),
-                       spawn_shipping)));
+    sys, provider_backed(sharded(cfg, "shipping", 102, cfg.shipping_shards, order_key,
+                                 shard(provider_service(cfg, cfg.shipping_capacity, carriers,
+                                                        cfg.carrier_capacity, cfg.shipping_shards),
+                                       spawn_shipping)),
+                         cfg));
   p->inventory_ = spawn_supervisor<stock_reply>(
     sys, sharded(cfg, "inventory", 103, cfg.inventory_shards, sku_key,
                  [cap = cfg.inventory_capacity, env = env_of(cfg)](caf::actor_system& s,

@@ -316,3 +316,58 @@ TEST_CASE_METHOD(pipeline_fixture, "a new pipeline re-drives every saga the old 
   CHECK(stock("SKU-1").on_hand == 80);
   CHECK(audit().ok());
 }
+
+TEST_CASE_METHOD(pipeline_fixture, "orders keep flowing through two payment slowdowns and the breakers close soon after each", "[breaker][slow]") {
+  // Regression: in the second slowdown the payment service's own breaker
+  // opened on its slow-call rate (the gateways' slowness, counted a second
+  // time) and for its 30 s wait parked every order without a call, so the
+  // gateways' half-open breakers got no trial calls: they closed 21.8 s
+  // after the gateways healed, with 1,610 orders still parked.
+  auto c = config();
+  c.provider_breaker.wait_in_open = 3s;
+  c.payment_retry.initial = 500ms;
+  start(c);
+  set_stock("SKU-1", 1'000'000);
+  auto slow = [&](bool on) {
+    for (auto* gw : actors::pipeline::gateways)
+      set_faults(*p, gw, [on](auto& f) {
+        f.latency_median = on ? 5s : 2ms;
+        f.latency_p99 = on ? 6s : 10ms;
+      });
+  };
+  int n = 0;
+  auto traffic = [&](caf::timespan d) { // 50 orders/s
+    for (caf::timespan t{0}; t < d; t += 100ms) {
+      for (int i = 0; i < 5; ++i)
+        REQUIRE(place(order("o-" + std::to_string(n++), "SKU-1")));
+      advance(100ms, 10ms);
+    }
+  };
+  auto closed = [&] {
+    for (auto* gw : actors::pipeline::gateways)
+      if (p->metrics().breaker(gw)->current() != breaker_state::closed)
+        return false;
+    return true;
+  };
+  for (int round = 1; round <= 2; ++round) {
+    traffic(5s);
+    slow(true);
+    traffic(15s);
+    slow(false);
+    auto healed = sched->clock().now();
+    while (!closed() && sched->clock().now() - healed < 120s)
+      traffic(100ms);
+    auto took = sched->clock().now() - healed;
+    INFO("round " << round << ": breakers closed "
+                  << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                  << " ms after the gateways healed");
+    CHECK(closed());
+    // Virtual time: two waits in open and a trial cycle, not the service
+    // breaker's 30 s.
+    CHECK(took < 10s);
+  }
+  CHECK(transitions(*store, "payment").empty());
+  advance(60s, 100ms);
+  CHECK(p->metrics().value("retry_queue.depth")->load() == 0);
+  CHECK(audit().ok());
+}
