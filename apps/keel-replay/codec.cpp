@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "keel/events/error.hpp"
+#include "keel/events/fields.hpp"
 #include "keel/events/json.hpp"
 
 namespace keel::replay {
@@ -16,124 +17,7 @@ namespace {
 using nlohmann::json;
 using namespace keel::events;
 
-// -- field lists: one per type, used to write commands and read events -------
-
-template <class F>
-void fields(order_line& x, F&& f) {
-  f("sku", x.sku);
-  f("quantity", x.quantity);
-  f("unit_price_cents", x.unit_price_cents);
-}
-
-template <class F>
-void fields(address& x, F&& f) {
-  f("name", x.name);
-  f("street", x.street);
-  f("city", x.city);
-  f("postal_code", x.postal_code);
-  f("country", x.country);
-}
-
-// Order events: the names events::to_json writes (events/src/json.cpp).
-template <class F>
-void fields(order_placed& x, F&& f) {
-  f("order_id", x.order_id);
-  f("customer_id", x.customer_id);
-  f("lines", x.lines);
-  f("currency", x.currency);
-  f("shipping_address", x.shipping_address);
-  f("premium", x.premium);
-  f("total_cents", x.total_cents);
-}
-template <class F>
-void fields(order_rejected& x, F&& f) {
-  f("order_id", x.order_id);
-  f("reason", x.reason);
-}
-template <class F>
-void fields(order_stock_reserved& x, F&& f) {
-  f("order_id", x.order_id);
-}
-template <class F>
-void fields(order_payment_authorized& x, F&& f) {
-  f("order_id", x.order_id);
-  f("payment_id", x.payment_id);
-  f("provider", x.provider);
-  f("amount_cents", x.amount_cents);
-}
-template <class F>
-void fields(order_payment_pending& x, F&& f) {
-  f("order_id", x.order_id);
-  f("reason", x.reason);
-  f("attempt", x.attempt);
-  f("retry_at_us", x.retry_at_us);
-}
-template <class F>
-void fields(order_shipment_scheduled& x, F&& f) {
-  f("order_id", x.order_id);
-  f("tracking_id", x.tracking_id);
-  f("carrier", x.carrier);
-  f("estimated_delivery_us", x.estimated_delivery_us);
-}
-template <class F>
-void fields(order_payment_captured& x, F&& f) {
-  f("order_id", x.order_id);
-  f("payment_id", x.payment_id);
-  f("amount_cents", x.amount_cents);
-}
-template <class F>
-void fields(order_completed& x, F&& f) {
-  f("order_id", x.order_id);
-}
-template <class F>
-void fields(order_cancel_requested& x, F&& f) {
-  f("order_id", x.order_id);
-  f("requested_by", x.requested_by);
-}
-template <class F>
-void fields(order_stock_released& x, F&& f) {
-  f("order_id", x.order_id);
-}
-template <class F>
-void fields(order_payment_voided& x, F&& f) {
-  f("order_id", x.order_id);
-  f("payment_id", x.payment_id);
-}
-template <class F>
-void fields(order_payment_refunded& x, F&& f) {
-  f("order_id", x.order_id);
-  f("payment_id", x.payment_id);
-  f("amount_cents", x.amount_cents);
-}
-template <class F>
-void fields(order_cancelled& x, F&& f) {
-  f("order_id", x.order_id);
-  f("reason", x.reason);
-}
-template <class F>
-void fields(order_stock_refused& x, F&& f) {
-  f("order_id", x.order_id);
-  f("sku", x.sku);
-  f("requested", x.requested);
-  f("available", x.available);
-  f("partially_reserved", x.partially_reserved);
-}
-template <class F>
-void fields(order_payment_declined& x, F&& f) {
-  f("order_id", x.order_id);
-  f("provider", x.provider);
-  f("reason", x.reason);
-}
-template <class F>
-void fields(order_shipment_failed& x, F&& f) {
-  f("order_id", x.order_id);
-  f("reason", x.reason);
-}
-template <class F>
-void fields(order_shipment_cancelled& x, F&& f) {
-  f("order_id", x.order_id);
-  f("tracking_id", x.tracking_id);
-}
+// -- field lists: events and their parts come from keel/events/fields.hpp ----
 
 // Commands, without their order id.
 template <class F>
