@@ -144,12 +144,6 @@ std::optional<std::int64_t> parse_time_us(const std::string& text) {
   return static_cast<std::int64_t>(secs) * 1000000 + frac_us;
 }
 
-std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 std::optional<std::int64_t> args::time(const std::string& name) const {
   auto i = opts.find(name);
   if (i == opts.end())
@@ -157,7 +151,7 @@ std::optional<std::int64_t> args::time(const std::string& name) const {
   if (auto t = parse_time_us(i->second))
     return t;
   if (auto d = parse_duration_us(i->second))
-    return now_us() - *d;
+    return storage::now_us() - *d;
   usage_error(name + " must be an RFC 3339 UTC time (2026-11-22T03:00:00Z) or a duration "
               "back from now (90s, 15m, 2h, 1d), got '" + i->second + "'");
 }
@@ -232,36 +226,36 @@ args parse_args(int argc, char** argv, const option_spec& spec) {
 
 namespace {
 
-std::unique_ptr<storage::event_store> open_store(const args& a, storage::open_mode mode) {
+std::string data_dir(const args& a) {
   auto dir = a.text("--data");
   if (dir.empty())
     usage_error("--data DIR is required");
-  storage::options opts;
-  opts.path = dir;
-  opts.mode = mode;
-  opts.create_if_missing = false;
-  opts.block_cache_bytes = 32u << 20;
-  auto store = storage::event_store::open(opts);
-  if (!store) {
-    auto why = describe(store.error());
-    if (mode == storage::open_mode::writer && why.find("lock") != std::string::npos)
-      fail(why + "\n  (a keel-node is running on " + dir
-           + "; this command changes the store: stop the node first)");
-    fail(why);
-  }
-  if (auto err = (*store)->refresh())
-    fail(describe(err));
-  return std::move(*store);
+  return dir;
 }
 
 } // namespace
 
 std::unique_ptr<storage::event_store> open_secondary(const args& a) {
-  return open_store(a, storage::open_mode::secondary);
+  auto store = storage::event_store::open_beside(data_dir(a));
+  if (!store)
+    fail(describe(store.error()));
+  return std::move(*store);
 }
 
 std::unique_ptr<storage::event_store> open_writer(const args& a) {
-  return open_store(a, storage::open_mode::writer);
+  auto dir = data_dir(a);
+  storage::options opts;
+  opts.path = dir;
+  opts.create_if_missing = false;
+  auto store = storage::event_store::open(opts);
+  if (!store) {
+    auto why = describe(store.error());
+    if (why.find("lock") != std::string::npos)
+      fail(why + "\n  (a keel-node is running on " + dir
+           + "; this command changes the store: stop the node first)");
+    fail(why);
+  }
+  return std::move(*store);
 }
 
 table::table(std::vector<std::string> headers) : headers_(std::move(headers)) {

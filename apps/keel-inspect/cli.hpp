@@ -72,9 +72,6 @@ std::optional<std::int64_t> parse_time_us(const std::string& text);
 /// "1.5 s", "3 min", "2.1 h".
 std::string human_duration(std::int64_t us);
 
-/// The current wall-clock time, microseconds since the epoch.
-std::int64_t now_us();
-
 /// Opens the store of `--data` read-only as a RocksDB secondary instance
 /// (works beside a running node) and catches up with the writer.
 std::unique_ptr<storage::event_store> open_secondary(const args& a);

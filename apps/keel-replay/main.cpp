@@ -123,16 +123,9 @@ args parse(int argc, char** argv) {
 std::unique_ptr<storage::event_store> open_store(const args& a) {
   if (a.data.empty())
     usage_error("--data DIR is required");
-  storage::options opts;
-  opts.path = a.data;
-  opts.mode = storage::open_mode::secondary;
-  opts.create_if_missing = false;
-  opts.block_cache_bytes = 32u << 20;
-  auto store = storage::event_store::open(opts);
+  auto store = storage::event_store::open_beside(a.data);
   if (!store)
     fail(describe(store.error()));
-  if (auto err = (*store)->refresh())
-    fail(describe(err));
   return std::move(*store);
 }
 

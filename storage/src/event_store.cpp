@@ -227,6 +227,20 @@ event_store::event_store(std::unique_ptr<store_state> state) : state_(std::move(
 
 event_store::~event_store() = default;
 
+caf::expected<std::unique_ptr<event_store>> event_store::open_beside(std::string path) {
+  options opts;
+  opts.path = std::move(path);
+  opts.mode = open_mode::secondary;
+  opts.create_if_missing = false;
+  opts.block_cache_bytes = 32u << 20;
+  auto store = open(std::move(opts));
+  if (!store)
+    return store;
+  if (auto err = (*store)->refresh())
+    return err;
+  return store;
+}
+
 caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (opts.path.empty())
     return make_error(errc::invalid_argument, "no data directory given");

@@ -9,7 +9,6 @@
 #include <set>
 #include <thread>
 
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "child_process.hpp"
 #include "node_process.hpp"
 #include "temp_dir.hpp"
 
@@ -172,21 +172,10 @@ TEST_CASE("SIGTERM stops accepting, drains in-flight sagas and exits 0", "[node]
 
 namespace {
 
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 /// The last position of the store a node is writing (a secondary instance).
 std::uint64_t head_of_store(const std::string& data) {
-  keel::storage::options opts;
-  opts.path = data;
-  opts.mode = keel::storage::open_mode::secondary;
-  opts.create_if_missing = false;
-  auto store = keel::storage::event_store::open(opts);
+  auto store = keel::storage::event_store::open_beside(data);
   REQUIRE(store);
-  REQUIRE_FALSE((*store)->refresh());
   return (*store)->last_position();
 }
 
@@ -201,19 +190,8 @@ TEST_CASE("keel-inspect tail --follow beside a node under load sees every event 
 
   // keel-inspect as an operator runs it, its stdout read line by line with
   // the time each line arrived.
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  auto pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::execl(KEEL_INSPECT, "keel-inspect", "tail", "--follow", "--json", "--data", data.c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
+  auto tail = start_child(KEEL_INSPECT, {"tail", "--follow", "--json", "--data", data});
+  auto pid = tail.pid;
   struct seen {
     std::uint64_t position;
     std::int64_t event_us;
@@ -224,12 +202,12 @@ TEST_CASE("keel-inspect tail --follow beside a node under load sees every event 
   std::atomic<std::uint64_t> max_seen{0};
   std::string bad_line;
   std::thread reader{[&] {
-    FILE* in = ::fdopen(fds[0], "r");
+    FILE* in = ::fdopen(tail.out, "r");
     char* buf = nullptr;
     std::size_t cap = 0;
     ssize_t len;
     while ((len = ::getline(&buf, &cap, in)) > 0) {
-      auto arrived = wall_us();
+      auto arrived = keel::storage::now_us();
       try {
         auto j = json::parse(std::string(buf, static_cast<std::size_t>(len)));
         std::lock_guard<std::mutex> guard{mtx};

@@ -86,12 +86,8 @@ json wait_status(httplib::Client& c, const std::string& id, std::set<std::string
 /// which the node appends on its own: breaker transitions, pool resizes),
 /// read beside the running node (RocksDB secondary instance).
 std::uint64_t head_of(const std::string& data) {
-  storage::options opts;
-  opts.path = data;
-  opts.mode = storage::open_mode::secondary;
-  auto store = storage::event_store::open(opts);
+  auto store = storage::event_store::open_beside(data);
   REQUIRE(store);
-  REQUIRE_FALSE((*store)->refresh());
   std::uint64_t n = 0;
   auto reader = (*store)->read_all();
   while (reader.next())

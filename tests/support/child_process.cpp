@@ -14,8 +14,7 @@ bool child_result::killed() const {
   return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
-child_result run_child(const std::string& program, std::vector<std::string> args,
-                       std::chrono::milliseconds kill_after) {
+running_child start_child(const std::string& program, std::vector<std::string> args) {
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
   auto pid = ::fork();
@@ -32,6 +31,12 @@ child_result run_child(const std::string& program, std::vector<std::string> args
     ::_exit(127);
   }
   ::close(fds[1]);
+  return {pid, fds[0]};
+}
+
+child_result run_child(const std::string& program, std::vector<std::string> args,
+                       std::chrono::milliseconds kill_after) {
+  auto child = start_child(program, std::move(args));
   child_result res;
   char buf[65536];
   auto deadline = std::chrono::steady_clock::now() + kill_after;
@@ -39,21 +44,21 @@ child_result run_child(const std::string& program, std::vector<std::string> args
   for (;;) {
     auto now = std::chrono::steady_clock::now();
     if (!killed && now >= deadline) {
-      ::kill(pid, SIGKILL);
+      ::kill(child.pid, SIGKILL);
       killed = true;
     }
     auto wait = killed ? std::chrono::milliseconds{1000}
                        : std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-    pollfd p{fds[0], POLLIN, 0};
+    pollfd p{child.out, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(wait.count())) > 0) {
-      auto n = ::read(fds[0], buf, sizeof buf);
+      auto n = ::read(child.out, buf, sizeof buf);
       if (n <= 0)
         break; // EOF: the child is gone
       res.out.append(buf, static_cast<std::size_t>(n));
     }
   }
-  ::close(fds[0]);
-  ::waitpid(pid, &res.status, 0);
+  ::close(child.out);
+  ::waitpid(child.pid, &res.status, 0);
   return res;
 }
 

@@ -15,6 +15,16 @@ struct child_result {
   bool killed() const;
 };
 
+/// A child process whose stdout is the pipe `out` (the caller reads and
+/// closes it, and waits for `pid`).
+struct running_child {
+  int pid = -1;
+  int out = -1;
+};
+
+/// Starts `program` (a full path) with `args`, its stdout on a pipe.
+running_child start_child(const std::string& program, std::vector<std::string> args);
+
 /// Runs `program` with `args`, collecting its stdout; SIGKILLs it once
 /// `kill_after` has passed unless it exited before.
 child_result run_child(const std::string& program, std::vector<std::string> args,

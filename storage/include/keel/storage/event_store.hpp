@@ -113,6 +113,12 @@ public:
   /// not a Keel store), `invalid_argument` (bad options).
   static caf::expected<std::unique_ptr<event_store>> open(options opts);
 
+  /// Opens the existing store at `path` read-only as a secondary instance
+  /// (beside a running writer, e.g. a node) with a 32 MiB block cache and
+  /// catches up with the writer: what the tools and tests that look into a
+  /// live store use. Errors as `open` and `refresh`.
+  static caf::expected<std::unique_ptr<event_store>> open_beside(std::string path);
+
   /// Stops the committer after it drained every queued append, and closes.
   ~event_store();
 
