@@ -72,6 +72,12 @@ bool is_tty(int fd) {
   throw exit_now{exit_error};
 }
 
+int read_failed(const caf::error& err) {
+  std::cout.flush();
+  std::cerr << "keel-inspect: " << describe(err) << '\n';
+  return code_of(err) == errc::corrupt_record ? exit_findings : exit_error;
+}
+
 std::string args::text(const std::string& name, const std::string& fallback) const {
   auto i = opts.find(name);
   return i == opts.end() ? fallback : i->second;

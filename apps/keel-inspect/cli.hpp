@@ -63,6 +63,10 @@ struct exit_now {
 /// Prints "keel-inspect: msg" to stderr and ends with exit code 2.
 [[noreturn]] void fail(const std::string& msg);
 
+/// Reports an error that ended a read (after what was printed) and returns
+/// the exit code: 1 for a corrupt record (a finding), 2 otherwise.
+int read_failed(const caf::error& err);
+
 /// Parses a duration ("250ms", "90s", "15m", "2h", "1d"); nullopt if malformed.
 std::optional<std::int64_t> parse_duration_us(const std::string& text);
 

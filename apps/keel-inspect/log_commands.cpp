@@ -172,11 +172,8 @@ int cmd_read(const args& a) {
   while (reader.next())
     out.print(reader.current());
   out.flush();
-  if (auto& err = reader.error()) {
-    std::cout.flush();
-    std::cerr << "keel-inspect: " << describe(err) << '\n';
-    return code_of(err) == errc::corrupt_record ? exit_findings : exit_error;
-  }
+  if (auto& err = reader.error())
+    return read_failed(err);
   return exit_ok;
 }
 
@@ -202,8 +199,7 @@ int cmd_get(const args& a) {
     if (code_of(rec.error()) == errc::not_found)
       fail("no event at position " + std::to_string(position) + " (the log ends at "
            + std::to_string(store->last_position()) + ")");
-    std::cerr << "keel-inspect: " << describe(rec.error()) << '\n';
-    return code_of(rec.error()) == errc::corrupt_record ? exit_findings : exit_error;
+    return read_failed(rec.error());
   }
   auto j = events::to_json_value(*rec);
   if (a.json) {
@@ -267,8 +263,7 @@ int cmd_tail(const args& a) {
     if (auto& err = reader.error()) {
       prog.done();
       out.flush();
-      std::cerr << "keel-inspect: " << describe(err) << '\n';
-      return code_of(err) == errc::corrupt_record ? exit_findings : exit_error;
+      return read_failed(err);
     }
     out.flush();
     if (!follow)

@@ -8,90 +8,34 @@
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
 #include "keel/projections/audit.hpp"
+#include "keel/projections/flat_map.hpp"
 #include "keel/storage/verify.hpp"
 
 namespace keel::inspect {
 
 namespace {
 
-/// Counts events per stream without copying stream ids: open addressing on
-/// a 64-bit hash of the id, remembering one position of each stream so the
-/// hottest can be named afterwards.
-class stream_counter {
-public:
-  stream_counter() : slots_(1u << 16) {
-  }
-
-  void add(std::string_view stream, std::uint64_t position) {
-    auto h = hash(stream);
-    auto mask = slots_.size() - 1;
-    for (auto i = h & mask;; i = (i + 1) & mask) {
-      auto& s = slots_[i];
-      if (s.count == 0) {
-        s = {h, 1, position};
-        if (++used_ * 2 > slots_.size())
-          grow();
-        return;
-      }
-      if (s.hash == h) {
-        ++s.count;
-        return;
-      }
-    }
-  }
-
-  std::uint64_t size() const noexcept {
-    return used_;
-  }
-
-  /// The `n` streams with the most events: (count, a position of the stream).
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> top(std::size_t n) const {
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> all;
-    for (const auto& s : slots_)
-      if (s.count != 0)
-        all.emplace_back(s.count, s.position);
-    n = std::min(n, all.size());
-    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(),
-                      [](const auto& x, const auto& y) {
-                        return x.first != y.first ? x.first > y.first : x.second < y.second;
-                      });
-    all.resize(n);
-    return all;
-  }
-
-private:
-  struct slot {
-    std::uint64_t hash = 0;
-    std::uint64_t count = 0;
-    std::uint64_t position = 0;
-  };
-
-  static std::uint64_t hash(std::string_view s) noexcept {
-    std::uint64_t h = 1469598103934665603ULL;
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
-    h ^= h >> 29;
-    return h;
-  }
-
-  void grow() {
-    std::vector<slot> old(slots_.size() * 2);
-    old.swap(slots_);
-    auto mask = slots_.size() - 1;
-    for (const auto& s : old)
-      if (s.count != 0)
-        for (auto i = s.hash & mask;; i = (i + 1) & mask)
-          if (slots_[i].count == 0) {
-            slots_[i] = s;
-            break;
-          }
-  }
-
-  std::vector<slot> slots_;
-  std::uint64_t used_ = 0;
+/// Events per stream (exact stream ids, in the scans' arena map), and the
+/// `n` streams with the most events, most first.
+struct stream_count {
+  std::uint64_t events = 0;
 };
+
+std::vector<std::pair<std::string, std::uint64_t>>
+hottest(const projections::flat_map<stream_count>& streams, std::size_t n) {
+  std::vector<std::pair<std::string_view, std::uint64_t>> all;
+  all.reserve(streams.size());
+  streams.for_each([&](std::string_view id, const stream_count& c) { all.emplace_back(id, c.events); });
+  n = std::min(n, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(),
+                    [](const auto& x, const auto& y) {
+                      return x.second != y.second ? x.second > y.second : x.first < y.first;
+                    });
+  std::vector<std::pair<std::string, std::uint64_t>> result;
+  for (std::size_t i = 0; i < n; ++i)
+    result.emplace_back(std::string{all[i].first}, all[i].second);
+  return result;
+}
 
 struct type_count {
   std::string type;
@@ -156,7 +100,7 @@ int cmd_stats(const args& a) {
     usage_error("--bucket gives " + std::to_string(buckets.size()) + " buckets; choose a wider one");
 
   std::vector<type_count> types;
-  stream_counter streams;
+  projections::flat_map<stream_count> streams;
   std::uint64_t scanned = 0;
   std::uint64_t matched = 0;
   std::uint64_t first_pos = 0;
@@ -186,24 +130,17 @@ int cmd_stats(const args& a) {
     }
     ++t->events;
     t->payload_bytes += v.payload.size();
-    streams.add(v.stream, v.position);
+    ++streams[v.stream].events;
     auto b = (std::clamp(v.timestamp_us, t0, t1) - bucket0) / width;
     ++buckets[static_cast<std::size_t>(b)];
   }
   prog.done();
-  if (auto& err = reader.error()) {
-    std::cerr << "keel-inspect: " << describe(err) << '\n';
-    return code_of(err) == errc::corrupt_record ? exit_findings : exit_error;
-  }
+  if (auto& err = reader.error())
+    return read_failed(err);
   std::sort(types.begin(), types.end(), [](const type_count& x, const type_count& y) {
     return x.events != y.events ? x.events > y.events : x.type < y.type;
   });
-  auto hottest = streams.top(top_n);
-  std::vector<std::string> hot_names;
-  for (const auto& [count, pos] : hottest) {
-    auto rec = store->read_event(pos);
-    hot_names.push_back(rec ? rec->stream : "<" + describe(rec.error()) + ">");
-  }
+  auto hot = hottest(streams, top_n);
   double span_s = static_cast<double>(max_us - min_us) / 1e6;
   double mean = span_s > 0 ? static_cast<double>(matched) / span_s : 0;
 
@@ -223,8 +160,8 @@ int cmd_stats(const args& a) {
                        {"events", t.events},
                        {"share", matched ? static_cast<double>(t.events) / static_cast<double>(matched) : 0.0},
                        {"payload_bytes", t.payload_bytes}});
-    for (std::size_t i = 0; i < hottest.size(); ++i)
-      print_json_line({{"kind", "stream"}, {"stream", hot_names[i]}, {"events", hottest[i].first}});
+    for (const auto& [stream, events] : hot)
+      print_json_line({{"kind", "stream"}, {"stream", stream}, {"events", events}});
     for (std::size_t i = 0; i < buckets.size(); ++i)
       print_json_line({{"kind", "rate"},
                        {"from", events::format_timestamp(bucket0 + static_cast<std::int64_t>(i) * width)},
@@ -247,8 +184,8 @@ int cmd_stats(const args& a) {
   std::printf("\n");
   {
     table t{{"HOTTEST STREAM", "EVENTS"}};
-    for (std::size_t i = 0; i < hottest.size(); ++i)
-      t.add({hot_names[i], with_commas(hottest[i].first)});
+    for (const auto& [stream, events] : hot)
+      t.add({stream, with_commas(events)});
   }
   std::printf("\n");
   {
