@@ -79,17 +79,19 @@ struct index_image {
 
   /// Records an entry leading to `position`; false (and a finding) when it
   /// cannot be (past the end, or a second entry for the position).
+  /// `what()` names the entry; called only for a finding.
+  template <class What>
   void add(std::uint64_t position, std::uint32_t fp, const std::string& stream,
-           std::uint64_t version, const std::string& what) {
+           std::uint64_t version, What what) {
     ++entries;
     if (position == 0 || position > size) {
       findings.push_back({"index_mismatch", position, stream, version,
-                          what + " points to missing position " + std::to_string(position)});
+                          what() + " points to missing position " + std::to_string(position)});
       return;
     }
     if (covered.test(position - 1)) {
       findings.push_back({"index_mismatch", position, stream, version,
-                          what + " is a second entry for position " + std::to_string(position)});
+                          what() + " is a second entry for position " + std::to_string(position)});
       return;
     }
     covered.set(position - 1);
@@ -312,7 +314,7 @@ void checker::scan_streams(index_image& img) const {
                                 + std::to_string(version - 1) + " are missing"});
     last_version = version;
     img.add(keys::read_be64(v.data()), stream_fingerprint(stream, version), current, version,
-            "stream index entry");
+            [] { return std::string{"stream index entry"}; });
   }
   if (!it->status().ok())
     img.findings.push_back({"unreadable", 0, current, last_version + 1,
@@ -330,16 +332,11 @@ void checker::scan_event_index(index_image& img) const {
       img.findings.push_back({"index_mismatch", 0, {}, 0, "malformed event index entry"});
       continue;
     }
-    auto position = keys::read_be64(v.data());
-    auto fp = id_fingerprint(k.data());
-    if (position == 0 || position > img.size || img.covered.test(position - 1)) {
-      // Rare: name the entry (the image only names streams).
+    img.add(keys::read_be64(v.data()), id_fingerprint(k.data()), {}, 0, [&] {
       events::event_id id;
       std::memcpy(id.bytes.data(), k.data(), 16);
-      img.add(position, fp, {}, 0, "event index entry " + events::to_string(id));
-      continue;
-    }
-    img.add(position, fp, {}, 0, {});
+      return "event index entry " + events::to_string(id);
+    });
   }
   if (!it->status().ok())
     img.findings.push_back({"unreadable", 0, {}, 0,
