@@ -121,11 +121,14 @@ public:
     }
   }
 
-  void stopped(const caf::error& err) {
+  /// The scan stopped at the position after the last one read: a hole in
+  /// the log (nothing stored there) or a record that cannot be read.
+  void stopped(const caf::error& err, const storage::event_store& store) {
     audit_violation v;
     auto what = describe(err);
-    v.kind = what.find("missing") != std::string::npos ? "position_gap" : "unreadable";
     v.position = last_position_ + 1;
+    auto there = store.read_event(v.position);
+    v.kind = !there && code_of(there.error()) == errc::not_found ? "position_gap" : "unreadable";
     v.detail = what + " (the scan stopped here; keel-inspect verify lists every damaged record)";
     add_violation(std::move(v));
   }
@@ -398,7 +401,7 @@ caf::expected<audit_report> audit(const storage::event_store& store, const audit
   if (p.err) {
     if (code_of(p.err) != errc::corrupt_record)
       return p.err;
-    a.stopped(p.err);
+    a.stopped(p.err, store);
   }
   a.finish();
   return rep;

@@ -392,3 +392,21 @@ TEST_CASE("keel-inspect audit names each planted violation with its position", "
   CHECK(strict.code == 1);
   CHECK_THAT(strict.out, Catch::Contains("planted-stuck"));
 }
+
+TEST_CASE("keel-inspect audit reports a record it cannot read as a violation at its position",
+          "[inspect]") {
+  test::temp_dir dir;
+  {
+    auto store = test::open_store(dir.path());
+    fill(*store, 40);
+  }
+  test::damage_record(dir.path(), 13);
+  auto r = inspect("audit --json --data " + dir.path());
+  INFO(r.out);
+  CHECK(r.code == 1);
+  auto lines = json_lines(r.out);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0]["kind"] == "unreadable");
+  CHECK(lines[0]["position"] == 13);
+  CHECK(lines[1]["by_kind"] == nlohmann::json({{"unreadable", 1}}));
+}
