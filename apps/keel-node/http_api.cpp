@@ -3,12 +3,9 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
-#include <deque>
+#include <mutex>
 #include <thread>
 
-#include <sys/socket.h>
-
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -20,6 +17,7 @@
 #include "keel/events/json.hpp"
 #include "keel/projections/read_models.hpp"
 #include "node.hpp"
+#include "http_server.hpp"
 #include "order_json.hpp"
 #include "rate_limiter.hpp"
 
@@ -28,15 +26,6 @@ namespace keel::node {
 namespace {
 
 using nlohmann::json;
-
-/// Per-request context of the thread serving it (one request at a time).
-struct request_context {
-  std::chrono::steady_clock::time_point started;
-  std::string order_id;
-  std::string subject;
-  bool shedding = false;
-};
-thread_local request_context current;
 
 std::int64_t steady_ms() {
   using namespace std::chrono;
@@ -48,77 +37,47 @@ std::int64_t wall_s() {
   return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
 }
 
-/// A fixed pool of connection threads with a bounded queue. A connection
-/// that finds the queue full is served by the shedding thread, which
-/// answers every request on it with 503 and closes it.
-class bounded_pool : public httplib::TaskQueue {
+/// At most `per_second` warn lines per second; the lines left out are
+/// counted and their number is told in the next line (a flood of failing
+/// requests must not fill the disk with the log).
+class log_budget {
 public:
-  bounded_pool(std::size_t threads, std::size_t queue) : max_queue_(queue) {
-    for (std::size_t i = 0; i < threads; ++i)
-      workers_.emplace_back([this] { run(queue_, false); });
-    workers_.emplace_back([this] { run(shed_queue_, true); });
+  explicit log_budget(std::uint32_t per_second) : per_second_(per_second) {
   }
 
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      // Idle workers take connections at once; up to `max_queue_` more wait.
-      if (queue_.size() < idle_ + max_queue_)
-        queue_.push_back(std::move(fn));
-      else
-        shed_queue_.push_back(std::move(fn));
+  /// True when a line may be written now; `skipped` gets the lines left out before it.
+  bool take(std::uint64_t& skipped) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto now = wall_s();
+    if (now != second_) {
+      second_ = now;
+      used_ = 0;
     }
-    cv_.notify_all();
-  }
-
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      done_ = true;
+    if (used_ >= per_second_) {
+      ++skipped_;
+      return false;
     }
-    cv_.notify_all();
-    for (auto& t : workers_)
-      t.join();
+    ++used_;
+    skipped = skipped_;
+    skipped_ = 0;
+    return true;
   }
 
 private:
-  void run(std::deque<std::function<void()>>& q, bool shedding) {
-    current.shedding = shedding;
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock<std::mutex> guard{mtx_};
-        if (!shedding)
-          ++idle_;
-        cv_.wait(guard, [&] { return done_ || !q.empty(); });
-        if (!shedding)
-          --idle_;
-        if (q.empty())
-          return; // done and drained
-        fn = std::move(q.front());
-        q.pop_front();
-      }
-      fn();
-    }
-  }
-
-  std::size_t max_queue_;
   std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  std::deque<std::function<void()>> shed_queue_;
-  std::vector<std::thread> workers_;
-  /// Connection workers waiting for a connection.
-  std::size_t idle_ = 0;
-  bool done_ = false;
+  std::uint32_t per_second_;
+  std::int64_t second_ = 0;
+  std::uint32_t used_ = 0;
+  std::uint64_t skipped_ = 0;
 };
 
-void send_json(httplib::Response& res, int status, const std::string& body) {
+void send_json(http_response& res, int status, const std::string& body) {
   res.status = status;
-  res.set_content(body, "application/json");
+  res.content_type = "application/json";
+  res.body = body;
 }
 
-void send_error(httplib::Response& res, const api_error& err) {
+void send_error(http_response& res, const api_error& err) {
   send_json(res, err.status, error_body(err));
 }
 
@@ -140,74 +99,103 @@ api_error from_error(const caf::error& err) {
   return {500, "internal", text, ""};
 }
 
-/// The route group of a path, for metrics.
-std::string route_of(const httplib::Request& req) {
-  auto& p = req.path;
-  if (p == "/v1/orders")
-    return "place";
-  if (p.rfind("/v1/orders/", 0) == 0)
-    return p.size() > 7 && p.compare(p.size() - 7, 7, "/cancel") == 0 ? "cancel" : "get";
-  if (p.rfind("/v1/customers/", 0) == 0)
-    return "customer_orders";
-  if (p.rfind("/v1/stock/", 0) == 0)
-    return "stock";
-  if (p.rfind("/admin/", 0) == 0)
-    return "admin";
-  if (p == "/metrics")
-    return "metrics";
-  if (p == "/health" || p == "/ready")
-    return "health";
-  return "other";
+/// `text` for a key=value log line: printable ASCII but space, quote and
+/// backslash as is, every other byte as \xHH (no line can be forged).
+std::string log_quote(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  static constexpr char digits[] = "0123456789abcdef";
+  for (unsigned char c : text) {
+    if (c > 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(digits[c >> 4]);
+      out.push_back(digits[c & 15]);
+    }
+  }
+  return out;
+}
+
+/// A route: method, path pattern ("*" matches one segment), metrics name.
+struct route {
+  const char* method;
+  std::vector<std::string_view> pattern;
+  const char* name;
+  void (http_api::impl::*serve)(http_request&, http_response&);
+};
+
+bool matches(const route& r, const http_request& req) {
+  if (r.pattern.size() != req.segments.size())
+    return false;
+  for (std::size_t i = 0; i < r.pattern.size(); ++i)
+    if (r.pattern[i] != "*" && r.pattern[i] != req.segments[i])
+      return false;
+  return true;
 }
 
 } // namespace
 
 struct http_api::impl {
   node& n;
-  httplib::Server server;
+  /// Requests per customer (writes) or per client address (reads).
   rate_limiter limiter;
-  std::thread thread;
-  int bound_port = 0;
-  int listen_fd = -1;
+  /// Failed authentications per client address.
+  rate_limiter auth_failures;
+  /// `/metrics`, `/health`, `/ready` per client address.
+  rate_limiter ops;
+  log_budget warn_lines{20};
+  std::vector<route> table;
+  std::unique_ptr<http_server> server;
 
-  explicit impl(node& x) : n(x), limiter(x.config().rate_limit) {
+  explicit impl(node& x)
+    : n(x), limiter(x.config().rate_limit), auth_failures(x.config().auth_failure_limit),
+      ops(x.config().ops_rate_limit) {
   }
 
-  /// Authenticates a write; on failure answers and returns nothing.
-  std::optional<principal> authorize(const httplib::Request& req, httplib::Response& res,
+  /// Authenticates a request; on failure answers (401, or 429 once the
+  /// address has failed too often) and returns nothing. The subject's rate
+  /// limit is taken before the role is checked, so refused calls count too.
+  std::optional<principal> authorize(http_request& req, http_response& res,
                                      bool admin_only) {
-    auto who = authenticate(req.get_header_value("Authorization"), n.config().jwt_secret, wall_s());
+    auto who = authenticate(req.header("Authorization"), n.config().jwt_secret, wall_s());
     if (auto* err = std::get_if<api_error>(&who)) {
+      if (!limit(auth_failures, "auth:" + req.remote_addr, res))
+        return std::nullopt;
       res.set_header("WWW-Authenticate", "Bearer");
       send_error(res, *err);
       return std::nullopt;
     }
     auto p = std::get<principal>(who);
-    current.subject = p.subject;
+    req.subject = p.subject;
+    if (!limit(limiter, p.subject, res))
+      return std::nullopt;
     if (admin_only && !p.admin) {
       send_error(res, {403, "forbidden", "this endpoint needs the admin role", ""});
       return std::nullopt;
     }
-    if (!limit(p.subject, res))
-      return std::nullopt;
     return p;
   }
 
-  /// The per-customer rate limit; answers 429 when exceeded.
-  bool limit(const std::string& key, httplib::Response& res) {
-    auto wait_ms = limiter.acquire(key, steady_ms());
+  /// Takes one request of `key` from `l`; answers 429 when exceeded.
+  bool limit(rate_limiter& l, const std::string& key, http_response& res) {
+    auto wait_ms = l.acquire(key, steady_ms());
     if (wait_ms == 0)
       return true;
     n.count_rate_limited();
     res.set_header("Retry-After", std::to_string((wait_ms + 999) / 1000));
     send_error(res, {429, "rate_limited",
-                     "more than " + std::to_string(limiter.limit())
+                     "more than " + std::to_string(l.limit())
                        + " requests per second; retry after " + std::to_string(wait_ms) + " ms",
                      ""});
     return false;
   }
 
-  void answer_pipeline_error(httplib::Response& res, const caf::error& err) {
+  bool limit(const std::string& key, http_response& res) {
+    return limit(limiter, key, res);
+  }
+
+  void answer_pipeline_error(http_response& res, const caf::error& err) {
     auto e = from_error(err);
     if (e.status == 503) {
       n.count_shed();
@@ -216,18 +204,26 @@ struct http_api::impl {
     send_error(res, e);
   }
 
-  void place(const httplib::Request& req, httplib::Response& res);
-  void get_order(const httplib::Request& req, httplib::Response& res);
-  void cancel(const httplib::Request& req, httplib::Response& res);
-  void customer_orders(const httplib::Request& req, httplib::Response& res);
-  void stock(const httplib::Request& req, httplib::Response& res);
-  void set_stock(const httplib::Request& req, httplib::Response& res);
-  void faults(const httplib::Request& req, httplib::Response& res);
+  void place(http_request& req, http_response& res);
+  void get_order(http_request& req, http_response& res);
+  void cancel(http_request& req, http_response& res);
+  void customer_orders(http_request& req, http_response& res);
+  void stock(http_request& req, http_response& res);
+  void set_stock(http_request& req, http_response& res);
+  void faults(http_request& req, http_response& res);
+  void list_projections(http_request& req, http_response& res);
+  void skip_projection(http_request& req, http_response& res);
+  void rebuild_projection(http_request& req, http_response& res);
+  void kafka(http_request& req, http_response& res);
+  void metrics(http_request& req, http_response& res);
+  void health(http_request& req, http_response& res);
+  void ready(http_request& req, http_response& res);
   void routes();
-  void hooks();
+  void serve(http_request& req, http_response& res);
+  void completed(const http_request& req, const http_response& res, double secs);
 };
 
-void http_api::impl::place(const httplib::Request& req, httplib::Response& res) {
+void http_api::impl::place(http_request& req, http_response& res) {
   auto who = authorize(req, res, false);
   if (!who)
     return;
@@ -235,7 +231,7 @@ void http_api::impl::place(const httplib::Request& req, httplib::Response& res) 
   if (auto* err = std::get_if<api_error>(&parsed))
     return send_error(res, *err);
   auto& cmd = std::get<events::place_order>(parsed);
-  current.order_id = cmd.order_id;
+  req.order_id = cmd.order_id;
   if (!who->admin && cmd.customer_id != who->subject)
     return send_error(res, {403, "forbidden",
                             "a customer may only place orders for itself (token sub "
@@ -251,11 +247,11 @@ void http_api::impl::place(const httplib::Request& req, httplib::Response& res) 
   send_json(res, 200, summary ? order_body(*summary, &*view) : order_body(*view));
 }
 
-void http_api::impl::get_order(const httplib::Request& req, httplib::Response& res) {
+void http_api::impl::get_order(http_request& req, http_response& res) {
   if (!limit("ip:" + req.remote_addr, res))
     return;
-  std::string id = req.matches[1];
-  current.order_id = id;
+  std::string id = req.segments[2];
+  req.order_id = id;
   auto view = n.get(id);
   if (!view)
     return answer_pipeline_error(res, view.error());
@@ -265,12 +261,12 @@ void http_api::impl::get_order(const httplib::Request& req, httplib::Response& r
   send_json(res, 200, summary ? order_body(*summary, &*view) : order_body(*view));
 }
 
-void http_api::impl::cancel(const httplib::Request& req, httplib::Response& res) {
+void http_api::impl::cancel(http_request& req, http_response& res) {
   auto who = authorize(req, res, false);
   if (!who)
     return;
-  std::string id = req.matches[1];
-  current.order_id = id;
+  std::string id = req.segments[2];
+  req.order_id = id;
   if (!who->admin) {
     auto summary = projections::find_order(n.store(), id);
     auto owner = summary ? summary->customer_id : std::string{};
@@ -291,13 +287,13 @@ void http_api::impl::cancel(const httplib::Request& req, httplib::Response& res)
                                              {"status", view->status}}));
 }
 
-void http_api::impl::customer_orders(const httplib::Request& req, httplib::Response& res) {
+void http_api::impl::customer_orders(http_request& req, http_response& res) {
   if (!limit("ip:" + req.remote_addr, res))
     return;
-  std::string id = req.matches[1];
+  std::string id = req.segments[2];
   std::size_t limit_n = 20;
-  if (req.has_param("limit")) {
-    auto text = req.get_param_value("limit");
+  if (req.param("limit")) {
+    auto text = *req.param("limit");
     char* end = nullptr;
     auto v = std::strtoul(text.c_str(), &end, 10);
     if (text.empty() || *end != '\0' || v < 1 || v > projections::max_page_size)
@@ -305,7 +301,7 @@ void http_api::impl::customer_orders(const httplib::Request& req, httplib::Respo
                               "must be 1.." + std::to_string(projections::max_page_size), "limit"});
     limit_n = v;
   }
-  auto page = projections::orders_of_customer(n.store(), id, limit_n, req.get_param_value("cursor"));
+  auto page = projections::orders_of_customer(n.store(), id, limit_n, req.param("cursor").value_or(""));
   if (!page && code_of(page.error()) == errc::invalid_argument)
     return send_error(res, {400, "invalid_value", describe(page.error()), "cursor"});
   if (!page && code_of(page.error()) == errc::not_found)
@@ -315,22 +311,22 @@ void http_api::impl::customer_orders(const httplib::Request& req, httplib::Respo
   send_json(res, 200, customer_orders_body(id, *page));
 }
 
-void http_api::impl::stock(const httplib::Request& req, httplib::Response& res) {
+void http_api::impl::stock(http_request& req, http_response& res) {
   if (!limit("ip:" + req.remote_addr, res))
     return;
-  auto level = projections::find_stock(n.store(), std::string{req.matches[1]});
+  auto level = projections::find_stock(n.store(), req.segments[2]);
   if (!level)
     return answer_pipeline_error(res, level.error());
   send_json(res, 200, stock_body(*level));
 }
 
-void http_api::impl::set_stock(const httplib::Request& req, httplib::Response& res) {
+void http_api::impl::set_stock(http_request& req, http_response& res) {
   if (!authorize(req, res, true))
     return;
   auto parsed = parse_stock_quantity(req.body);
   if (auto* err = std::get_if<api_error>(&parsed))
     return send_error(res, *err);
-  std::string sku = req.matches[1];
+  std::string sku = req.segments[2];
   if (!events::valid_stream_id("stock-" + sku))
     return send_error(res, {400, "invalid_value",
                             "the SKU must be printable characters without spaces", "sku"});
@@ -343,7 +339,7 @@ void http_api::impl::set_stock(const httplib::Request& req, httplib::Response& r
                                              {"available", reply->on_hand - reply->reserved}}));
 }
 
-void http_api::impl::faults(const httplib::Request& req, httplib::Response& res) {
+void http_api::impl::faults(http_request& req, http_response& res) {
   if (!authorize(req, res, true))
     return;
   auto parsed = parse_faults(req.body);
@@ -376,159 +372,143 @@ void http_api::impl::faults(const httplib::Request& req, httplib::Response& res)
                                              {"outage_hangs", f.outage_hangs}}));
 }
 
-void http_api::impl::routes() {
-  using req_t = const httplib::Request&;
-  using res_t = httplib::Response&;
-  server.Post("/v1/orders", [this](req_t req, res_t res) { place(req, res); });
-  server.Get(R"(/v1/orders/([^/]+))", [this](req_t req, res_t res) { get_order(req, res); });
-  server.Post(R"(/v1/orders/([^/]+)/cancel)", [this](req_t req, res_t res) { cancel(req, res); });
-  server.Get(R"(/v1/customers/([^/]+)/orders)",
-             [this](req_t req, res_t res) { customer_orders(req, res); });
-  server.Get(R"(/v1/stock/([^/]+))", [this](req_t req, res_t res) { stock(req, res); });
-  server.Put(R"(/admin/stock/([^/]+))", [this](req_t req, res_t res) { set_stock(req, res); });
-  server.Post("/admin/faults", [this](req_t req, res_t res) { faults(req, res); });
-  server.Get("/admin/projections", [this](req_t req, res_t res) {
-    if (authorize(req, res, true))
-      send_json(res, 200, n.projections_json());
-  });
-  server.Post(R"(/admin/projections/([^/]+)/skip)", [this](req_t req, res_t res) {
-    auto who = authorize(req, res, true);
-    if (!who)
-      return;
-    auto parsed = parse_skip(req.body);
-    if (auto* err = std::get_if<api_error>(&parsed))
-      return send_error(res, *err);
-    auto& r = std::get<skip_request>(parsed);
-    std::string name = req.matches[1];
-    if (auto err = n.skip_projection(name, r.position, who->subject, r.note)) {
-      auto e = from_error(err);
-      if (code_of(err) == errc::invalid_argument)
-        e = {409, "not_stopped_there", describe(err), "position"};
-      return send_error(res, e);
-    }
+void http_api::impl::list_projections(http_request& req, http_response& res) {
+  if (authorize(req, res, true))
     send_json(res, 200, n.projections_json());
-  });
-  server.Post(R"(/admin/projections/([^/]+)/rebuild)", [this](req_t req, res_t res) {
-    if (!authorize(req, res, true))
-      return;
-    std::string name = req.matches[1];
-    auto t0 = std::chrono::steady_clock::now();
-    if (auto err = n.rebuild_projection(name)) {
-      auto e = from_error(err);
-      if (code_of(err) == errc::projection_stopped)
-        e = {409, "projection_stopped", describe(err), ""};
-      return send_error(res, e);
-    }
-    auto body = json::parse(n.projections_json());
-    body["rebuilt"] = name;
-    body["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    send_json(res, 200, events::dump_json(body));
-  });
-  server.Get("/admin/kafka", [this](req_t req, res_t res) {
-    if (authorize(req, res, true))
-      send_json(res, 200, n.kafka_json());
-  });
-  server.Get("/metrics", [this](req_t, res_t res) {
-    res.set_content(n.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  server.Get("/health", [this](req_t, res_t res) {
-    auto h = n.health();
-    auto comps = json::object();
-    for (auto& c : h.components)
-      comps[c.name] = {{"score", std::round(c.score * 1000) / 1000}, {"weight", c.weight},
-                       {"detail", c.detail}};
-    send_json(res, h.status == "critical" ? 503 : 200,
-              events::dump_json(json{{"score", std::round(h.score * 1000) / 1000}, {"status", h.status},
-                                     {"components", std::move(comps)}}));
-  });
-  server.Get("/ready", [this](req_t, res_t res) {
-    auto ok = n.ready();
-    send_json(res, ok ? 200 : 503, events::dump_json(json{{"ready", ok}}));
-  });
 }
 
-void http_api::impl::hooks() {
-  using req_t = const httplib::Request&;
-  using res_t = httplib::Response&;
-  server.set_pre_routing_handler([this](req_t, res_t res) {
-    current.started = std::chrono::steady_clock::now();
-    current.order_id.clear();
-    current.subject.clear();
-    if (!current.shedding)
-      return httplib::Server::HandlerResponse::Unhandled;
+void http_api::impl::skip_projection(http_request& req, http_response& res) {
+  auto who = authorize(req, res, true);
+  if (!who)
+    return;
+  auto parsed = parse_skip(req.body);
+  if (auto* err = std::get_if<api_error>(&parsed))
+    return send_error(res, *err);
+  auto& r = std::get<skip_request>(parsed);
+  auto& name = req.segments[2];
+  if (auto err = n.skip_projection(name, r.position, who->subject, r.note)) {
+    auto e = from_error(err);
+    if (code_of(err) == errc::invalid_argument)
+      e = {409, "not_stopped_there", describe(err), "position"};
+    return send_error(res, e);
+  }
+  send_json(res, 200, n.projections_json());
+}
+
+void http_api::impl::rebuild_projection(http_request& req, http_response& res) {
+  if (!authorize(req, res, true))
+    return;
+  auto& name = req.segments[2];
+  auto t0 = std::chrono::steady_clock::now();
+  if (auto err = n.rebuild_projection(name)) {
+    auto e = from_error(err);
+    if (code_of(err) == errc::projection_stopped)
+      e = {409, "projection_stopped", describe(err), ""};
+    return send_error(res, e);
+  }
+  auto body = json::parse(n.projections_json());
+  body["rebuilt"] = name;
+  body["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  send_json(res, 200, events::dump_json(body));
+}
+
+void http_api::impl::kafka(http_request& req, http_response& res) {
+  if (authorize(req, res, true))
+    send_json(res, 200, n.kafka_json());
+}
+
+void http_api::impl::metrics(http_request& req, http_response& res) {
+  if (!limit(ops, "ops:" + req.remote_addr, res))
+    return;
+  res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  res.body = n.metrics_text();
+}
+
+void http_api::impl::health(http_request& req, http_response& res) {
+  if (!limit(ops, "ops:" + req.remote_addr, res))
+    return;
+  auto h = n.health();
+  auto comps = json::object();
+  for (auto& c : h.components)
+    comps[c.name] = {{"score", std::round(c.score * 1000) / 1000}, {"weight", c.weight},
+                     {"detail", c.detail}};
+  send_json(res, h.status == "critical" ? 503 : 200,
+            events::dump_json(json{{"score", std::round(h.score * 1000) / 1000},
+                                   {"status", h.status},
+                                   {"components", std::move(comps)}}));
+}
+
+void http_api::impl::ready(http_request& req, http_response& res) {
+  if (!limit(ops, "ops:" + req.remote_addr, res))
+    return;
+  auto ok = n.ready();
+  send_json(res, ok ? 200 : 503, events::dump_json(json{{"ready", ok}}));
+}
+
+void http_api::impl::routes() {
+  using i = http_api::impl;
+  table = {
+    {"POST", {"v1", "orders"}, "place", &i::place},
+    {"GET", {"v1", "orders", "*"}, "get", &i::get_order},
+    {"POST", {"v1", "orders", "*", "cancel"}, "cancel", &i::cancel},
+    {"GET", {"v1", "customers", "*", "orders"}, "customer_orders", &i::customer_orders},
+    {"GET", {"v1", "stock", "*"}, "stock", &i::stock},
+    {"PUT", {"admin", "stock", "*"}, "admin", &i::set_stock},
+    {"POST", {"admin", "faults"}, "admin", &i::faults},
+    {"GET", {"admin", "projections"}, "admin", &i::list_projections},
+    {"POST", {"admin", "projections", "*", "skip"}, "admin", &i::skip_projection},
+    {"POST", {"admin", "projections", "*", "rebuild"}, "admin", &i::rebuild_projection},
+    {"GET", {"admin", "kafka"}, "admin", &i::kafka},
+    {"GET", {"metrics"}, "metrics", &i::metrics},
+    {"GET", {"health"}, "health", &i::health},
+    {"GET", {"ready"}, "health", &i::ready},
+  };
+}
+
+void http_api::impl::serve(http_request& req, http_response& res) {
+  bool path_known = false;
+  for (auto& r : table) {
+    if (!matches(r, req))
+      continue;
+    path_known = true;
+    if (req.method != r.method)
+      continue;
+    req.route = r.name;
+    return (this->*r.serve)(req, res);
+  }
+  // Unknown paths cost a client as much as reads do.
+  if (!limit("ip:" + req.remote_addr, res))
+    return;
+  if (path_known)
+    return send_error(res, {405, "method_not_allowed", "this resource does not take " + req.method,
+                            ""});
+  send_error(res, {404, "not_found", "no such resource", ""});
+}
+
+void http_api::impl::completed(const http_request& req, const http_response& res, double secs) {
+  n.count_request(req.route.empty() ? "other" : req.route, res.status, secs);
+  if (!req.handled && res.status == 503)
     n.count_shed();
-    res.set_header("Retry-After", "1");
-    res.set_header("Connection", "close");
-    send_error(res, {503, "overloaded", "too many connections; retry later", ""});
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  server.set_error_handler(httplib::Server::HandlerWithResponse{
-    [](req_t, res_t res) -> httplib::Server::HandlerResponse {
-    if (res.status == 413) { // payload_max_length: the body was not read
-      res.status = 400;
-      send_error(res, {400, "body_too_large",
-                       "the body is larger than " + std::to_string(max_body_bytes) + " bytes",
-                       "body"});
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (!res.body.empty())
-      return httplib::Server::HandlerResponse::Unhandled;
-    send_error(res, {res.status, res.status == 404 ? "not_found" : "bad_request",
-                     res.status == 404 ? "no such resource" : "the request was not understood",
-                     ""});
-    return httplib::Server::HandlerResponse::Handled;
-  }});
-  server.set_exception_handler([](req_t, res_t res, std::exception_ptr ep) {
-    std::string what = "unknown";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("component=http msg=\"handler threw\" what=\"{}\"", what);
-    send_error(res, {500, "internal", "internal error", ""});
-  });
-  server.set_logger([this](req_t req, const httplib::Response& res) {
-    auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - current.started)
-                  .count();
-    n.count_request(route_of(req), res.status, secs);
-    auto level = res.status >= 500 ? spdlog::level::warn : spdlog::level::debug;
-    if (!spdlog::should_log(level))
-      return;
-    auto corr = current.order_id.empty()
-                  ? std::string{"-"}
-                  : events::to_string(actors::correlation_of(current.order_id));
-    spdlog::log(level,
-                "component=http method={} path={} status={} ms={:.2f} order_id={} "
-                "correlation_id={} sub={} remote={}",
-                req.method, req.path, res.status, secs * 1000,
-                current.order_id.empty() ? "-" : current.order_id, corr,
-                current.subject.empty() ? "-" : current.subject, req.remote_addr);
-  });
+  auto level = res.status >= 500 ? spdlog::level::warn : spdlog::level::debug;
+  if (!spdlog::should_log(level))
+    return;
+  std::uint64_t skipped = 0;
+  if (level == spdlog::level::warn && !warn_lines.take(skipped))
+    return;
+  auto corr = req.order_id.empty() ? std::string{"-"}
+                                   : events::to_string(actors::correlation_of(req.order_id));
+  // Logged values are quoted and escaped: a path cannot forge log lines.
+  spdlog::log(level,
+              "component=http method={} path={} status={} ms={:.2f} order_id={} "
+              "correlation_id={} sub={} remote={}{}",
+              req.method.empty() ? "-" : req.method, log_quote(req.path), res.status,
+              secs * 1000, req.order_id.empty() ? "-" : log_quote(req.order_id), corr,
+              req.subject.empty() ? "-" : log_quote(req.subject), req.remote_addr,
+              skipped ? " lines_skipped=" + std::to_string(skipped) : std::string{});
 }
 
 http_api::http_api(node& n) : impl_(std::make_unique<impl>(n)) {
-  auto& cfg = n.config();
-  auto& svr = impl_->server;
-  svr.new_task_queue = [threads = cfg.http_threads, queue = cfg.http_queue] {
-    return new bounded_pool(threads, queue);
-  };
-  svr.set_payload_max_length(max_body_bytes);
-  svr.set_read_timeout(static_cast<time_t>(cfg.read_timeout.count()), 0);
-  svr.set_write_timeout(static_cast<time_t>(cfg.write_timeout.count()), 0);
-  svr.set_keep_alive_timeout(static_cast<time_t>(cfg.idle_timeout.count()));
-  svr.set_keep_alive_max_count(100000);
-  // Headers and body go out in two writes: without TCP_NODELAY every answer
-  // after the first on a keep-alive connection waits ~40 ms for delayed ACKs.
-  svr.set_tcp_nodelay(true);
-  svr.set_socket_options([this](int sock) {
-    int one = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    impl_->listen_fd = sock;
-  });
   impl_->routes();
-  impl_->hooks();
 }
 
 http_api::~http_api() {
@@ -536,32 +516,39 @@ http_api::~http_api() {
 }
 
 caf::error http_api::listen(const std::string& host, int port) {
-  auto& svr = impl_->server;
-  if (port == 0)
-    impl_->bound_port = svr.bind_to_any_port(host.c_str());
-  else
-    impl_->bound_port = svr.bind_to_port(host.c_str(), port) ? port : -1;
-  // The library listens with a backlog of 5: bursts of new connections
-  // overflow it. listen() again on the bound socket raises the backlog.
-  if (impl_->bound_port > 0 && impl_->listen_fd >= 0)
-    ::listen(impl_->listen_fd, 1024);
-  if (impl_->bound_port <= 0)
-    return make_error(errc::invalid_argument,
-                      "cannot listen on " + host + ":" + std::to_string(port)
-                        + " (address in use or not local?)");
-  impl_->thread = std::thread{[this] { impl_->server.listen_after_bind(); }};
-  return caf::error{};
+  auto& cfg = impl_->n.config();
+  http_limits lim;
+  lim.max_body = max_body_bytes;
+  lim.request_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.read_timeout);
+  lim.write_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.write_timeout);
+  lim.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.idle_timeout);
+  lim.workers = cfg.http_threads;
+  lim.queue = cfg.http_queue;
+  lim.max_connections = cfg.max_connections;
+  lim.max_connections_per_address = cfg.max_connections_per_ip;
+  auto* self = impl_.get();
+  impl_->server = std::make_unique<http_server>(
+    lim, [self](http_request& req, http_response& res) { self->serve(req, res); },
+    [self](const http_request& req, const http_response& res, double secs) {
+      self->completed(req, res, secs);
+    },
+    [](int status, const std::string& code, const std::string& message) {
+      return error_body({status, code, message, code == "body_too_large" ? "body" : ""});
+    });
+  return impl_->server->listen(host, port);
 }
 
 int http_api::port() const noexcept {
-  return impl_->bound_port;
+  return impl_->server ? impl_->server->port() : 0;
+}
+
+http_server_stats http_api::stats() const {
+  return impl_->server ? impl_->server->stats() : http_server_stats{};
 }
 
 void http_api::stop() {
-  if (!impl_->thread.joinable())
-    return;
-  impl_->server.stop();
-  impl_->thread.join();
+  if (impl_->server)
+    impl_->server->stop();
 }
 
 } // namespace keel::node

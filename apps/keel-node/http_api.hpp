@@ -5,13 +5,16 @@
 
 #include <caf/error.hpp>
 
+#include "http_server.hpp"
+
 namespace keel::node {
 
 class node;
 
-/// The HTTP API of a node (cpp-httplib): routes, bearer-token checks,
-/// per-customer rate limit, load shedding, bounded connections and bodies,
-/// timeouts of slow and idle clients, one structured log line per request.
+/// The HTTP API of a node on `http_server`: routes, bearer-token checks,
+/// rate limits (per customer, per address for reads, failed authentications
+/// and the operations endpoints), one structured log line per request
+/// (warn lines for 5xx at most 20 per second).
 /// Lifecycle: `listen` binds and serves on a thread of its own; `stop`
 /// refuses new connections, lets in-flight requests finish and joins.
 class http_api {
@@ -24,6 +27,9 @@ public:
 
   /// The bound port (after `listen`).
   int port() const noexcept;
+
+  /// The server's connection counters.
+  http_server_stats stats() const;
 
   void stop();
 

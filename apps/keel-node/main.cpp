@@ -62,6 +62,7 @@ struct run_options {
   std::int64_t drain_s = 30;
   std::int64_t read_timeout_s = 5;
   std::int64_t idle_timeout_s = 5;
+  std::int64_t call_timeout_ms = 10000;
 };
 
 int run(run_options& o) {
@@ -78,6 +79,7 @@ int run(run_options& o) {
   o.cfg.read_timeout = std::chrono::seconds{o.read_timeout_s};
   o.cfg.write_timeout = std::chrono::seconds{o.read_timeout_s};
   o.cfg.idle_timeout = std::chrono::seconds{o.idle_timeout_s};
+  o.cfg.request_timeout = std::chrono::milliseconds{o.call_timeout_ms};
   setup_logging(o.log_level);
   if (o.cfg.jwt_secret.empty())
     spdlog::warn("component=node msg=\"no JWT secret (--jwt-secret or KEEL_JWT_SECRET): every "
@@ -142,10 +144,22 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--jwt-secret", o.cfg.jwt_secret, "HS256 secret (or KEEL_JWT_SECRET)");
   run_cmd->add_option("--rate-limit", o.cfg.rate_limit, "requests per customer per second")
     ->check(CLI::Range(1u, 10000000u))->capture_default_str();
-  run_cmd->add_option("--http-threads", o.cfg.http_threads, "connections served at once")
+  run_cmd->add_option("--auth-failure-limit", o.cfg.auth_failure_limit,
+                      "failed authentications per client address per second; beyond: 429")
+    ->check(CLI::Range(1u, 1000000u))->capture_default_str();
+  run_cmd->add_option("--ops-rate-limit", o.cfg.ops_rate_limit,
+                      "requests of /metrics, /health, /ready per client address per second")
+    ->check(CLI::Range(1u, 1000000u))->capture_default_str();
+  run_cmd->add_option("--http-threads", o.cfg.http_threads, "requests served at once (handler threads)")
     ->check(CLI::Range(1, 4096))->capture_default_str();
-  run_cmd->add_option("--http-queue", o.cfg.http_queue, "connections waiting; beyond: 503")
+  run_cmd->add_option("--http-queue", o.cfg.http_queue, "complete requests waiting for a thread; beyond: 503")
     ->check(CLI::Range(0, 100000))->capture_default_str();
+  run_cmd->add_option("--max-connections", o.cfg.max_connections,
+                      "open HTTP connections (lowered to fit the file-descriptor limit)")
+    ->check(CLI::Range(1, 1000000))->capture_default_str();
+  run_cmd->add_option("--max-connections-per-ip", o.cfg.max_connections_per_ip,
+                      "open HTTP connections per client address (0: no cap)")
+    ->check(CLI::Range(0, 1000000))->capture_default_str();
   run_cmd->add_option("--max-sagas", o.cfg.max_sagas, "sagas in flight at once; more new orders get 503")
     ->check(CLI::Range(1, 1000000))->capture_default_str();
   run_cmd->add_option("--threads", o.cfg.threads, "actor scheduler threads")
@@ -156,10 +170,14 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 3600000))->capture_default_str();
   run_cmd->add_option("--drain-timeout", o.drain_s, "seconds SIGTERM waits for sagas in flight")
     ->check(CLI::Range(0, 3600))->capture_default_str();
-  run_cmd->add_option("--read-timeout", o.read_timeout_s, "seconds a request may take to arrive")
+  run_cmd->add_option("--read-timeout", o.read_timeout_s,
+                      "seconds a whole request (headers and body) may take to arrive")
     ->check(CLI::Range(1, 3600))->capture_default_str();
   run_cmd->add_option("--idle-timeout", o.idle_timeout_s, "seconds an idle keep-alive connection is kept")
     ->check(CLI::Range(1, 3600))->capture_default_str();
+  run_cmd->add_option("--call-timeout-ms", o.call_timeout_ms,
+                      "how long an HTTP request waits for the pipeline; then 503 timeout")
+    ->check(CLI::Range(10, 600000))->capture_default_str();
   run_cmd->add_flag("!--no-fsync", o.cfg.fsync, "acknowledge appends once in the WAL, without fsync");
   run_cmd->add_option("--port-file", o.port_file, "write the bound HTTP port to this file");
   run_cmd->add_option("--log-level", o.log_level, "trace, debug, info, warn, error")

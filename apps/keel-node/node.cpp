@@ -3,6 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <caf/scoped_actor.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -23,9 +25,14 @@ std::int64_t wall_us() {
 
 /// A blocking actor per HTTP thread for request/receive calls into the
 /// pipeline (HTTP threads end before the actor system does).
-caf::scoped_actor& caller(caf::actor_system& sys) {
+std::unique_ptr<caf::scoped_actor>& caller_slot() {
   thread_local std::unique_ptr<caf::scoped_actor> self;
+  return self;
+}
+
+caf::scoped_actor& caller(caf::actor_system& sys) {
   thread_local caf::actor_system* owner = nullptr;
+  auto& self = caller_slot();
   if (!self || owner != &sys) {
     self.reset();
     self = std::make_unique<caf::scoped_actor>(sys);
@@ -34,14 +41,27 @@ caf::scoped_actor& caller(caf::actor_system& sys) {
   return *self;
 }
 
+/// One request/response with the pipeline, waiting at most `timeout`.
+/// CAF's own request timeout is not used: it sends a timeout message after
+/// every call, answered or not, which the long-lived blocking actor skips and
+/// keeps, and every later receive scans them all (memory and latency grow
+/// with uptime). The wait is bounded by the receive instead; after a timeout
+/// the actor, which may still get the late answer, is replaced.
 template <class Reply, class... Ts>
 caf::expected<Reply> call(caf::actor_system& sys, const caf::actor& dest,
                           std::chrono::milliseconds timeout, Ts&&... xs) {
   caf::expected<Reply> result{caf::error{}};
   auto& self = caller(sys);
-  self->request(dest, timeout, std::forward<Ts>(xs)...)
-    .receive([&](Reply& r) { result = std::move(r); },
-             [&](caf::error& err) { result = std::move(err); });
+  auto id = self->request(dest, caf::infinite, std::forward<Ts>(xs)...).id();
+  bool timed_out = false;
+  caf::blocking_actor::accept_one_cond rc;
+  self->varargs_receive(rc, id, [&](Reply& r) { result = std::move(r); },
+                        [&](caf::error& err) { result = std::move(err); },
+                        caf::after(timeout) >> [&] { timed_out = true; });
+  if (timed_out) {
+    result = caf::make_error(caf::sec::request_timeout);
+    caller_slot().reset();
+  }
   return result;
 }
 
@@ -130,8 +150,38 @@ node::~node() {
 
 namespace {
 
+/// Files the store may keep open, and descriptors kept for everything else
+/// but HTTP connections (WAL, MANIFEST, logs, Kafka sockets, pipes).
+constexpr int store_files = 1024;
+constexpr std::size_t reserved_fds = 256;
+
+/// Raises the soft file-descriptor limit to the hard one and lowers the
+/// HTTP connection cap so that connections can never take the descriptors
+/// the store needs (a store that cannot open a file stops writing).
+void fit_fd_budget(node_config& cfg) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    auto want = lim;
+    want.rlim_cur = std::min<rlim_t>(lim.rlim_max, 1u << 20);
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0)
+      lim = want;
+  }
+  auto budget = static_cast<std::size_t>(lim.rlim_cur);
+  auto reserved = static_cast<std::size_t>(store_files) + reserved_fds;
+  auto room = budget > reserved + 16 ? budget - reserved : 16;
+  if (cfg.max_connections > room) {
+    spdlog::warn("component=node msg=\"HTTP connections capped by the file-descriptor limit\" "
+                 "nofile={} max_connections={} wanted={}",
+                 budget, room, cfg.max_connections);
+    cfg.max_connections = room;
+  }
+}
+
 caf::error open_store(node::impl& s) {
   storage::options opts;
+  opts.max_open_files = store_files;
   opts.path = s.cfg.data;
   opts.durable = s.cfg.fsync ? storage::durability::sync : storage::durability::wal;
   auto opened = storage::event_store::open(opts);
@@ -223,6 +273,7 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   s->started_us = wall_us();
   s->registry = std::make_shared<actors::registry>();
   init_figures(*s);
+  fit_fd_budget(s->cfg);
   if (auto err = open_store(*s))
     return err;
   spdlog::info("component=node msg=\"store open\" data={} last_position={}", s->cfg.data,

@@ -35,14 +35,23 @@ struct node_config {
   int kafka_partitions = 16;
   /// HS256 secret of bearer tokens; empty: every write is refused (401).
   std::string jwt_secret;
-  /// Requests per customer per second (sliding window).
+  /// Requests per customer (writes) or per client address (reads) per
+  /// second (sliding window).
   std::uint32_t rate_limit = 1000;
-  /// HTTP worker threads = connections served at once; more connections wait
-  /// in a queue of `http_queue`, beyond it they get 503.
+  /// Failed authentications per client address per second; beyond: 429.
+  std::uint32_t auth_failure_limit = 20;
+  /// Requests of `/metrics`, `/health` and `/ready` per client address per second.
+  std::uint32_t ops_rate_limit = 50;
+  /// HTTP handler threads = requests served at once; more complete requests
+  /// wait in a queue of `http_queue`, beyond it they get 503.
   std::size_t http_threads = 64;
   std::size_t http_queue = 256;
-  /// Read/write timeouts of a request and how long an idle keep-alive
-  /// connection is kept.
+  /// Open HTTP connections (lowered at start to fit the file-descriptor
+  /// limit, with room kept for the store), and per client address (0: no cap).
+  std::size_t max_connections = 4096;
+  std::size_t max_connections_per_ip = 1024;
+  /// The whole-request deadline (headers and body), the write timeout of an
+  /// answer, and how long an idle keep-alive connection is kept.
   std::chrono::seconds read_timeout{5};
   std::chrono::seconds write_timeout{5};
   std::chrono::seconds idle_timeout{5};

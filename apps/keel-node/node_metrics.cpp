@@ -145,6 +145,18 @@ void http(exposition& out, const node::impl& s) {
   out.single("keel_load_shed_total", "counter",
              "Requests refused because the node was overloaded (503).",
              static_cast<double>(s.shed.load()));
+  auto st = s.http ? s.http->stats() : http_server_stats{};
+  out.single("keel_http_connections_open", "gauge", "Open HTTP connections.",
+             static_cast<double>(st.open_connections));
+  out.single("keel_http_connections_refused_total", "counter",
+             "Connections closed at accept (connection caps).",
+             static_cast<double>(st.refused_connections));
+  out.single("keel_http_requests_timed_out_total", "counter",
+             "Connections closed for missing the request deadline or the idle limit.",
+             static_cast<double>(st.timed_out));
+  out.single("keel_http_requests_rejected_total", "counter",
+             "Requests refused while read (400, 411, 413, 414, 415, 431, 501).",
+             static_cast<double>(st.rejected));
 }
 
 void cache(exposition& out, const node::impl& s) {

@@ -267,6 +267,7 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   // instance replayed. Past this size RocksDB flushes the column families
   // holding the oldest WAL, so it can be deleted.
   dbo.max_total_wal_size = 64u << 20;
+  dbo.max_open_files = opts.max_open_files;
   if (opts.mode == open_mode::secondary)
     dbo.max_open_files = -1; // required by secondary instances
 

@@ -32,6 +32,10 @@ public:
   /// The node's log (stderr) so far.
   std::string log() const;
 
+  int pid() const noexcept {
+    return pid_;
+  }
+
   bool running() const noexcept {
     return pid_ > 0;
   }

@@ -44,6 +44,10 @@ struct options {
   /// Streams whose current version the committer keeps in memory; beyond
   /// this the cache starts over (a miss costs one index seek).
   std::size_t stream_cache_entries = 1u << 20;
+  /// Files the writer keeps open (table files; -1: all). Bounded so that the
+  /// process's file-descriptor budget can be shared with network
+  /// connections; secondaries always keep every file open (RocksDB requires it).
+  int max_open_files = 1024;
 };
 
 /// Returns "sync" or "wal".

@@ -1,0 +1,434 @@
+// The HTTP edge of a real keel-node against hostile and broken clients:
+// bodies in every framing, header and Range floods, trickling and idle
+// connections, connection caps, rate limits of every kind, and a long run
+// of calls on one handler thread. Memory is read from /proc of the node.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "node_process.hpp"
+#include "temp_dir.hpp"
+
+using namespace keel::test;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A TCP connection to the node on 127.0.0.1 from `source` (any 127/8
+/// address works on loopback, so hostile and normal clients are told apart).
+int connect_from(const char* source, int port) {
+  auto fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &src.sin_addr);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<std::uint16_t>(port));
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
+  return fd;
+}
+
+bool readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) > 0;
+}
+
+/// The status code of the answer on `fd` ("closed" / "reset" / "none").
+std::string read_status(int fd, std::chrono::milliseconds timeout) {
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (got.find("\r\n") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    if (!readable(fd, 50))
+      continue;
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0)
+      return got.empty() ? "closed" : got.substr(9, 3);
+    if (n < 0)
+      return got.empty() ? "reset" : got.substr(9, 3);
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  if (got.size() < 12)
+    return "none";
+  return got.substr(9, 3);
+}
+
+/// Whether the node closed `fd` (EOF or reset; answers before it are skipped).
+bool closed_by_peer(int fd) {
+  char buf[4096];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0)
+      return true;
+    if (n < 0)
+      return errno != EAGAIN && errno != EWOULDBLOCK;
+  }
+}
+
+/// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+long proc_kib(int pid, const std::string& field) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0)
+      return std::stol(line.substr(field.size() + 1));
+  return -1;
+}
+
+/// Starts the peak (VmHWM) over from the current RSS.
+void reset_peak(int pid) {
+  std::ofstream{"/proc/" + std::to_string(pid) + "/clear_refs"} << "5";
+}
+
+struct attack {
+  std::string name;
+  std::string prelude;
+  /// What is sent after the prelude, again and again, up to `max_bytes`.
+  std::string repeat;
+  std::size_t max_bytes = 0;
+  std::string expect;
+};
+
+/// Runs `a` on `conns` connections at once; returns the statuses they read.
+std::vector<std::string> run_attack(int port, const attack& a, int conns) {
+  std::vector<std::string> statuses(static_cast<std::size_t>(conns));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < conns; ++i)
+    threads.emplace_back([&, i] {
+      auto fd = connect_from("127.0.0.2", port);
+      bool ok = ::send(fd, a.prelude.data(), a.prelude.size(), MSG_NOSIGNAL) >= 0;
+      std::size_t sent = 0;
+      // Stream until the node answers (or refuses more), as an attacker would.
+      while (ok && sent < a.max_bytes && !readable(fd, 0)) {
+        ok = ::send(fd, a.repeat.data(), a.repeat.size(), MSG_NOSIGNAL) >= 0;
+        sent += a.repeat.size();
+      }
+      statuses[static_cast<std::size_t>(i)] = read_status(fd, 5s);
+      ::close(fd);
+    });
+  for (auto& t : threads)
+    t.join();
+  return statuses;
+}
+
+std::string gzip_bomb() {
+  // 60 MiB of zeros compress to about 60 KiB: under the body limit.
+  auto* p = ::popen("head -c 62914560 /dev/zero | gzip -9", "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[65536];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+double percentile(std::vector<double> xs, double q) {
+  if (xs.empty())
+    return 0;
+  std::sort(xs.begin(), xs.end());
+  return xs[std::min(xs.size() - 1, static_cast<std::size_t>(q * static_cast<double>(xs.size())))];
+}
+
+json order(const std::string& id, const std::string& customer) {
+  return {{"order_id", id},
+          {"customer_id", customer},
+          {"items", {{{"sku", "sku-1"}, {"quantity", 1}, {"unit_price_cents", 1250}}}},
+          {"currency", "EUR"},
+          {"shipping_address",
+           {{"name", "Ada"}, {"street", "Main 1"}, {"city", "Berlin"}, {"postal_code", "10115"},
+            {"country", "DE"}}}};
+}
+
+} // namespace
+
+TEST_CASE("hostile bodies, headers and ranges without a token are refused before they are buffered",
+          "[node][edge]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off"}};
+  auto c = n.client();
+  for (int i = 0; i < 50; ++i) // warm up: the normal working set
+    c.Get("/metrics");
+  std::this_thread::sleep_for(300ms);
+  auto idle_kib = proc_kib(n.pid(), "VmRSS");
+  REQUIRE(idle_kib > 0);
+
+  std::string mib(1 << 20, 'a');
+  std::string chunk = "10000\r\n" + std::string(0x10000, 'a') + "\r\n";
+  auto bomb = gzip_bomb();
+  REQUIRE(bomb.size() < 64 * 1024);
+  std::string ranges = "bytes=0-";
+  for (int i = 0; i < 1500; ++i)
+    ranges += ",0-";
+  std::string many;
+  for (int i = 0; i < 10000; ++i)
+    many += "X-" + std::to_string(i) + ": v\r\n";
+  std::vector<attack> attacks{
+    {"chunked body", "POST /v1/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+     chunk, 32u << 20, "413"},
+    {"chunked body, unknown path",
+     "POST /nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", chunk, 32u << 20,
+     "413"},
+    {"body without a length", "POST /v1/orders HTTP/1.1\r\nHost: x\r\n\r\n", mib, 32u << 20,
+     "411"},
+    {"Content-Length of 1 GiB", "PUT /admin/stock/x HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                "1073741824\r\n\r\n",
+     mib, 32u << 20, "413"},
+    {"gzip bomb", "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: "
+                    + std::to_string(bomb.size()) + "\r\n\r\n" + bomb,
+     "", 0, "415"},
+    {"endless header line", "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Long: ", mib, 32u << 20, "431"},
+    {"10,000 headers", "GET /metrics HTTP/1.1\r\nHost: x\r\n" + many, "", 0, "431"},
+    {"1,500 ranges of /metrics", "GET /metrics HTTP/1.1\r\nHost: x\r\nRange: " + ranges + "\r\n\r\n",
+     "", 0, "200"},
+  };
+  for (auto& a : attacks) {
+    reset_peak(n.pid());
+    auto statuses = run_attack(n.port(), a, 16);
+    auto peak_kib = proc_kib(n.pid(), "VmHWM");
+    auto grown_mib = static_cast<double>(peak_kib - idle_kib) / 1024.0;
+    std::printf("edge: %-28s idle RSS %6.1f MiB, peak %6.1f MiB (+%5.1f MiB); answers %s x%zu\n",
+                a.name.c_str(), static_cast<double>(idle_kib) / 1024.0,
+                static_cast<double>(peak_kib) / 1024.0, grown_mib, statuses.front().c_str(),
+                static_cast<std::size_t>(std::count(statuses.begin(), statuses.end(), statuses.front())));
+    INFO(a.name);
+    CHECK(grown_mib < 64);
+    // Every connection got the refusal (the ranges: one whole body each);
+    // the rate limit of /metrics may answer some with 429.
+    for (auto& s : statuses)
+      CHECK((s == a.expect || (a.expect == "200" && s == "429")));
+  }
+  // One Range request is answered with the whole body, once.
+  httplib::Client one{"127.0.0.1", n.port()};
+  auto res = one.Get("/ready", {{"Range", ranges}});
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body.size() < 100);
+  // The node still serves.
+  CHECK(one.Get("/ready")->status == 200);
+}
+
+TEST_CASE("500 trickling and idle connections do not stop a normal client, and are closed by the "
+          "whole-request deadline",
+          "[node][edge]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off", "--read-timeout", "3", "--idle-timeout", "3"}};
+  auto c = n.client();
+  auto admin = httplib::Headers{{"Authorization", bearer("ops", true)}};
+  REQUIRE(c.Put("/admin/stock/sku-1", admin, R"({"quantity":100000})", "application/json")->status
+          == 200);
+  std::vector<int> idle;
+  std::vector<int> trickling;
+  for (int i = 0; i < 250; ++i) {
+    idle.push_back(connect_from("127.0.0.2", n.port()));
+    trickling.push_back(connect_from("127.0.0.2", n.port()));
+  }
+  auto opened = std::chrono::steady_clock::now();
+  // One byte every 200 ms on each trickling connection: never a whole request.
+  std::atomic<bool> stop{false};
+  std::thread trickler{[&] {
+    std::string text = "GET /v1/stock/sku-1 HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    for (std::size_t i = 0; !stop; ++i) {
+      char byte = i < text.size() ? text[i] : 'a';
+      for (auto fd : trickling)
+        ::send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(200ms);
+    }
+  }};
+  // A normal client meanwhile: reads and orders, each answered.
+  std::vector<double> ms;
+  auto customer = httplib::Headers{{"Authorization", bearer("c-1")}};
+  for (int i = 0; i < 300; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto res = i % 3 == 0 ? c.Post("/v1/orders", customer, order("t-" + std::to_string(i), "c-1").dump(),
+                                   "application/json")
+                          : c.Get("/v1/stock/sku-1");
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    REQUIRE(res);
+    CHECK((res->status == 200 || res->status == 202));
+  }
+  auto p50 = percentile(ms, 0.5);
+  auto p99 = percentile(ms, 0.99);
+  std::printf("edge: normal client beside 500 hostile connections: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+              p50, p99, percentile(ms, 1.0));
+  CHECK(p99 < 500); // the figure above is what counts; this only catches a stalled node
+  // Neither the idle nor the trickling connections outlive the deadline.
+  std::this_thread::sleep_until(opened + 4500ms);
+  stop = true;
+  trickler.join();
+  std::size_t open_idle = 0;
+  std::size_t open_trickling = 0;
+  for (auto fd : idle)
+    open_idle += !closed_by_peer(fd);
+  for (auto fd : trickling)
+    open_trickling += !closed_by_peer(fd);
+  for (auto fd : idle)
+    ::close(fd);
+  for (auto fd : trickling)
+    ::close(fd);
+  CHECK(open_idle == 0);
+  CHECK(open_trickling == 0);
+
+  // An idle keep-alive connection is closed after the idle limit.
+  auto fd = connect_from("127.0.0.1", n.port());
+  std::string get = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n";
+  ::send(fd, get.data(), get.size(), MSG_NOSIGNAL);
+  CHECK(read_status(fd, 2s) == "200");
+  std::this_thread::sleep_for(2s);
+  CHECK_FALSE(closed_by_peer(fd));
+  std::this_thread::sleep_for(2s);
+  CHECK(closed_by_peer(fd));
+  ::close(fd);
+}
+
+TEST_CASE("connections are capped per client address and the cap leaves others served",
+          "[node][edge]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off", "--max-connections-per-ip", "8"}};
+  std::vector<int> socks;
+  for (int i = 0; i < 8; ++i)
+    socks.push_back(connect_from("127.0.0.2", n.port()));
+  std::this_thread::sleep_for(200ms);
+  for (auto fd : socks)
+    CHECK_FALSE(closed_by_peer(fd));
+  auto ninth = connect_from("127.0.0.2", n.port());
+  CHECK(read_status(ninth, 2s) == "closed");
+  ::close(ninth);
+  auto c = n.client();
+  auto res = c.Get("/ready");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  auto metrics = c.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("keel_http_connections_refused_total 1\n") != std::string::npos);
+  for (auto fd : socks)
+    ::close(fd);
+}
+
+TEST_CASE("rate limits cover failed authentications, reads, unknown paths and the operations endpoints",
+          "[node][edge]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off", "--auth-failure-limit", "5",
+                                    "--ops-rate-limit", "5", "--rate-limit", "10"}};
+  std::this_thread::sleep_for(1100ms); // the start-up's /ready calls leave the window
+  auto c = n.client();
+  auto codes = [&](std::function<httplib::Result()> call, int times) {
+    std::vector<int> out;
+    for (int i = 0; i < times; ++i) {
+      auto r = call();
+      REQUIRE(r);
+      out.push_back(r->status);
+    }
+    return out;
+  };
+  auto bad = httplib::Headers{{"Authorization", "Bearer forged"}};
+  auto auth = codes([&] { return c.Post("/v1/orders", bad, "{}", "application/json"); }, 7);
+  // (A sliding window: what came before may count a little.)
+  CHECK(auth.front() == 401);
+  CHECK(std::count(auth.begin(), auth.end(), 401) <= 5);
+  CHECK(auth.back() == 429);
+  auto ops = codes([&] { return c.Get("/metrics"); }, 7);
+  CHECK(ops.front() == 200);
+  CHECK(std::count(ops.begin(), ops.end(), 200) <= 5);
+  CHECK(ops.back() == 429);
+  auto unknown = codes([&] { return c.Get("/nope"); }, 12);
+  CHECK(std::count(unknown.begin(), unknown.end(), 429) >= 2);
+  // A customer hammering an admin endpoint is limited too (403s count).
+  auto customer = httplib::Headers{{"Authorization", bearer("c-1")}};
+  auto admin = codes([&] { return c.Get("/admin/kafka", customer); }, 12);
+  CHECK(admin.front() == 403);
+  CHECK(admin.back() == 429);
+}
+
+namespace {
+
+struct soak_figures {
+  double first_p99_ms = 0;
+  double last_p99_ms = 0;
+  double first_rss_mib = 0;
+  double last_rss_mib = 0;
+};
+
+/// `requests` calls on one keep-alive connection: mostly order reads through
+/// the orders actor, and with `mixed` also stock reads and placed orders.
+soak_figures soak(node_process& n, std::size_t requests, bool mixed) {
+  auto c = n.client();
+  auto customer = httplib::Headers{{"Authorization", bearer("c-soak")}};
+  std::vector<double> ms;
+  ms.reserve(requests);
+  soak_figures f;
+  for (std::size_t i = 0; i < requests; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    httplib::Result res{nullptr, httplib::Error::Unknown};
+    auto kind = mixed ? i % 20 : 1;
+    if (kind == 0)
+      res = c.Post("/v1/orders", customer, order("s-" + std::to_string(i), "c-soak").dump(),
+                   "application/json");
+    else if (kind < 4)
+      res = c.Get("/v1/stock/sku-1");
+    else
+      res = c.Get(("/v1/orders/none-" + std::to_string(i % 1000)).c_str());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    REQUIRE(res);
+    REQUIRE(res->status < 500);
+    if (i + 1 == requests / 10)
+      f.first_rss_mib = static_cast<double>(proc_kib(n.pid(), "VmRSS")) / 1024.0;
+  }
+  f.last_rss_mib = static_cast<double>(proc_kib(n.pid(), "VmRSS")) / 1024.0;
+  auto tenth = static_cast<std::ptrdiff_t>(requests / 10);
+  f.first_p99_ms = percentile({ms.begin(), ms.begin() + tenth}, 0.99);
+  f.last_p99_ms = percentile({ms.end() - tenth, ms.end()}, 0.99);
+  std::printf("edge soak: %zu requests: p99 first 10%% %.3f ms, last 10%% %.3f ms (%.2fx); "
+              "RSS at 10%% %.1f MiB, at the end %.1f MiB (%.2fx)\n",
+              requests, f.first_p99_ms, f.last_p99_ms, f.last_p99_ms / f.first_p99_ms,
+              f.first_rss_mib, f.last_rss_mib, f.last_rss_mib / f.first_rss_mib);
+  return f;
+}
+
+} // namespace
+
+TEST_CASE("a long run of calls on one HTTP thread does not slow it down (no stale CAF timeouts)",
+          "[node][edge]") {
+  temp_dir dir;
+  // One handler thread and a short call timeout: a stale timeout message per
+  // call would pile up in that thread's mailbox within this run.
+  node_process n{dir.sub("store"), {"--kafka", "off", "--http-threads", "1", "--call-timeout-ms",
+                                    "100", "--rate-limit", "10000000"}};
+  auto f = soak(n, 40000, false);
+  CHECK(f.last_p99_ms < 2 * f.first_p99_ms + 2);
+}
+
+TEST_CASE("soak: 1,000,000 mixed requests keep RSS and p99 of the last 10% within 1.2x of the first",
+          "[node][edge][torture]") {
+  temp_dir dir;
+  node_process n{dir.sub("store"), {"--kafka", "off", "--rate-limit", "10000000", "--max-sagas",
+                                    "100000"}};
+  auto c = n.client();
+  auto admin = httplib::Headers{{"Authorization", bearer("ops", true)}};
+  REQUIRE(c.Put("/admin/stock/sku-1", admin, R"({"quantity":1000000000})", "application/json")->status
+          == 200);
+  auto f = soak(n, 1000000, true);
+  CHECK(f.last_p99_ms <= 1.2 * f.first_p99_ms);
+  CHECK(f.last_rss_mib <= 1.2 * f.first_rss_mib);
+}
