@@ -14,6 +14,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "auth.hpp"
 #include "bench.hpp"
 #include "http_client.hpp"
 
@@ -109,7 +110,7 @@ own_node* running_node = nullptr;
 
 http_options parse_http(int argc, char** argv) {
   auto a = parse(argc, argv, 2,
-                 {"--orders", "--connections", "--url", "--jwt-secret", "--skus", "--data",
+                 {"--orders", "--connections", "--url", "--jwt-secret-file", "--skus", "--data",
                   "--seed"},
                  {});
   http_options o;
@@ -118,12 +119,17 @@ http_options parse_http(int argc, char** argv) {
   o.skus = a.number("--skus", 1000);
   o.seed = a.number("--seed", 42);
   o.url = a.text("--url", "");
-  o.secret = a.text("--jwt-secret", "");
+  if (auto file = a.text("--jwt-secret-file", ""); !file.empty()) {
+    auto secret = node::read_secret_file(file);
+    if (secret.index() == 1)
+      fail(std::get<1>(secret), 2);
+    o.secret = std::get<0>(secret);
+  }
   o.data = a.text("--data", "");
   if (o.orders == 0 || o.connections == 0 || o.skus == 0)
     fail("--orders, --connections (and --skus) must be at least 1", 2);
   if (!o.url.empty() && o.secret.empty())
-    fail("--url needs --jwt-secret (the node's HS256 secret)", 2);
+    fail("--url needs --jwt-secret-file (the node's HS256 secret)", 2);
   if (!o.url.empty() && !o.data.empty())
     fail("--data is for the node this benchmark starts; not with --url", 2);
   return o;
@@ -255,7 +261,7 @@ void start_own_node(http_options& o, own_node& n) {
   n.tmp = std::make_unique<temp_dir>("keel-http-bench");
   n.data = o.data.empty() ? n.tmp->path() + "/store" : o.data;
   if (o.secret.empty())
-    o.secret = "bench-" + run_prefix("secret");
+    o.secret = random_secret();
   node_process::options po;
   po.binary = executable_dir() + "/keel-node";
   po.data = n.data;

@@ -15,6 +15,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include <random>
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -258,7 +260,10 @@ int read_port(const std::string& file) {
 }
 
 /// Runs in the forked child: the log as stdout and stderr, then exec.
-[[noreturn]] void exec_node(const std::vector<char*>& argv, const std::string& log) {
+[[noreturn]] void exec_node(const std::vector<char*>& argv, const std::string& log,
+                            const std::string& secret) {
+  // The secret goes by the environment: argv is readable by every local user.
+  ::setenv("KEEL_JWT_SECRET", secret.c_str(), 1);
   // The node must not outlive a benchmark that crashed.
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -280,8 +285,7 @@ std::unique_ptr<node_process> node_process::start(const options& o, double timeo
                                                   std::string& why) {
   std::vector<std::string> args{o.binary,       "run",          "--data",
                                 o.data,         "--http",       "127.0.0.1:0",
-                                "--port-file",  o.port_file,    "--jwt-secret",
-                                o.jwt_secret};
+                                "--port-file",  o.port_file};
   args.insert(args.end(), o.extra.begin(), o.extra.end());
   std::vector<char*> argv;
   for (auto& a : args)
@@ -295,7 +299,7 @@ std::unique_ptr<node_process> node_process::start(const options& o, double timeo
     return nullptr;
   }
   if (pid == 0)
-    exec_node(argv, o.log_file);
+    exec_node(argv, o.log_file, o.jwt_secret);
   std::unique_ptr<node_process> p{new node_process(pid, o)};
   auto deadline = seconds_now() + timeout_s;
   while ((p->port_ = read_port(o.port_file)) == 0) {
@@ -362,6 +366,20 @@ std::string executable_dir() {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? std::string{"."} : self.parent_path().string();
+}
+
+} // namespace keel::bench
+
+namespace keel::bench {
+
+std::string random_secret() {
+  static constexpr char alphabet[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 48; ++i)
+    out.push_back(alphabet[rd() % (sizeof alphabet - 1)]);
+  return out;
 }
 
 } // namespace keel::bench

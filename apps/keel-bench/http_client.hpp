@@ -159,6 +159,9 @@ std::string http_sku(std::uint64_t i);
 /// A prefix for order ids unique to this run ("<base>-<time, base 36><pid>").
 std::string run_prefix(const std::string& base);
 
+/// A random JWT secret of 48 characters (for nodes a benchmark starts itself).
+std::string random_secret();
+
 /// A `keel-node run` child process. Lifecycle: `start` spawns it and waits
 /// until it wrote its port file; `stop` sends SIGTERM and reaps it; the
 /// destructor kills (SIGKILL) a child still running. Used from one thread.

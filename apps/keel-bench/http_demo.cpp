@@ -14,6 +14,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "auth.hpp"
 #include "bench.hpp"
 #include "http_client.hpp"
 
@@ -494,13 +495,20 @@ int http_demo::run() {
 } // namespace
 
 int run_demo_http(int argc, char** argv) {
-  auto args = parse(argc, argv, 2, {"--url", "--jwt-secret"}, {});
+  auto args = parse(argc, argv, 2, {"--url", "--jwt-secret-file"}, {});
   auto ep = parse_url(args.text("--url", ""));
-  auto secret = args.text("--jwt-secret", "");
-  if (!ep || secret.empty()) {
-    std::fprintf(stderr, "keel-bench demo-http: needs --url http://HOST:PORT and --jwt-secret S\n");
+  auto file = args.text("--jwt-secret-file", "");
+  if (!ep || file.empty()) {
+    std::fprintf(stderr,
+                 "keel-bench demo-http: needs --url http://HOST:PORT and --jwt-secret-file FILE\n");
     return 2;
   }
+  auto read = node::read_secret_file(file);
+  if (read.index() == 1) {
+    std::fprintf(stderr, "keel-bench demo-http: %s\n", std::get<1>(read).c_str());
+    return 2;
+  }
+  auto secret = std::get<0>(read);
   http_demo demo{*ep, secret};
   return demo.run();
 }

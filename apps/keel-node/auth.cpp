@@ -2,7 +2,11 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
+
+#include <nlohmann/json.hpp>
 
 #include <jwt.h>
 
@@ -23,14 +27,31 @@ api_error unauthorized(std::string message) {
 
 } // namespace
 
-std::variant<principal, api_error> authenticate(std::string_view header, const std::string& secret,
+std::variant<std::string, std::string> read_secret_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return std::variant<std::string, std::string>{std::in_place_index<1>, "cannot read the JWT secret file " + path};
+  std::string secret{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  if (!secret.empty() && secret.back() == '\n')
+    secret.pop_back();
+  if (!secret.empty() && secret.back() == '\r')
+    secret.pop_back();
+  if (secret.size() < min_secret_bytes)
+    return std::variant<std::string, std::string>{std::in_place_index<1>, "the JWT secret in " + path + " has " + std::to_string(secret.size())
+                       + " bytes; at least " + std::to_string(min_secret_bytes)
+                       + " are needed (e.g. head -c 48 /dev/urandom | base64 > FILE)"};
+  return std::variant<std::string, std::string>{std::in_place_index<0>, std::move(secret)};
+}
+
+std::variant<principal, api_error> authenticate(std::string_view header, const token_policy& policy,
                                                 std::int64_t now_s) {
   if (header.empty())
     return unauthorized("a bearer token is required (Authorization: Bearer <JWT>)");
   constexpr std::string_view scheme = "Bearer ";
   if (header.size() <= scheme.size() || header.substr(0, scheme.size()) != scheme)
     return unauthorized("the Authorization header must be \"Bearer <JWT>\"");
-  if (secret.empty())
+  auto& secret = policy.secret;
+  if (secret.size() < min_secret_bytes)
     return unauthorized("this node has no JWT secret configured");
   std::string token{header.substr(scheme.size())};
   if (token.size() > 8192)
@@ -43,22 +64,65 @@ std::variant<principal, api_error> authenticate(std::string_view header, const s
     return unauthorized("the token is malformed or its signature is invalid");
   if (jwt_get_alg(jwt.get()) != JWT_ALG_HS256)
     return unauthorized("the token must be signed with HS256");
-  const char* sub = jwt_get_grant(jwt.get(), "sub");
-  if (sub == nullptr || *sub == '\0')
+  // The claims are read from their JSON, with their types checked here
+  // rather than through libjwt's integer getters, whose error reporting
+  // differs between versions.
+  std::unique_ptr<char, decltype(&std::free)> text{jwt_get_grants_json(jwt.get(), nullptr),
+                                                   &std::free};
+  auto claims = nlohmann::json::parse(text ? text.get() : "", nullptr, false);
+  if (!claims.is_object())
+    return unauthorized("the token's claims are not a JSON object");
+  auto sub = claims.find("sub");
+  if (sub == claims.end() || !sub->is_string() || sub->get_ref<const std::string&>().empty())
     return unauthorized("the token has no \"sub\" claim");
-  const char* role = jwt_get_grant(jwt.get(), "role");
-  std::string role_s = role ? role : "customer";
-  if (role_s != "customer" && role_s != "admin")
+  std::string role = "customer";
+  if (auto r = claims.find("role"); r != claims.end()) {
+    if (!r->is_string())
+      return unauthorized("the token's \"role\" must be \"customer\" or \"admin\"");
+    role = r->get<std::string>();
+  }
+  if (role != "customer" && role != "admin")
     return unauthorized("the token's \"role\" must be \"customer\" or \"admin\"");
-  errno = 0;
-  auto exp = jwt_get_grant_int(jwt.get(), "exp");
-  if (errno == 0 && exp <= now_s)
+  auto skew = static_cast<std::int64_t>(policy.skew.count());
+  auto exp = claims.find("exp");
+  if (exp == claims.end() || !exp->is_number_integer())
+    return unauthorized("the token needs an integer \"exp\" claim");
+  if (exp->get<std::int64_t>() + skew <= now_s)
     return unauthorized("the token has expired");
-  return principal{sub, role_s == "admin"};
+  if (exp->get<std::int64_t>() > now_s + static_cast<std::int64_t>(policy.max_ttl.count()) + skew)
+    return unauthorized("the token is valid for longer than this node accepts ("
+                        + std::to_string(policy.max_ttl.count()) + " s)");
+  for (auto name : {"nbf", "iat"}) {
+    auto t = claims.find(name);
+    if (t == claims.end())
+      continue;
+    if (!t->is_number_integer())
+      return unauthorized(std::string{"the token's \""} + name + "\" must be an integer");
+    if (t->get<std::int64_t>() > now_s + skew)
+      return unauthorized(std::string{"the token's \""} + name + "\" is in the future");
+  }
+  if (!policy.issuer.empty()) {
+    auto iss = claims.find("iss");
+    if (iss == claims.end() || !iss->is_string() || iss->get<std::string>() != policy.issuer)
+      return unauthorized("the token's issuer is not " + policy.issuer);
+  }
+  if (!policy.audience.empty()) {
+    auto aud = claims.find("aud");
+    bool ok = false;
+    if (aud != claims.end() && aud->is_string())
+      ok = aud->get<std::string>() == policy.audience;
+    else if (aud != claims.end() && aud->is_array())
+      for (auto& x : *aud)
+        ok = ok || (x.is_string() && x.get<std::string>() == policy.audience);
+    if (!ok)
+      return unauthorized("the token is not meant for audience " + policy.audience);
+  }
+  return principal{sub->get<std::string>(), role == "admin"};
 }
 
 std::string mint_token(const std::string& secret, const std::string& subject, bool admin,
-                       std::int64_t now_s, std::chrono::seconds ttl) {
+                       std::int64_t now_s, std::chrono::seconds ttl, const std::string& issuer,
+                       const std::string& audience) {
   if (secret.empty() || subject.empty())
     return {};
   jwt_t* raw = nullptr;
@@ -69,6 +133,8 @@ std::string mint_token(const std::string& secret, const std::string& subject, bo
             && jwt_add_grant(jwt.get(), "role", admin ? "admin" : "customer") == 0
             && jwt_add_grant_int(jwt.get(), "iat", static_cast<long>(now_s)) == 0
             && jwt_add_grant_int(jwt.get(), "exp", static_cast<long>(now_s + ttl.count())) == 0
+            && (issuer.empty() || jwt_add_grant(jwt.get(), "iss", issuer.c_str()) == 0)
+            && (audience.empty() || jwt_add_grant(jwt.get(), "aud", audience.c_str()) == 0)
             && jwt_set_alg(jwt.get(), JWT_ALG_HS256,
                            reinterpret_cast<const unsigned char*>(secret.data()),
                            static_cast<int>(secret.size()))

@@ -18,18 +18,43 @@ struct principal {
   bool admin = false;
 };
 
+/// How bearer tokens are checked.
+struct token_policy {
+  /// The HS256 key: at least `min_secret_bytes` bytes.
+  std::string secret;
+  /// The longest a token may still be valid (`exp` - now).
+  std::chrono::seconds max_ttl{24 * 3600};
+  /// Clock skew allowed on `exp`, `nbf` and `iat`.
+  std::chrono::seconds skew{60};
+  /// When not empty: the `iss` claim must equal it.
+  std::string issuer;
+  /// When not empty: the `aud` claim (a string or an array) must contain it.
+  std::string audience;
+};
+
+/// RFC 7518 section 3.2: an HS256 key has at least 256 bits.
+constexpr std::size_t min_secret_bytes = 32;
+
+/// Reads a secret from `path` (one trailing newline dropped); an error text
+/// when it cannot be read or is shorter than `min_secret_bytes`.
+std::variant<std::string, std::string> read_secret_file(const std::string& path);
+
 /// Checks an `Authorization` header value: "Bearer <JWT>" signed with HS256
-/// and `secret`, with a non-empty `sub`, a `role` of "customer" or "admin"
-/// (absent: customer) and, when present, an `exp` in the future (`now_s`,
-/// seconds since the epoch). Any other token is a 401 `api_error`; no other
-/// algorithm is accepted (not "none", not RS256 with the secret as key).
-/// Thread-safe.
-std::variant<principal, api_error> authenticate(std::string_view header, const std::string& secret,
+/// and the policy's secret, with a non-empty string `sub`, a `role` of
+/// "customer" or "admin" (absent: customer), an integer `exp` in the future
+/// but no further than `max_ttl`, integer `nbf` and `iat` (when present) not
+/// in the future, and `iss` / `aud` as configured (skew allowed on times;
+/// `now_s` in seconds since the epoch). Any other token is a 401
+/// `api_error` saying why; no other algorithm is accepted (not "none", not
+/// HS512, not RS256 with the secret as key). Thread-safe.
+std::variant<principal, api_error> authenticate(std::string_view header, const token_policy& policy,
                                                 std::int64_t now_s);
 
-/// A token for `subject` with role "admin" or "customer", valid for `ttl`
-/// from `now_s`, signed HS256 with `secret`. Empty on failure (empty secret).
+/// A token for `subject` with role "admin" or "customer", issued at `now_s`
+/// and valid for `ttl`, signed HS256 with `secret`, with `iss` / `aud` when
+/// given. Empty on failure (empty secret or subject).
 std::string mint_token(const std::string& secret, const std::string& subject, bool admin,
-                       std::int64_t now_s, std::chrono::seconds ttl);
+                       std::int64_t now_s, std::chrono::seconds ttl,
+                       const std::string& issuer = {}, const std::string& audience = {});
 
 } // namespace keel::node

@@ -146,11 +146,17 @@ struct http_api::impl {
   rate_limiter ops;
   log_budget warn_lines{20};
   std::vector<route> table;
+  token_policy tokens;
   std::unique_ptr<http_server> server;
 
   explicit impl(node& x)
     : n(x), limiter(x.config().rate_limit), auth_failures(x.config().auth_failure_limit),
       ops(x.config().ops_rate_limit) {
+    auto& cfg = x.config();
+    tokens.secret = cfg.jwt_secret;
+    tokens.max_ttl = cfg.max_token_ttl;
+    tokens.issuer = cfg.token_issuer;
+    tokens.audience = cfg.token_audience;
   }
 
   /// Authenticates a request; on failure answers (401, or 429 once the
@@ -158,7 +164,7 @@ struct http_api::impl {
   /// limit is taken before the role is checked, so refused calls count too.
   std::optional<principal> authorize(http_request& req, http_response& res,
                                      bool admin_only) {
-    auto who = authenticate(req.header("Authorization"), n.config().jwt_secret, wall_s());
+    auto who = authenticate(req.header("Authorization"), tokens, wall_s());
     if (auto* err = std::get_if<api_error>(&who)) {
       if (!limit(auth_failures, "auth:" + req.remote_addr, res))
         return std::nullopt;

@@ -1,8 +1,10 @@
 // keel-node: one process, all roles (gateway, orders, inventory, payment,
 // shipping, projections), embedded defaults.
 //
-//   keel-node run --data DIR --http HOST:PORT [--kafka embedded|off|host:port,...] [--config FILE]
-//   keel-node mint-token --jwt-secret S --sub ID [--role admin] [--ttl SECONDS]
+//   keel-node run --data DIR --http HOST:PORT --jwt-secret-file FILE [--kafka ...] [--config FILE]
+//   keel-node mint-token --jwt-secret-file FILE --sub ID [--role admin] [--ttl SECONDS]
+// The secret may come from KEEL_JWT_SECRET instead; never from the command
+// line, where every local user can read it.
 
 #include <chrono>
 #include <csignal>
@@ -12,6 +14,7 @@
 #include <iostream>
 #include <pthread.h>
 #include <thread>
+#include <variant>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -63,16 +66,37 @@ struct run_options {
   std::int64_t read_timeout_s = 5;
   std::int64_t idle_timeout_s = 5;
   std::int64_t call_timeout_ms = 10000;
+  std::string secret_file;
+  std::int64_t max_token_ttl_s = 24 * 3600;
 };
+
+/// The JWT secret from `file` or else KEEL_JWT_SECRET; an error text when
+/// neither gives one of at least 32 bytes.
+std::variant<std::string, std::string> load_secret(const std::string& file) {
+  if (!file.empty())
+    return node::read_secret_file(file);
+  auto* env = std::getenv("KEEL_JWT_SECRET");
+  std::string secret = env ? env : "";
+  if (secret.size() < node::min_secret_bytes)
+    return std::variant<std::string, std::string>{std::in_place_index<1>, secret.empty()
+                         ? "no JWT secret: give --jwt-secret-file FILE or set KEEL_JWT_SECRET"
+                         : "KEEL_JWT_SECRET has " + std::to_string(secret.size())
+                             + " bytes; at least 32 are needed"};
+  return std::variant<std::string, std::string>{std::in_place_index<0>, secret};
+}
 
 int run(run_options& o) {
   if (!split_endpoint(o.http, o.cfg)) {
     std::cerr << "keel-node: --http must be HOST:PORT, not \"" << o.http << "\"\n";
     return 2;
   }
-  if (o.cfg.jwt_secret.empty())
-    if (auto* env = std::getenv("KEEL_JWT_SECRET"))
-      o.cfg.jwt_secret = env;
+  auto secret = load_secret(o.secret_file);
+  if (secret.index() == 1) {
+    std::cerr << "keel-node: " << std::get<1>(secret) << '\n';
+    return 2;
+  }
+  o.cfg.jwt_secret = std::get<0>(secret);
+  o.cfg.max_token_ttl = std::chrono::seconds{o.max_token_ttl_s};
   o.cfg.breaker_wait = std::chrono::milliseconds{o.breaker_wait_ms};
   o.cfg.payment_retry_initial = std::chrono::milliseconds{o.retry_initial_ms};
   o.cfg.drain_timeout = std::chrono::seconds{o.drain_s};
@@ -81,9 +105,6 @@ int run(run_options& o) {
   o.cfg.idle_timeout = std::chrono::seconds{o.idle_timeout_s};
   o.cfg.request_timeout = std::chrono::milliseconds{o.call_timeout_ms};
   setup_logging(o.log_level);
-  if (o.cfg.jwt_secret.empty())
-    spdlog::warn("component=node msg=\"no JWT secret (--jwt-secret or KEEL_JWT_SECRET): every "
-                 "write is refused\"");
   // Signals go to one thread that asks the node to stop; every other thread
   // (actors, HTTP, Kafka, RocksDB) inherits the blocked mask.
   sigset_t set;
@@ -141,7 +162,14 @@ int main(int argc, char** argv) {
     ->capture_default_str();
   run_cmd->add_option("--kafka-partitions", o.cfg.kafka_partitions, "partitions per topic")
     ->check(CLI::Range(1, 256))->capture_default_str();
-  run_cmd->add_option("--jwt-secret", o.cfg.jwt_secret, "HS256 secret (or KEEL_JWT_SECRET)");
+  run_cmd->add_option("--jwt-secret-file", o.secret_file,
+                      "file holding the HS256 secret, >= 32 bytes (or KEEL_JWT_SECRET)");
+  run_cmd->add_option("--max-token-ttl", o.max_token_ttl_s,
+                      "seconds a token may still be valid; longer-lived tokens are refused")
+    ->check(CLI::Range(60, 30 * 24 * 3600))->capture_default_str();
+  run_cmd->add_option("--token-issuer", o.cfg.token_issuer, "required `iss` claim (empty: not checked)");
+  run_cmd->add_option("--token-audience", o.cfg.token_audience,
+                      "required `aud` claim (empty: not checked)");
   run_cmd->add_option("--rate-limit", o.cfg.rate_limit, "requests per customer per second")
     ->check(CLI::Range(1u, 10000000u))->capture_default_str();
   run_cmd->add_option("--auth-failure-limit", o.cfg.auth_failure_limit,
@@ -183,16 +211,20 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str();
 
-  std::string secret;
+  std::string secret_file;
+  std::string iss;
+  std::string aud;
   std::string sub;
   std::string role = "customer";
   std::int64_t ttl = 24 * 3600;
   auto* mint = app.add_subcommand("mint-token", "print a bearer token (JWT HS256)");
-  mint->add_option("--jwt-secret", secret, "HS256 secret (or KEEL_JWT_SECRET)");
+  mint->add_option("--jwt-secret-file", secret_file, "file holding the HS256 secret (or KEEL_JWT_SECRET)");
+  mint->add_option("--iss", iss, "issuer claim");
+  mint->add_option("--aud", aud, "audience claim");
   mint->add_option("--sub", sub, "customer id (claim sub)")->required();
   mint->add_option("--role", role, "customer or admin")
     ->check(CLI::IsMember({"customer", "admin"}))->capture_default_str();
-  mint->add_option("--ttl", ttl, "seconds until it expires")->check(CLI::Range(1, 315360000))
+  mint->add_option("--ttl", ttl, "seconds until it expires")->check(CLI::Range(1, 30 * 24 * 3600))
     ->capture_default_str();
 
   try {
@@ -202,14 +234,13 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*mint) {
-    if (secret.empty())
-      if (auto* env = std::getenv("KEEL_JWT_SECRET"))
-        secret = env;
-    if (secret.empty()) {
-      std::cerr << "keel-node: mint-token needs --jwt-secret or KEEL_JWT_SECRET\n";
+    auto secret = load_secret(secret_file);
+    if (secret.index() == 1) {
+      std::cerr << "keel-node: " << std::get<1>(secret) << '\n';
       return 2;
     }
-    auto token = node::mint_token(secret, sub, role == "admin", wall_s(), std::chrono::seconds{ttl});
+    auto token = node::mint_token(std::get<0>(secret), sub, role == "admin", wall_s(),
+                                  std::chrono::seconds{ttl}, iss, aud);
     if (token.empty()) {
       std::cerr << "keel-node: cannot mint a token\n";
       return 1;

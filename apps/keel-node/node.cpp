@@ -12,6 +12,7 @@
 #include "keel/actors/correlation.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
+#include "auth.hpp"
 #include "node_state.hpp"
 
 namespace keel::node {
@@ -272,6 +273,10 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   s->cfg = std::move(cfg);
   s->started_us = wall_us();
   s->registry = std::make_shared<actors::registry>();
+  if (s->cfg.jwt_secret.size() < min_secret_bytes)
+    return make_error(errc::invalid_argument,
+                      "the JWT secret must have at least " + std::to_string(min_secret_bytes)
+                        + " bytes (--jwt-secret-file or KEEL_JWT_SECRET)");
   init_figures(*s);
   fit_fd_budget(s->cfg);
   if (auto err = open_store(*s))

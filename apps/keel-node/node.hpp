@@ -33,8 +33,13 @@ struct node_config {
   /// broker list "host:port,...".
   std::string kafka = "embedded";
   int kafka_partitions = 16;
-  /// HS256 secret of bearer tokens; empty: every write is refused (401).
+  /// HS256 secret of bearer tokens: at least 32 bytes, or the node does not start.
   std::string jwt_secret;
+  /// The longest remaining lifetime a token may have; `iss` / `aud` that
+  /// tokens must carry (empty: not checked).
+  std::chrono::seconds max_token_ttl{24 * 3600};
+  std::string token_issuer;
+  std::string token_audience;
   /// Requests per customer (writes) or per client address (reads) per
   /// second (sliding window).
   std::uint32_t rate_limit = 1000;

@@ -20,9 +20,11 @@ node_process::node_process(const std::string& data, std::vector<std::string> ext
   log_path_ = data + ".log." + std::to_string(++counter);
   auto port_file = data + ".port";
   ::unlink(port_file.c_str());
+  auto secret_file = data + ".secret";
+  std::ofstream{secret_file} << test_secret << '\n';
   std::vector<std::string> args{KEEL_NODE, "run",         "--data",      data,
                                 "--http",  "127.0.0.1:0", "--port-file", port_file,
-                                "--jwt-secret", test_secret, "--log-level", "info"};
+                                "--jwt-secret-file", secret_file, "--log-level", "info"};
   args.insert(args.end(), extra.begin(), extra.end());
   pid_ = ::fork();
   REQUIRE(pid_ >= 0);
@@ -60,6 +62,7 @@ node_process::~node_process() {
     signal_and_wait(SIGKILL, std::chrono::seconds(10));
   ::unlink(log_path_.c_str());
   ::unlink((data_ + ".port").c_str());
+  ::unlink((data_ + ".secret").c_str());
 }
 
 httplib::Client node_process::client() const {

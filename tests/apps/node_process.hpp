@@ -48,7 +48,7 @@ private:
 };
 
 /// The JWT secret every test node runs with.
-inline const std::string test_secret = "keel-test-secret";
+inline const std::string test_secret = "keel-test-secret-of-at-least-32-bytes";
 
 /// A bearer header value for `sub` (role admin when `admin`).
 std::string bearer(const std::string& sub, bool admin = false);

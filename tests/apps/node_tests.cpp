@@ -628,3 +628,28 @@ TEST_CASE("a stopped projection is skipped and rebuilt through keel-inspect --no
   CHECK(stock_state()["generation"] == gen + 1);
   CHECK(stock_state()["state"] == "live");
 }
+
+TEST_CASE("the node refuses to start without a JWT secret of at least 32 bytes, and never takes it on "
+          "the command line",
+          "[node][auth]") {
+  temp_dir dir;
+  auto start = [&](std::vector<std::string> args) {
+    std::vector<std::string> all{"run", "--data", dir.sub("store"), "--http", "127.0.0.1:0",
+                                 "--kafka", "off"};
+    all.insert(all.end(), args.begin(), args.end());
+    std::string cmd = "unset KEEL_JWT_SECRET; exec '" + std::string{KEEL_NODE} + "'";
+    for (auto& a : all)
+      cmd += " '" + a + "'";
+    return run_child("/bin/sh", {"-c", cmd + " 2>&1"}, 20s);
+  };
+  auto none = start({});
+  CHECK(WEXITSTATUS(none.status) == 2);
+  CHECK(none.out.find("no JWT secret") != std::string::npos);
+  std::ofstream{dir.sub("short")} << "keel-demo-secret\n";
+  auto short_one = start({"--jwt-secret-file", dir.sub("short")});
+  CHECK(WEXITSTATUS(short_one.status) == 2);
+  CHECK(short_one.out.find("at least 32") != std::string::npos);
+  auto argv_secret = start({"--jwt-secret", test_secret});
+  CHECK(WEXITSTATUS(argv_secret.status) == 2);
+  CHECK_FALSE(std::filesystem::exists(dir.sub("store")));
+}

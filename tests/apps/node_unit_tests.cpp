@@ -3,6 +3,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+
+#include <jwt.h>
+#include <unistd.h>
+
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -122,31 +127,56 @@ TEST_CASE("stock quantity bodies are checked", "[node][json]") {
     CHECK(std::holds_alternative<node::api_error>(node::parse_stock_quantity(body)));
 }
 
+namespace {
+
+/// A token with exactly `claims`, signed with `alg` and `key` (libjwt).
+std::string sign(const std::string& claims, const std::string& key, jwt_alg_t alg = JWT_ALG_HS256) {
+  jwt_t* jwt = nullptr;
+  REQUIRE(jwt_new(&jwt) == 0);
+  REQUIRE(jwt_add_grants_json(jwt, claims.c_str()) == 0);
+  REQUIRE(jwt_set_alg(jwt, alg, reinterpret_cast<const unsigned char*>(key.data()),
+                      static_cast<int>(key.size()))
+          == 0);
+  char* text = jwt_encode_str(jwt);
+  std::string out = text ? text : "";
+  std::free(text);
+  jwt_free(jwt);
+  return "Bearer " + out;
+}
+
+} // namespace
+
 TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[node][auth]") {
-  const std::string secret = "s3cret";
+  node::token_policy policy;
+  policy.secret = "a-secret-of-at-least-thirty-two-bytes";
+  const auto& secret = policy.secret;
   const std::int64_t now = 1'800'000'000;
   auto token = node::mint_token(secret, "cust-7", false, now, std::chrono::seconds(60));
   REQUIRE_FALSE(token.empty());
-  auto ok = node::authenticate("Bearer " + token, secret, now + 1);
+  auto ok = node::authenticate("Bearer " + token, policy, now + 1);
   REQUIRE(std::holds_alternative<node::principal>(ok));
   CHECK(std::get<node::principal>(ok).subject == "cust-7");
   CHECK_FALSE(std::get<node::principal>(ok).admin);
 
   auto admin = node::authenticate(
-    "Bearer " + node::mint_token(secret, "ops", true, now, std::chrono::seconds(60)), secret, now);
+    "Bearer " + node::mint_token(secret, "ops", true, now, std::chrono::seconds(60)), policy, now);
   REQUIRE(std::holds_alternative<node::principal>(admin));
   CHECK(std::get<node::principal>(admin).admin);
 
+  auto why = [&](const std::string& header, std::int64_t at) -> std::string {
+    auto r = node::authenticate(header, policy, at);
+    return std::holds_alternative<node::api_error>(r) ? std::get<node::api_error>(r).message : "ok";
+  };
   auto status_of = [&](const std::string& header, std::int64_t at) {
-    auto r = node::authenticate(header, secret, at);
-    return std::holds_alternative<node::api_error>(r) ? std::get<node::api_error>(r).status : 200;
+    return why(header, at) == "ok" ? 200 : 401;
   };
   CHECK(status_of("", now) == 401);
   CHECK(status_of("Basic abc", now) == 401);
   CHECK(status_of("Bearer ", now) == 401);
   CHECK(status_of("Bearer not.a.jwt", now) == 401);
-  CHECK(status_of("Bearer " + token, now + 61) == 401); // expired
-  auto other = node::mint_token("other-secret", "cust-7", true, now, std::chrono::seconds(60));
+  CHECK(status_of("Bearer " + token, now + 61 + 60) == 401); // expired (beyond the skew)
+  auto other = node::mint_token("another-secret-of-thirty-two-bytes!", "cust-7", true, now,
+                                std::chrono::seconds(60));
   CHECK(status_of("Bearer " + other, now) == 401); // wrong key
   // Flipping one character of the signature breaks it.
   auto tampered = token;
@@ -156,6 +186,65 @@ TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[no
   auto dot = other.find('.');
   auto payload = other.substr(dot + 1, other.rfind('.') - dot - 1);
   CHECK(status_of("Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + payload + ".", now) == 401);
+
+  // Claims: exp required and an integer, bounded lifetime, nbf / iat not in the future.
+  auto exp = std::to_string(now + 600);
+  CHECK(why(sign(R"({"sub":"c-1","exp":)" + exp + "}", secret), now) == "ok");
+  CHECK(why(sign(R"({"sub":"c-1"})", secret), now).find("exp") != std::string::npos);
+  CHECK(why(sign(R"({"sub":"c-1","exp":1.9e9})", secret), now).find("integer") != std::string::npos);
+  CHECK(why(sign(R"({"sub":"c-1","exp":")" + exp + "\"}", secret), now).find("integer")
+        != std::string::npos);
+  CHECK(why(sign(R"({"sub":"c-1","exp":)" + std::to_string(now + 400 * 24 * 3600) + "}", secret), now)
+          .find("longer") != std::string::npos);
+  CHECK(why(sign(R"({"sub":"c-1","exp":)" + exp + R"(,"nbf":)" + std::to_string(now + 300) + "}",
+                 secret),
+            now)
+          .find("nbf") != std::string::npos);
+  CHECK(why(sign(R"({"sub":"c-1","exp":)" + exp + R"(,"iat":)" + std::to_string(now + 300) + "}",
+                 secret),
+            now)
+          .find("iat") != std::string::npos);
+  CHECK(why(sign(R"({"sub":"c-1","exp":)" + exp + R"(,"nbf":)" + std::to_string(now + 30) + "}",
+                 secret),
+            now)
+        == "ok"); // within the skew
+  // Types of sub and role; other algorithms with the same key.
+  CHECK(status_of(sign(R"({"sub":7,"exp":)" + exp + "}", secret), now) == 401);
+  CHECK(status_of(sign(R"({"sub":"c-1","role":"root","exp":)" + exp + "}", secret), now) == 401);
+  CHECK(status_of(sign(R"({"sub":"c-1","role":["admin"],"exp":)" + exp + "}", secret), now) == 401);
+  CHECK(status_of(sign(R"({"sub":"c-1","exp":)" + exp + "}", secret, JWT_ALG_HS512), now) == 401);
+  CHECK(status_of("Bearer " + std::string(9000, 'a'), now) == 401);
+  // Issuer and audience when configured.
+  policy.issuer = "keel";
+  policy.audience = "orders";
+  CHECK(status_of(sign(R"({"sub":"c-1","exp":)" + exp + "}", secret), now) == 401);
+  CHECK(status_of(sign(R"({"sub":"c-1","iss":"keel","aud":"other","exp":)" + exp + "}", secret), now)
+        == 401);
+  CHECK(status_of(sign(R"({"sub":"c-1","iss":"keel","aud":["x","orders"],"exp":)" + exp + "}", secret),
+                  now)
+        == 200);
+  CHECK(status_of("Bearer " + node::mint_token(secret, "c-1", false, now, std::chrono::seconds(60),
+                                               "keel", "orders"),
+                  now)
+        == 200);
+  // A short secret checks nothing.
+  policy.secret = "short";
+  CHECK(why("Bearer " + node::mint_token("short", "c-1", false, now, std::chrono::seconds(60)), now)
+          .find("no JWT secret") != std::string::npos);
+}
+
+TEST_CASE("secret files: short, missing and good ones", "[node][auth]") {
+  auto path = std::string{"/tmp/keel-secret-test-"} + std::to_string(::getpid());
+  std::ofstream{path} << "too-short\n";
+  auto r = node::read_secret_file(path);
+  REQUIRE(r.index() == 1);
+  CHECK(std::get<1>(r).find("at least 32") != std::string::npos);
+  std::ofstream{path} << std::string(40, 'k') << "\n";
+  r = node::read_secret_file(path);
+  REQUIRE(r.index() == 0);
+  CHECK(std::get<0>(r) == std::string(40, 'k'));
+  ::unlink(path.c_str());
+  CHECK(node::read_secret_file(path).index() == 1);
 }
 
 TEST_CASE("the rate limit allows the limit per window and says when to retry", "[node][rate]") {
