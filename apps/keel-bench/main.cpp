@@ -122,12 +122,12 @@ int main(int argc, char** argv) {
   demo   [--data DIR] [--seed X]
          a short Black Friday through the pipeline: normal load, a spike, a payment
          outage while orders keep coming, the recovery, and the invariant audit
-  http   --orders N --connections C [--url http://HOST:PORT --jwt-secret S] [--skus K]
+  http   --orders N --connections C [--url http://HOST:PORT --jwt-secret-file FILE] [--skus K]
          [--data DIR] [--seed X]
          N orders through a keel-node's HTTP API from C keep-alive connections, until
          every saga ended; without --url it runs its own keel-node (fsync on, embedded
          Kafka, store in DIR or a temporary directory) and stops it with SIGTERM
-  demo-http --url http://HOST:PORT --jwt-secret S
+  demo-http --url http://HOST:PORT --jwt-secret-file FILE
          the Black Friday of `./keel demo` against a running keel-node (started with
          --breaker-wait-ms 3000 --payment-retry-ms 500): normal load, a 50x spike,
          slow payments that open the gateway breakers, the recovery, and a report
