@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "auth.hpp"
+#include "keel/events/error.hpp"
 #include "bench.hpp"
 #include "http_client.hpp"
 
@@ -120,10 +121,10 @@ http_options parse_http(int argc, char** argv) {
   o.seed = a.number("--seed", 42);
   o.url = a.text("--url", "");
   if (auto file = a.text("--jwt-secret-file", ""); !file.empty()) {
-    auto secret = node::read_secret_file(file);
-    if (secret.index() == 1)
-      fail(std::get<1>(secret), 2);
-    o.secret = std::get<0>(secret);
+    auto secret = node::load_secret(file);
+    if (!secret)
+      fail(describe(secret.error()), 2);
+    o.secret = *secret;
   }
   o.data = a.text("--data", "");
   if (o.orders == 0 || o.connections == 0 || o.skus == 0)

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "auth.hpp"
+#include "keel/events/error.hpp"
 #include "bench.hpp"
 #include "http_client.hpp"
 
@@ -503,13 +504,12 @@ int run_demo_http(int argc, char** argv) {
                  "keel-bench demo-http: needs --url http://HOST:PORT and --jwt-secret-file FILE\n");
     return 2;
   }
-  auto read = node::read_secret_file(file);
-  if (read.index() == 1) {
-    std::fprintf(stderr, "keel-bench demo-http: %s\n", std::get<1>(read).c_str());
+  auto secret = node::load_secret(file);
+  if (!secret) {
+    std::fprintf(stderr, "keel-bench demo-http: %s\n", describe(secret.error()).c_str());
     return 2;
   }
-  auto secret = std::get<0>(read);
-  http_demo demo{*ep, secret};
+  http_demo demo{*ep, *secret};
   return demo.run();
 }
 

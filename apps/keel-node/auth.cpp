@@ -1,5 +1,7 @@
 #include "auth.hpp"
 
+#include "keel/events/error.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -27,20 +29,38 @@ api_error unauthorized(std::string message) {
 
 } // namespace
 
-std::variant<std::string, std::string> read_secret_file(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return std::variant<std::string, std::string>{std::in_place_index<1>, "cannot read the JWT secret file " + path};
-  std::string secret{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-  if (!secret.empty() && secret.back() == '\n')
-    secret.pop_back();
-  if (!secret.empty() && secret.back() == '\r')
-    secret.pop_back();
-  if (secret.size() < min_secret_bytes)
-    return std::variant<std::string, std::string>{std::in_place_index<1>, "the JWT secret in " + path + " has " + std::to_string(secret.size())
-                       + " bytes; at least " + std::to_string(min_secret_bytes)
-                       + " are needed (e.g. head -c 48 /dev/urandom | base64 > FILE)"};
-  return std::variant<std::string, std::string>{std::in_place_index<0>, std::move(secret)};
+caf::error check_secret(const std::string& secret, const std::string& source) {
+  if (secret.size() >= min_secret_bytes)
+    return caf::error{};
+  return make_error(errc::invalid_argument,
+                    "the JWT secret " + source + " has " + std::to_string(secret.size())
+                      + " bytes; at least " + std::to_string(min_secret_bytes)
+                      + " are needed (e.g. head -c 48 /dev/urandom | base64 > FILE)");
+}
+
+caf::expected<std::string> load_secret(const std::string& file) {
+  std::string secret;
+  std::string source;
+  if (!file.empty()) {
+    std::ifstream in{file, std::ios::binary};
+    if (!in)
+      return make_error(errc::invalid_argument, "cannot read the JWT secret file " + file);
+    secret.assign(std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{});
+    if (!secret.empty() && secret.back() == '\n')
+      secret.pop_back();
+    if (!secret.empty() && secret.back() == '\r')
+      secret.pop_back();
+    source = "in " + file;
+  } else if (auto* env = std::getenv("KEEL_JWT_SECRET"); env != nullptr && *env != '\0') {
+    secret = env;
+    source = "in KEEL_JWT_SECRET";
+  } else {
+    return make_error(errc::invalid_argument,
+                      "no JWT secret: give --jwt-secret-file FILE or set KEEL_JWT_SECRET");
+  }
+  if (auto err = check_secret(secret, source))
+    return err;
+  return secret;
 }
 
 std::variant<principal, api_error> authenticate(std::string_view header, const token_policy& policy,

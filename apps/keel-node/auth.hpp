@@ -6,6 +6,8 @@
 #include <string_view>
 #include <variant>
 
+#include <caf/expected.hpp>
+
 #include "api_error.hpp"
 
 namespace keel::node {
@@ -35,9 +37,15 @@ struct token_policy {
 /// RFC 7518 section 3.2: an HS256 key has at least 256 bits.
 constexpr std::size_t min_secret_bytes = 32;
 
-/// Reads a secret from `path` (one trailing newline dropped); an error text
-/// when it cannot be read or is shorter than `min_secret_bytes`.
-std::variant<std::string, std::string> read_secret_file(const std::string& path);
+/// `invalid_argument` naming `source` ("in FILE") unless `secret` has at
+/// least `min_secret_bytes`.
+caf::error check_secret(const std::string& secret, const std::string& source);
+
+/// The JWT secret from `file` (one trailing newline dropped) or, when `file`
+/// is empty, from the environment variable KEEL_JWT_SECRET; never from a
+/// command line. `invalid_argument` when there is none, the file cannot be
+/// read, or the secret fails `check_secret`.
+caf::expected<std::string> load_secret(const std::string& file);
 
 /// Checks an `Authorization` header value: "Bearer <JWT>" signed with HS256
 /// and the policy's secret, with a non-empty string `sub`, a `role` of

@@ -2,9 +2,7 @@
 
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <mutex>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -493,8 +491,6 @@ void http_api::impl::serve(http_request& req, http_response& res) {
 
 void http_api::impl::completed(const http_request& req, const http_response& res, double secs) {
   n.count_request(req.route.empty() ? "other" : req.route, res.status, secs);
-  if (!req.handled && res.status == 503)
-    n.count_shed();
   auto level = res.status >= 500 ? spdlog::level::warn : spdlog::level::debug;
   if (!spdlog::should_log(level))
     return;
@@ -522,16 +518,8 @@ http_api::~http_api() {
 }
 
 caf::error http_api::listen(const std::string& host, int port) {
-  auto& cfg = impl_->n.config();
-  http_limits lim;
+  auto lim = impl_->n.config().http;
   lim.max_body = max_body_bytes;
-  lim.request_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.read_timeout);
-  lim.write_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.write_timeout);
-  lim.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.idle_timeout);
-  lim.workers = cfg.http_threads;
-  lim.queue = cfg.http_queue;
-  lim.max_connections = cfg.max_connections;
-  lim.max_connections_per_address = cfg.max_connections_per_ip;
   auto* self = impl_.get();
   impl_->server = std::make_unique<http_server>(
     lim, [self](http_request& req, http_response& res) { self->serve(req, res); },

@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -348,7 +349,6 @@ private:
     auto started = started_;
     auto accepted = srv_.pool.try_submit([self, req, started] {
       http_response res;
-      req->handled = true;
       try {
         self->srv_.serve(*req, res);
       } catch (...) {
@@ -366,13 +366,7 @@ private:
       return;
     busy_ = false;
     srv_.shed.fetch_add(1, std::memory_order_relaxed);
-    http_response res;
-    res.status = 503;
-    res.body = srv_.render(503, "overloaded", "the node is busy; retry later");
-    res.set_header("Retry-After", "1");
-    res.close = true;
-    srv_.done(*req, res, std::chrono::duration<double>(steady::now() - started_).count());
-    reply(std::move(res));
+    answer_and_close(*req, 503, "overloaded", "the node is busy; retry later");
   }
 
   /// An answer the server gives itself while reading; the connection closes after it.
@@ -386,9 +380,18 @@ private:
       req.path = std::string{t.substr(0, std::min<std::size_t>(t.find('?'), 256))};
     }
     parser_.reset();
+    answer_and_close(req, status, code, message);
+  }
+
+  /// Answers `req` with an error the server made itself (503 with
+  /// `Retry-After: 1`), reports it like a handler's answer, and closes after it.
+  void answer_and_close(const http_request& req, int status, const std::string& code,
+                        const std::string& message) {
     http_response res;
     res.status = status;
     res.body = srv_.render(status, code, message);
+    if (status == 503)
+      res.set_header("Retry-After", "1");
     res.close = true;
     srv_.done(req, res, std::chrono::duration<double>(steady::now() - started_).count());
     reply(std::move(res));
@@ -515,7 +518,7 @@ void http_server::impl::release(connection* c, const std::string& address) {
 }
 
 http_server::http_server(http_limits limits, handler h, completion done, error_renderer render)
-  : impl_(std::make_shared<impl>(limits, std::move(h), std::move(done), std::move(render))) {
+  : impl_(std::make_unique<impl>(limits, std::move(h), std::move(done), std::move(render))) {
 }
 
 http_server::~http_server() {
@@ -609,15 +612,6 @@ std::optional<std::string> http_request::param(std::string_view name) const {
 }
 
 std::optional<std::string> percent_decode(std::string_view text) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -625,13 +619,13 @@ std::optional<std::string> percent_decode(std::string_view text) {
       out.push_back(text[i]);
       continue;
     }
-    if (i + 2 >= text.size())
+    unsigned value = 0;
+    auto* first = text.data() + i + 1;
+    auto* last = text.data() + std::min(text.size(), i + 3);
+    auto [end, ec] = std::from_chars(first, last, value, 16);
+    if (ec != std::errc{} || last - first != 2 || end != last)
       return std::nullopt;
-    int hi = hex(text[i + 1]);
-    int lo = hex(text[i + 2]);
-    if (hi < 0 || lo < 0)
-      return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
+    out.push_back(static_cast<char>(value));
     i += 2;
   }
   return out;

@@ -33,8 +33,6 @@ struct http_request {
   std::string route;
   std::string order_id;
   std::string subject;
-  /// A handler ran (false: the server answered by itself, e.g. shed).
-  bool handled = false;
 
   /// The value of header `name` (case-insensitive), or "".
   std::string header(std::string_view name) const;
@@ -142,10 +140,10 @@ public:
   struct impl;
 
 private:
-  std::shared_ptr<impl> impl_;
+  std::unique_ptr<impl> impl_;
 };
 
-/// Percent-decodes `text` ("+" stays "+"); nothing when an escape is malformed.
+/// Percent-decodes `text` ("+" stays "+"); nothing when an escape is not two hex digits.
 std::optional<std::string> percent_decode(std::string_view text);
 
 } // namespace keel::node

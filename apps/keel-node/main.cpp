@@ -14,7 +14,6 @@
 #include <iostream>
 #include <pthread.h>
 #include <thread>
-#include <variant>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -70,39 +69,24 @@ struct run_options {
   std::int64_t max_token_ttl_s = 24 * 3600;
 };
 
-/// The JWT secret from `file` or else KEEL_JWT_SECRET; an error text when
-/// neither gives one of at least 32 bytes.
-std::variant<std::string, std::string> load_secret(const std::string& file) {
-  if (!file.empty())
-    return node::read_secret_file(file);
-  auto* env = std::getenv("KEEL_JWT_SECRET");
-  std::string secret = env ? env : "";
-  if (secret.size() < node::min_secret_bytes)
-    return std::variant<std::string, std::string>{std::in_place_index<1>, secret.empty()
-                         ? "no JWT secret: give --jwt-secret-file FILE or set KEEL_JWT_SECRET"
-                         : "KEEL_JWT_SECRET has " + std::to_string(secret.size())
-                             + " bytes; at least 32 are needed"};
-  return std::variant<std::string, std::string>{std::in_place_index<0>, secret};
-}
-
 int run(run_options& o) {
   if (!split_endpoint(o.http, o.cfg)) {
     std::cerr << "keel-node: --http must be HOST:PORT, not \"" << o.http << "\"\n";
     return 2;
   }
-  auto secret = load_secret(o.secret_file);
-  if (secret.index() == 1) {
-    std::cerr << "keel-node: " << std::get<1>(secret) << '\n';
+  auto secret = node::load_secret(o.secret_file);
+  if (!secret) {
+    std::cerr << "keel-node: " << describe(secret.error()) << '\n';
     return 2;
   }
-  o.cfg.jwt_secret = std::get<0>(secret);
+  o.cfg.jwt_secret = std::move(*secret);
   o.cfg.max_token_ttl = std::chrono::seconds{o.max_token_ttl_s};
   o.cfg.breaker_wait = std::chrono::milliseconds{o.breaker_wait_ms};
   o.cfg.payment_retry_initial = std::chrono::milliseconds{o.retry_initial_ms};
   o.cfg.drain_timeout = std::chrono::seconds{o.drain_s};
-  o.cfg.read_timeout = std::chrono::seconds{o.read_timeout_s};
-  o.cfg.write_timeout = std::chrono::seconds{o.read_timeout_s};
-  o.cfg.idle_timeout = std::chrono::seconds{o.idle_timeout_s};
+  o.cfg.http.request_deadline = std::chrono::seconds{o.read_timeout_s};
+  o.cfg.http.write_timeout = std::chrono::seconds{o.read_timeout_s};
+  o.cfg.http.idle_timeout = std::chrono::seconds{o.idle_timeout_s};
   o.cfg.request_timeout = std::chrono::milliseconds{o.call_timeout_ms};
   setup_logging(o.log_level);
   // Signals go to one thread that asks the node to stop; every other thread
@@ -178,14 +162,14 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--ops-rate-limit", o.cfg.ops_rate_limit,
                       "requests of /metrics, /health, /ready per client address per second")
     ->check(CLI::Range(1u, 1000000u))->capture_default_str();
-  run_cmd->add_option("--http-threads", o.cfg.http_threads, "requests served at once (handler threads)")
+  run_cmd->add_option("--http-threads", o.cfg.http.workers, "requests served at once (handler threads)")
     ->check(CLI::Range(1, 4096))->capture_default_str();
-  run_cmd->add_option("--http-queue", o.cfg.http_queue, "complete requests waiting for a thread; beyond: 503")
+  run_cmd->add_option("--http-queue", o.cfg.http.queue, "complete requests waiting for a thread; beyond: 503")
     ->check(CLI::Range(0, 100000))->capture_default_str();
-  run_cmd->add_option("--max-connections", o.cfg.max_connections,
+  run_cmd->add_option("--max-connections", o.cfg.http.max_connections,
                       "open HTTP connections (lowered to fit the file-descriptor limit)")
     ->check(CLI::Range(1, 1000000))->capture_default_str();
-  run_cmd->add_option("--max-connections-per-ip", o.cfg.max_connections_per_ip,
+  run_cmd->add_option("--max-connections-per-ip", o.cfg.http.max_connections_per_address,
                       "open HTTP connections per client address (0: no cap)")
     ->check(CLI::Range(0, 1000000))->capture_default_str();
   run_cmd->add_option("--max-sagas", o.cfg.max_sagas, "sagas in flight at once; more new orders get 503")
@@ -234,12 +218,12 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (*mint) {
-    auto secret = load_secret(secret_file);
-    if (secret.index() == 1) {
-      std::cerr << "keel-node: " << std::get<1>(secret) << '\n';
+    auto secret = node::load_secret(secret_file);
+    if (!secret) {
+      std::cerr << "keel-node: " << describe(secret.error()) << '\n';
       return 2;
     }
-    auto token = node::mint_token(std::get<0>(secret), sub, role == "admin", wall_s(),
+    auto token = node::mint_token(*secret, sub, role == "admin", wall_s(),
                                   std::chrono::seconds{ttl}, iss, aud);
     if (token.empty()) {
       std::cerr << "keel-node: cannot mint a token\n";

@@ -172,11 +172,11 @@ void fit_fd_budget(node_config& cfg) {
   auto budget = static_cast<std::size_t>(lim.rlim_cur);
   auto reserved = static_cast<std::size_t>(store_files) + reserved_fds;
   auto room = budget > reserved + 16 ? budget - reserved : 16;
-  if (cfg.max_connections > room) {
+  if (cfg.http.max_connections > room) {
     spdlog::warn("component=node msg=\"HTTP connections capped by the file-descriptor limit\" "
                  "nofile={} max_connections={} wanted={}",
-                 budget, room, cfg.max_connections);
-    cfg.max_connections = room;
+                 budget, room, cfg.http.max_connections);
+    cfg.http.max_connections = room;
   }
 }
 
@@ -273,10 +273,8 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   s->cfg = std::move(cfg);
   s->started_us = wall_us();
   s->registry = std::make_shared<actors::registry>();
-  if (s->cfg.jwt_secret.size() < min_secret_bytes)
-    return make_error(errc::invalid_argument,
-                      "the JWT secret must have at least " + std::to_string(min_secret_bytes)
-                        + " bytes (--jwt-secret-file or KEEL_JWT_SECRET)");
+  if (auto err = check_secret(s->cfg.jwt_secret, "given"))
+    return err;
   init_figures(*s);
   fit_fd_budget(s->cfg);
   if (auto err = open_store(*s))

@@ -10,6 +10,7 @@
 #include <caf/expected.hpp>
 
 #include "keel/actors/messages.hpp"
+#include "http_server.hpp"
 #include "keel/events/commands.hpp"
 
 namespace keel::projections {
@@ -47,19 +48,11 @@ struct node_config {
   std::uint32_t auth_failure_limit = 20;
   /// Requests of `/metrics`, `/health` and `/ready` per client address per second.
   std::uint32_t ops_rate_limit = 50;
-  /// HTTP handler threads = requests served at once; more complete requests
-  /// wait in a queue of `http_queue`, beyond it they get 503.
-  std::size_t http_threads = 64;
-  std::size_t http_queue = 256;
-  /// Open HTTP connections (lowered at start to fit the file-descriptor
-  /// limit, with room kept for the store), and per client address (0: no cap).
-  std::size_t max_connections = 4096;
-  std::size_t max_connections_per_ip = 1024;
-  /// The whole-request deadline (headers and body), the write timeout of an
-  /// answer, and how long an idle keep-alive connection is kept.
-  std::chrono::seconds read_timeout{5};
-  std::chrono::seconds write_timeout{5};
-  std::chrono::seconds idle_timeout{5};
+  /// The HTTP server's limits: handler threads and queue, connection caps
+  /// (`max_connections` is lowered at start to fit the file-descriptor
+  /// limit, with room kept for the store), deadlines. `max_body` is the
+  /// API's (`max_body_bytes`) whatever is set here.
+  http_limits http;
   /// Sagas in flight at once; more new orders are shed with 503 (the
   /// pipeline's throughput is best with a bounded number in flight, and a
   /// flood of sagas would overflow the gateways' bulkheads into the retry queue).

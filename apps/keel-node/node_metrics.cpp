@@ -142,10 +142,11 @@ void http(exposition& out, const node::impl& s) {
   out.single("keel_rate_limit_rejections_total", "counter",
              "Requests refused by the per-customer rate limit (429).",
              static_cast<double>(s.rate_limited.load()));
-  out.single("keel_load_shed_total", "counter",
-             "Requests refused because the node was overloaded (503).",
-             static_cast<double>(s.shed.load()));
   auto st = s.http ? s.http->stats() : http_server_stats{};
+  out.single("keel_load_shed_total", "counter",
+             "Requests refused because the node was overloaded (503): by the pipeline, or "
+             "because every HTTP handler thread and the queue were busy.",
+             static_cast<double>(s.shed.load() + st.shed));
   out.single("keel_http_connections_open", "gauge", "Open HTTP connections.",
              static_cast<double>(st.open_connections));
   out.single("keel_http_connections_refused_total", "counter",

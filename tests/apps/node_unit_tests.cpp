@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "auth.hpp"
+#include "keel/events/error.hpp"
 #include "metrics.hpp"
 #include "order_json.hpp"
 #include "rate_limiter.hpp"
@@ -233,18 +234,31 @@ TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[no
           .find("no JWT secret") != std::string::npos);
 }
 
-TEST_CASE("secret files: short, missing and good ones", "[node][auth]") {
+TEST_CASE("secrets come from a file or KEEL_JWT_SECRET and have at least 32 bytes", "[node][auth]") {
   auto path = std::string{"/tmp/keel-secret-test-"} + std::to_string(::getpid());
+  ::unsetenv("KEEL_JWT_SECRET");
+  auto none = node::load_secret("");
+  REQUIRE_FALSE(none);
+  CHECK(describe(none.error()).find("no JWT secret") != std::string::npos);
   std::ofstream{path} << "too-short\n";
-  auto r = node::read_secret_file(path);
-  REQUIRE(r.index() == 1);
-  CHECK(std::get<1>(r).find("at least 32") != std::string::npos);
+  auto r = node::load_secret(path);
+  REQUIRE_FALSE(r);
+  CHECK(describe(r.error()).find("at least 32") != std::string::npos);
   std::ofstream{path} << std::string(40, 'k') << "\n";
-  r = node::read_secret_file(path);
-  REQUIRE(r.index() == 0);
-  CHECK(std::get<0>(r) == std::string(40, 'k'));
+  r = node::load_secret(path);
+  REQUIRE(r);
+  CHECK(*r == std::string(40, 'k')); // the trailing newline is not part of it
   ::unlink(path.c_str());
-  CHECK(node::read_secret_file(path).index() == 1);
+  CHECK_FALSE(node::load_secret(path));
+  ::setenv("KEEL_JWT_SECRET", "keel-demo-secret", 1);
+  CHECK_FALSE(node::load_secret(""));
+  ::setenv("KEEL_JWT_SECRET", std::string(32, 'e').c_str(), 1);
+  r = node::load_secret("");
+  REQUIRE(r);
+  CHECK(*r == std::string(32, 'e'));
+  ::unsetenv("KEEL_JWT_SECRET");
+  CHECK(node::check_secret(std::string(31, 'x'), "given"));
+  CHECK_FALSE(node::check_secret(std::string(32, 'x'), "given"));
 }
 
 TEST_CASE("the rate limit allows the limit per window and says when to retry", "[node][rate]") {
