@@ -5,7 +5,10 @@
 #include <sstream>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +106,42 @@ std::string bearer(const std::string& sub, bool admin) {
   using namespace std::chrono;
   auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
   return "Bearer " + node::mint_token(test_secret, sub, admin, now, std::chrono::hours(1));
+}
+
+nlohmann::json order_json(const std::string& id, const std::string& customer,
+                          const std::string& sku, int quantity) {
+  return {{"order_id", id},
+          {"customer_id", customer},
+          {"items", {{{"sku", sku}, {"quantity", quantity}, {"unit_price_cents", 1250}}}},
+          {"currency", "EUR"},
+          {"shipping_address",
+           {{"name", "Ada"}, {"street", "Main 1"}, {"city", "Berlin"}, {"postal_code", "10115"},
+            {"country", "DE"}}},
+          {"premium", false}};
+}
+
+int connect_from(const char* source, int port) {
+  auto fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  REQUIRE(::inet_pton(AF_INET, source, &src.sin_addr) == 1);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(static_cast<std::uint16_t>(port));
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
+  return fd;
+}
+
+double metric(httplib::Client& c, const std::string& sample) {
+  auto res = c.Get("/metrics");
+  REQUIRE(res);
+  auto at = res->body.find("\n" + sample + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stod(res->body.substr(at + sample.size() + 2));
 }
 
 } // namespace keel::test

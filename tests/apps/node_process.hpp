@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 namespace keel::test {
 
@@ -52,5 +53,17 @@ inline const std::string test_secret = "keel-test-secret-of-at-least-32-bytes";
 
 /// A bearer header value for `sub` (role admin when `admin`).
 std::string bearer(const std::string& sub, bool admin = false);
+
+/// A valid `POST /v1/orders` body: one line of `quantity` x `sku` at 12.50 EUR.
+nlohmann::json order_json(const std::string& id, const std::string& customer,
+                          const std::string& sku, int quantity = 1);
+
+/// A plain TCP connection to the node on 127.0.0.1 from `source` (any
+/// 127/8 address works on loopback, so clients can be told apart), for
+/// requests httplib will not send.
+int connect_from(const char* source, int port);
+
+/// The value of the unlabelled sample `sample` in the node's /metrics (-1: absent).
+double metric(httplib::Client& c, const std::string& sample);
 
 } // namespace keel::test

@@ -28,18 +28,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-json order_json(const std::string& id, const std::string& customer, const std::string& sku,
-                int quantity = 1) {
-  return {{"order_id", id},
-          {"customer_id", customer},
-          {"items", {{{"sku", sku}, {"quantity", quantity}, {"unit_price_cents", 1250}}}},
-          {"currency", "EUR"},
-          {"shipping_address",
-           {{"name", "Ada"}, {"street", "Main 1"}, {"city", "Berlin"}, {"postal_code", "10115"},
-            {"country", "DE"}}},
-          {"premium", false}};
-}
-
 httplib::Headers auth(const std::string& sub, bool admin = false) {
   return {{"Authorization", bearer(sub, admin)}};
 }
@@ -94,17 +82,6 @@ std::uint64_t head_of(const std::string& data) {
     n += reader.current().stream.rfind("$system-", 0) != 0;
   REQUIRE_FALSE(reader.error());
   return n;
-}
-
-/// A plain TCP connection to the node, for requests httplib will not send.
-int connect_raw(int port) {
-  auto sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  return sock;
 }
 
 } // namespace
@@ -247,7 +224,7 @@ TEST_CASE("every bad input gets its status and stores nothing", "[node][http]") 
   CHECK(get_json(c, "/v1/orders/b-1", 404)["error"]["code"] == "not_found");
 
   // A client that sends half a request and stalls is cut off.
-  auto sock = connect_raw(n.port());
+  auto sock = connect_from("127.0.0.1", n.port());
   std::string partial = "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"or";
   REQUIRE(::send(sock, partial.data(), partial.size(), 0) > 0);
   timeval tv{10, 0};
@@ -403,14 +380,6 @@ TEST_CASE("kcat reads the events from the embedded Kafka and promtool accepts /m
 
 namespace {
 
-double metric(httplib::Client& c, const std::string& sample) {
-  auto res = c.Get("/metrics");
-  REQUIRE(res);
-  auto at = res->body.find("\n" + sample + " ");
-  if (at == std::string::npos)
-    return -1;
-  return std::stod(res->body.substr(at + sample.size() + 2));
-}
 
 } // namespace
 
@@ -489,7 +458,7 @@ TEST_CASE("requests beyond the HTTP threads and their queue are shed with 503, i
   // threads and queue, a request is still served.
   std::vector<int> socks;
   for (int i = 0; i < 20; ++i)
-    socks.push_back(connect_raw(n.port()));
+    socks.push_back(connect_from("127.0.0.1", n.port()));
   httplib::Client c{"127.0.0.1", n.port()};
   auto res = c.Get("/v1/stock/sku-1");
   REQUIRE(res);
