@@ -5,7 +5,6 @@
 
 #include <sys/resource.h>
 
-#include <caf/scoped_actor.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -14,6 +13,7 @@
 #include "keel/events/json.hpp"
 #include "auth.hpp"
 #include "node_state.hpp"
+#include "pipeline_call.hpp"
 
 namespace keel::node {
 
@@ -22,48 +22,6 @@ namespace {
 std::int64_t wall_us() {
   using namespace std::chrono;
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-/// A blocking actor per HTTP thread for request/receive calls into the
-/// pipeline (HTTP threads end before the actor system does).
-std::unique_ptr<caf::scoped_actor>& caller_slot() {
-  thread_local std::unique_ptr<caf::scoped_actor> self;
-  return self;
-}
-
-caf::scoped_actor& caller(caf::actor_system& sys) {
-  thread_local caf::actor_system* owner = nullptr;
-  auto& self = caller_slot();
-  if (!self || owner != &sys) {
-    self.reset();
-    self = std::make_unique<caf::scoped_actor>(sys);
-    owner = &sys;
-  }
-  return *self;
-}
-
-/// One request/response with the pipeline, waiting at most `timeout`.
-/// CAF's own request timeout is not used: it sends a timeout message after
-/// every call, answered or not, which the long-lived blocking actor skips and
-/// keeps, and every later receive scans them all (memory and latency grow
-/// with uptime). The wait is bounded by the receive instead; after a timeout
-/// the actor, which may still get the late answer, is replaced.
-template <class Reply, class... Ts>
-caf::expected<Reply> call(caf::actor_system& sys, const caf::actor& dest,
-                          std::chrono::milliseconds timeout, Ts&&... xs) {
-  caf::expected<Reply> result{caf::error{}};
-  auto& self = caller(sys);
-  auto id = self->request(dest, caf::infinite, std::forward<Ts>(xs)...).id();
-  bool timed_out = false;
-  caf::blocking_actor::accept_one_cond rc;
-  self->varargs_receive(rc, id, [&](Reply& r) { result = std::move(r); },
-                        [&](caf::error& err) { result = std::move(err); },
-                        caf::after(timeout) >> [&] { timed_out = true; });
-  if (timed_out) {
-    result = caf::make_error(caf::sec::request_timeout);
-    caller_slot().reset();
-  }
-  return result;
 }
 
 } // namespace
