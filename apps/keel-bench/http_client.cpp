@@ -368,10 +368,6 @@ std::string executable_dir() {
   return ec ? std::string{"."} : self.parent_path().string();
 }
 
-} // namespace keel::bench
-
-namespace keel::bench {
-
 std::string random_secret() {
   static constexpr char alphabet[] =
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
