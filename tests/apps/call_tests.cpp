@@ -17,17 +17,32 @@
 
 using namespace std::chrono_literals;
 
+namespace {
+
+// Actors take their `self` argument: CAF 0.17.6 dereferences a null
+// argument tuple for functors without one (UBSan reports it).
+caf::behavior echo_actor(caf::event_based_actor*) {
+  return {[](int x) { return x; }};
+}
+
+/// Never answers.
+caf::behavior mute_actor(caf::event_based_actor*) {
+  return {[](int) -> caf::result<int> { return caf::delegated<int>{}; }};
+}
+
+} // namespace
+
 TEST_CASE("answered calls leave no message behind in the calling thread's mailbox", "[node][call]") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto echo = sys.spawn([]() -> caf::behavior { return {[](int x) { return x; }}; });
+  auto echo = sys.spawn(echo_actor);
   for (int i = 0; i < 500; ++i) {
-    auto r = keel::node::call<int>(sys, echo, 20ms, i);
+    auto r = keel::node::call<int>(sys, echo, 250ms, i);
     REQUIRE(r);
     CHECK(*r == i);
   }
   // A CAF request timeout per call would have been delivered by now.
-  std::this_thread::sleep_for(200ms);
+  std::this_thread::sleep_for(600ms);
   auto& mailbox = keel::node::caller(sys)->mailbox();
   mailbox.flush_cache(); // messages skipped by earlier receives count too
   CHECK(mailbox.size() == 0);
@@ -39,10 +54,8 @@ TEST_CASE("a call that gets no answer times out and the next call gets a fresh c
           "[node][call]") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto mute = sys.spawn([]() -> caf::behavior {
-    return {[](int) -> caf::result<int> { return caf::delegated<int>{}; }};
-  });
-  auto echo = sys.spawn([]() -> caf::behavior { return {[](int x) { return x; }}; });
+  auto mute = sys.spawn(mute_actor);
+  auto echo = sys.spawn(echo_actor);
   auto before = keel::node::caller(sys)->address();
   auto t0 = std::chrono::steady_clock::now();
   auto r = keel::node::call<int>(sys, mute, 50ms, 1);

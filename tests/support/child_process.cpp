@@ -35,13 +35,19 @@ running_child start_child(const std::string& program, std::vector<std::string> a
 }
 
 child_result run_child(const std::string& program, std::vector<std::string> args,
-                       std::chrono::milliseconds kill_after) {
+                       std::chrono::milliseconds kill_after, const std::string& counted_from) {
   auto child = start_child(program, std::move(args));
   child_result res;
   char buf[65536];
-  auto deadline = std::chrono::steady_clock::now() + kill_after;
+  bool counting = counted_from.empty();
+  auto deadline = std::chrono::steady_clock::now()
+                  + (counting ? kill_after : std::chrono::milliseconds{60000});
   bool killed = false;
   for (;;) {
+    if (!counting && res.out.find(counted_from) != std::string::npos) {
+      counting = true;
+      deadline = std::chrono::steady_clock::now() + kill_after;
+    }
     auto now = std::chrono::steady_clock::now();
     if (!killed && now >= deadline) {
       ::kill(child.pid, SIGKILL);

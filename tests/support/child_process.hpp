@@ -26,8 +26,11 @@ struct running_child {
 running_child start_child(const std::string& program, std::vector<std::string> args);
 
 /// Runs `program` with `args`, collecting its stdout; SIGKILLs it once
-/// `kill_after` has passed unless it exited before.
+/// `kill_after` has passed unless it exited before. With `counted_from`, the
+/// time counts from when the child's stdout first holds that text (so a slow
+/// start-up, e.g. under ASan, does not eat the window); a child that does not
+/// print it within 60 s is killed then.
 child_result run_child(const std::string& program, std::vector<std::string> args,
-                       std::chrono::milliseconds kill_after);
+                       std::chrono::milliseconds kill_after, const std::string& counted_from = {});
 
 } // namespace keel::test
