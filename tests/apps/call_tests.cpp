@@ -19,14 +19,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Actors take their `self` argument: CAF 0.17.6 dereferences a null
-// argument tuple for functors without one (UBSan reports it).
-caf::behavior echo_actor(caf::event_based_actor*) {
-  return {[](int x) { return x; }};
+// Each actor takes an argument: CAF 0.17.6 dereferences a null argument
+// tuple when a function actor is spawned without any (UBSan reports it).
+
+/// Answers x with x + `offset`.
+caf::behavior echo_actor(caf::event_based_actor*, int offset) {
+  return {[offset](int x) { return x + offset; }};
 }
 
-/// Never answers.
-caf::behavior mute_actor(caf::event_based_actor*) {
+/// Takes ints and never answers (the argument is unused).
+caf::behavior mute_actor(caf::event_based_actor*, int) {
   return {[](int) -> caf::result<int> { return caf::delegated<int>{}; }};
 }
 
@@ -35,7 +37,7 @@ caf::behavior mute_actor(caf::event_based_actor*) {
 TEST_CASE("answered calls leave no message behind in the calling thread's mailbox", "[node][call]") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto echo = sys.spawn(echo_actor);
+  auto echo = sys.spawn(echo_actor, 0);
   for (int i = 0; i < 500; ++i) {
     auto r = keel::node::call<int>(sys, echo, 250ms, i);
     REQUIRE(r);
@@ -54,8 +56,8 @@ TEST_CASE("a call that gets no answer times out and the next call gets a fresh c
           "[node][call]") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto mute = sys.spawn(mute_actor);
-  auto echo = sys.spawn(echo_actor);
+  auto mute = sys.spawn(mute_actor, 0);
+  auto echo = sys.spawn(echo_actor, 0);
   auto before = keel::node::caller(sys)->address();
   auto t0 = std::chrono::steady_clock::now();
   auto r = keel::node::call<int>(sys, mute, 50ms, 1);
