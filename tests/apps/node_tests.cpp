@@ -577,8 +577,12 @@ TEST_CASE("a stopped projection is skipped and rebuilt through keel-inspect --no
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (stock_state()["state"] != "live" && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(20ms);
-  CHECK(stock_state()["state"] == "live");
-  CHECK(stock_state()["position"] == poison);
+  auto resumed = stock_state();
+  CHECK(resumed["state"] == "live");
+  // Past the poison; the node's own `$system-` events (pool resizes, breaker
+  // transitions, more of them on a slow ASan build) may follow it.
+  CHECK(resumed["position"].get<std::uint64_t>() >= poison);
+  CHECK_FALSE(resumed.contains("failure"));
 
   // The skip is recorded in the store (readable beside the node) with the
   // token's subject.
