@@ -251,6 +251,7 @@ int run_load(caf::actor_system& sys, std::shared_ptr<storage::event_store> store
   inject_faults(**p);
   std::mt19937_64 rng{a.seed};
   top_up_stock(sys, **p, rng);
+  emit("loading\n"); // the parent counts its kill moment from here
   sys.spawn(driver, (*p)->orders(), a.seed, a.load);
   std::this_thread::sleep_for(load_limit);
   std::fprintf(stderr, "keel-crash-pipeline: not killed within %lld s\n",
