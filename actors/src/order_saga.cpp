@@ -1,5 +1,6 @@
 #include "order_saga.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <optional>
 #include <map>
@@ -39,9 +40,10 @@ struct saga_state {
   /// (after that outcome, so a granted authorization is voided).
   std::optional<events::cancel_order> deferred_cancel;
   std::vector<caf::response_promise> cancel_waiters;
-  /// Callers that placed the same order while its order_placed was being
-  /// recorded; they get its view (created = false) once it is durable.
-  std::vector<caf::response_promise> place_waiters;
+  /// Callers that placed the same order id while its order_placed was being
+  /// recorded; once it is durable they get its view (created = false), or
+  /// order_id_taken when theirs is another order (see same_order).
+  std::vector<std::pair<caf::response_promise, events::place_order>> place_waiters;
   static inline const char* name = "keel.saga";
 };
 
@@ -396,13 +398,21 @@ void execute(saga_actor* self, std::vector<saga_command> cmds) {
 
 caf::result<order_view> place(saga_actor* self, events::place_order& cmd) {
   auto& s = self->state;
-  if (s.st.status != order_status::none)
+  if (s.st.status != order_status::none) {
+    if (auto err = same_order(s.st, cmd))
+      return err;
     return view_of(s.st, false);
+  }
   auto rp = self->make_response_promise();
   if (s.appending) { // the first placement of this id is being recorded
-    s.place_waiters.push_back(rp);
+    s.place_waiters.emplace_back(rp, std::move(cmd));
     return rp;
   }
+  // The orders actor prices a new order before its saga sees it.
+  if (cmd.currency.empty()
+      || std::any_of(cmd.lines.begin(), cmd.lines.end(),
+                     [](auto& l) { return l.unit_price_cents == events::unpriced; }))
+    return make_error(errc::invalid_argument, "order " + cmd.order_id + " is not priced");
   events::order_placed ev{cmd.order_id,
                           cmd.customer_id,
                           cmd.lines,
@@ -413,8 +423,12 @@ caf::result<order_view> place(saga_actor* self, events::place_order& cmd) {
   record(self, std::move(ev), [self, rp]() mutable {
     auto& s = self->state;
     rp.deliver(view_of(s.st, true));
-    for (auto& waiter : s.place_waiters)
-      waiter.deliver(view_of(s.st, false));
+    for (auto& [waiter, other] : s.place_waiters) {
+      if (auto err = same_order(s.st, other))
+        waiter.deliver(std::move(err));
+      else
+        waiter.deliver(view_of(s.st, false));
+    }
     s.place_waiters.clear();
   });
   return rp;
@@ -479,6 +493,23 @@ parked_payment parked_of(const order_state& st) {
   return parked_payment{st.order_id,         st.retry_at_us,    st.premium,
                         st.payment_attempts, st.pending_reason,
                         events::to_string(correlation_of(st.order_id))};
+}
+
+caf::error same_order(const order_state& st, const events::place_order& cmd) {
+  if (st.customer_id != cmd.customer_id)
+    return make_error(errc::order_id_taken,
+                      "order id " + cmd.order_id + " is taken by another customer's order");
+  bool same_lines = st.lines.size() == cmd.lines.size();
+  for (std::size_t i = 0; same_lines && i < st.lines.size(); ++i)
+    same_lines = st.lines[i].sku == cmd.lines[i].sku
+                 && st.lines[i].quantity == cmd.lines[i].quantity;
+  if (!same_lines || !(st.shipping_address == cmd.shipping_address)
+      || (!cmd.currency.empty() && cmd.currency != st.currency))
+    return make_error(errc::order_id_taken,
+                      "order id " + cmd.order_id
+                        + " is taken by another order of this customer (other items, "
+                          "currency or address); a retry must repeat the order it retries");
+  return caf::error{};
 }
 
 order_view view_of(const order_state& st, bool created) {

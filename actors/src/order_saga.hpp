@@ -50,6 +50,13 @@ caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<const saga_env> en
 /// The retry queue's entry for a parked order `st` (pending_payment).
 parked_payment parked_of(const order_state& st);
 
+/// Whether `cmd` repeats the order `st` (an existing order): the same
+/// customer, SKUs and quantities in the same order, address, and currency
+/// when `cmd` names one (prices are not compared: a retry may come after a
+/// price change). Otherwise order_id_taken: an order id is never answered
+/// with another customer's order, nor with an order other than the one sent.
+caf::error same_order(const order_state& st, const events::place_order& cmd);
+
 /// The client's view of `st`.
 order_view view_of(const order_state& st, bool created);
 

@@ -6,6 +6,7 @@
 #include <caf/exit_reason.hpp>
 #include <caf/system_messages.hpp>
 
+#include "keel/actors/catalog.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
 #include "keel/storage/event_store.hpp"
@@ -89,8 +90,13 @@ private:
     auto st = load(cmd.order_id);
     if (!st)
       return std::move(st.error());
-    if (st->status != order_status::none)
-      return view_of(*st, false); // the same order id again: its current state
+    if (st->status != order_status::none) {
+      if (auto err = same_order(*st, cmd))
+        return err;
+      return view_of(*st, false); // the same order again: its current state
+    }
+    if (auto err = price(cmd))
+      return err;
     if (conf_.admission)
       if (auto err = conf_.admission(cmd))
         return err;
@@ -116,6 +122,20 @@ private:
                         "order " + cmd.order_id + " is " + to_string(st->status));
     delegate(start(cmd.order_id, std::move(*st)), std::move(cmd));
     return caf::delegated<order_view>{}; // wakes a parked order
+  }
+
+  /// Prices a new order from the catalogue; without one, the command must
+  /// carry its prices and currency.
+  caf::error price(events::place_order& cmd) const {
+    if (conf_.catalog)
+      return conf_.catalog->price(cmd);
+    for (std::size_t i = 0; i < cmd.lines.size(); ++i)
+      if (cmd.lines[i].unit_price_cents == events::unpriced)
+        return make_error(errc::invalid_argument, "items[" + std::to_string(i)
+                                                    + "].unit_price_cents: required (no catalogue)");
+    if (cmd.currency.empty())
+      return make_error(errc::invalid_argument, "currency: required (no catalogue)");
+    return caf::error{};
   }
 
   caf::expected<order_state> load(const std::string& id) {

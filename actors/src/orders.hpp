@@ -14,14 +14,18 @@ struct orders_config {
   std::shared_ptr<saga_env> sagas;
   std::size_t capacity = 65536;
   std::size_t max_sagas = 100000;
+  /// See pipeline_config::catalog.
+  std::shared_ptr<const keel::actors::catalog> catalog;
   /// See pipeline_config::admission.
   std::function<caf::error(const events::place_order&)> admission;
 };
 
 /// Spawns the orders actor. It keeps the sagas in flight by order id and
-///   place_order   validates, answers an existing order's view (never a second
-///                 order), refuses a new one the admission check refuses, or
-///                 starts its saga, which answers once durable;
+///   place_order   validates, answers an existing order's view when the
+///                 command repeats it (order_id_taken otherwise; never a
+///                 second order), prices a new one from the catalogue,
+///                 refuses it when pricing or the admission check refuses,
+///                 or starts its saga, which answers once durable;
 ///   cancel_order  goes to the saga (woken when parked) or answers from the stream;
 ///   (get_atom, id) answers from the saga or the stream (not_found);
 ///   (redrive_atom, id) wakes a parked or orphaned saga;

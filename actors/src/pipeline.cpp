@@ -218,7 +218,7 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   env->on_finished = cfg.on_finished;
   env->on_park = cfg.on_park;
   env->seed = cfg.seed;
-  p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.admission});
+  p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.catalog, cfg.admission});
 
   retry_queue_config rq{p->orders_, {}, {}, cfg.retry_tick, cfg.redrives_per_tick, env_of(cfg)};
   for (auto* name : pipeline::gateways) {

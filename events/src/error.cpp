@@ -26,6 +26,10 @@ std::string_view to_string(errc x) {
     case errc::provider_failure: return "provider_failure";
     case errc::out_of_stock: return "out_of_stock";
     case errc::projection_stopped: return "projection_stopped";
+    case errc::not_for_sale: return "not_for_sale";
+    case errc::price_changed: return "price_changed";
+    case errc::currency_mismatch: return "currency_mismatch";
+    case errc::order_id_taken: return "order_id_taken";
   }
   return "unknown_error";
 }

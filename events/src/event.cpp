@@ -44,6 +44,9 @@ std::string stream_of_event(const T& x) {
     return "$system-pool-"s + x.pool;
   else if constexpr (std::is_same_v<T, actor_restarted>)
     return "$system-supervisor"s;
+  else if constexpr (std::is_same_v<T, catalog_price_set>
+                     || std::is_same_v<T, catalog_entry_withdrawn>)
+    return "catalog-"s + x.sku;
   else
     return "order-"s + x.order_id;
 }

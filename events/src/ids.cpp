@@ -115,4 +115,16 @@ bool valid_stream_id(std::string_view id) noexcept {
   return true;
 }
 
+bool valid_key(std::string_view key) noexcept {
+  if (key.empty() || key.size() > max_key_size)
+    return false;
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
 } // namespace keel::events

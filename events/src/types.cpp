@@ -42,30 +42,28 @@ bool valid_currency(const std::string& x) {
 } // namespace
 
 caf::error validate(const place_order& cmd) {
-  // Order ids and SKUs become part of stream ids ("order-<id>", "stock-<sku>").
-  constexpr std::size_t max_key = max_stream_id_size - 16;
-  if (cmd.order_id.size() > max_key || !valid_stream_id(cmd.order_id))
-    return field_error("order_id", "must be 1.." + std::to_string(max_key)
-                                     + " printable characters without spaces");
-  if (cmd.customer_id.empty() || cmd.customer_id.size() > max_key
-      || !valid_stream_id(cmd.customer_id))
-    return field_error("customer_id", "must be 1.." + std::to_string(max_key)
-                                        + " printable characters without spaces");
+  auto key_rule = "must be 1.." + std::to_string(max_key_size)
+                  + " characters of A-Z a-z 0-9 . _ : - (nothing that needs URL escaping)";
+  if (!valid_key(cmd.order_id))
+    return field_error("order_id", key_rule);
+  if (!valid_key(cmd.customer_id))
+    return field_error("customer_id", key_rule);
   if (cmd.lines.empty() || cmd.lines.size() > max_order_lines)
     return field_error("items", "must have 1.." + std::to_string(max_order_lines) + " lines");
   for (std::size_t i = 0; i < cmd.lines.size(); ++i) {
     const auto& line = cmd.lines[i];
     auto prefix = "items[" + std::to_string(i) + "].";
-    if (line.sku.size() > max_key || !valid_stream_id(line.sku))
-      return field_error(prefix + "sku", "must be 1.." + std::to_string(max_key)
-                                           + " printable characters without spaces");
+    if (!valid_key(line.sku))
+      return field_error(prefix + "sku", key_rule);
     if (line.quantity < 1 || line.quantity > max_line_quantity)
       return field_error(prefix + "quantity",
                          "must be 1.." + std::to_string(max_line_quantity));
-    if (line.unit_price_cents < 0 || line.unit_price_cents > 100'000'000'00)
-      return field_error(prefix + "unit_price_cents", "must be 0..10000000000");
+    if (line.unit_price_cents != unpriced
+        && (line.unit_price_cents < 0 || line.unit_price_cents > max_unit_price_cents))
+      return field_error(prefix + "unit_price_cents",
+                         "must be 0.." + std::to_string(max_unit_price_cents));
   }
-  if (!valid_currency(cmd.currency))
+  if (!cmd.currency.empty() && !valid_currency(cmd.currency))
     return field_error("currency", "must be three upper-case letters (ISO 4217)");
   return caf::error{};
 }

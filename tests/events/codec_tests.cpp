@@ -4,6 +4,7 @@
 
 #include "keel/events/codec.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/ids.hpp"
 #include "keel/events/json.hpp"
 #include "random_archive.hpp"
 #include "samples.hpp"
@@ -160,8 +161,14 @@ TEST_CASE("place_order commands round-trip and validate field by field", "[codec
   bad.lines.assign(101, cmd.lines[0]);
   CHECK_THAT(field_of(bad), Catch::Contains("items"));
   bad = cmd;
-  bad.lines[0].unit_price_cents = -1;
+  bad.lines[0].unit_price_cents = -2;
   CHECK_THAT(field_of(bad), Catch::Contains("unit_price_cents"));
+  bad.lines[0].unit_price_cents = max_unit_price_cents + 1;
+  CHECK_THAT(field_of(bad), Catch::Contains("unit_price_cents"));
+  bad.lines[0].unit_price_cents = unpriced; // the catalogue's price, when priced
+  CHECK_FALSE(validate(bad));
+  bad.currency.clear(); // the catalogue's currency
+  CHECK_FALSE(validate(bad));
   bad = cmd;
   bad.currency = "eur";
   CHECK_THAT(field_of(bad), Catch::Contains("currency"));
@@ -169,4 +176,23 @@ TEST_CASE("place_order commands round-trip and validate field by field", "[codec
   bad.order_id = "has space";
   CHECK_THAT(field_of(bad), Catch::Contains("order_id"));
   CHECK(code_of(validate(bad)) == errc::invalid_argument);
+  // Keys appear unescaped in URLs, stream ids and token subjects: nothing
+  // that would need escaping is accepted.
+  for (const auto& key : std::vector<std::string>{"a/b", "a?b", "a#b", "a%2Fb", "cafÃ©", "a+b", "a b", "a&b", "",
+                          std::string(max_key_size + 1, 'x')}) {
+    INFO("key '" << key << "'");
+    bad = cmd;
+    bad.order_id = key;
+    CHECK_THAT(field_of(bad), Catch::Contains("order_id"));
+    bad = cmd;
+    bad.customer_id = key;
+    CHECK_THAT(field_of(bad), Catch::Contains("customer_id"));
+    bad = cmd;
+    bad.lines[0].sku = key;
+    CHECK_THAT(field_of(bad), Catch::Contains("items[0].sku"));
+  }
+  bad = cmd;
+  bad.order_id = "Order_2026.12-06:0001";
+  bad.customer_id = std::string(max_key_size, 'c');
+  CHECK_FALSE(validate(bad));
 }

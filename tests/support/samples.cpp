@@ -46,6 +46,8 @@ event sample_event(std::size_t i) {
                          "10 failures in a window of 20"},
     pool_resized{"payment.primary", 20, 30, "p99 below 1 s"},
     actor_restarted{"inventory-3", "crash: invariant violated", 2},
+    catalog_price_set{"SKU-0001", 1999, "USD", "ops-1"},
+    catalog_entry_withdrawn{"SKU-0042", "ops-1"},
   };
   if (all.size() != std::variant_size_v<event>)
     throw std::logic_error("sample_event: a sample is missing for a new event type");

@@ -12,6 +12,7 @@ namespace keel::actors {
 enum class append_mode : std::uint8_t { asynchronous, synchronous };
 
 class breaker;
+class catalog;
 class registry;
 class pipeline;
 class simulated_provider;

@@ -110,8 +110,13 @@ struct pipeline_config {
   /// parked orders it recovers (before `start` returns); must neither block
   /// nor throw.
   std::function<void(const parked_payment&)> on_park;
+  /// The catalogue new orders are priced from (catalog::price), before the
+  /// admission check; its refusals (not_for_sale, price_changed,
+  /// currency_mismatch) store nothing. Null: commands carry their own prices
+  /// and currency (tools and tests without a catalogue).
+  std::shared_ptr<const keel::actors::catalog> catalog;
   /// Admission check of a new order id, before its saga starts (after
-  /// validation; never for an id that exists). An error refuses the order
+  /// validation and pricing; never for an id that exists). An error refuses the order
   /// with that error and stores nothing. The cache-first stock check:
   /// `[cache](auto& cmd) { return cache->check(cmd.lines); }` with a
   /// `projections::stock_cache` (errc::out_of_stock).

@@ -12,8 +12,17 @@ namespace keel::events {
 /// Limits of a place_order command (DESIGN section 2).
 constexpr std::size_t max_order_lines = 100;
 constexpr std::uint32_t max_line_quantity = 1000;
+/// The highest price of a unit, in cents.
+constexpr std::int64_t max_unit_price_cents = 10'000'000'000;
+/// A place_order line's `unit_price_cents` when the client named no price:
+/// the catalogue's is taken. A line that names a price must match it.
+constexpr std::int64_t unpriced = -1;
 
-/// Place an order. `order_id` is the client's idempotency key.
+/// Place an order. `order_id` is the client's idempotency key, scoped to
+/// `customer_id`. Before its saga starts the pipeline prices the lines from
+/// the catalogue: `unit_price_cents` (or `unpriced`) and `currency` (or
+/// empty) are what the client expects, checked against it. `premium` comes
+/// from the caller's credentials, never from the client's body.
 struct place_order {
   std::string order_id;
   std::string customer_id;
@@ -106,10 +115,12 @@ struct cancel_shipment {
   KEEL_FIELDS(order_id, tracking_id)
 };
 
-/// Checks a place_order against the domain's rules: a valid order id, a
-/// customer id, 1..100 lines of a valid SKU, quantity 1..1000 and a price >= 0,
-/// a three-letter upper-case currency. Returns an `invalid_argument` error
-/// naming the first offending field ("lines[3].quantity"), or no error.
+/// Checks a place_order against the domain's rules: an order id and a
+/// customer id that are valid keys (`valid_key`), 1..100 lines of a valid
+/// SKU, quantity 1..1000 and a price 0..max_unit_price_cents or `unpriced`,
+/// a three-letter upper-case currency or none. Returns an
+/// `invalid_argument` error naming the first offending field
+/// ("items[3].quantity"), or no error.
 caf::error validate(const place_order& cmd);
 
 } // namespace keel::events

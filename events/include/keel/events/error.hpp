@@ -65,6 +65,18 @@ enum class errc : std::uint8_t {
   /// A projection stopped at an event it cannot apply; the context names the
   /// position and the reason. An operator skips the event or fixes the code.
   projection_stopped,
+  /// A line's SKU has no catalogue entry (never priced, or withdrawn), or is
+  /// priced in a currency the node no longer accepts.
+  not_for_sale,
+  /// A price the client sent differs from the catalogue's current price
+  /// (re-read the catalogue and confirm the new price).
+  price_changed,
+  /// The order's currency differs from its lines' catalogue currency, or
+  /// its lines are priced in different currencies.
+  currency_mismatch,
+  /// The order id is taken by another customer's order, or by an order of
+  /// the same customer with other lines, currency or address.
+  order_id_taken,
 };
 
 /// Returns the name of `x`, e.g. "version_conflict".

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <variant>
 
+#include "keel/events/catalog_events.hpp"
 #include "keel/events/inventory_events.hpp"
 #include "keel/events/order_events.hpp"
 #include "keel/events/payment_events.hpp"
@@ -32,7 +33,9 @@ using event = std::variant<
   // shipping
   shipment_scheduled, shipment_failed, shipment_cancelled,
   // system
-  breaker_transitioned, pool_resized, actor_restarted>;
+  breaker_transitioned, pool_resized, actor_restarted,
+  // catalogue
+  catalog_price_set, catalog_entry_withdrawn>;
 
 /// Describes one stored event type.
 struct event_type_info {
@@ -57,7 +60,8 @@ std::string_view type_name(const event& ev) noexcept;
 std::uint16_t schema_version(const event& ev) noexcept;
 
 /// Returns the id of the stream an event belongs to by convention
-/// ("order-<id>", "stock-<sku>", "payment-<id>", "shipment-<id>", "$system-<name>").
+/// ("order-<id>", "stock-<sku>", "payment-<id>", "shipment-<id>", "catalog-<sku>",
+/// "$system-<name>").
 std::string stream_of(const event& ev);
 
 } // namespace keel::events

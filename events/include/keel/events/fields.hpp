@@ -270,4 +270,18 @@ std::enable_if_t<std::is_same_v<std::decay_t<T>, actor_restarted>> fields(T& x, 
   f("restarts", x.restarts);
 }
 
+template <class T, class F>
+std::enable_if_t<std::is_same_v<std::decay_t<T>, catalog_price_set>> fields(T& x, F&& f) {
+  f("sku", x.sku);
+  f("price_cents", x.price_cents);
+  f("currency", x.currency);
+  f("set_by", x.set_by);
+}
+
+template <class T, class F>
+std::enable_if_t<std::is_same_v<std::decay_t<T>, catalog_entry_withdrawn>> fields(T& x, F&& f) {
+  f("sku", x.sku);
+  f("withdrawn_by", x.withdrawn_by);
+}
+
 } // namespace keel::events

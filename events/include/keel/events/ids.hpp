@@ -58,6 +58,16 @@ bool valid_stream_id(std::string_view id) noexcept;
 /// The longest stream id, in bytes.
 constexpr std::size_t max_stream_id_size = 200;
 
+/// The longest business key (order id, customer id, SKU): room is left for
+/// the stream prefix ("order-", "catalog-", ...).
+constexpr std::size_t max_key_size = max_stream_id_size - 16;
+
+/// Business keys (order ids, customer ids, SKUs) are 1..max_key_size
+/// characters of A-Z a-z 0-9 '.' '_' ':' '-': they become URL path segments,
+/// stream ids and token subjects as they are, so nothing in them needs
+/// escaping anywhere (no '/', '?', '#', '%', space or non-ASCII byte).
+bool valid_key(std::string_view key) noexcept;
+
 } // namespace keel::events
 
 template <>
