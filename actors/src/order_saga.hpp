@@ -57,7 +57,5 @@ parked_payment parked_of(const order_state& st);
 /// with another customer's order, nor with an order other than the one sent.
 caf::error same_order(const order_state& st, const events::place_order& cmd);
 
-/// The client's view of `st`.
-order_view view_of(const order_state& st, bool created);
 
 } // namespace keel::actors

@@ -138,24 +138,35 @@ http_options parse_http(int argc, char** argv) {
 
 /// The `n`-th order of the run: 1-3 lines of random SKUs, one of 10,000
 /// customers; the same for the same seed.
-std::pair<std::string, std::string> make_http_order(const bench_run& run, std::uint64_t n) {
+struct http_order {
+  std::string customer;
+  bool premium = false;
+  std::string body;
+};
+
+/// The `n`-th order of the run: 1-3 lines of random SKUs at their catalogue
+/// prices, one of 10,000 customers (one in ten premium); the same for the
+/// same seed.
+http_order make_http_order(const bench_run& run, std::uint64_t n) {
   std::mt19937_64 rng{run.o.seed * 0x9e3779b97f4a7c15ULL + n};
-  auto customer = "cust-" + std::to_string(1 + rng() % 10'000);
+  auto number = 1 + rng() % 10'000;
+  auto customer = "cust-" + std::to_string(number);
   std::vector<http_line> lines(1 + rng() % 3);
   for (auto& l : lines) {
-    l.sku = http_sku(1 + rng() % run.o.skus);
+    auto sku = 1 + rng() % run.o.skus;
+    l.sku = http_sku(sku);
     l.quantity = static_cast<std::uint32_t>(1 + rng() % 3);
-    l.unit_price_cents = static_cast<std::int64_t>(199 + rng() % 20'000);
+    l.unit_price_cents = http_price(sku);
   }
   auto id = run.prefix + "-" + std::to_string(n);
-  return {customer, order_body(id, customer, lines, rng() % 10 == 0)};
+  return {customer, premium_customer(number), order_body(id, customer, lines)};
 }
 
 /// One client thread: takes order numbers until none are left.
 void place_orders(bench_run& run, httplib::Client& c, post_stats& st) {
   for (auto n = run.next.fetch_add(1); n < run.o.orders; n = run.next.fetch_add(1)) {
-    auto [customer, body] = make_http_order(run, n);
-    auto auth = run.tokens.customer(customer);
+    auto [customer, premium, body] = make_http_order(run, n);
+    auto auth = run.tokens.customer(customer, premium);
     auto first = seconds_now();
     st.first_post = std::min(st.first_post, first);
     double sent = first;
@@ -176,7 +187,7 @@ void place_orders(bench_run& run, httplib::Client& c, post_stats& st) {
   }
 }
 
-/// PUT /admin/stock for every SKU, spread over the connections.
+/// PUT /admin/stock and /admin/catalog for every SKU, spread over the connections.
 void seed_stock(bench_run& run) {
   std::atomic<std::uint64_t> next{1};
   std::atomic<std::uint64_t> failures{0};
@@ -189,6 +200,10 @@ void seed_stock(bench_run& run) {
     retry_counts retries;
     for (auto i = next.fetch_add(1); i <= run.o.skus; i = next.fetch_add(1)) {
       auto a = send_until_final(c, "PUT", "/admin/stock/" + http_sku(i), body, auth, retries);
+      if (a.status == 200)
+        a = send_until_final(c, "PUT", "/admin/catalog/" + http_sku(i),
+                             nlohmann::json{{"price_cents", http_price(i)}, {"currency", "EUR"}}.dump(),
+                             auth, retries);
       if (a.status != 200 && failures.fetch_add(1) == 0) {
         std::lock_guard<std::mutex> guard{mtx};
         first_failure = http_sku(i) + ": " + std::to_string(a.status) + " " + a.body + a.error;
@@ -234,13 +249,15 @@ std::uint64_t verify_orders(bench_run& run) {
   std::atomic<std::uint64_t> next{0};
   std::atomic<std::uint64_t> bad{0};
   std::mutex mtx;
-  on_connections(run.ep, run.o.connections, [&](httplib::Client& c, std::uint64_t) {
+  on_connections(run.ep, run.o.connections, [&](httplib::Client& c, std::uint64_t t) {
     retry_counts retries;
+    // Reads need a token; an operator's per connection (one rate bucket each).
+    auto auth = run.tokens.admin("bench-reader-" + std::to_string(t));
     for (auto n = next.fetch_add(1); n < run.o.orders; n = next.fetch_add(1)) {
       if (!run.accepted[n])
         continue;
       auto id = run.prefix + "-" + std::to_string(n);
-      auto a = send_until_final(c, "GET", "/v1/orders/" + id, {}, {}, retries);
+      auto a = send_until_final(c, "GET", "/v1/orders/" + id, {}, auth, retries);
       auto j = nlohmann::json::parse(a.body, nullptr, false);
       auto status = a.status == 200 && j.is_object() ? j.value("status", "") : "";
       if (status == "completed" || status == "rejected" || status == "cancelled")

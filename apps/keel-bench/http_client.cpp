@@ -82,12 +82,12 @@ std::unique_ptr<httplib::Client> connect_warm(const http_endpoint& ep) {
 token_cache::token_cache(std::string secret) : secret_(std::move(secret)) {
 }
 
-std::string token_cache::customer(const std::string& subject) {
-  return get(subject, false);
+std::string token_cache::customer(const std::string& subject, bool premium) {
+  return get(subject, false, premium);
 }
 
 std::string token_cache::admin(const std::string& subject) {
-  return get(subject, true);
+  return get(subject, true, false);
 }
 
 std::size_t token_cache::size() const {
@@ -95,15 +95,16 @@ std::size_t token_cache::size() const {
   return tokens_.size();
 }
 
-std::string token_cache::get(const std::string& subject, bool admin) {
-  auto key = (admin ? "a:" : "c:") + subject;
+std::string token_cache::get(const std::string& subject, bool admin, bool premium) {
+  auto key = (admin ? "a:" : premium ? "p:" : "c:") + subject;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (auto i = tokens_.find(key); i != tokens_.end())
       return i->second;
   }
   // A day is longer than any run; minting outside the lock keeps threads apart.
-  auto jwt = node::mint_token(secret_, subject, admin, wall_s(), std::chrono::hours(24));
+  auto jwt = node::mint_token(secret_, subject, admin, wall_s(), std::chrono::hours(24), {}, {},
+                              premium);
   auto token = "Bearer " + jwt;
   std::lock_guard<std::mutex> guard{mtx_};
   return tokens_.emplace(key, token).first->second;
@@ -211,7 +212,7 @@ std::optional<metrics_sample> fetch_metrics(httplib::Client& c) {
 // -- orders -------------------------------------------------------------------
 
 std::string order_body(const std::string& order_id, const std::string& customer_id,
-                       const std::vector<http_line>& lines, bool premium) {
+                       const std::vector<http_line>& lines) {
   auto items = nlohmann::json::array();
   for (auto& l : lines)
     items.push_back(
@@ -219,15 +220,21 @@ std::string order_body(const std::string& order_id, const std::string& customer_
   nlohmann::json j{{"order_id", order_id},
                    {"customer_id", customer_id},
                    {"items", std::move(items)},
-                   {"currency", "EUR"},
                    {"shipping_address",
                     {{"name", "Ada Lovelace"},
                      {"street", "12 Analytical Row"},
                      {"city", "London"},
                      {"postal_code", "N1 9GU"},
-                     {"country", "GB"}}},
-                   {"premium", premium}};
+                     {"country", "GB"}}}};
   return j.dump();
+}
+
+std::int64_t http_price(std::uint64_t i) {
+  return 199 + static_cast<std::int64_t>((i * 2654435761ULL) % 20'000);
+}
+
+bool premium_customer(std::uint64_t number) {
+  return number % 10 == 0;
 }
 
 std::string http_sku(std::uint64_t i) {

@@ -61,8 +61,8 @@ class token_cache {
 public:
   explicit token_cache(std::string secret);
 
-  /// The token of customer `subject`.
-  std::string customer(const std::string& subject);
+  /// The token of customer `subject` (tier premium when `premium`).
+  std::string customer(const std::string& subject, bool premium = false);
 
   /// A token with role admin for operator `subject`. Each subject has its
   /// own rate-limit bucket on the node.
@@ -72,7 +72,7 @@ public:
   std::size_t size() const;
 
 private:
-  std::string get(const std::string& subject, bool admin);
+  std::string get(const std::string& subject, bool admin, bool premium);
 
   std::string secret_;
   mutable std::mutex mtx_;
@@ -149,12 +149,21 @@ struct http_line {
   std::int64_t unit_price_cents = 0;
 };
 
-/// The body of `POST /v1/orders` (EUR, a fixed shipping address).
+/// The body of `POST /v1/orders`: the lines with the prices the client
+/// saw in the catalogue, a fixed shipping address; the currency and
+/// premium are the catalogue's and the token's.
 std::string order_body(const std::string& order_id, const std::string& customer_id,
-                       const std::vector<http_line>& lines, bool premium);
+                       const std::vector<http_line>& lines);
 
 /// "sku-00001" for 1: the SKUs the HTTP benchmarks seed and order.
 std::string http_sku(std::uint64_t i);
+
+/// The EUR price the benchmarks put SKU `i` on sale at (1.99..201.98).
+std::int64_t http_price(std::uint64_t i);
+
+/// One customer in ten has a premium token (as a real tier would be fixed
+/// per customer): "cust-10", "cust-20", ...
+bool premium_customer(std::uint64_t number);
 
 /// A prefix for order ids unique to this run ("<base>-<time, base 36><pid>").
 std::string run_prefix(const std::string& base);

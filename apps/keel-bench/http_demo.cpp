@@ -132,20 +132,30 @@ void http_demo::phase(const char* name, const std::string& title) {
 
 // -- load ---------------------------------------------------------------------
 
+namespace {
+
+/// Doorbusters sell at 49.99 EUR, the rest at the benchmarks' prices.
+std::int64_t demo_price(std::uint64_t sku) {
+  return sku <= doorbusters ? 4999 : http_price(sku);
+}
+
+} // namespace
+
 void http_demo::place_one(httplib::Client& c, std::mt19937_64& rng) {
   auto id = prefix_ + "-" + std::to_string(next_order_.fetch_add(1));
-  auto customer = "shopper-" + std::to_string(1 + rng() % 50'000);
+  auto number = 1 + rng() % 50'000;
+  auto customer = "shopper-" + std::to_string(number);
   std::vector<http_line> lines(1 + rng() % 2);
   for (auto& l : lines) {
     auto hot = rng() % 100 < 10;
     auto sku = hot ? 1 + rng() % doorbusters : doorbusters + 1 + rng() % (demo_skus - doorbusters);
     l.sku = http_sku(sku);
     l.quantity = static_cast<std::uint32_t>(1 + rng() % (hot ? 2 : 3));
-    l.unit_price_cents = static_cast<std::int64_t>(hot ? 4999 : 199 + rng() % 20'000);
+    l.unit_price_cents = demo_price(sku);
   }
   ++counts_.sent;
-  auto a = send(c, "POST", "/v1/orders", order_body(id, customer, lines, rng() % 10 == 0),
-                tokens_.customer(customer));
+  auto a = send(c, "POST", "/v1/orders", order_body(id, customer, lines),
+                tokens_.customer(customer, premium_customer(number)));
   if (a.status == 202 || a.status == 200) {
     ++counts_.accepted;
     if (watch_) {
@@ -294,9 +304,12 @@ void http_demo::seed(httplib::Client& c) {
                   + http_sku(doorbusters) + ") with " + std::to_string(doorbuster_stock)
                   + " units each get 10% of all lines; 1% of payments declined");
   on_connections(ep_, 8, [this](httplib::Client& sc, std::uint64_t t) {
-    for (auto i = 1 + t; i <= demo_skus; i += 8)
+    for (auto i = 1 + t; i <= demo_skus; i += 8) {
       admin(sc, "PUT", "/admin/stock/" + http_sku(i),
             json{{"quantity", i <= doorbusters ? doorbuster_stock : regular_stock}}.dump());
+      admin(sc, "PUT", "/admin/catalog/" + http_sku(i),
+            json{{"price_cents", demo_price(i)}, {"currency", "EUR"}}.dump());
+    }
   });
   admin(c, "POST", "/admin/faults", normal_gateways);
 }
@@ -351,10 +364,11 @@ void http_demo::report_pending() {
   std::uint64_t parked = 0;
   std::atomic<std::size_t> next{0};
   std::mutex mtx;
-  on_connections(ep_, 16, [&](httplib::Client& c, std::uint64_t) {
+  on_connections(ep_, 16, [&](httplib::Client& c, std::uint64_t t) {
     retry_counts retries;
+    auto auth = tokens_.admin("demo-reader-" + std::to_string(t));
     for (auto i = next.fetch_add(1); i < watched_.size(); i = next.fetch_add(1)) {
-      auto a = send_until_final(c, "GET", "/v1/orders/" + watched_[i], {}, {}, retries, 30);
+      auto a = send_until_final(c, "GET", "/v1/orders/" + watched_[i], {}, auth, retries, 30);
       auto j = json::parse(a.body, nullptr, false);
       std::lock_guard<std::mutex> guard{mtx};
       if (a.status != 200 || !j.is_object()) {

@@ -103,6 +103,14 @@ std::variant<principal, api_error> authenticate(std::string_view header, const t
   }
   if (role != "customer" && role != "admin")
     return unauthorized("the token's \"role\" must be \"customer\" or \"admin\"");
+  std::string tier = "standard";
+  if (auto t = claims.find("tier"); t != claims.end()) {
+    if (!t->is_string())
+      return unauthorized("the token's \"tier\" must be \"standard\" or \"premium\"");
+    tier = t->get<std::string>();
+  }
+  if (tier != "standard" && tier != "premium")
+    return unauthorized("the token's \"tier\" must be \"standard\" or \"premium\"");
   auto skew = static_cast<std::int64_t>(policy.skew.count());
   auto exp = claims.find("exp");
   if (exp == claims.end() || !exp->is_number_integer())
@@ -137,12 +145,12 @@ std::variant<principal, api_error> authenticate(std::string_view header, const t
     if (!ok)
       return unauthorized("the token is not meant for audience " + policy.audience);
   }
-  return principal{sub->get<std::string>(), role == "admin"};
+  return principal{sub->get<std::string>(), role == "admin", tier == "premium"};
 }
 
 std::string mint_token(const std::string& secret, const std::string& subject, bool admin,
                        std::int64_t now_s, std::chrono::seconds ttl, const std::string& issuer,
-                       const std::string& audience) {
+                       const std::string& audience, bool premium) {
   if (secret.empty() || subject.empty())
     return {};
   jwt_t* raw = nullptr;
@@ -155,6 +163,7 @@ std::string mint_token(const std::string& secret, const std::string& subject, bo
             && jwt_add_grant_int(jwt.get(), "exp", static_cast<long>(now_s + ttl.count())) == 0
             && (issuer.empty() || jwt_add_grant(jwt.get(), "iss", issuer.c_str()) == 0)
             && (audience.empty() || jwt_add_grant(jwt.get(), "aud", audience.c_str()) == 0)
+            && (!premium || jwt_add_grant(jwt.get(), "tier", "premium") == 0)
             && jwt_set_alg(jwt.get(), JWT_ALG_HS256,
                            reinterpret_cast<const unsigned char*>(secret.data()),
                            static_cast<int>(secret.size()))

@@ -18,6 +18,9 @@ struct principal {
   std::string subject;
   /// Claim `role` is "admin".
   bool admin = false;
+  /// Claim `tier` is "premium" (absent or "standard": false). The payment
+  /// retry queue serves premium orders first, so only the token says so.
+  bool premium = false;
 };
 
 /// How bearer tokens are checked.
@@ -60,9 +63,11 @@ std::variant<principal, api_error> authenticate(std::string_view header, const t
 
 /// A token for `subject` with role "admin" or "customer", issued at `now_s`
 /// and valid for `ttl`, signed HS256 with `secret`, with `iss` / `aud` when
-/// given. Empty on failure (empty secret or subject).
+/// given, and `tier` "premium" when `premium`. Empty on failure (empty
+/// secret or subject).
 std::string mint_token(const std::string& secret, const std::string& subject, bool admin,
                        std::int64_t now_s, std::chrono::seconds ttl,
-                       const std::string& issuer = {}, const std::string& audience = {});
+                       const std::string& issuer = {}, const std::string& audience = {},
+                       bool premium = false);
 
 } // namespace keel::node

@@ -1,6 +1,7 @@
 #include "http_api.hpp"
 
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <mutex>
 
@@ -8,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "auth.hpp"
+#include "keel/actors/catalog.hpp"
 #include "keel/actors/correlation.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
@@ -79,11 +81,34 @@ void send_error(http_response& res, const api_error& err) {
   send_json(res, err.status, error_body(err));
 }
 
+/// The field a domain error names ("items[0].sku: ..." after the code), or "".
+std::string field_of(const std::string& text) {
+  auto start = text.find(": ");
+  if (start == std::string::npos)
+    return {};
+  start += 2;
+  auto end = text.find(": ", start);
+  if (end == std::string::npos)
+    return {};
+  auto field = text.substr(start, end - start);
+  for (char c : field)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '['
+          || c == ']'))
+      return {};
+  return field;
+}
+
 /// The HTTP answer to an error of the pipeline or the read side.
 api_error from_error(const caf::error& err) {
   auto text = describe(err);
   switch (code_of(err)) {
-    case errc::invalid_argument: return {400, "invalid_value", text, ""};
+    case errc::invalid_argument: return {400, "invalid_value", text, field_of(text)};
+    case errc::not_for_sale: return {409, "not_for_sale", text, field_of(text)};
+    case errc::price_changed: return {409, "price_changed", text, field_of(text)};
+    case errc::currency_mismatch: return {409, "currency_mismatch", text, field_of(text)};
+    case errc::order_id_taken: return {409, "order_id_taken", text, "order_id"};
+    case errc::version_conflict:
+      return {409, "conflict", text + " (changed meanwhile; read it and try again)", ""};
     case errc::not_found: return {404, "not_found", text, ""};
     case errc::not_cancellable: return {409, "not_cancellable", text, ""};
     case errc::out_of_stock: return {409, "out_of_stock", text, ""};
@@ -212,6 +237,12 @@ struct http_api::impl {
   void get_order(http_request& req, http_response& res);
   void cancel(http_request& req, http_response& res);
   void customer_orders(http_request& req, http_response& res);
+  void catalog_entry(http_request& req, http_response& res);
+  void set_price(http_request& req, http_response& res);
+  void withdraw(http_request& req, http_response& res);
+  std::string order_json(const std::string& id, const actors::order_view* view);
+  std::optional<actors::order_state> owned_order(const principal& who, const std::string& id,
+                                                 http_response& res);
   void stock(http_request& req, http_response& res);
   void set_stock(http_request& req, http_response& res);
   void faults(http_request& req, http_response& res);
@@ -231,7 +262,8 @@ void http_api::impl::place(http_request& req, http_response& res) {
   auto who = authorize(req, res, false);
   if (!who)
     return;
-  auto parsed = parse_place_order(req.body);
+  std::optional<bool> premium;
+  auto parsed = parse_place_order(req.body, premium);
   if (auto* err = std::get_if<api_error>(&parsed))
     return send_error(res, *err);
   auto& cmd = std::get<events::place_order>(parsed);
@@ -241,28 +273,72 @@ void http_api::impl::place(http_request& req, http_response& res) {
                             "a customer may only place orders for itself (token sub "
                               + who->subject + ")",
                             "customer_id"});
+  // Premium comes from the token's tier claim; an operator placing an
+  // order on a customer's behalf says it in the body.
+  if (who->admin) {
+    cmd.premium = premium.value_or(false);
+  } else {
+    if (premium && *premium != who->premium)
+      return send_error(res, {403, "forbidden",
+                              std::string{"premium comes from the token's \"tier\" claim; this "
+                                          "token's tier is "}
+                                + (who->premium ? "premium" : "standard"),
+                              "premium"});
+    cmd.premium = who->premium;
+  }
   auto view = n.place(cmd);
   if (!view)
     return answer_pipeline_error(res, view.error());
   if (view->created)
     return send_json(res, 202, events::dump_json(json{{"order_id", view->order_id},
                                                       {"status", view->status}}));
-  auto summary = projections::find_order(n.store(), view->order_id);
-  send_json(res, 200, summary ? order_body(*summary, &*view) : order_body(*view));
+  send_json(res, 200, order_json(view->order_id, &*view));
+}
+
+std::string http_api::impl::order_json(const std::string& id, const actors::order_view* view) {
+  auto summary = projections::find_order(n.store(), id);
+  if (summary)
+    return order_body(*summary, view);
+  auto st = n.order(id);
+  return st ? order_body(*st) : order_body(actors::order_state{});
+}
+
+/// Whose order `id` is, from its stream (on this thread); answers 404 and
+/// returns nothing when it does not exist or, for a customer, is someone
+/// else's (the same answer: ids of others' orders cannot be probed).
+std::optional<actors::order_state> http_api::impl::owned_order(const principal& who,
+                                                                const std::string& id,
+                                                                http_response& res) {
+  if (!events::valid_key(id)) {
+    send_error(res, {404, "not_found", "no order " + id, ""});
+    return std::nullopt;
+  }
+  auto st = n.order(id);
+  if (!st) {
+    answer_pipeline_error(res, st.error());
+    return std::nullopt;
+  }
+  if (st->status == actors::order_status::none || (!who.admin && st->customer_id != who.subject)) {
+    send_error(res, {404, "not_found", "no order " + id + " of " + who.subject, ""});
+    return std::nullopt;
+  }
+  return std::move(*st);
 }
 
 void http_api::impl::get_order(http_request& req, http_response& res) {
-  if (!limit("ip:" + req.remote_addr, res))
+  auto who = authorize(req, res, false);
+  if (!who)
     return;
   std::string id = req.segments[2];
   req.order_id = id;
-  auto view = n.get(id);
-  if (!view)
-    return answer_pipeline_error(res, view.error());
+  auto st = owned_order(*who, id, res);
+  if (!st)
+    return;
+  auto view = actors::view_of(*st, false);
   auto summary = projections::find_order(n.store(), id);
-  if (summary && view->status == "compensating")
-    view->status = summary->status; // the last step recorded while compensations run
-  send_json(res, 200, summary ? order_body(*summary, &*view) : order_body(*view));
+  if (summary && view.status == "compensating")
+    view.status = summary->status; // the last step recorded while compensations run
+  send_json(res, 200, summary ? order_body(*summary, &view) : order_body(*st));
 }
 
 void http_api::impl::cancel(http_request& req, http_response& res) {
@@ -271,19 +347,8 @@ void http_api::impl::cancel(http_request& req, http_response& res) {
     return;
   std::string id = req.segments[2];
   req.order_id = id;
-  if (!who->admin) {
-    auto summary = projections::find_order(n.store(), id);
-    auto owner = summary ? summary->customer_id : std::string{};
-    if (!summary) {
-      auto view = n.get(id); // not projected yet: the actor knows it
-      if (!view)
-        return answer_pipeline_error(res, view.error());
-      if (auto st = actors::load_order(n.store(), id))
-        owner = st->customer_id;
-    }
-    if (owner != who->subject)
-      return send_error(res, {403, "forbidden", "order " + id + " belongs to another customer", ""});
-  }
+  if (!owned_order(*who, id, res))
+    return;
   auto view = n.cancel(id, who->subject);
   if (!view)
     return answer_pipeline_error(res, view.error());
@@ -292,9 +357,15 @@ void http_api::impl::cancel(http_request& req, http_response& res) {
 }
 
 void http_api::impl::customer_orders(http_request& req, http_response& res) {
-  if (!limit("ip:" + req.remote_addr, res))
+  auto who = authorize(req, res, false);
+  if (!who)
     return;
   std::string id = req.segments[2];
+  if (!who->admin && id != who->subject)
+    return send_error(res, {403, "forbidden",
+                            "a customer may only list its own orders (token sub " + who->subject
+                              + ")",
+                            ""});
   std::size_t limit_n = 20;
   if (req.param("limit")) {
     auto text = *req.param("limit");
@@ -315,6 +386,43 @@ void http_api::impl::customer_orders(http_request& req, http_response& res) {
   send_json(res, 200, customer_orders_body(id, *page));
 }
 
+void http_api::impl::catalog_entry(http_request& req, http_response& res) {
+  if (!limit("ip:" + req.remote_addr, res))
+    return;
+  auto& sku = req.segments[2];
+  auto entry = n.catalog().find(sku);
+  if (!entry)
+    return send_error(res, {404, "not_for_sale", "SKU " + sku + " is not for sale", ""});
+  send_json(res, 200, catalog_body(*entry));
+}
+
+void http_api::impl::set_price(http_request& req, http_response& res) {
+  auto who = authorize(req, res, true);
+  if (!who)
+    return;
+  auto parsed = parse_price(req.body);
+  if (auto* err = std::get_if<api_error>(&parsed))
+    return send_error(res, *err);
+  auto& p = std::get<price_request>(parsed);
+  auto entry = n.catalog().set(req.segments[2], p.price_cents, p.currency, who->subject);
+  if (!entry)
+    return answer_pipeline_error(res, entry.error());
+  send_json(res, 200, catalog_body(*entry));
+}
+
+void http_api::impl::withdraw(http_request& req, http_response& res) {
+  auto who = authorize(req, res, true);
+  if (!who)
+    return;
+  auto& sku = req.segments[2];
+  if (auto err = n.catalog().withdraw(sku, who->subject)) {
+    if (code_of(err) == errc::not_found)
+      return send_error(res, {404, "not_for_sale", "SKU " + sku + " is not for sale", ""});
+    return answer_pipeline_error(res, err);
+  }
+  send_json(res, 200, events::dump_json(json{{"sku", sku}, {"withdrawn", true}}));
+}
+
 void http_api::impl::stock(http_request& req, http_response& res) {
   if (!limit("ip:" + req.remote_addr, res))
     return;
@@ -331,9 +439,11 @@ void http_api::impl::set_stock(http_request& req, http_response& res) {
   if (auto* err = std::get_if<api_error>(&parsed))
     return send_error(res, *err);
   std::string sku = req.segments[2];
-  if (!events::valid_stream_id("stock-" + sku))
+  if (!events::valid_key(sku))
     return send_error(res, {400, "invalid_value",
-                            "the SKU must be printable characters without spaces", "sku"});
+                            "the SKU must be 1.." + std::to_string(events::max_key_size)
+                              + " characters of A-Z a-z 0-9 . _ : -",
+                            "sku"});
   auto reply = n.set_stock(sku, std::get<std::int64_t>(parsed));
   if (!reply)
     return answer_pipeline_error(res, reply.error());
@@ -457,6 +567,9 @@ void http_api::impl::routes() {
     {"POST", {"v1", "orders", "*", "cancel"}, "cancel", &i::cancel},
     {"GET", {"v1", "customers", "*", "orders"}, "customer_orders", &i::customer_orders},
     {"GET", {"v1", "stock", "*"}, "stock", &i::stock},
+    {"GET", {"v1", "catalog", "*"}, "catalog", &i::catalog_entry},
+    {"PUT", {"admin", "catalog", "*"}, "admin", &i::set_price},
+    {"DELETE", {"admin", "catalog", "*"}, "admin", &i::withdraw},
     {"PUT", {"admin", "stock", "*"}, "admin", &i::set_stock},
     {"POST", {"admin", "faults"}, "admin", &i::faults},
     {"GET", {"admin", "projections"}, "admin", &i::list_projections},

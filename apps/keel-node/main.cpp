@@ -2,7 +2,8 @@
 // shipping, projections), embedded defaults.
 //
 //   keel-node run --data DIR --http HOST:PORT --jwt-secret-file FILE [--kafka ...] [--config FILE]
-//   keel-node mint-token --jwt-secret-file FILE --sub ID [--role admin] [--ttl SECONDS]
+//   keel-node mint-token --jwt-secret-file FILE --sub ID [--role admin] [--tier premium]
+//                        [--ttl SECONDS]
 // The secret may come from KEEL_JWT_SECRET instead; never from the command
 // line, where every local user can read it.
 
@@ -154,6 +155,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--token-issuer", o.cfg.token_issuer, "required `iss` claim (empty: not checked)");
   run_cmd->add_option("--token-audience", o.cfg.token_audience,
                       "required `aud` claim (empty: not checked)");
+  run_cmd->add_option("--currencies", o.cfg.currencies,
+                      "ISO 4217 codes catalogue prices and orders may use (comma-separated)")
+    ->delimiter(',')->capture_default_str();
   run_cmd->add_option("--rate-limit", o.cfg.rate_limit, "requests per customer per second")
     ->check(CLI::Range(1u, 10000000u))->capture_default_str();
   run_cmd->add_option("--auth-failure-limit", o.cfg.auth_failure_limit,
@@ -200,6 +204,7 @@ int main(int argc, char** argv) {
   std::string aud;
   std::string sub;
   std::string role = "customer";
+  std::string tier = "standard";
   std::int64_t ttl = 24 * 3600;
   auto* mint = app.add_subcommand("mint-token", "print a bearer token (JWT HS256)");
   mint->add_option("--jwt-secret-file", secret_file, "file holding the HS256 secret (or KEEL_JWT_SECRET)");
@@ -208,6 +213,8 @@ int main(int argc, char** argv) {
   mint->add_option("--sub", sub, "customer id (claim sub)")->required();
   mint->add_option("--role", role, "customer or admin")
     ->check(CLI::IsMember({"customer", "admin"}))->capture_default_str();
+  mint->add_option("--tier", tier, "standard or premium (premium orders' payments are retried first)")
+    ->check(CLI::IsMember({"standard", "premium"}))->capture_default_str();
   mint->add_option("--ttl", ttl, "seconds until it expires")->check(CLI::Range(1, 30 * 24 * 3600))
     ->capture_default_str();
 
@@ -224,7 +231,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     auto token = node::mint_token(*secret, sub, role == "admin", wall_s(),
-                                  std::chrono::seconds{ttl}, iss, aud);
+                                  std::chrono::seconds{ttl}, iss, aud, tier == "premium");
     if (token.empty()) {
       std::cerr << "keel-node: cannot mint a token\n";
       return 1;

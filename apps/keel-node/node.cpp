@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "keel/actors/catalog.hpp"
 #include "keel/actors/correlation.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
@@ -147,6 +148,10 @@ caf::error open_store(node::impl& s) {
   if (!opened)
     return opened.error();
   s.store = std::shared_ptr<storage::event_store>(std::move(*opened));
+  auto cat = actors::catalog::open(s.store, s.cfg.currencies);
+  if (!cat)
+    return cat.error();
+  s.catalog = std::move(*cat);
   return caf::error{};
 }
 
@@ -189,7 +194,7 @@ void init_figures(node::impl& s) {
     s.saga_seconds[o] = std::make_unique<histogram>(latency_buckets());
     s.outcomes[o] = std::make_unique<std::atomic<std::uint64_t>>(0);
   }
-  for (auto* r : {"place", "get", "cancel", "customer_orders", "stock", "admin", "metrics",
+  for (auto* r : {"place", "get", "cancel", "customer_orders", "stock", "catalog", "admin", "metrics",
                   "health", "other"})
     s.http_seconds[r] = std::make_unique<histogram>(latency_buckets());
 }
@@ -208,6 +213,7 @@ caf::error start_pipeline(node::impl& s) {
   pc.payment_retry.initial = s.cfg.payment_retry_initial;
   pc.max_sagas = s.cfg.max_sagas;
   pc.on_finished = [&s](const actors::finished_order& x) { s.finished(x); };
+  pc.catalog = s.catalog;
   pc.admission = [cache = s.cache](const events::place_order& cmd) {
     return cache->check(cmd.lines);
   };
@@ -324,9 +330,12 @@ caf::expected<actors::order_view> node::cancel(const std::string& order_id,
                                   impl_->cfg.request_timeout, events::cancel_order{order_id, who});
 }
 
-caf::expected<actors::order_view> node::get(const std::string& order_id) {
-  return call<actors::order_view>(*impl_->system, impl_->pipeline->orders(),
-                                  impl_->cfg.request_timeout, actors::get_atom::value, order_id);
+caf::expected<actors::order_state> node::order(const std::string& order_id) const {
+  return actors::load_order(*impl_->store, order_id);
+}
+
+actors::catalog& node::catalog() const noexcept {
+  return *impl_->catalog;
 }
 
 caf::expected<actors::stock_reply> node::set_stock(const std::string& sku, std::int64_t on_hand) {

@@ -10,6 +10,8 @@
 #include <caf/expected.hpp>
 
 #include "keel/actors/messages.hpp"
+#include "keel/actors/fwd.hpp"
+#include "keel/actors/saga.hpp"
 #include "http_server.hpp"
 #include "keel/events/commands.hpp"
 
@@ -41,6 +43,9 @@ struct node_config {
   std::chrono::seconds max_token_ttl{24 * 3600};
   std::string token_issuer;
   std::string token_audience;
+  /// The currencies catalogue prices (and so orders) may be in; revenue
+  /// metrics have one series per currency.
+  std::vector<std::string> currencies{"EUR", "USD", "GBP"};
   /// Requests per customer (writes) or per client address (reads) per
   /// second (sliding window).
   std::uint32_t rate_limit = 1000;
@@ -121,8 +126,12 @@ public:
   /// Places an order through the orders actor; answers once order_placed is durable.
   caf::expected<actors::order_view> place(const events::place_order& cmd);
   caf::expected<actors::order_view> cancel(const std::string& order_id, const std::string& who);
-  /// The authoritative state from the orders actor (not_found when unknown).
-  caf::expected<actors::order_view> get(const std::string& order_id);
+  /// The order's durable state, folded from its stream on the caller's
+  /// thread: reads never wait for (nor load) the actor that places orders.
+  /// Status none when the order does not exist.
+  caf::expected<actors::order_state> order(const std::string& order_id) const;
+  /// The prices orders are placed at (thread-safe).
+  actors::catalog& catalog() const noexcept;
   /// Sets the units on hand of `sku` (admin); returns the new level.
   caf::expected<actors::stock_reply> set_stock(const std::string& sku, std::int64_t on_hand);
   /// Changes the faults of simulated provider `name`; the JSON is validated by the caller.

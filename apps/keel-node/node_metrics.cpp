@@ -78,6 +78,10 @@ void bulkheads(exposition& out, const node::impl& s) {
   for (auto& b : all)
     out.sample("keel_bulkhead_in_use", {{"bulkhead", b->name}},
                static_cast<double>(b->in_use.load()));
+  out.family("keel_bulkhead_admitted_total", "counter", "Requests a bulkhead admitted.");
+  for (auto& b : all)
+    out.sample("keel_bulkhead_admitted_total", {{"bulkhead", b->name}},
+               static_cast<double>(b->admitted.load()));
   out.family("keel_bulkhead_rejections_total", "counter",
              "Requests rejected because the bulkhead was full (overloaded).");
   for (auto& b : all)

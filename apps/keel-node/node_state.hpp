@@ -46,6 +46,8 @@ struct node::impl {
   std::shared_ptr<storage::event_store> store;
   std::shared_ptr<actors::registry> registry;
   std::shared_ptr<projections::stock_cache> cache;
+  /// The prices orders are placed at.
+  std::shared_ptr<actors::catalog> catalog;
   std::unique_ptr<projections::projection_runner> runner;
   std::unique_ptr<storage::kafka_cluster> kafka;
   std::unique_ptr<storage::outbox_relay> outbox;

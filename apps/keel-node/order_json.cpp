@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "keel/actors/catalog.hpp"
 #include "keel/actors/messages.hpp"
+#include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
 #include "keel/projections/read_models.hpp"
@@ -114,8 +116,11 @@ std::optional<api_error> parse_line(const json& item, std::size_t index, events:
                              events::max_line_quantity, quantity))
     return err;
   line.quantity = static_cast<std::uint32_t>(quantity);
+  line.unit_price_cents = events::unpriced; // the catalogue's
+  if (!item.contains("unit_price_cents"))
+    return std::nullopt;
   return get_integer(item, "unit_price_cents", prefix + ".unit_price_cents", 0,
-                     10'000'000'000, line.unit_price_cents);
+                     events::max_unit_price_cents, line.unit_price_cents);
 }
 
 std::optional<api_error> parse_address(const json& obj, events::address& out) {
@@ -142,7 +147,8 @@ std::optional<api_error> parse_address(const json& obj, events::address& out) {
   return std::nullopt;
 }
 
-std::optional<api_error> parse_order_fields(const json& j, events::place_order& cmd) {
+std::optional<api_error> parse_order_fields(const json& j, events::place_order& cmd,
+                                            std::optional<bool>& premium) {
   if (auto err = unknown_members(j, {"order_id", "customer_id", "items", "currency",
                                      "shipping_address", "premium"}, ""))
     return err;
@@ -163,27 +169,31 @@ std::optional<api_error> parse_order_fields(const json& j, events::place_order& 
   for (std::size_t i = 0; i < items->size(); ++i)
     if (auto err = parse_line((*items)[i], i, cmd.lines[i]))
       return err;
-  if (auto err = get_string(j, "currency", "currency", cmd.currency))
+  if (auto err = get_string(j, "currency", "currency", cmd.currency, false))
     return err;
+  if (j.contains("currency") && cmd.currency.empty())
+    return bad("currency", "invalid_value", "must be three upper-case letters (ISO 4217)");
   if (auto err = parse_address(j, cmd.shipping_address))
     return err;
   if (auto p = j.find("premium"); p != j.end()) {
     if (!p->is_boolean())
       return bad("premium", "invalid_type", std::string{"must be a boolean, not "} + type_name(*p));
-    cmd.premium = p->get<bool>();
+    premium = p->get<bool>();
   }
   return std::nullopt;
 }
 
 } // namespace
 
-std::variant<events::place_order, api_error> parse_place_order(std::string_view body) {
+std::variant<events::place_order, api_error> parse_place_order(std::string_view body,
+                                                               std::optional<bool>& premium) {
   auto parsed = parse_object(body);
   if (auto* err = std::get_if<api_error>(&parsed))
     return std::move(*err);
   auto& j = std::get<json>(parsed);
   events::place_order cmd;
-  if (auto err = parse_order_fields(j, cmd))
+  premium.reset();
+  if (auto err = parse_order_fields(j, cmd, premium))
     return std::move(*err);
   // The domain's own rules (id syntax, currency code) name the field first.
   if (auto err = events::validate(cmd)) {
@@ -208,6 +218,22 @@ std::variant<std::int64_t, api_error> parse_stock_quantity(std::string_view body
   if (auto err = get_integer(j, "quantity", "quantity", 0, 1'000'000'000, quantity))
     return std::move(*err);
   return quantity;
+}
+
+std::variant<price_request, api_error> parse_price(std::string_view body) {
+  auto parsed = parse_object(body);
+  if (auto* err = std::get_if<api_error>(&parsed))
+    return std::move(*err);
+  auto& j = std::get<json>(parsed);
+  if (auto err = unknown_members(j, {"price_cents", "currency"}, ""))
+    return std::move(*err);
+  price_request r;
+  if (auto err = get_integer(j, "price_cents", "price_cents", 1, events::max_unit_price_cents,
+                             r.price_cents))
+    return std::move(*err);
+  if (auto err = get_string(j, "currency", "currency", r.currency))
+    return std::move(*err);
+  return r;
 }
 
 std::variant<skip_request, api_error> parse_skip(std::string_view body) {
@@ -337,17 +363,32 @@ std::string order_body(const projections::order_summary& s, const actors::order_
   return events::dump_json(j);
 }
 
-std::string order_body(const actors::order_view& v) {
-  json j{{"order_id", v.order_id},
+std::string order_body(const actors::order_state& st) {
+  auto v = actors::view_of(st, false);
+  json j{{"order_id", st.order_id},
+         {"customer_id", st.customer_id},
          {"status", v.status},
          {"reason", empty_or(v.reason)},
-         {"items", json::array()},
-         {"total_cents", v.total_cents},
-         {"payment_id", empty_or(v.payment_id)},
-         {"tracking_id", empty_or(v.tracking_id)},
-         {"estimated_delivery", time_or_null(v.estimated_delivery_us)},
+         {"items", items_json(st.lines)},
+         {"currency", st.currency},
+         {"total_cents", st.total_cents},
+         {"premium", st.premium},
+         {"payment_id", empty_or(st.payment_id)},
+         {"tracking_id", empty_or(st.tracking_id)},
+         {"carrier", empty_or(st.carrier)},
+         {"estimated_delivery", time_or_null(st.estimated_delivery_us)},
+         {"cancel_requested", st.cancel_requested},
+         {"payment_attempts", st.payment_attempts},
+         {"placed_at", time_or_null(st.placed_at_us)},
          {"steps", json::array()}};
   return events::dump_json(j);
+}
+
+std::string catalog_body(const actors::catalog_entry& e) {
+  return events::dump_json(json{{"sku", e.sku},
+                                {"price_cents", e.price_cents},
+                                {"currency", e.currency},
+                                {"version", e.version}});
 }
 
 std::string customer_orders_body(std::string_view customer_id,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -14,6 +15,8 @@ struct stock_level;
 } // namespace keel::projections
 
 namespace keel::actors {
+struct catalog_entry;
+struct order_state;
 struct order_view;
 } // namespace keel::actors
 
@@ -25,11 +28,24 @@ constexpr std::size_t max_body_bytes = 64 * 1024;
 
 /// Parses and validates the body of `POST /v1/orders`: a JSON object with
 /// `order_id`, `customer_id`, `items` (1..100 objects of `sku`, `quantity`
-/// 1..1000, `unit_price_cents` >= 0), `currency`, `shipping_address` (an
+/// 1..1000 and optional `unit_price_cents`, the price the client expects;
+/// absent: `events::unpriced`), optional `currency`, `shipping_address` (an
 /// object of strings `name`, `street`, `city`, `postal_code`, `country`) and
-/// optional `premium` (boolean). Unknown fields, wrong types, missing fields
-/// and values out of range are a 400 `api_error` naming the field.
-std::variant<events::place_order, api_error> parse_place_order(std::string_view body);
+/// optional `premium` (boolean; returned in `premium`, the caller checks it
+/// against the token). Unknown fields, wrong types, missing fields and
+/// values out of range are a 400 `api_error` naming the field.
+std::variant<events::place_order, api_error> parse_place_order(std::string_view body,
+                                                               std::optional<bool>& premium);
+
+/// The body of `PUT /admin/catalog/{sku}`.
+struct price_request {
+  std::int64_t price_cents = 0;
+  std::string currency;
+};
+
+/// Parses `{"price_cents": N (1..10^10), "currency": "EUR"}`; the currency
+/// list is the catalogue's to check.
+std::variant<price_request, api_error> parse_price(std::string_view body);
 
 /// Parses `{"quantity": N}` (0..1,000,000,000) of `PUT /admin/stock/{sku}`.
 std::variant<std::int64_t, api_error> parse_stock_quantity(std::string_view body);
@@ -67,8 +83,10 @@ std::variant<fault_request, api_error> parse_faults(std::string_view body);
 std::string order_body(const projections::order_summary& summary, const actors::order_view* view);
 
 /// The answer of `GET /v1/orders/{id}` when the read model has not seen the
-/// order yet: what the orders actor knows.
-std::string order_body(const actors::order_view& view);
+/// order yet: its state folded from its stream (no steps).
+std::string order_body(const actors::order_state& state);
+/// The answer of `GET /v1/catalog/{sku}` and `PUT /admin/catalog/{sku}`.
+std::string catalog_body(const actors::catalog_entry& entry);
 
 /// The answer of `GET /v1/customers/{id}/orders`.
 std::string customer_orders_body(std::string_view customer_id,

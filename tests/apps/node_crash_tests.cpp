@@ -86,6 +86,7 @@ void seed(node_process& n) {
                      "application/json");
     REQUIRE(res);
     REQUIRE(res->status == 200);
+    put_on_sale(c, "sku-" + std::to_string(i), 990);
   }
 }
 
@@ -97,7 +98,7 @@ void all_complete(node_process& n, const std::set<std::string>& ids) {
   std::string last;
   for (auto& id : ids) {
     for (;;) {
-      auto res = c.Get(("/v1/orders/" + id).c_str());
+      auto res = c.Get(("/v1/orders/" + id).c_str(), {{"Authorization", bearer("ops", true)}});
       if (res && res->status == 200) {
         auto status = json::parse(res->body)["status"].get<std::string>();
         if (status == "completed") {

@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "auth.hpp"
+#include "keel/storage/event_store.hpp"
 
 namespace keel::test {
 
@@ -106,6 +107,35 @@ std::string bearer(const std::string& sub, bool admin) {
   using namespace std::chrono;
   auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
   return "Bearer " + node::mint_token(test_secret, sub, admin, now, std::chrono::hours(1));
+}
+
+httplib::Headers auth(const std::string& sub, bool admin) {
+  return {{"Authorization", bearer(sub, admin)}};
+}
+
+httplib::Result post(httplib::Client& c, const std::string& path, const nlohmann::json& body,
+                     const httplib::Headers& h) {
+  return c.Post(path.c_str(), h, body.dump(), "application/json");
+}
+
+std::uint64_t head_of(const std::string& data) {
+  auto store = storage::event_store::open_beside(data);
+  REQUIRE(store);
+  std::uint64_t n = 0;
+  auto reader = (*store)->read_all();
+  while (reader.next())
+    n += reader.current().stream.rfind("$system-", 0) != 0;
+  REQUIRE_FALSE(reader.error());
+  return n;
+}
+
+void put_on_sale(httplib::Client& c, const std::string& sku, std::int64_t price_cents) {
+  auto res = c.Put(("/admin/catalog/" + sku).c_str(), {{"Authorization", bearer("ops", true)}},
+                   nlohmann::json{{"price_cents", price_cents}, {"currency", "EUR"}}.dump(),
+                   "application/json");
+  REQUIRE(res);
+  INFO(res->body);
+  REQUIRE(res->status == 200);
 }
 
 nlohmann::json order_json(const std::string& id, const std::string& customer,

@@ -54,7 +54,19 @@ inline const std::string test_secret = "keel-test-secret-of-at-least-32-bytes";
 /// A bearer header value for `sub` (role admin when `admin`).
 std::string bearer(const std::string& sub, bool admin = false);
 
-/// A valid `POST /v1/orders` body: one line of `quantity` x `sku` at 12.50 EUR.
+/// Headers with a bearer token for `sub`.
+httplib::Headers auth(const std::string& sub, bool admin = false);
+/// POSTs `body` as JSON.
+httplib::Result post(httplib::Client& c, const std::string& path, const nlohmann::json& body,
+                     const httplib::Headers& h);
+/// The domain events of the store (every stream but the `$system-` ones,
+/// which the node appends on its own: breaker transitions, pool resizes),
+/// read beside the running node (RocksDB secondary instance).
+std::uint64_t head_of(const std::string& data);
+/// Puts `sku` on sale at `price_cents` EUR (PUT /admin/catalog/{sku}).
+void put_on_sale(httplib::Client& c, const std::string& sku, std::int64_t price_cents = 1250);
+/// A valid `POST /v1/orders` body: one line of `quantity` x `sku` at 12.50
+/// EUR (the price `put_on_sale` sets by default), premium false.
 nlohmann::json order_json(const std::string& id, const std::string& customer,
                           const std::string& sku, int quantity = 1);
 

@@ -31,7 +31,8 @@ json good_order() {
 }
 
 node::api_error error_of(const std::string& body) {
-  auto r = node::parse_place_order(body);
+  std::optional<bool> premium;
+  auto r = node::parse_place_order(body, premium);
   REQUIRE(std::holds_alternative<node::api_error>(r));
   return std::get<node::api_error>(r);
 }
@@ -39,7 +40,8 @@ node::api_error error_of(const std::string& body) {
 } // namespace
 
 TEST_CASE("a valid order body parses into place_order", "[node][json]") {
-  auto r = node::parse_place_order(good_order().dump());
+  std::optional<bool> premium;
+  auto r = node::parse_place_order(good_order().dump(), premium);
   REQUIRE(std::holds_alternative<events::place_order>(r));
   auto& cmd = std::get<events::place_order>(r);
   CHECK(cmd.order_id == "o-1");
@@ -49,7 +51,19 @@ TEST_CASE("a valid order body parses into place_order", "[node][json]") {
   CHECK(cmd.lines[0].unit_price_cents == 1999);
   CHECK(cmd.currency == "EUR");
   CHECK(cmd.shipping_address.country == "DE");
-  CHECK(cmd.premium);
+  // The body's premium is reported, not taken: the token decides.
+  CHECK_FALSE(cmd.premium);
+  CHECK(premium == std::optional<bool>{true});
+  // Price and currency may be left to the catalogue.
+  auto j = good_order();
+  j["items"][0].erase("unit_price_cents");
+  j.erase("currency");
+  j.erase("premium");
+  r = node::parse_place_order(j.dump(), premium);
+  REQUIRE(std::holds_alternative<events::place_order>(r));
+  CHECK(std::get<events::place_order>(r).lines[0].unit_price_cents == events::unpriced);
+  CHECK(std::get<events::place_order>(r).currency.empty());
+  CHECK_FALSE(premium);
 }
 
 TEST_CASE("every bad order body is a 400 naming the field", "[node][json]") {
@@ -74,6 +88,16 @@ TEST_CASE("every bad order body is a 400 naming the field", "[node][json]") {
      "out_of_range"},
     {[](json& j) { j["items"][0].erase("sku"); }, "items[0].sku", "missing_field"},
     {[](json& j) { j["items"][0]["sku"] = "has space"; }, "items[0].sku", "invalid_value"},
+    {[](json& j) { j["items"][0]["sku"] = "a/b"; }, "items[0].sku", "invalid_value"},
+    {[](json& j) { j["order_id"] = "bf-1?x"; }, "order_id", "invalid_value"},
+    {[](json& j) { j["order_id"] = "bf#1"; }, "order_id", "invalid_value"},
+    {[](json& j) { j["order_id"] = "bf%2F1"; }, "order_id", "invalid_value"},
+    {[](json& j) { j["order_id"] = "bf/1"; }, "order_id", "invalid_value"},
+    {[](json& j) { j["order_id"] = "b\u00e9f"; }, "order_id", "invalid_value"},
+    {[](json& j) { j["customer_id"] = "c 1"; }, "customer_id", "invalid_value"},
+    {[](json& j) { j["items"][0]["unit_price_cents"] = 10000000001; }, "items[0].unit_price_cents",
+     "out_of_range"},
+    {[](json& j) { j["currency"] = ""; }, "currency", "invalid_value"},
     {[](json& j) { j["items"][0]["colour"] = "red"; }, "items[0].colour", "unknown_field"},
     {[](json& j) { j["currency"] = "euro"; }, "currency", "invalid_value"},
     {[](json& j) { j.erase("shipping_address"); }, "shipping_address", "missing_field"},
@@ -215,6 +239,22 @@ TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[no
   CHECK(status_of(sign(R"({"sub":"c-1","role":["admin"],"exp":)" + exp + "}", secret), now) == 401);
   CHECK(status_of(sign(R"({"sub":"c-1","exp":)" + exp + "}", secret, JWT_ALG_HS512), now) == 401);
   CHECK(status_of("Bearer " + std::string(9000, 'a'), now) == 401);
+  // The tier: premium only when the token says so; anything else is refused.
+  auto tier = [&](const std::string& claims) {
+    auto r = node::authenticate(sign(claims, secret), policy, now);
+    REQUIRE(std::holds_alternative<node::principal>(r));
+    return std::get<node::principal>(r).premium;
+  };
+  CHECK_FALSE(tier(R"({"sub":"c-1","exp":)" + exp + "}"));
+  CHECK_FALSE(tier(R"({"sub":"c-1","tier":"standard","exp":)" + exp + "}"));
+  CHECK(tier(R"({"sub":"c-1","tier":"premium","exp":)" + exp + "}"));
+  CHECK(status_of(sign(R"({"sub":"c-1","tier":"gold","exp":)" + exp + "}", secret), now) == 401);
+  CHECK(status_of(sign(R"({"sub":"c-1","tier":true,"exp":)" + exp + "}", secret), now) == 401);
+  auto vip = node::authenticate(
+    "Bearer " + node::mint_token(secret, "c-9", false, now, std::chrono::seconds(60), "", "", true),
+    policy, now);
+  REQUIRE(std::holds_alternative<node::principal>(vip));
+  CHECK(std::get<node::principal>(vip).premium);
   // Issuer and audience when configured.
   policy.issuer = "keel";
   policy.audience = "orders";

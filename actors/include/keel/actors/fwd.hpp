@@ -17,6 +17,7 @@ class registry;
 class pipeline;
 class simulated_provider;
 struct order_state;
+struct order_view;
 struct pipeline_config;
 
 } // namespace keel::actors

@@ -217,4 +217,7 @@ caf::expected<order_state> load_order(const storage::event_store& store,
                                       const std::string& order_id,
                                       const saga_policy& policy = {});
 
+/// The client's view of `st`; `created`: this call created the order.
+order_view view_of(const order_state& st, bool created);
+
 } // namespace keel::actors
