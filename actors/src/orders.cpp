@@ -9,6 +9,7 @@
 #include "keel/actors/catalog.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/ids.hpp"
 #include "keel/storage/event_store.hpp"
 #include "service_actor.hpp"
 
@@ -49,10 +50,17 @@ public:
         return view_of(*st, false);
       },
       [this](redrive_atom, const std::string& id) {
+        // Never a saga for something that is not an order id (its stream
+        // could not even be read): the id may come from outside.
+        if (!events::valid_key(id)) {
+          ignored_->fetch_add(1);
+          return;
+        }
         if (sagas_.count(id) == 0)
           send(start(id), redrive_atom::value);
       },
       [this](done_atom, const std::string& id) {
+        crashes_by_id_.erase(id);
         if (auto i = sagas_.find(id); i != sagas_.end()) {
           demonitor(i->second);
           sagas_.erase(i);
@@ -163,7 +171,14 @@ private:
       sagas_.erase(i);
       *in_flight_gauge_ = static_cast<std::int64_t>(sagas_.size());
       crashes_->fetch_add(1);
-      delayed_send(this, std::chrono::milliseconds(50), redrive_atom::value, id);
+      // Re-driven after 50 ms, doubling with every crash of the same order
+      // up to 30 s: a saga that keeps crashing (a stream it cannot read, a
+      // store that cannot write) costs little, and it is never given up
+      // (the order stays in flight until it ends or the node stops).
+      auto n = ++crashes_by_id_[id];
+      auto delay = std::chrono::milliseconds(50) * (1LL << std::min<std::uint32_t>(n - 1, 10));
+      delayed_send(this, std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(30)),
+                   redrive_atom::value, id);
       return;
     }
   }
@@ -172,6 +187,10 @@ private:
   std::shared_ptr<std::atomic<std::int64_t>> in_flight_gauge_;
   std::unordered_map<std::string, caf::actor> sagas_;
   std::shared_ptr<std::atomic<std::int64_t>> crashes_ = conf_.sagas->env.metrics->value("sagas.crashed");
+  std::shared_ptr<std::atomic<std::int64_t>> ignored_
+    = conf_.sagas->env.metrics->value("sagas.redrives_ignored");
+  /// Crashes in a row per order (forgotten when its saga ends or parks).
+  std::unordered_map<std::string, std::uint32_t> crashes_by_id_;
 };
 
 } // namespace

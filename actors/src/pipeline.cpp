@@ -9,6 +9,7 @@
 
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/ids.hpp"
 #include "keel/storage/event_store.hpp"
 #include "orders.hpp"
 #include "provider_adapter.hpp"
@@ -220,7 +221,8 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   env->seed = cfg.seed;
   p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.catalog, cfg.admission});
 
-  retry_queue_config rq{p->orders_, {}, {}, cfg.retry_tick, cfg.redrives_per_tick, env_of(cfg)};
+  retry_queue_config rq{p->orders_,     {}, {}, cfg.retry_tick, cfg.redrives_per_tick,
+                        cfg.retry_queue_capacity, env_of(cfg)};
   for (auto* name : pipeline::gateways) {
     rq.gateways.push_back(cfg.metrics->breaker(name));
     rq.bulkheads.push_back(cfg.metrics->bulkhead(name));
@@ -263,6 +265,34 @@ caf::error pipeline::recover(const pipeline_config& cfg) {
     }
     after = page->back().stream;
   }
+}
+
+const char* to_string(park_check x) {
+  switch (x) {
+    case park_check::valid: return "valid";
+    case park_check::stale: return "stale";
+    case park_check::invalid: return "invalid";
+    case park_check::far_future: return "far_future";
+  }
+  return "invalid";
+}
+
+park_check check_parked(const storage::event_store& store, const parked_payment& p,
+                        std::int64_t now_us, std::int64_t max_ahead_us) {
+  if (!events::valid_key(p.order_id))
+    return park_check::invalid;
+  if (p.retry_at_us > now_us && p.retry_at_us - now_us > max_ahead_us)
+    return park_check::far_future;
+  auto st = load_order(store, p.order_id);
+  if (!st || st->status == order_status::none)
+    return park_check::invalid;
+  if (p.attempt > st->payment_attempts)
+    return park_check::invalid;
+  if (st->status != order_status::pending_payment || p.attempt < st->payment_attempts)
+    return park_check::stale;
+  if (p.retry_at_us != st->retry_at_us || p.premium != st->premium)
+    return park_check::invalid;
+  return park_check::valid;
 }
 
 void pipeline::park(const parked_payment& x) {

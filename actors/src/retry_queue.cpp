@@ -23,6 +23,7 @@ struct queue_state {
   std::unordered_map<std::string, std::pair<queue*, queue::iterator>> index;
   std::shared_ptr<std::atomic<std::int64_t>> depth;
   std::shared_ptr<std::atomic<std::int64_t>> redriven;
+  std::shared_ptr<std::atomic<std::int64_t>> overflow;
   static inline const char* name = "keel.retry_queue";
 };
 
@@ -77,11 +78,16 @@ caf::behavior queue_fn(queue_actor* self, retry_queue_config cfg) {
   s.cfg = std::move(cfg);
   s.depth = s.cfg.env.metrics->value("retry_queue.depth");
   s.redriven = s.cfg.env.metrics->value("retry_queue.redriven");
+  s.overflow = s.cfg.env.metrics->value("retry_queue.overflow");
   self->delayed_send(self, s.cfg.tick, tick_atom::value);
   return {
     [self](park_atom, const std::string& id, std::int64_t retry_at, bool premium) {
       auto& s = self->state;
       erase(s, id);
+      if (s.index.size() >= s.cfg.capacity) {
+        s.overflow->fetch_add(1);
+        return;
+      }
       auto& q = premium ? s.premium : s.normal;
       s.index[id] = {&q, q.emplace(retry_at, id)};
       *s.depth = static_cast<std::int64_t>(s.index.size());

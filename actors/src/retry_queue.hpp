@@ -22,11 +22,16 @@ struct retry_queue_config {
   std::vector<std::shared_ptr<bulkhead_gauge>> bulkheads;
   duration tick = std::chrono::milliseconds(100);
   std::size_t per_tick = 500;
+  /// Orders parked at once; a park of one more order is dropped and
+  /// counted (`retry_queue.overflow`): it stays pending_payment in its
+  /// stream, and the next start re-fills the queue from the streams.
+  std::size_t capacity = 1'000'000;
   service_env env;
 };
 
 /// Spawns the in-process payment retry queue. `(park_atom, order id,
-/// retry_at_us, premium)` parks an order (again); every tick, due orders go
+/// retry_at_us, premium)` parks an order (again; at most `capacity`
+/// orders); every tick, due orders go
 /// back to `orders` as `(redrive_atom, id)`, premium customers first. The
 /// queue holds no state of its own worth persisting: the order streams are
 /// the source of truth and `pipeline::start` re-fills it from them.

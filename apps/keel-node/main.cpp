@@ -145,6 +145,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--kafka", o.cfg.kafka,
                       "\"embedded\" (mock cluster in this process), \"off\", or brokers host:port,...")
     ->capture_default_str();
+  run_cmd->add_option("--kafka-config", o.cfg.kafka_config,
+                      "librdkafka properties file for TLS/SASL to the brokers (security.protocol, "
+                      "sasl.*, ssl.*; keeps passwords off the command line)");
   run_cmd->add_option("--kafka-partitions", o.cfg.kafka_partitions, "partitions per topic")
     ->check(CLI::Range(1, 256))->capture_default_str();
   run_cmd->add_option("--jwt-secret-file", o.secret_file,

@@ -96,6 +96,22 @@ void node::impl::hand_back(const actors::parked_payment& p) {
     early.push_back(p); // during recovery: parked once the pipeline is live
 }
 
+storage::retry_topic::verdict node::impl::check_entry(const storage::retry_entry& e) const {
+  using verdict = storage::retry_topic::verdict;
+  // No backoff parks an order further ahead than a minute and a bit; a
+  // message due later than this is not one the node wrote.
+  constexpr std::int64_t horizon_us = 10 * 60 * 1'000'000LL;
+  actors::parked_payment p{e.order_id, e.retry_at_us, e.premium, e.retry_count,
+                           e.fallback_reason, e.correlation_id};
+  switch (actors::check_parked(*store, p, wall_us(), horizon_us)) {
+    case actors::park_check::valid: return verdict::accept;
+    case actors::park_check::stale: return verdict::stale;
+    case actors::park_check::far_future: return verdict::far_future;
+    case actors::park_check::invalid: break;
+  }
+  return verdict::invalid;
+}
+
 void node::impl::consumed(const storage::retry_entry& e) {
   hand_back(actors::parked_payment{e.order_id, e.retry_at_us, e.premium, e.retry_count,
                                    e.fallback_reason, e.correlation_id});
@@ -170,6 +186,14 @@ caf::error start_kafka(node::impl& s) {
     ko.brokers = s.cfg.kafka;
   ko.partitions = s.cfg.kafka_partitions;
   ko.client_id = "keel-node";
+  if (!s.cfg.kafka_config.empty()) {
+    auto security = storage::load_kafka_settings(s.cfg.kafka_config);
+    if (!security)
+      return security.error();
+    ko.security = std::move(*security);
+    spdlog::info("component=kafka msg=\"connection settings\" file={} settings={}",
+                 s.cfg.kafka_config, ko.security.size());
+  }
   auto cluster = storage::kafka_cluster::open(ko);
   if (!cluster)
     return cluster.error();
@@ -181,8 +205,9 @@ caf::error start_kafka(node::impl& s) {
   if (!relay)
     return relay.error();
   s.outbox = std::move(*relay);
-  auto retry = storage::retry_topic::start(*s.kafka, {},
-                                           [&s](const storage::retry_entry& e) { s.consumed(e); });
+  auto retry = storage::retry_topic::start(
+    *s.kafka, {}, [&s](const storage::retry_entry& e) { s.consumed(e); },
+    [&s](const storage::retry_entry& e) { return s.check_entry(e); });
   if (!retry)
     return retry.error();
   s.retry = std::move(*retry);

@@ -36,6 +36,9 @@ struct node_config {
   /// broker list "host:port,...".
   std::string kafka = "embedded";
   int kafka_partitions = 16;
+  /// A librdkafka properties file with TLS/SASL settings for the brokers
+  /// (security.protocol, sasl.*, ssl.*); empty: plaintext.
+  std::string kafka_config;
   /// HS256 secret of bearer tokens: at least 32 bytes, or the node does not start.
   std::string jwt_secret;
   /// The longest remaining lifetime a token may have; `iss` / `aud` that

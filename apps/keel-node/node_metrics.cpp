@@ -184,6 +184,16 @@ void kafka(exposition& out, const node::impl& s) {
              static_cast<double>(retry_depth(s)));
   out.single("keel_retry_queue_redriven_total", "counter", "Parked payments sent back to payment.",
              static_cast<double>(s.registry->value("retry_queue.redriven")->load()));
+  out.single("keel_retry_queue_overflow_total", "counter",
+             "Parks dropped because the in-process queue was full (the orders stay pending; "
+             "a restart re-fills the queue from their streams).",
+             static_cast<double>(s.registry->value("retry_queue.overflow")->load()));
+  out.single("keel_sagas_crashed_total", "counter",
+             "Sagas that crashed and were re-driven from their stream (with backoff).",
+             static_cast<double>(s.registry->value("sagas.crashed")->load()));
+  out.single("keel_sagas_redrives_ignored_total", "counter",
+             "Re-drives refused because the id is not an order id.",
+             static_cast<double>(s.registry->value("sagas.redrives_ignored")->load()));
   out.single("keel_retry_queue_publish_fallbacks_total", "counter",
              "Parked payments kept in process because publishing to the topic failed.",
              static_cast<double>(s.park_fallbacks.load()));
@@ -198,6 +208,13 @@ void kafka(exposition& out, const node::impl& s) {
                static_cast<double>(st.consumed));
     out.single("keel_retry_queue_duplicates_total", "counter",
                "Consumed messages dropped as duplicates.", static_cast<double>(st.duplicates));
+    out.family("keel_retry_queue_dropped_total", "counter",
+               "Consumed messages dropped before the pipeline saw them, by reason: malformed, "
+               "invalid (no such order, or fields no park of it had), stale (the order moved on), "
+               "far_future.");
+    for (auto [reason, n] : {std::pair{"malformed", st.malformed}, std::pair{"invalid", st.invalid},
+                             std::pair{"stale", st.stale}, std::pair{"far_future", st.far_future}})
+      out.sample("keel_retry_queue_dropped_total", {{"reason", reason}}, static_cast<double>(n));
   }
   if (s.outbox) {
     auto st = s.outbox->status();

@@ -80,6 +80,9 @@ struct node::impl {
 
   void finished(const actors::finished_order& x);
   void park(const actors::parked_payment& p);
+  /// A retry-topic message against the order's stored state (H5: the topic
+  /// is not trusted).
+  storage::retry_topic::verdict check_entry(const storage::retry_entry& e) const;
   void consumed(const storage::retry_entry& e);
   /// Gives a parked payment to the pipeline's retry scheduler (held until
   /// the pipeline exists, during recovery).

@@ -3,6 +3,7 @@
 
 #include "keel/storage/kafka.hpp"
 
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -64,7 +65,7 @@ caf::error validate(const kafka_options& opts) {
                                                 + std::to_string(opts.mock_brokers));
   if (opts.client_id.empty())
     return make_error(errc::invalid_argument, "kafka client id is empty");
-  return caf::error{};
+  return check_security(opts.security, "kafka setting ");
 }
 
 // librdkafka 2.0.2's mock cluster thread serves its op queue and only then
@@ -172,7 +173,7 @@ caf::error read_partitions(rd_kafka_t* rk, kafka_cluster::impl& s, bool all_need
 
 caf::error connect_external(kafka_cluster::impl& s) {
   s.bootstrap = s.opts.brokers;
-  auto rk = make_handle(RD_KAFKA_PRODUCER, make_conf(s.bootstrap, s.opts.client_id + "-admin"));
+  auto rk = make_handle(RD_KAFKA_PRODUCER, make_conf(s.bootstrap, s.opts.client_id + "-admin", s.opts.security));
   if (!rk)
     return rk.error();
   // Brokers that cannot create topics (no controller, no rights, another
@@ -229,6 +230,32 @@ caf::error kafka_cluster::set_brokers_down(bool down) {
       return to_error(err, "setting mock broker " + std::to_string(id) + (down ? " down" : " up"));
   }
   return caf::error{};
+}
+
+caf::expected<kafka_settings> load_kafka_settings(const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    return make_error(errc::not_found, "kafka settings: cannot read " + path);
+  auto trim = [](std::string x) {
+    auto b = x.find_first_not_of(" \t\r");
+    auto e = x.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string{} : x.substr(b, e - b + 1);
+  };
+  kafka_settings result;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#')
+      continue;
+    auto where = path + ":" + std::to_string(number) + ": ";
+    auto eq = line.find('=');
+    if (eq == std::string::npos || trim(line.substr(0, eq)).empty())
+      return make_error(errc::invalid_argument, where + "expected name=value");
+    result.emplace_back(trim(line.substr(0, eq)), trim(line.substr(eq + 1)));
+    if (auto err = kafka_detail::check_security({result.back()}, where))
+      return err;
+  }
+  return result;
 }
 
 } // namespace keel::storage

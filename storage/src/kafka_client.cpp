@@ -15,7 +15,8 @@ void drop_log(const rd_kafka_t*, int, const char*, const char*) {
 
 } // namespace
 
-conf_ptr make_conf(const std::string& bootstrap, const std::string& client_id) {
+conf_ptr make_conf(const std::string& bootstrap, const std::string& client_id,
+                   const kafka_settings& security) {
   conf_ptr conf{rd_kafka_conf_new()};
   rd_kafka_conf_set_log_cb(conf.get(), drop_log);
   // These keys and values are valid in every librdkafka since 1.x; a
@@ -28,7 +29,22 @@ conf_ptr make_conf(const std::string& bootstrap, const std::string& client_id) {
   // default ten.
   set(conf.get(), "reconnect.backoff.ms", "50");
   set(conf.get(), "reconnect.backoff.max.ms", "1000");
+  for (auto& [name, value] : security)
+    set(conf.get(), name.c_str(), value);
   return conf;
+}
+
+caf::error check_security(const kafka_settings& security, const std::string& where) {
+  conf_ptr scratch{rd_kafka_conf_new()};
+  for (auto& [name, value] : security) {
+    if (name != "security.protocol" && name.rfind("sasl.", 0) != 0 && name.rfind("ssl.", 0) != 0)
+      return make_error(errc::invalid_argument,
+                        where + name + ": only security.protocol, sasl.* and ssl.* may be set "
+                                       "(Keel sets every other property itself)");
+    if (auto err = set(scratch.get(), name.c_str(), value))
+      return make_error(errc::invalid_argument, where + describe(err));
+  }
+  return caf::error{};
 }
 
 caf::error set(rd_kafka_conf_t* conf, const char* name, const std::string& value) {

@@ -15,6 +15,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "keel/storage/kafka.hpp"
+
 namespace keel::storage::kafka_detail {
 
 /// Destroys a client handle (after the caller drained what it needs).
@@ -74,8 +76,14 @@ using conf_ptr = std::unique_ptr<rd_kafka_conf_t, conf_deleter>;
 
 /// A configuration with Keel's defaults: `client.id`, `bootstrap.servers`
 /// (if not empty), short reconnect backoffs, and librdkafka's log silenced
-/// (errors reach callers through error callbacks and delivery reports).
-conf_ptr make_conf(const std::string& bootstrap, const std::string& client_id);
+/// (errors reach callers through error callbacks and delivery reports),
+/// then `security` (TLS/SASL, checked by `check_security` beforehand).
+conf_ptr make_conf(const std::string& bootstrap, const std::string& client_id,
+                   const kafka_settings& security = {});
+
+/// Whether `security` holds only security.protocol, sasl.* and ssl.*
+/// properties with values librdkafka accepts; `where` prefixes the error.
+caf::error check_security(const kafka_settings& security, const std::string& where);
 
 /// Sets property `name`. Errors: `invalid_argument` with librdkafka's reason.
 caf::error set(rd_kafka_conf_t* conf, const char* name, const std::string& value);

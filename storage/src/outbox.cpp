@@ -62,6 +62,7 @@ struct outbox_relay::impl {
   outbox_options opts;
   std::string bootstrap;
   std::string client_id;
+  kafka_settings security;
 
   std::shared_mutex producer_mtx;
   client producer;
@@ -134,7 +135,7 @@ struct outbox_relay::impl {
 };
 
 caf::expected<client> outbox_relay::impl::make_producer() {
-  auto conf = make_conf(bootstrap, client_id + "-outbox");
+  auto conf = make_conf(bootstrap, client_id + "-outbox", security);
   auto queue_max = std::clamp<std::size_t>(opts.max_in_flight + 1000, 100000, 10000000);
   // Idempotence keeps each partition in order and free of duplicates across
   // librdkafka's own retries. Events may be up to 4 MiB (and more as JSON),
@@ -365,6 +366,7 @@ outbox_relay::start(std::shared_ptr<event_store> store, const kafka_cluster& clu
   s->opts = std::move(opts);
   s->bootstrap = cluster.bootstrap_servers();
   s->client_id = cluster.options().client_id;
+  s->security = cluster.options().security;
   s->saved = *cp ? (*cp)->position : 0;
   s->window = delivery_window{s->saved};
   auto producer = s->make_producer();

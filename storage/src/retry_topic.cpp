@@ -148,8 +148,10 @@ caf::expected<retry_entry> parse_retry_entry(std::string_view text) {
 struct retry_topic::impl {
   retry_topic_options opts;
   handler on_entry;
+  checker check;
   std::string bootstrap;
   std::string client_id;
+  kafka_settings security;
 
   // Shared to publish, exclusive to close; null once stopped.
   std::shared_mutex producer_mtx;
@@ -162,6 +164,9 @@ struct retry_topic::impl {
   std::atomic<std::uint64_t> consumed{0};
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> malformed{0};
+  std::atomic<std::uint64_t> invalid{0};
+  std::atomic<std::uint64_t> stale{0};
+  std::atomic<std::uint64_t> far_future{0};
   std::atomic<std::uint64_t> failures{0};
   std::atomic<std::int64_t> lag{0};
 
@@ -199,7 +204,7 @@ struct retry_topic::impl {
 };
 
 caf::error retry_topic::impl::start_clients() {
-  auto pconf = make_conf(bootstrap, client_id + "-retry-producer");
+  auto pconf = make_conf(bootstrap, client_id + "-retry-producer", security);
   if (auto err = set(pconf.get(), {{"acks", "all"}, {"linger.ms", "5"},
                                    {"partitioner", "murmur2_random"}}))
     return err;
@@ -213,7 +218,7 @@ caf::error retry_topic::impl::start_clients() {
 
   // Offsets are stored only after the handler returned (at-least-once) and
   // committed every second and at close.
-  auto cconf = make_conf(bootstrap, client_id + "-retry-consumer");
+  auto cconf = make_conf(bootstrap, client_id + "-retry-consumer", security);
   if (auto err = set(cconf.get(), {{"group.id", opts.group_id},
                                    {"auto.offset.reset", "earliest"},
                                    {"enable.auto.commit", "true"},
@@ -269,9 +274,22 @@ void retry_topic::impl::on_message(const rd_kafka_message_t& msg) {
   if (msg.payload != nullptr)
     text = {static_cast<const char*>(msg.payload), msg.len};
   auto e = parse_retry_entry(text);
+  auto v = verdict::accept;
+  if (e && check) {
+    try {
+      v = check(*e);
+    } catch (...) {
+      v = verdict::invalid; // the caller's code: an exception must not end the thread
+    }
+  }
   if (!e) {
     ++malformed;
     note("skipped offset " + std::to_string(msg.offset) + ": " + describe(e.error()));
+  } else if (v != verdict::accept) {
+    ++(v == verdict::stale ? stale : v == verdict::far_future ? far_future : invalid);
+    if (v != verdict::stale)
+      note("dropped offset " + std::to_string(msg.offset) + ": "
+           + (v == verdict::invalid ? "invalid" : "far-future") + " entry for an order");
   } else if (!accept(*e)) {
     ++duplicates;
   } else {
@@ -342,15 +360,18 @@ void retry_topic::impl::run() {
 }
 
 caf::expected<std::unique_ptr<retry_topic>>
-retry_topic::start(const kafka_cluster& cluster, retry_topic_options opts, handler on_entry) {
+retry_topic::start(const kafka_cluster& cluster, retry_topic_options opts, handler on_entry,
+                   checker check) {
   if (!on_entry || opts.group_id.empty() || opts.dedup_capacity == 0)
     return make_error(errc::invalid_argument,
                       "retry topic needs a handler, a group id and a de-duplication capacity");
   auto s = std::make_unique<impl>();
   s->opts = std::move(opts);
   s->on_entry = std::move(on_entry);
+  s->check = std::move(check);
   s->bootstrap = cluster.bootstrap_servers();
   s->client_id = cluster.options().client_id;
+  s->security = cluster.options().security;
   if (auto err = s->start_clients())
     return err;
   auto* raw = s.get();
@@ -398,6 +419,9 @@ retry_topic_stats retry_topic::stats() const {
   st.consumed = s.consumed;
   st.duplicates = s.duplicates;
   st.malformed = s.malformed;
+  st.invalid = s.invalid;
+  st.stale = s.stale;
+  st.far_future = s.far_future;
   st.delivery_failures = s.failures;
   st.lag = s.lag;
   std::lock_guard<std::mutex> guard{s.mtx};

@@ -173,3 +173,63 @@ TEST_CASE_METHOD(hook_fixture, "a new pipeline hands the parked orders it recove
   }
   CHECK(value("retry_queue.depth") == 0);
 }
+
+TEST_CASE_METHOD(hook_fixture, "a parked payment from outside is checked against the order's stream", "[retry][hook]") {
+  start_hooked();
+  auto x = park_one();
+  const auto now = now_us();
+  const std::int64_t horizon = 600'000'000;
+  using actors::park_check;
+  auto check = [&](const parked_payment& p) { return actors::check_parked(*store, p, now, horizon); };
+  CHECK(check(x) == park_check::valid);
+  auto forged = x;
+  forged.attempt = 4294967295u; // the review's stuck order
+  forged.retry_at_us = 0;
+  CHECK(check(forged) == park_check::invalid);
+  forged = x;
+  forged.attempt = 2;
+  CHECK(check(forged) == park_check::invalid);
+  forged = x;
+  forged.attempt = 0;
+  CHECK(check(forged) == park_check::stale);
+  forged = x;
+  forged.retry_at_us = now;
+  CHECK(check(forged) == park_check::invalid);
+  forged = x;
+  forged.premium = !x.premium;
+  CHECK(check(forged) == park_check::invalid);
+  forged = x;
+  forged.retry_at_us = now + horizon + 1;
+  CHECK(check(forged) == park_check::far_future);
+  for (const auto& id : std::vector<std::string>{"x y", "", "a/b", std::string(195, 'x'), "no-such-order"}) {
+    forged = x;
+    forged.order_id = id;
+    CHECK(check(forged) == park_check::invalid);
+  }
+  // Once the order has moved on, its last park is stale.
+  p->park(x);
+  advance(2s);
+  REQUIRE(status("o-1") == "completed");
+  CHECK(check(x) == park_check::stale);
+}
+
+TEST_CASE_METHOD(hook_fixture, "the retry queue is bounded and ids that are no order ids are never re-driven", "[retry]") {
+  auto c = config();
+  c.retry_queue_capacity = 2;
+  start(std::move(c));
+  for (auto* id : {"a-1", "a-2", "a-3"})
+    p->park({id, now_us() + 60'000'000, false, 1, "test", ""});
+  run();
+  CHECK(value("retry_queue.depth") == 2);
+  CHECK(value("retry_queue.overflow") == 1);
+  // A re-park of a queued order replaces it (no overflow).
+  p->park({"a-1", now_us() + 30'000'000, false, 1, "test", ""});
+  run();
+  CHECK(value("retry_queue.overflow") == 1);
+  // Due ids that are not order ids: ignored by the orders actor, no saga crashes.
+  for (auto* id : {"x y", "a/b"})
+    caf::anon_send(p->orders(), actors::redrive_atom::value, std::string{id});
+  run();
+  CHECK(value("sagas.redrives_ignored") == 2);
+  CHECK(value("sagas.crashed") == 0);
+}

@@ -602,3 +602,27 @@ TEST_CASE("the node refuses to start without a JWT secret of at least 32 bytes, 
   CHECK(WEXITSTATUS(argv_secret.status) == 2);
   CHECK_FALSE(std::filesystem::exists(dir.sub("store")));
 }
+
+TEST_CASE("Kafka TLS/SASL settings come from --kafka-config; anything else keeps the node from "
+          "starting",
+          "[node][kafka]") {
+  temp_dir dir;
+  auto start = [&](const std::string& properties) {
+    std::ofstream{dir.sub("kafka.properties")} << properties;
+    std::string cmd = "KEEL_JWT_SECRET='" + test_secret + "' exec '" + std::string{KEEL_NODE}
+                      + "' run --data '" + dir.sub("store") + "' --http 127.0.0.1:0 --kafka "
+                      + "embedded --kafka-config '" + dir.sub("kafka.properties") + "'";
+    return run_child("/bin/sh", {"-c", cmd + " 2>&1"}, 20s);
+  };
+  auto keel_own = start("acks=0\n");
+  CHECK(WEXITSTATUS(keel_own.status) == 1);
+  CHECK(keel_own.out.find("acks: only security.protocol") != std::string::npos);
+  auto no_ca = start("security.protocol=ssl\nssl.ca.location=" + dir.sub("no-ca.pem") + "\n");
+  CHECK(WEXITSTATUS(no_ca.status) == 1);
+  CHECK(no_ca.out.find("ssl.ca.location") != std::string::npos);
+  // Plaintext spelled out: the node starts and relays as usual.
+  std::ofstream{dir.sub("kafka.properties")} << "security.protocol=plaintext\n";
+  node_process n{dir.sub("store2"), {"--kafka", "embedded", "--kafka-config",
+                                     dir.sub("kafka.properties")}};
+  CHECK(n.log().find("settings=1") != std::string::npos);
+}

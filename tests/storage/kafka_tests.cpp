@@ -485,3 +485,49 @@ TEST_CASE("the retry topic hands out new entries and drops duplicates and malfor
   topic.stop();
   CHECK(code_of(topic.publish(a1)) == errc::not_writable);
 }
+
+TEST_CASE("TLS and SASL settings come from a properties file, only those, checked by librdkafka",
+          "[kafka][security]") {
+  test::temp_dir dir;
+  auto file = [&](const std::string& name, const std::string& text) {
+    std::ofstream{dir.sub(name)} << text;
+    return dir.sub(name);
+  };
+  auto ok = load_kafka_settings(file("ok.properties", "# brokers of the shop\n"
+                                                      "security.protocol = SASL_SSL\n\n"
+                                                      "sasl.mechanisms=SCRAM-SHA-512\n"
+                                                      "sasl.username=keel\n"
+                                                      "sasl.password=p=w:d\n"
+                                                      "ssl.endpoint.identification.algorithm=https\n"));
+  INFO((ok ? std::string{} : describe(ok.error())));
+  REQUIRE(ok);
+  REQUIRE(ok->size() == 5);
+  CHECK((*ok)[0] == std::pair<std::string, std::string>{"security.protocol", "SASL_SSL"});
+  CHECK((*ok)[3].second == "p=w:d"); // only the first '=' splits
+  auto refused = [&](const std::string& text, const std::string& mention) {
+    auto r = load_kafka_settings(file("bad.properties", text));
+    REQUIRE_FALSE(r);
+    CHECK(code_of(r.error()) == errc::invalid_argument);
+    CHECK_THAT(describe(r.error()), Catch::Contains(mention));
+    CHECK_THAT(describe(r.error()), Catch::Contains("bad.properties:"));
+  };
+  refused("acks=0\n", "acks");                           // Keel's own
+  refused("enable.auto.commit=false\n", "enable.auto.commit");
+  refused("security.protocol=bogus\n", "security.protocol"); // librdkafka refuses the value
+  refused("sasl.mechanisms\n", "name=value");
+  refused("ssl.no.such.property=1\n", "ssl.no.such.property");
+  CHECK(code_of(load_kafka_settings(dir.sub("missing")).error()) == errc::not_found);
+
+  // The options are checked at open too; a TLS setting librdkafka cannot
+  // honour (a CA file that does not exist) fails the first client made.
+  kafka_options bad;
+  bad.security = {{"acks", "0"}};
+  CHECK(code_of(kafka_cluster::open(bad).error()) == errc::invalid_argument);
+  kafka_options tls;
+  tls.brokers = "127.0.0.1:1";
+  tls.admin_timeout = 500ms;
+  tls.security = {{"security.protocol", "ssl"}, {"ssl.ca.location", dir.sub("no-ca.pem")}};
+  auto opened = kafka_cluster::open(tls);
+  REQUIRE_FALSE(opened);
+  CHECK_THAT(describe(opened.error()), Catch::Contains("ssl.ca.location"));
+}

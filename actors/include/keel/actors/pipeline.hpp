@@ -100,6 +100,8 @@ struct pipeline_config {
   /// free bulkhead slots).
   duration retry_tick = std::chrono::milliseconds(20);
   std::size_t redrives_per_tick = 100;
+  /// Orders the in-process retry queue holds at once (see retry_queue.hpp).
+  std::size_t retry_queue_capacity = 1'000'000;
 
   /// Called from actor threads for every saga that ended or parked.
   std::function<void(const finished_order&)> on_finished;
@@ -216,6 +218,29 @@ private:
 caf::expected<order_state> load_order(const storage::event_store& store,
                                       const std::string& order_id,
                                       const saga_policy& policy = {});
+
+/// How a parked payment received from outside the pipeline (the retry
+/// topic) compares with the order's stored state: the message is a hint,
+/// the store decides.
+enum class park_check {
+  /// The order is pending_payment with exactly this attempt count, retry
+  /// time and priority: park it.
+  valid,
+  /// The order moved on (another attempt recorded, or not pending any more).
+  stale,
+  /// Not an order id, no such order, or fields that no park of the order
+  /// ever had (a higher count, another retry time or priority): forged or corrupt.
+  invalid,
+  /// Due further ahead than any backoff parks an order (checked before the store is read).
+  far_future,
+};
+
+const char* to_string(park_check x);
+
+/// Checks `p` against the store (reads the order's stream on the calling
+/// thread). `max_ahead`: how far past `now_us` a retry time may lie.
+park_check check_parked(const storage::event_store& store, const parked_payment& p,
+                        std::int64_t now_us, std::int64_t max_ahead_us);
 
 /// The client's view of `st`; `created`: this call created the order.
 order_view view_of(const order_state& st, bool created);

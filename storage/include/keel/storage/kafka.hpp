@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -20,6 +21,17 @@
 namespace keel::storage {
 
 class event_store;
+
+/// librdkafka properties (name, value) for the connection to the brokers.
+using kafka_settings = std::vector<std::pair<std::string, std::string>>;
+
+/// Reads a librdkafka properties file for the connection to the brokers:
+/// one `name=value` per line (spaces around both trimmed), `#` comments and
+/// blank lines ignored. Only `security.protocol`, `sasl.*` and `ssl.*` are
+/// accepted (every other property is Keel's own to set), each with a value
+/// librdkafka accepts. Errors: `invalid_argument` naming the file, line and
+/// property; `not_found` when the file cannot be read.
+caf::expected<kafka_settings> load_kafka_settings(const std::string& path);
 
 /// Where Kafka is and how its topics are laid out.
 struct kafka_options {
@@ -33,6 +45,9 @@ struct kafka_options {
   int partitions = 16;
   /// Kafka's `client.id` of every client Keel creates.
   std::string client_id = "keel";
+  /// TLS and SASL for the brokers (see `load_kafka_settings`), applied to
+  /// every client that connects to them; checked by `kafka_cluster::open`.
+  kafka_settings security;
   /// External brokers: how long creating the topics, and then reading the
   /// metadata, may each take at `open`.
   std::chrono::milliseconds admin_timeout{10000};
@@ -238,10 +253,16 @@ struct retry_topic_stats {
   std::uint64_t produced = 0;
   /// Messages read from the topic (handed out, duplicates and malformed).
   std::uint64_t consumed = 0;
-  /// Messages dropped because their retry count was not newer.
+  /// Messages dropped because their retry count was not newer than the
+  /// last one handed out for the order (after the check).
   std::uint64_t duplicates = 0;
   /// Messages skipped because they did not parse.
   std::uint64_t malformed = 0;
+  /// Messages the check refused: forged or corrupt (`invalid`), about an
+  /// order that moved on (`stale`), due implausibly far ahead (`far_future`).
+  std::uint64_t invalid = 0;
+  std::uint64_t stale = 0;
+  std::uint64_t far_future = 0;
   /// Published messages whose delivery failed (not retried: the order
   /// stream is the source of truth and re-fills the queue after a restart).
   std::uint64_t delivery_failures = 0;
@@ -258,9 +279,13 @@ struct retry_topic_stats {
 /// key = order id, value = `to_json(retry_entry)`, headers `content-type`
 /// (application/json), `origin`, `fallback-reason`. The consumer runs on a
 /// thread of its own (`auto.offset.reset=earliest`; offsets are stored after
-/// the handler returned and committed periodically and at `stop`), hands each
-/// message to the handler on that thread, de-duplicates by (order id, retry
-/// count) and skips malformed messages. All members are thread-safe; the
+/// the handler returned and committed periodically and at `stop`). Anyone
+/// who can write to the topic can forge messages, so each one is a hint:
+/// it must parse, pass the check (the order's stored state; counted and
+/// dropped otherwise), and carry a retry count newer than the last one
+/// handed out for its order, before it reaches the handler on that thread.
+/// The check runs first, so a forged count can never make a real one look
+/// like a duplicate. All members are thread-safe; the
 /// handler must not call `stop`. Must be destroyed before its
 /// `kafka_cluster`. The first group join takes ~3 s on the mock cluster.
 class retry_topic {
@@ -268,13 +293,20 @@ public:
   /// Receives a message, on the consumer thread.
   using handler = std::function<void(const retry_entry&)>;
 
+  /// What the check makes of a message.
+  enum class verdict { accept, invalid, stale, far_future };
+  /// Checks a parsed message against the source of truth, on the consumer
+  /// thread. None: every parsed message is accepted.
+  using checker = std::function<verdict(const retry_entry&)>;
+
   /// Starts the producer and subscribes the consumer (the group join then
   /// completes in the background; messages published meanwhile are read
   /// once it has). Errors:
   /// `invalid_argument` (bad options, no handler), `storage_failure`
   /// (librdkafka refused the configuration or the subscription).
   static caf::expected<std::unique_ptr<retry_topic>>
-  start(const kafka_cluster& cluster, retry_topic_options opts, handler on_entry);
+  start(const kafka_cluster& cluster, retry_topic_options opts, handler on_entry,
+        checker check = {});
 
   /// Calls `stop`.
   ~retry_topic();
