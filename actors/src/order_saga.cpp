@@ -28,7 +28,14 @@ struct saga_state {
   std::unique_ptr<journal> log;
   /// Appends run one at a time, each decided once durable.
   bool appending = false;
-  std::deque<std::pair<events::event, std::function<void()>>> queued;
+  /// Events to record in order: the event, what runs once it is durable,
+  /// and what runs if its append fails.
+  struct pending_record {
+    events::event ev;
+    std::function<void()> then;
+    std::function<void(const caf::error&)> failed;
+  };
+  std::deque<pending_record> queued;
   /// The commands of the step in flight; answers of older steps are ignored.
   std::vector<saga_command> step;
   std::uint64_t step_id = 0;
@@ -108,9 +115,10 @@ void redrive(saga_actor* self) {
 
 /// Records `ev` in the order stream, folds it through the decider once
 /// durable, runs `then` and executes the decided commands.
-void record(saga_actor* self, events::event ev, std::function<void()> then = {}) {
+void record(saga_actor* self, events::event ev, std::function<void()> then = {},
+            std::function<void(const caf::error&)> failed = {}) {
   auto& s = self->state;
-  s.queued.emplace_back(std::move(ev), std::move(then));
+  s.queued.push_back({std::move(ev), std::move(then), std::move(failed)});
   pump(self);
 }
 
@@ -119,7 +127,7 @@ void pump(saga_actor* self) {
   if (s.appending || s.queued.empty())
     return;
   s.appending = true;
-  auto [ev, then] = std::move(s.queued.front());
+  auto [ev, then, failed] = std::move(s.queued.front());
   s.queued.pop_front();
   auto at = s.env->env.now_us();
   auto expected = s.st.version == 0 ? storage::expected_version::no_stream()
@@ -127,11 +135,29 @@ void pump(saga_actor* self) {
   std::vector<storage::new_event> evs{make_new_event(ev, at, correlation_of(s.st.order_id))};
   s.log->append(caf::actor_cast<caf::actor>(self), "order-" + s.st.order_id, expected,
                 std::move(evs),
-                [self, ev = ev, then = then, at](const caf::error& err,
+                [self, ev = ev, then = then, failed = failed, at](const caf::error& err,
                                                  const storage::append_result& r) {
                   auto& s = self->state;
-                  if (err)
+                  if (err) {
+                    // Whoever waits for an answer gets the error now, not a
+                    // timeout: the store cannot write (or the append was refused).
+                    for (auto& [waiter, other] : s.place_waiters)
+                      waiter.deliver(err);
+                    s.place_waiters.clear();
+                    for (auto& waiter : s.cancel_waiters)
+                      waiter.deliver(err);
+                    s.cancel_waiters.clear();
+                    if (failed)
+                      failed(err);
+                    if (s.st.status == order_status::none) {
+                      // order_placed was not stored: there is no order, nothing to re-drive.
+                      s.ended = true;
+                      self->send(s.orders, done_atom::value, s.st.order_id);
+                      self->quit();
+                      return;
+                    }
                     throw std::runtime_error("order-" + s.st.order_id + ": " + describe(err));
+                  }
                   auto d = decide(s.st, ev, at, s.env->policy);
                   s.st = std::move(d.state);
                   s.st.version = r.last_version;
@@ -345,11 +371,16 @@ void record_deferred_cancel(saga_actor* self) {
                             "order " + s.st.order_id + " is " + to_string(s.st.status)));
     return;
   }
-  record(self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
-         [self, waiters]() mutable {
-           for (auto& rp : waiters)
-             rp.deliver(view_of(self->state.st, false));
-         });
+  record(
+    self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
+    [self, waiters]() mutable {
+      for (auto& rp : waiters)
+        rp.deliver(view_of(self->state.st, false));
+    },
+    [waiters](const caf::error& err) mutable {
+      for (auto& rp : waiters)
+        rp.deliver(err);
+    });
 }
 
 void run_step(saga_actor* self) {
@@ -420,17 +451,20 @@ caf::result<order_view> place(saga_actor* self, events::place_order& cmd) {
                           cmd.shipping_address,
                           cmd.premium,
                           events::total_cents(cmd.lines)};
-  record(self, std::move(ev), [self, rp]() mutable {
-    auto& s = self->state;
-    rp.deliver(view_of(s.st, true));
-    for (auto& [waiter, other] : s.place_waiters) {
-      if (auto err = same_order(s.st, other))
-        waiter.deliver(std::move(err));
-      else
-        waiter.deliver(view_of(s.st, false));
-    }
-    s.place_waiters.clear();
-  });
+  record(
+    self, std::move(ev),
+    [self, rp]() mutable {
+      auto& s = self->state;
+      rp.deliver(view_of(s.st, true));
+      for (auto& [waiter, other] : s.place_waiters) {
+        if (auto err = same_order(s.st, other))
+          waiter.deliver(std::move(err));
+        else
+          waiter.deliver(view_of(s.st, false));
+      }
+      s.place_waiters.clear();
+    },
+    [rp](const caf::error& err) mutable { rp.deliver(err); });
   return rp;
 }
 
@@ -451,8 +485,10 @@ caf::result<order_view> cancel(saga_actor* self, events::cancel_order& cmd) {
     s.cancel_waiters.push_back(rp);
     return rp;
   }
-  record(self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
-         [self, rp]() mutable { rp.deliver(view_of(self->state.st, false)); });
+  record(
+    self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
+    [self, rp]() mutable { rp.deliver(view_of(self->state.st, false)); },
+    [rp](const caf::error& err) mutable { rp.deliver(err); });
   return rp;
 }
 

@@ -107,6 +107,9 @@ api_error from_error(const caf::error& err) {
     case errc::price_changed: return {409, "price_changed", text, field_of(text)};
     case errc::currency_mismatch: return {409, "currency_mismatch", text, field_of(text)};
     case errc::order_id_taken: return {409, "order_id_taken", text, "order_id"};
+    case errc::storage_failure:
+    case errc::not_writable:
+      return {503, "storage_unavailable", text, ""};
     case errc::version_conflict:
       return {409, "conflict", text + " (changed meanwhile; read it and try again)", ""};
     case errc::not_found: return {404, "not_found", text, ""};
@@ -228,9 +231,21 @@ struct http_api::impl {
     auto e = from_error(err);
     if (e.status == 503) {
       n.count_shed();
-      res.set_header("Retry-After", "1");
+      res.set_header("Retry-After", e.code == "storage_unavailable" ? "5" : "1");
     }
     send_error(res, e);
+  }
+
+  /// Writes are refused at once while the store cannot write: 503
+  /// storage_unavailable, never a wait for a timeout.
+  bool storage_gate(http_response& res) {
+    if (n.store_writable())
+      return true;
+    n.count_shed();
+    res.set_header("Retry-After", "5");
+    send_error(res, {503, "storage_unavailable",
+                     "the store cannot write (disk full or failing); nothing was changed", ""});
+    return false;
   }
 
   void place(http_request& req, http_response& res);
@@ -261,6 +276,8 @@ struct http_api::impl {
 void http_api::impl::place(http_request& req, http_response& res) {
   auto who = authorize(req, res, false);
   if (!who)
+    return;
+  if (!storage_gate(res))
     return;
   std::optional<bool> premium;
   auto parsed = parse_place_order(req.body, premium);
@@ -345,6 +362,8 @@ void http_api::impl::cancel(http_request& req, http_response& res) {
   auto who = authorize(req, res, false);
   if (!who)
     return;
+  if (!storage_gate(res))
+    return;
   std::string id = req.segments[2];
   req.order_id = id;
   if (!owned_order(*who, id, res))
@@ -400,6 +419,8 @@ void http_api::impl::set_price(http_request& req, http_response& res) {
   auto who = authorize(req, res, true);
   if (!who)
     return;
+  if (!storage_gate(res))
+    return;
   auto parsed = parse_price(req.body);
   if (auto* err = std::get_if<api_error>(&parsed))
     return send_error(res, *err);
@@ -413,6 +434,8 @@ void http_api::impl::set_price(http_request& req, http_response& res) {
 void http_api::impl::withdraw(http_request& req, http_response& res) {
   auto who = authorize(req, res, true);
   if (!who)
+    return;
+  if (!storage_gate(res))
     return;
   auto& sku = req.segments[2];
   if (auto err = n.catalog().withdraw(sku, who->subject)) {
@@ -434,6 +457,8 @@ void http_api::impl::stock(http_request& req, http_response& res) {
 
 void http_api::impl::set_stock(http_request& req, http_response& res) {
   if (!authorize(req, res, true))
+    return;
+  if (!storage_gate(res))
     return;
   auto parsed = parse_stock_quantity(req.body);
   if (auto* err = std::get_if<api_error>(&parsed))

@@ -145,6 +145,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--kafka", o.cfg.kafka,
                       "\"embedded\" (mock cluster in this process), \"off\", or brokers host:port,...")
     ->capture_default_str();
+  run_cmd->add_option("--min-free-disk-mb", o.cfg.min_free_disk_mb,
+                      "free space kept on the store's disk: below it writes get 503 "
+                      "storage_unavailable, above it they resume (0: none)")
+    ->capture_default_str();
   run_cmd->add_option("--kafka-config", o.cfg.kafka_config,
                       "librdkafka properties file for TLS/SASL to the brokers (security.protocol, "
                       "sasl.*, ssl.*; keeps passwords off the command line)");

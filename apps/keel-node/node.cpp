@@ -160,6 +160,7 @@ caf::error open_store(node::impl& s) {
   opts.max_open_files = store_files;
   opts.path = s.cfg.data;
   opts.durable = s.cfg.fsync ? storage::durability::sync : storage::durability::wal;
+  opts.min_free_bytes = s.cfg.min_free_disk_mb << 20;
   auto opened = storage::event_store::open(opts);
   if (!opened)
     return opened.error();
@@ -471,7 +472,22 @@ health_report node::health() const {
 }
 
 bool node::ready() const noexcept {
-  return impl_->is_ready.load();
+  return impl_->is_ready.load() && store_writable();
+}
+
+bool node::store_writable() const noexcept {
+  auto& s = *impl_;
+  auto h = s.store->health();
+  // One line per change, not per request.
+  if (s.store_was_writable.exchange(h.writable) != h.writable) {
+    if (h.writable)
+      spdlog::info("component=storage msg=\"writing again\" resumes={}", h.resumes);
+    else
+      spdlog::error("component=storage msg=\"the store cannot write; writes are refused with 503 "
+                    "storage_unavailable\" error=\"{}\" needs_restart={}",
+                    h.error, h.needs_restart);
+  }
+  return h.writable;
 }
 
 void node::count_request(const std::string& route, int status, double seconds) {

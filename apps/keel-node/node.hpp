@@ -67,6 +67,9 @@ struct node_config {
   std::size_t max_sagas = 1024;
   /// Scheduler threads of the actor system.
   std::size_t threads = 2;
+  /// Writes are refused (503 storage_unavailable) while the store's file
+  /// system has less free space than this, and resume by themselves above.
+  std::uint64_t min_free_disk_mb = 256;
   /// fsync every commit batch of the event store.
   bool fsync = true;
   /// SIGTERM: how long in-flight sagas may take to finish or park.
@@ -165,8 +168,12 @@ public:
 
   health_report health() const;
 
-  /// Ready: recovered, serving, not draining.
+  /// Ready: recovered, serving, not draining, and the store can write.
   bool ready() const noexcept;
+
+  /// Whether the store can write (a failed write, ENOSPC or EIO, makes it
+  /// false until RocksDB resumed or the node restarted); logs each change once.
+  bool store_writable() const noexcept;
 
   /// HTTP counters the API layer feeds.
   void count_request(const std::string& route, int status, double seconds);

@@ -6,6 +6,7 @@
 
 #include "keel/events/system_events.hpp"
 #include "keel/projections/read_models.hpp"
+#include "keel/events/json.hpp"
 #include "node_state.hpp"
 
 namespace keel::node {
@@ -188,6 +189,12 @@ void kafka(exposition& out, const node::impl& s) {
              "Parks dropped because the in-process queue was full (the orders stay pending; "
              "a restart re-fills the queue from their streams).",
              static_cast<double>(s.registry->value("retry_queue.overflow")->load()));
+  auto storage_health = s.store->health();
+  out.single("keel_storage_writable", "gauge", "1 while the store can write, 0 after a failed write.",
+             storage_health.writable ? 1 : 0);
+  out.single("keel_storage_write_failures_total", "counter",
+             "Writes to the store that failed (disk full, I/O error).",
+             static_cast<double>(storage_health.write_failures));
   out.single("keel_sagas_crashed_total", "counter",
              "Sagas that crashed and were re-driven from their stream (with backoff).",
              static_cast<double>(s.registry->value("sagas.crashed")->load()));
@@ -328,6 +335,19 @@ health_report compute_health(const node::impl& s) {
   for (auto& c : r.components)
     r.score += c.weight * c.score;
   r.status = r.score >= 0.7 ? "ok" : r.score >= 0.4 ? "warn" : "critical";
+  // Storage is a gate, not a weight: a node that cannot write is critical
+  // whatever the other figures say.
+  auto st = s.store->health();
+  std::string detail = "writable";
+  if (!st.writable) {
+    detail = "cannot write since " + events::format_timestamp(st.failing_since_us) + ": "
+             + st.error
+             + (st.needs_restart ? "; restart the node once the cause is fixed (RocksDB cannot "
+                                   "resume after a failed WAL write)"
+                                 : "; resuming by itself once the cause is gone");
+    r.status = "critical";
+  }
+  r.components.push_back({"storage", 0.0, st.writable ? 1.0 : 0.0, detail});
   return r;
 }
 

@@ -46,6 +46,8 @@ struct node::impl {
   std::shared_ptr<storage::event_store> store;
   std::shared_ptr<actors::registry> registry;
   std::shared_ptr<projections::stock_cache> cache;
+  /// The store's writability last seen (transitions are logged once).
+  mutable std::atomic<bool> store_was_writable{true};
   /// The prices orders are placed at.
   std::shared_ptr<actors::catalog> catalog;
   std::unique_ptr<projections::projection_runner> runner;

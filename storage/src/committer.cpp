@@ -57,6 +57,14 @@ void committer::run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> guard{mtx_};
+      // While the store cannot write, try to resume it now and then even
+      // when nobody appends (a node that reports not ready gets no traffic).
+      while (!stopping_ && queue_.empty() && state_.failing.load(std::memory_order_acquire)) {
+        cv_.wait_for(guard, std::chrono::milliseconds(250));
+        guard.unlock();
+        state_.try_resume();
+        guard.lock();
+      }
       cv_.wait(guard, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty())
         return; // stopping and drained
@@ -267,13 +275,24 @@ void committer::process(std::vector<request_ptr>& batch) {
   auto t1 = clock_ns();
   state_.prepare_ns.fetch_add(t1 - t0, std::memory_order_relaxed);
   if (wb_.Count() > 0) {
-    auto st = state_.db->Write(state_.write_opts, &wb_);
+    // While the store cannot write, fail fast (nothing of the batch is
+    // written) unless RocksDB resumes now.
+    caf::error refused;
+    rocksdb::Status st;
+    if (!state_.try_resume()) {
+      refused = unavailable(state_);
+    } else {
+      st = state_.guarded_write(state_.write_opts, &wb_);
+      if (st.IsIncomplete())
+        refused = unavailable(state_);
+    }
     auto write_ns = clock_ns() - t1;
     state_.write_ns.fetch_add(write_ns, std::memory_order_relaxed);
     last_write_us_ = write_ns / 1000;
-    if (!st.ok()) {
-      auto err = to_error(st, "committing a batch of " + std::to_string(wb_.Count() / 3)
-                                + " events");
+    if (refused || !st.ok()) {
+      auto err = refused ? refused
+                         : to_error(st, "committing a batch of " + std::to_string(wb_.Count() / 3)
+                                          + " events");
       for (std::size_t r = 0; r < batch.size(); ++r)
         if (!outcomes[r].err)
           outcomes[r].err = err;

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include <sys/statvfs.h>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/slice_transform.h>
@@ -16,6 +18,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "committer.hpp"
+#include "faulty_fs.hpp"
 #include "keel/events/codec.hpp"
 #include "keel/events/crc32c.hpp"
 #include "keel/events/error.hpp"
@@ -169,6 +172,100 @@ void store_state::publish(std::uint64_t position) {
   commit_cv.notify_all();
 }
 
+caf::error unavailable(const store_state& s) {
+  std::lock_guard<std::mutex> guard{s.health_mtx};
+  return make_error(errc::storage_failure, "the store cannot write (" + s.write_error
+                                             + "); retrying in the background");
+}
+
+void store_state::note_write(const rocksdb::Status& st) {
+  if (st.ok()) {
+    if (failing.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> guard{health_mtx};
+      failing = false;
+      needs_restart = false;
+      write_error.clear();
+      failing_since_us = 0;
+    }
+    return;
+  }
+  write_failures.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> guard{health_mtx};
+  write_error = st.ToString();
+  if (!failing.exchange(true))
+    failing_since_us = now_us();
+}
+
+bool store_state::below_reserve() {
+  if (opts.min_free_bytes == 0)
+    return false;
+  auto now = now_us();
+  if (now - space_checked_us < 20'000)
+    return space_low.load(std::memory_order_acquire);
+  space_checked_us = now;
+  struct statvfs fs {};
+  if (::statvfs(opts.path.c_str(), &fs) != 0)
+    return false; // cannot tell: let RocksDB try
+  auto free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  bool low = free_bytes < opts.min_free_bytes;
+  if (low) {
+    std::lock_guard<std::mutex> guard{health_mtx};
+    write_error = "disk almost full: " + std::to_string(free_bytes >> 20) + " MiB free, "
+                  + std::to_string(opts.min_free_bytes >> 20) + " MiB kept in reserve";
+    if (!failing.exchange(true))
+      failing_since_us = now;
+    space_low = true;
+  } else if (space_low.exchange(false)) {
+    std::lock_guard<std::mutex> guard{health_mtx};
+    if (!needs_restart.load()) {
+      failing = false;
+      write_error.clear();
+      failing_since_us = 0;
+      resumes.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return low;
+}
+
+rocksdb::Status store_state::guarded_write(const rocksdb::WriteOptions& wo,
+                                           rocksdb::WriteBatch* wb) {
+  std::lock_guard<std::mutex> guard{write_mtx};
+  if (below_reserve() || failing.load(std::memory_order_acquire))
+    return rocksdb::Status::Incomplete("the store cannot write");
+  auto st = db->Write(wo, wb);
+  note_write(st);
+  return st;
+}
+
+bool store_state::try_resume() {
+  if (!failing.load(std::memory_order_acquire))
+    return true;
+  {
+    std::lock_guard<std::mutex> guard{health_mtx};
+    auto now = now_us();
+    if (now - last_resume_us < 250'000)
+      return false;
+    last_resume_us = now;
+  }
+  // Clears RocksDB's background error once the cause is gone (space freed,
+  // the device answering again); while it persists the same error comes back.
+  std::lock_guard<std::mutex> writes{write_mtx};
+  if (space_low.load(std::memory_order_acquire))
+    return !below_reserve(); // RocksDB saw no error: room again is enough
+  if (needs_restart.load(std::memory_order_acquire))
+    return false; // RocksDB said so already: asking again only costs
+  auto st = db->Resume();
+  if (!st.ok()) {
+    // RocksDB 7.8 resumes after failed flushes and compactions, not after
+    // a failed WAL write or sync: those need the store reopened.
+    needs_restart = true;
+    return false;
+  }
+  resumes.fetch_add(1, std::memory_order_relaxed);
+  note_write(st);
+  return true;
+}
+
 caf::expected<std::uint64_t> store_state::scan_last_position() const {
   std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(rocksdb::ReadOptions{}, cf(cf_global))};
   it->SeekToLast();
@@ -270,6 +367,11 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   dbo.max_open_files = opts.max_open_files;
   if (opts.mode == open_mode::secondary)
     dbo.max_open_files = -1; // required by secondary instances
+  if (opts.faults && opts.mode == open_mode::writer) {
+    state->fs = make_faulty_fs(rocksdb::FileSystem::Default(), opts.faults);
+    state->env = rocksdb::NewCompositeEnv(state->fs);
+    dbo.env = state->env.get();
+  }
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (std::size_t i = 0; i < cf_count; ++i)
@@ -324,6 +426,26 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (opts.mode == open_mode::writer)
     state->comm = std::make_unique<committer>(*state, *last + 1);
   return std::unique_ptr<event_store>{new event_store(std::move(state))};
+}
+
+storage_health event_store::health() const {
+  storage_health h;
+  h.writable = !state_->failing.load(std::memory_order_acquire);
+  h.needs_restart = state_->needs_restart.load(std::memory_order_acquire);
+  h.write_failures = state_->write_failures.load(std::memory_order_relaxed);
+  h.resumes = state_->resumes.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> guard{state_->health_mtx};
+  h.error = state_->write_error;
+  h.failing_since_us = state_->failing_since_us;
+  return h;
+}
+
+caf::error event_store::resume() {
+  if (!state_->comm)
+    return make_error(errc::not_writable, "the store was opened read-only");
+  if (state_->try_resume())
+    return caf::error{};
+  return unavailable(*state_);
 }
 
 commit_stats event_store::stats() const noexcept {
@@ -513,7 +635,11 @@ caf::error event_store::save_snapshot(std::string_view stream, const snapshot& s
   std::memcpy(p + 16 + snap.type.size(), snap.payload.data(), snap.payload.size());
   auto crc = events::crc32c(p + 4, value.size() - 4);
   std::memcpy(p, &crc, 4);
-  auto st = state_->db->Put(state_->write_opts, state_->cf(cf_snapshots), stream, value);
+  rocksdb::WriteBatch wb;
+  wb.Put(state_->cf(cf_snapshots), stream, value);
+  auto st = state_->guarded_write(state_->write_opts, &wb);
+  if (st.IsIncomplete())
+    return unavailable(*state_);
   return st.ok() ? caf::error{} : to_error(st, "saving a snapshot of " + std::string{stream});
 }
 
@@ -626,7 +752,11 @@ caf::error event_store::commit(write_batch batch, bool fsync) {
   auto wopts = state_->write_opts;
   if (!fsync)
     wopts.sync = false;
-  auto st = state_->db->Write(wopts, &wb);
+  if (!state_->try_resume())
+    return unavailable(*state_);
+  auto st = state_->guarded_write(wopts, &wb);
+  if (st.IsIncomplete())
+    return unavailable(*state_);
   return st.ok() ? caf::error{} : to_error(st, "committing a read-model batch");
 }
 
@@ -723,6 +853,9 @@ caf::error event_store::refresh() {
 caf::error event_store::flush() {
   if (!state_->comm)
     return caf::error{};
+  std::lock_guard<std::mutex> writes{state_->write_mtx};
+  if (state_->failing.load(std::memory_order_acquire))
+    return unavailable(*state_); // nothing to flush that may be written
   rocksdb::FlushOptions fo;
   fo.wait = true;
   for (std::size_t i = 0; i < cf_count; ++i) {

@@ -13,6 +13,8 @@
 
 #include <caf/error.hpp>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 
 #include "keel/storage/options.hpp"
 
@@ -39,6 +41,12 @@ const char* cf_name(std::size_t id);
 /// Converts a RocksDB status into Keel's error (corruption -> corrupt_record,
 /// anything else -> storage_failure), with `what` as context.
 caf::error to_error(const rocksdb::Status& st, const std::string& what);
+
+struct store_state;
+
+/// The error of a write refused while the store cannot write
+/// (`storage_failure`, with the last write error).
+caf::error unavailable(const store_state& s);
 
 /// Returns the last version of `stream` (0 if it has none), seeking `it`, an
 /// iterator over the `streams` column family.
@@ -76,6 +84,44 @@ struct store_state {
 
   /// Publishes a new last position and wakes waiters and subscriptions.
   void publish(std::uint64_t position);
+
+  // -- write health: the last write's outcome, and recovery (storage_health) --
+
+  std::atomic<bool> failing{false};
+  std::atomic<bool> needs_restart{false};
+  /// Failing because free space fell below `opts.min_free_bytes` (RocksDB
+  /// saw no error; writing resumes once there is room again).
+  std::atomic<bool> space_low{false};
+  std::int64_t space_checked_us = 0;
+  std::atomic<std::uint64_t> write_failures{0};
+  std::atomic<std::uint64_t> resumes{0};
+  mutable std::mutex health_mtx;
+  std::string write_error;
+  std::int64_t failing_since_us = 0;
+  std::int64_t last_resume_us = 0;
+  /// The file system that injects `opts.faults` (kept alive with the env).
+  std::shared_ptr<rocksdb::FileSystem> fs;
+  std::unique_ptr<rocksdb::Env> env;
+
+  /// Serializes every write to RocksDB. After a failed WAL write, RocksDB
+  /// 7.8 (Debian's build keeps its assertions) aborts the process when
+  /// another write reaches the failed WAL writer; so once a write failed no
+  /// other is attempted, and none can be in flight beside the failing one.
+  std::mutex write_mtx;
+
+  /// Writes `wb` unless the store is failing (then an Incomplete status,
+  /// without touching RocksDB) and records the outcome.
+  rocksdb::Status guarded_write(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* wb);
+
+  /// Whether the store's file system has less free space than the reserve
+  /// (checked at most every 20 ms); with `write_mtx` held.
+  bool below_reserve();
+
+  /// Records the outcome of a write to the store (any writer).
+  void note_write(const rocksdb::Status& st);
+  /// While failing, asks RocksDB to resume writing (at most every 250 ms);
+  /// returns whether the store is writable now.
+  bool try_resume();
 
   /// Reads the last position from the global log (open, refresh).
   caf::expected<std::uint64_t> scan_last_position() const;

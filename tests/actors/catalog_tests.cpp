@@ -226,3 +226,33 @@ TEST_CASE_METHOD(catalog_fixture, "an order id is never answered with another cu
   CHECK(types("order-bf-1").size() == 5);
   CHECK(placed("bf-1").customer_id == "customer-1");
 }
+
+TEST_CASE_METHOD(pipeline_fixture, "a store that cannot write answers placements and cancels with storage_failure at once", "[pipeline][faults]") {
+  auto faults = std::make_shared<storage::io_faults>();
+  storage::options opts;
+  opts.path = dir.sub("faulty");
+  opts.durable = storage::durability::wal;
+  opts.faults = faults;
+  auto opened = storage::event_store::open(opts);
+  REQUIRE(opened);
+  store = std::shared_ptr<storage::event_store>(std::move(*opened));
+  start();
+  set_stock("SKU-1", 10);
+  REQUIRE(place(order("o-1", "SKU-1")));
+  advance(200ms);
+  REQUIRE(status("o-1") == "completed");
+  auto before = store->last_position();
+  faults->fail_writes = true;
+  // The caller gets the error, not a timeout; no order exists; the saga
+  // that could not record order_placed is not re-driven (nothing to drive).
+  auto v = place(order("o-2", "SKU-1"));
+  REQUIRE_FALSE(v);
+  CHECK(code_of(v.error()) == errc::storage_failure);
+  CHECK(store->last_position() == before);
+  CHECK(p->metrics().value("sagas.crashed")->load() == 0);
+  auto again = place(order("o-3", "SKU-1"));
+  REQUIRE_FALSE(again);
+  CHECK(code_of(again.error()) == errc::storage_failure);
+  CHECK(types("order-o-2").empty());
+  CHECK(p->metrics().value("sagas.in_flight")->load() == 0);
+}

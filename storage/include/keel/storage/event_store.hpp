@@ -43,6 +43,24 @@ struct checkpoint {
   std::int64_t updated_us = 0;
 };
 
+/// Whether the store can write (a writer's view of its disk).
+struct storage_health {
+  /// False after a write failed (disk full, I/O error), until RocksDB
+  /// resumed and a write succeeded again.
+  bool writable = true;
+  /// The last write error while not writable.
+  std::string error;
+  /// RocksDB refused to resume in this process (a failed WAL write or sync
+  /// leaves it unable to): only reopening the store (restarting the
+  /// process) brings writing back, once the cause is gone.
+  bool needs_restart = false;
+  /// When the current failure began (microseconds since the epoch; 0 while writable).
+  std::int64_t failing_since_us = 0;
+  /// Writes that failed, and recoveries, since the store was opened.
+  std::uint64_t write_failures = 0;
+  std::uint64_t resumes = 0;
+};
+
 /// What the group committer did since the store was opened.
 struct commit_stats {
   /// Write batches committed (one WAL sync each with durability sync).
@@ -231,6 +249,18 @@ public:
 
   /// Counters of the group committer.
   commit_stats stats() const noexcept;
+
+  /// Whether the store can write now. After a failed write (ENOSPC, EIO)
+  /// every append fails fast with `storage_failure` while the committer asks
+  /// RocksDB to resume (every 250 ms, also when nobody writes); where RocksDB
+  /// can (failed flushes and compactions) writing resumes by itself once the
+  /// cause is gone, otherwise `needs_restart` says so. Nothing is
+  /// acknowledged that did not become durable.
+  storage_health health() const;
+
+  /// Asks RocksDB to resume writing now. Errors: `storage_failure` (still
+  /// failing), `not_writable` (not the writer).
+  caf::error resume();
 
   /// The options the store was opened with.
   const options& opts() const noexcept;

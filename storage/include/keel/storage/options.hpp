@@ -1,7 +1,9 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace keel::storage {
@@ -26,6 +28,16 @@ enum class open_mode {
   secondary,
 };
 
+/// Faults a writer injects into its own file system, for drills and tests
+/// of the storage failure paths: while `fail_writes` is set, creating,
+/// writing, flushing and syncing any file of the store fails with an I/O
+/// error (EIO), as a failing disk does. Thread-safe.
+struct io_faults {
+  std::atomic<bool> fail_writes{false};
+  /// Operations failed so far.
+  std::atomic<std::uint64_t> injected{0};
+};
+
 /// Options of `event_store::open`.
 struct options {
   /// The store's data directory.
@@ -48,6 +60,15 @@ struct options {
   /// process's file-descriptor budget can be shared with network
   /// connections; secondaries always keep every file open (RocksDB requires it).
   int max_open_files = 1024;
+  /// Writes are refused (`storage_failure`, the store reports not
+  /// writable) while the file system holding the store has less free space
+  /// than this, and accepted again by themselves once it has more: RocksDB
+  /// never meets a full disk in the middle of a WAL write, from which it
+  /// cannot resume without a restart. 0: no reserve.
+  std::uint64_t min_free_bytes = 256u << 20;
+  /// When set, the store's files go through a file system that fails on
+  /// demand (see `io_faults`).
+  std::shared_ptr<io_faults> faults;
 };
 
 /// Returns "sync" or "wal".
