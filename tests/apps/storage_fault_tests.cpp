@@ -8,8 +8,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <sys/mount.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -23,48 +21,13 @@
 
 #include "child_process.hpp"
 #include "node_process.hpp"
+#include "small_disk.hpp"
 #include "temp_dir.hpp"
 
 using namespace keel;
 using namespace keel::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-namespace {
-
-struct small_disk {
-  temp_dir dir;
-  std::string path = dir.sub("mnt");
-  bool mounted = false;
-
-  explicit small_disk(int mib) {
-    std::filesystem::create_directories(path);
-    auto opts = "size=" + std::to_string(mib) + "m";
-    mounted = ::mount("tmpfs", path.c_str(), "tmpfs", 0, opts.c_str()) == 0;
-  }
-  ~small_disk() {
-    if (mounted)
-      ::umount2(path.c_str(), MNT_DETACH);
-  }
-};
-
-/// Writes `file` until the file system at `dir` has less than `leave` bytes free.
-void fill_disk(const std::string& dir, const std::string& file, std::uint64_t leave) {
-  std::ofstream out{file, std::ios::binary};
-  std::string kib(1024, 'x');
-  for (;;) {
-    struct statvfs fs {};
-    REQUIRE(::statvfs(dir.c_str(), &fs) == 0);
-    if (static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize < leave)
-      return;
-    for (int i = 0; i < 256; ++i)
-      if (!out.write(kib.data(), static_cast<std::streamsize>(kib.size())))
-        return;
-    out.flush();
-  }
-}
-
-} // namespace
 
 TEST_CASE("a full disk gets 503 storage_unavailable at once, /ready and /health say so, and "
           "nothing acknowledged is lost",

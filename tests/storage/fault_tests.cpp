@@ -11,8 +11,6 @@
 // sync_without_flush_called_), seen in 1 of 2 runs; the free-space reserve
 // exists so that a filling disk never gets there.
 
-#include <sys/mount.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +19,7 @@
 #include <thread>
 
 #include "keel/storage/verify.hpp"
+#include "small_disk.hpp"
 #include "store_support.hpp"
 
 using namespace keel;
@@ -53,39 +52,6 @@ void check_after_reopen(const std::string& path, std::uint64_t acknowledged) {
   for (auto& f : rep->findings)
     FAIL_CHECK(f.kind << " at " << f.position << ": " << f.detail);
 }
-
-/// Writes `file` until the file system has less than `leave` bytes free.
-void fill_disk(const std::string& dir, const std::string& file, std::uint64_t leave) {
-  std::ofstream out{file, std::ios::binary};
-  std::string kib(1024, 'x');
-  for (;;) {
-    struct statvfs fs {};
-    REQUIRE(::statvfs(dir.c_str(), &fs) == 0);
-    if (static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize < leave)
-      return;
-    for (int i = 0; i < 256; ++i)
-      if (!out.write(kib.data(), static_cast<std::streamsize>(kib.size())))
-        return;
-    out.flush();
-  }
-}
-
-/// A tmpfs of `mib` MiB at a fresh directory, unmounted at the end.
-struct small_disk {
-  temp_dir dir;
-  std::string path = dir.sub("mnt");
-  bool mounted = false;
-
-  explicit small_disk(int mib) {
-    std::filesystem::create_directories(path);
-    auto opts = "size=" + std::to_string(mib) + "m";
-    mounted = ::mount("tmpfs", path.c_str(), "tmpfs", 0, opts.c_str()) == 0;
-  }
-  ~small_disk() {
-    if (mounted)
-      ::umount2(path.c_str(), MNT_DETACH);
-  }
-};
 
 } // namespace
 
