@@ -85,6 +85,8 @@ void node::impl::park(const actors::parked_payment& p) {
 }
 
 void node::impl::hand_back(const actors::parked_payment& p) {
+  // The pipeline object outlives every actor and the retry consumer (see
+  // shutdown), so a pointer loaded here stays valid while it is used.
   if (auto* live = live_pipeline.load()) {
     live->park(p);
     return;
@@ -323,12 +325,17 @@ std::int64_t node::shutdown() {
   auto left = in_flight->load();
   spdlog::info("component=node msg=\"drained\" sagas_in_flight={}", left);
   if (s.retry)
-    s.retry->stop();
-  s.live_pipeline = nullptr;
+    s.retry->stop(); // joins the consumer thread: no more hand_back from it
+  {
+    std::lock_guard<std::mutex> guard{s.early_mtx};
+    s.live_pipeline = nullptr;
+  }
   if (s.pipeline)
     s.pipeline->stop();
-  s.pipeline.reset();
+  // The actors first (a saga parking now still calls the pipeline through
+  // hand_back), the pipeline object after them (review L1).
   s.system.reset(); // waits for every actor
+  s.pipeline.reset();
   if (auto err = s.store->flush())
     spdlog::error("component=node msg=\"flush failed\" error=\"{}\"", describe(err));
   if (s.runner)

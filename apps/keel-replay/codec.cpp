@@ -398,6 +398,9 @@ caf::expected<history> parse_history(const std::string& text) {
     auto at = what.find("parse error");
     return make_error(errc::invalid_argument,
                       "not JSON: " + (at == std::string::npos ? what : what.substr(at)));
+  } catch (const json::exception&) {
+    // A number beyond a double (1e309) is out_of_range, not a parse error.
+    return make_error(errc::invalid_argument, "not JSON: a number out of range");
   }
   try {
     auto h = read_history(doc);

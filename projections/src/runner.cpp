@@ -224,6 +224,9 @@ struct projection_runner::impl {
     std::vector<std::shared_ptr<lane>> retired;
     std::vector<double> lag_ms;
     std::size_t lag_next = 0;
+    /// A skip is between its check and its new lane (review L2: a second
+    /// skip must not pass the same check and launch a second live lane).
+    bool skipping = false;
   };
 
   storage::event_store& store;
@@ -835,20 +838,30 @@ caf::error projection_runner::skip(std::string_view name, std::uint64_t position
     if (e->shadow)
       return make_error(errc::invalid_argument,
                         "a rebuild of projection " + std::string{name} + " is running");
+    if (e->skipping)
+      return make_error(errc::invalid_argument,
+                        "another skip of projection " + std::string{name} + " is in progress");
     old = e->active;
     if (!old->ended || !old->failure || old->failure->position != position)
       return make_error(errc::invalid_argument,
                         "projection " + std::string{name} + " is not stopped at position "
                           + std::to_string(position));
+    e->skipping = true;
   }
+  auto done = [&d, e](caf::error err) {
+    std::lock_guard<std::mutex> guard{d.mtx};
+    e->skipping = false;
+    return err;
+  };
   if (old->sub)
     old->sub->stop();
   if (auto err = skip_event(d.store, name, position, skipped_by, note))
-    return err;
+    return done(std::move(err));
   auto l = d.make_lane(*e, old->generation, false);
   if (!l)
-    return l.error();
+    return done(std::move(l.error()));
   std::lock_guard<std::mutex> guard{d.mtx};
+  e->skipping = false;
   e->retired.push_back(std::move(e->active));
   e->active = *l;
   return d.launch(*e, *e->active);

@@ -1057,3 +1057,36 @@ TEST_CASE("an operator skips a poison event offline and the next runner continue
   all_live(runner, *r.store);
   test::check_models(*r.store, valid_fold(*r.store, {poison}));
 }
+
+TEST_CASE("concurrent skips of one stopped projection: one wins, one live lane follows") {
+  for (int round = 0; round < 20; ++round) {
+    INFO("round " << round);
+    rig r;
+    test::history h{{static_cast<std::uint64_t>(70 + round)}};
+    r.append(h.plan(40));
+    runner_options opts;
+    opts.retire_grace = 10ms;
+    projection_runner runner{*r.store, opts};
+    runner.add_standard();
+    start(runner);
+    caught_up(runner, *r.store);
+    auto poison = r.append(events::stock_released{"SKU-GHOST", "o-ghost", 3}, r.last_time(), 1);
+    caught_up(runner, *r.store);
+    REQUIRE(status_of(runner, "stock").state == "stopped");
+    // Two operators (or a retried keel-inspect --node) skip at once.
+    caf::error results[2];
+    std::thread a{[&] { results[0] = runner.skip("stock", poison, "ops-a", "a"); }};
+    std::thread b{[&] { results[1] = runner.skip("stock", poison, "ops-b", "b"); }};
+    a.join();
+    b.join();
+    CHECK((!results[0] + !results[1]) == 1);
+    auto skips = list_skips(*r.store, "stock");
+    REQUIRE(skips);
+    CHECK(skips->size() == 1);
+    // One lane applies what follows, once: the stock model equals the fold.
+    r.append(h.plan(40));
+    caught_up(runner, *r.store);
+    CHECK(status_of(runner, "stock").state == "live");
+    test::check_models(*r.store, valid_fold(*r.store, {poison}), {true, true, true});
+  }
+}
