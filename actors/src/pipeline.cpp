@@ -246,8 +246,18 @@ caf::error pipeline::recover(const pipeline_config& cfg) {
     for (auto& info : *page) {
       auto id = info.stream.substr(6);
       auto st = load_order(*cfg.store, id, cfg.saga);
-      if (!st)
-        return std::move(st.error());
+      if (!st) {
+        // A stream that does not fold must not keep the node from starting
+        // (review M6): reported, and left for an operator (keel-inspect).
+        auto code = code_of(st.error());
+        if (code != errc::malformed_payload && code != errc::unknown_event_type
+            && code != errc::corrupt_record)
+          return std::move(st.error()); // the store itself fails: do not start
+        if (recovered_.quarantine.size() < 100)
+          recovered_.quarantine.emplace_back(info.stream, describe(st.error()));
+        recovered_.quarantined++;
+        continue;
+      }
       recovered_.orders++;
       if (is_terminal(st->status) || st->status == order_status::none)
         continue;

@@ -280,8 +280,12 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   if (auto err = start_pipeline(*s))
     return err;
   auto& rec = s->pipeline->recovered();
-  spdlog::info("component=node msg=\"recovered\" orders={} redriven={} parked={}", rec.orders,
-               rec.redriven, rec.parked);
+  spdlog::info("component=node msg=\"recovered\" orders={} redriven={} parked={} quarantined={}",
+               rec.orders, rec.redriven, rec.parked, rec.quarantined);
+  for (auto& [stream, why] : rec.quarantine)
+    spdlog::warn("component=node msg=\"order stream does not fold; left alone\" stream={} "
+                 "error=\"{}\"",
+                 stream, why);
   std::unique_ptr<node> n{new node(std::move(s))};
   n->impl_->http = std::make_unique<http_api>(*n);
   if (auto err = n->impl_->http->listen(n->impl_->cfg.http_host, n->impl_->cfg.http_port))
@@ -479,7 +483,15 @@ health_report node::health() const {
 }
 
 bool node::ready() const noexcept {
-  return impl_->is_ready.load() && store_writable();
+  return impl_->is_ready.load() && store_writable() && escalated_supervisors().empty();
+}
+
+std::vector<std::string> node::escalated_supervisors() const {
+  std::vector<std::string> names;
+  for (auto& x : impl_->registry->supervisors())
+    if (x->escalated.load())
+      names.push_back(x->name);
+  return names;
 }
 
 bool node::store_writable() const noexcept {

@@ -168,8 +168,13 @@ public:
 
   health_report health() const;
 
-  /// Ready: recovered, serving, not draining, and the store can write.
+  /// Ready: recovered, serving, not draining, the store can write and no
+  /// supervisor gave up.
   bool ready() const noexcept;
+
+  /// Supervisors that spent their restart budget and gave up (their
+  /// service is gone until the node restarts).
+  std::vector<std::string> escalated_supervisors() const;
 
   /// Whether the store can write (a failed write, ENOSPC or EIO, makes it
   /// false until RocksDB resumed or the node restarted); logs each change once.

@@ -130,6 +130,14 @@ void sagas(exposition& out, const node::impl& s) {
   for (auto& x : sups)
     out.sample("keel_supervisor_restarts_total", {{"supervisor", x->name}},
                static_cast<double>(x->restarts.load()));
+  out.family("keel_supervisor_escalated", "gauge",
+             "1 when the supervisor spent its restart budget and gave up.");
+  for (auto& x : sups)
+    out.sample("keel_supervisor_escalated", {{"supervisor", x->name}}, x->escalated.load() ? 1 : 0);
+  if (s.pipeline)
+    out.single("keel_recovery_quarantined_streams", "gauge",
+               "Order streams that did not fold at start (left alone, not re-driven).",
+               static_cast<double>(s.pipeline->recovered().quarantined));
 }
 
 void http(exposition& out, const node::impl& s) {
@@ -348,6 +356,26 @@ health_report compute_health(const node::impl& s) {
     r.status = "critical";
   }
   r.components.push_back({"storage", 0.0, st.writable ? 1.0 : 0.0, detail});
+  // So are the supervisors: one that gave up leaves its service dead.
+  std::string gave_up;
+  for (auto& x : s.registry->supervisors())
+    if (x->escalated.load())
+      gave_up += (gave_up.empty() ? "" : ", ") + x->name;
+  if (!gave_up.empty())
+    r.status = "critical";
+  r.components.push_back({"supervisors", 0.0, gave_up.empty() ? 1.0 : 0.0,
+                          gave_up.empty() ? "none gave up"
+                                          : "gave up (restart budget spent): " + gave_up
+                                              + "; restart the node"});
+  // Order streams that did not fold at start: a warning for an operator.
+  auto& rec = s.pipeline ? s.pipeline->recovered() : actors::recovery_report{};
+  if (rec.quarantined > 0 && r.status == "ok")
+    r.status = "warn";
+  r.components.push_back({"recovery", 0.0, rec.quarantined == 0 ? 1.0 : 0.0,
+                          std::to_string(rec.quarantined)
+                            + " order streams did not fold at start and were left alone"
+                            + (rec.quarantine.empty() ? std::string{}
+                                                      : " (first: " + rec.quarantine[0].first + ")")});
   return r;
 }
 

@@ -256,3 +256,34 @@ TEST_CASE_METHOD(pipeline_fixture, "a store that cannot write answers placements
   CHECK(types("order-o-2").empty());
   CHECK(p->metrics().value("sagas.in_flight")->load() == 0);
 }
+
+TEST_CASE_METHOD(pipeline_fixture, "an order stream that does not fold is quarantined at start, the others recover", "[pipeline][recovery]") {
+  storage::options opts;
+  opts.path = dir.sub("poisoned");
+  opts.durable = storage::durability::wal;
+  opts.validate_payloads = false; // to store what no reader decodes
+  auto opened = storage::event_store::open(opts);
+  REQUIRE(opened);
+  store = std::shared_ptr<storage::event_store>(std::move(*opened));
+  // A healthy order that a crash left at order_placed, and a poisoned one.
+  auto healthy = order("ok-1", "SKU-1");
+  events::order_placed placed{healthy.order_id, healthy.customer_id, healthy.lines,
+                              healthy.currency, healthy.shipping_address, false,
+                              events::total_cents(healthy.lines)};
+  REQUIRE(store->append("order-ok-1", storage::expected_version::no_stream(),
+                        {storage::new_event::from(events::event{placed},
+                                                  events::event_id::from_seed(9, 1), epoch_us)}));
+  auto bad = storage::new_event::from(events::event{placed}, events::event_id::from_seed(9, 2),
+                                      epoch_us);
+  bad.payload = "\xff\xff\xff\xff not cereal";
+  REQUIRE(store->append("order-poison-1", storage::expected_version::no_stream(), {bad}));
+  start();
+  CHECK(p->recovered().quarantined == 1);
+  REQUIRE(p->recovered().quarantine.size() == 1);
+  CHECK(p->recovered().quarantine[0].first == "order-poison-1");
+  CHECK(p->recovered().redriven == 1);
+  set_stock("SKU-1", 5);
+  advance(300ms);
+  CHECK(status("ok-1") != "placed"); // re-driven, not stuck behind the poison
+  CHECK(p->metrics().value("sagas.crashed")->load() == 0);
+}

@@ -356,7 +356,7 @@ TEST_CASE("kcat reads the events from the embedded Kafka and promtool accepts /m
   auto health = get_json(c, "/health");
   CHECK(health["status"] == "ok");
   CHECK(health["score"].get<double>() >= 0.7);
-  CHECK(health["components"].size() == 6); // five weighted, and the storage gate
+  CHECK(health["components"].size() == 8); // five weighted; storage, supervisors and recovery
   CHECK(health["components"]["storage"]["detail"] == "writable");
 }
 

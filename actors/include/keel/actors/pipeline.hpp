@@ -132,6 +132,11 @@ struct recovery_report {
   std::size_t orders = 0;
   std::size_t redriven = 0;
   std::size_t parked = 0;
+  /// Order streams that could not be folded (an event that does not decode,
+  /// a corrupt record): left alone, never re-driven (a saga on them would
+  /// crash again and again); the first 100 are named with their error.
+  std::size_t quarantined = 0;
+  std::vector<std::pair<std::string, std::string>> quarantine;
 };
 
 /// The order pipeline of one node: orders (sagas), inventory, payment and
