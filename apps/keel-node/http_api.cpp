@@ -109,7 +109,10 @@ api_error from_error(const caf::error& err) {
     case errc::order_id_taken: return {409, "order_id_taken", text, "order_id"};
     case errc::storage_failure:
     case errc::not_writable:
-      return {503, "storage_unavailable", text, ""};
+      // RocksDB's text names files and keys: the log has it (one line per
+      // change of the store's state), the client gets what it can act on.
+      return {503, "storage_unavailable",
+              "the store cannot write (disk full or failing); nothing was changed", ""};
     case errc::version_conflict:
       return {409, "conflict", text + " (changed meanwhile; read it and try again)", ""};
     case errc::not_found: return {404, "not_found", text, ""};

@@ -92,6 +92,7 @@ TEST_CASE("a full disk gets 503 storage_unavailable at once, /ready and /health 
     INFO(body.dump());
     REQUIRE(status == 503);
     CHECK(body["error"]["code"] == "storage_unavailable");
+    CHECK(body.dump().find(disk.path) == std::string::npos); // no file names for clients
     // From now on: refused at once, never 500.
     for (int i = 0; i < 100; ++i) {
       auto [st, b, took] = place();
