@@ -482,7 +482,7 @@ health_report node::health() const {
   return compute_health(*impl_);
 }
 
-bool node::ready() const noexcept {
+bool node::ready() const {
   return impl_->is_ready.load() && store_writable() && escalated_supervisors().empty();
 }
 
@@ -494,19 +494,20 @@ std::vector<std::string> node::escalated_supervisors() const {
   return names;
 }
 
-bool node::store_writable() const noexcept {
+bool node::store_writable() const {
   auto& s = *impl_;
-  auto h = s.store->health();
+  auto writable = s.store->writable(); // one atomic load on every write request
   // One line per change, not per request.
-  if (s.store_was_writable.exchange(h.writable) != h.writable) {
-    if (h.writable)
+  if (s.store_was_writable.exchange(writable) != writable) {
+    auto h = s.store->health();
+    if (writable)
       spdlog::info("component=storage msg=\"writing again\" resumes={}", h.resumes);
     else
       spdlog::error("component=storage msg=\"the store cannot write; writes are refused with 503 "
                     "storage_unavailable\" error=\"{}\" needs_restart={}",
                     h.error, h.needs_restart);
   }
-  return h.writable;
+  return writable;
 }
 
 void node::count_request(const std::string& route, int status, double seconds) {

@@ -170,7 +170,7 @@ public:
 
   /// Ready: recovered, serving, not draining, the store can write and no
   /// supervisor gave up.
-  bool ready() const noexcept;
+  bool ready() const;
 
   /// Supervisors that spent their restart budget and gave up (their
   /// service is gone until the node restarts).
@@ -178,7 +178,7 @@ public:
 
   /// Whether the store can write (a failed write, ENOSPC or EIO, makes it
   /// false until RocksDB resumed or the node restarted); logs each change once.
-  bool store_writable() const noexcept;
+  bool store_writable() const;
 
   /// HTTP counters the API layer feeds.
   void count_request(const std::string& route, int status, double seconds);

@@ -275,17 +275,11 @@ void committer::process(std::vector<request_ptr>& batch) {
   auto t1 = clock_ns();
   state_.prepare_ns.fetch_add(t1 - t0, std::memory_order_relaxed);
   if (wb_.Count() > 0) {
-    // While the store cannot write, fail fast (nothing of the batch is
-    // written) unless RocksDB resumes now.
+    // While the store cannot write, fail fast: nothing of the batch is written.
+    auto st = state_.guarded_write(state_.write_opts, &wb_);
     caf::error refused;
-    rocksdb::Status st;
-    if (!state_.try_resume()) {
+    if (st.IsIncomplete())
       refused = unavailable(state_);
-    } else {
-      st = state_.guarded_write(state_.write_opts, &wb_);
-      if (st.IsIncomplete())
-        refused = unavailable(state_);
-    }
     auto write_ns = clock_ns() - t1;
     state_.write_ns.fetch_add(write_ns, std::memory_order_relaxed);
     last_write_us_ = write_ns / 1000;

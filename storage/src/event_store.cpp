@@ -178,92 +178,80 @@ caf::error unavailable(const store_state& s) {
                                              + "); retrying in the background");
 }
 
-void store_state::note_write(const rocksdb::Status& st) {
-  if (st.ok()) {
-    if (failing.load(std::memory_order_acquire)) {
-      std::lock_guard<std::mutex> guard{health_mtx};
-      failing = false;
-      needs_restart = false;
-      write_error.clear();
-      failing_since_us = 0;
-    }
-    return;
-  }
-  write_failures.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> guard{health_mtx};
-  write_error = st.ToString();
-  if (!failing.exchange(true))
-    failing_since_us = now_us();
+namespace {
+
+/// Publishes the failing state of `s` (with `write_mtx` held) and why.
+void set_failing(store_state& s, std::string why, std::int64_t now) {
+  std::lock_guard<std::mutex> guard{s.health_mtx};
+  s.write_error = std::move(why);
+  if (!s.failing.exchange(true))
+    s.failing_since_us = now;
 }
 
-bool store_state::below_reserve() {
-  if (opts.min_free_bytes == 0)
-    return false;
+void set_writable(store_state& s) {
+  std::lock_guard<std::mutex> guard{s.health_mtx};
+  s.failing = false;
+  s.write_error.clear();
+  s.failing_since_us = 0;
+  s.resumes.fetch_add(1, std::memory_order_relaxed);
+}
+
+} // namespace
+
+bool store_state::may_write() {
   auto now = now_us();
-  if (now - space_checked_us < 20'000)
-    return space_low.load(std::memory_order_acquire);
-  space_checked_us = now;
-  struct statvfs fs {};
-  if (::statvfs(opts.path.c_str(), &fs) != 0)
-    return false; // cannot tell: let RocksDB try
-  auto free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
-  bool low = free_bytes < opts.min_free_bytes;
-  if (low) {
-    std::lock_guard<std::mutex> guard{health_mtx};
-    write_error = "disk almost full: " + std::to_string(free_bytes >> 20) + " MiB free, "
-                  + std::to_string(opts.min_free_bytes >> 20) + " MiB kept in reserve";
-    if (!failing.exchange(true))
-      failing_since_us = now;
-    space_low = true;
-  } else if (space_low.exchange(false)) {
-    std::lock_guard<std::mutex> guard{health_mtx};
-    if (!needs_restart.load()) {
-      failing = false;
-      write_error.clear();
-      failing_since_us = 0;
-      resumes.fetch_add(1, std::memory_order_relaxed);
+  if (opts.min_free_bytes != 0 && now - space_checked_us >= 20'000) {
+    space_checked_us = now;
+    struct statvfs fs {};
+    if (::statvfs(opts.path.c_str(), &fs) == 0) { // cannot tell: let RocksDB try
+      auto free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+      bool was_low = space_low;
+      space_low = free_bytes < opts.min_free_bytes;
+      if (space_low)
+        set_failing(*this,
+                    "disk almost full: " + std::to_string(free_bytes >> 20) + " MiB free, "
+                      + std::to_string(opts.min_free_bytes >> 20) + " MiB kept in reserve",
+                    now);
+      else if (was_low && !write_failed)
+        set_writable(*this); // RocksDB saw no error: room again is enough
     }
   }
-  return low;
+  if (space_low)
+    return false;
+  if (!write_failed)
+    return true;
+  if (needs_restart.load(std::memory_order_relaxed) || now - last_resume_us < 250'000)
+    return false;
+  // Clears RocksDB's background error once the cause is gone; RocksDB 7.8
+  // resumes after failed flushes and compactions, not after a failed WAL
+  // write or sync: those need the store reopened.
+  last_resume_us = now;
+  if (!db->Resume().ok()) {
+    needs_restart = true;
+    return false;
+  }
+  write_failed = false;
+  set_writable(*this);
+  return true;
 }
 
 rocksdb::Status store_state::guarded_write(const rocksdb::WriteOptions& wo,
                                            rocksdb::WriteBatch* wb) {
   std::lock_guard<std::mutex> guard{write_mtx};
-  if (below_reserve() || failing.load(std::memory_order_acquire))
+  if (!may_write())
     return rocksdb::Status::Incomplete("the store cannot write");
   auto st = db->Write(wo, wb);
-  note_write(st);
+  if (!st.ok()) {
+    write_failed = true;
+    write_failures.fetch_add(1, std::memory_order_relaxed);
+    set_failing(*this, st.ToString(), now_us());
+  }
   return st;
 }
 
-bool store_state::try_resume() {
-  if (!failing.load(std::memory_order_acquire))
-    return true;
-  {
-    std::lock_guard<std::mutex> guard{health_mtx};
-    auto now = now_us();
-    if (now - last_resume_us < 250'000)
-      return false;
-    last_resume_us = now;
-  }
-  // Clears RocksDB's background error once the cause is gone (space freed,
-  // the device answering again); while it persists the same error comes back.
-  std::lock_guard<std::mutex> writes{write_mtx};
-  if (space_low.load(std::memory_order_acquire))
-    return !below_reserve(); // RocksDB saw no error: room again is enough
-  if (needs_restart.load(std::memory_order_acquire))
-    return false; // RocksDB said so already: asking again only costs
-  auto st = db->Resume();
-  if (!st.ok()) {
-    // RocksDB 7.8 resumes after failed flushes and compactions, not after
-    // a failed WAL write or sync: those need the store reopened.
-    needs_restart = true;
-    return false;
-  }
-  resumes.fetch_add(1, std::memory_order_relaxed);
-  note_write(st);
-  return true;
+void store_state::try_resume() {
+  std::lock_guard<std::mutex> guard{write_mtx};
+  may_write();
 }
 
 caf::expected<std::uint64_t> store_state::scan_last_position() const {
@@ -428,9 +416,13 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   return std::unique_ptr<event_store>{new event_store(std::move(state))};
 }
 
+bool event_store::writable() const noexcept {
+  return !state_->failing.load(std::memory_order_acquire);
+}
+
 storage_health event_store::health() const {
   storage_health h;
-  h.writable = !state_->failing.load(std::memory_order_acquire);
+  h.writable = writable();
   h.needs_restart = state_->needs_restart.load(std::memory_order_acquire);
   h.write_failures = state_->write_failures.load(std::memory_order_relaxed);
   h.resumes = state_->resumes.load(std::memory_order_relaxed);
@@ -438,14 +430,6 @@ storage_health event_store::health() const {
   h.error = state_->write_error;
   h.failing_since_us = state_->failing_since_us;
   return h;
-}
-
-caf::error event_store::resume() {
-  if (!state_->comm)
-    return make_error(errc::not_writable, "the store was opened read-only");
-  if (state_->try_resume())
-    return caf::error{};
-  return unavailable(*state_);
 }
 
 commit_stats event_store::stats() const noexcept {
@@ -752,8 +736,6 @@ caf::error event_store::commit(write_batch batch, bool fsync) {
   auto wopts = state_->write_opts;
   if (!fsync)
     wopts.sync = false;
-  if (!state_->try_resume())
-    return unavailable(*state_);
   auto st = state_->guarded_write(wopts, &wb);
   if (st.IsIncomplete())
     return unavailable(*state_);

@@ -85,43 +85,45 @@ struct store_state {
   /// Publishes a new last position and wakes waiters and subscriptions.
   void publish(std::uint64_t position);
 
-  // -- write health: the last write's outcome, and recovery (storage_health) --
-
-  std::atomic<bool> failing{false};
-  std::atomic<bool> needs_restart{false};
-  /// Failing because free space fell below `opts.min_free_bytes` (RocksDB
-  /// saw no error; writing resumes once there is room again).
-  std::atomic<bool> space_low{false};
-  std::int64_t space_checked_us = 0;
-  std::atomic<std::uint64_t> write_failures{0};
-  std::atomic<std::uint64_t> resumes{0};
-  mutable std::mutex health_mtx;
-  std::string write_error;
-  std::int64_t failing_since_us = 0;
-  std::int64_t last_resume_us = 0;
-  /// The file system that injects `opts.faults` (kept alive with the env).
-  std::shared_ptr<rocksdb::FileSystem> fs;
-  std::unique_ptr<rocksdb::Env> env;
+  // -- write health (storage_health) ------------------------------------------
 
   /// Serializes every write to RocksDB. After a failed WAL write, RocksDB
   /// 7.8 (Debian's build keeps its assertions) aborts the process when
   /// another write reaches the failed WAL writer; so once a write failed no
   /// other is attempted, and none can be in flight beside the failing one.
   std::mutex write_mtx;
+  /// Under `write_mtx`: free space is below `opts.min_free_bytes` (last
+  /// checked at `space_checked_us`); a RocksDB write failed and was not
+  /// resumed (at `last_resume_us` last tried).
+  bool space_low = false;
+  bool write_failed = false;
+  std::int64_t space_checked_us = 0;
+  std::int64_t last_resume_us = 0;
+  /// `space_low || write_failed`, for readers without the lock.
+  std::atomic<bool> failing{false};
+  /// RocksDB refused to resume (a failed WAL write or sync).
+  std::atomic<bool> needs_restart{false};
+  std::atomic<std::uint64_t> write_failures{0};
+  std::atomic<std::uint64_t> resumes{0};
+  /// Why and since when the store is failing (empty and 0 while writable).
+  mutable std::mutex health_mtx;
+  std::string write_error;
+  std::int64_t failing_since_us = 0;
+  /// The file system that injects `opts.faults` (kept alive with the env).
+  std::shared_ptr<rocksdb::FileSystem> fs;
+  std::unique_ptr<rocksdb::Env> env;
 
-  /// Writes `wb` unless the store is failing (then an Incomplete status,
+  /// Writes `wb` if `may_write` allows (otherwise an Incomplete status,
   /// without touching RocksDB) and records the outcome.
   rocksdb::Status guarded_write(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* wb);
 
-  /// Whether the store's file system has less free space than the reserve
-  /// (checked at most every 20 ms); with `write_mtx` held.
-  bool below_reserve();
+  /// Whether a write may go to RocksDB now (with `write_mtx` held): checks
+  /// the free-space reserve (at most every 20 ms) and, after a failed
+  /// write, asks RocksDB to resume (at most every 250 ms).
+  bool may_write();
 
-  /// Records the outcome of a write to the store (any writer).
-  void note_write(const rocksdb::Status& st);
-  /// While failing, asks RocksDB to resume writing (at most every 250 ms);
-  /// returns whether the store is writable now.
-  bool try_resume();
+  /// `may_write` under the lock: the committer's idle recovery.
+  void try_resume();
 
   /// Reads the last position from the global log (open, refresh).
   caf::expected<std::uint64_t> scan_last_position() const;

@@ -258,9 +258,8 @@ public:
   /// acknowledged that did not become durable.
   storage_health health() const;
 
-  /// Asks RocksDB to resume writing now. Errors: `storage_failure` (still
-  /// failing), `not_writable` (not the writer).
-  caf::error resume();
+  /// `health().writable`, without copying the rest (one atomic load).
+  bool writable() const noexcept;
 
   /// The options the store was opened with.
   const options& opts() const noexcept;
