@@ -172,38 +172,38 @@ caf::error catalog::price(events::place_order& cmd) const {
     return make_error(errc::invalid_argument,
                       "currency: " + cmd.currency + " is not accepted (accepted: " + list + ")");
   }
-  std::vector<std::int64_t> prices(cmd.lines.size());
-  std::string currency;
-  {
-    std::shared_lock<std::shared_mutex> guard{mtx_};
-    for (std::size_t i = 0; i < cmd.lines.size(); ++i) {
-      auto& line = cmd.lines[i];
-      auto e = entries_.find(line.sku);
-      if (e == entries_.end() || !accepts(e->second.currency))
-        return make_error(errc::not_for_sale,
-                          line_field(i, "sku") + ": " + line.sku + " is not for sale");
-      auto& entry = e->second;
-      if (currency.empty())
-        currency = entry.currency;
-      if (entry.currency != currency)
-        return make_error(errc::currency_mismatch,
-                          line_field(i, "sku") + ": " + line.sku + " is priced in "
-                            + entry.currency + ", the lines before it in " + currency
-                            + " (one order takes one currency)");
-      if (line.unit_price_cents != events::unpriced && line.unit_price_cents != entry.price_cents)
-        return make_error(errc::price_changed,
-                          line_field(i, "unit_price_cents") + ": " + line.sku + " costs "
-                            + std::to_string(entry.price_cents) + " " + entry.currency
-                            + " cents now, not " + std::to_string(line.unit_price_cents));
-      prices[i] = entry.price_cents;
-    }
+  // Two passes under one shared lock: check every line, then set the
+  // prices; a refusal leaves `cmd` as it was, and nothing is allocated.
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  const catalog_entry* first = nullptr;
+  for (std::size_t i = 0; i < cmd.lines.size(); ++i) {
+    auto& line = cmd.lines[i];
+    auto e = entries_.find(line.sku);
+    if (e == entries_.end() || !accepts(e->second.currency))
+      return make_error(errc::not_for_sale,
+                        line_field(i, "sku") + ": " + line.sku + " is not for sale");
+    auto& entry = e->second;
+    if (first == nullptr)
+      first = &entry;
+    if (entry.currency != first->currency)
+      return make_error(errc::currency_mismatch,
+                        line_field(i, "sku") + ": " + line.sku + " is priced in " + entry.currency
+                          + ", the lines before it in " + first->currency
+                          + " (one order takes one currency)");
+    if (line.unit_price_cents != events::unpriced && line.unit_price_cents != entry.price_cents)
+      return make_error(errc::price_changed,
+                        line_field(i, "unit_price_cents") + ": " + line.sku + " costs "
+                          + std::to_string(entry.price_cents) + " " + entry.currency
+                          + " cents now, not " + std::to_string(line.unit_price_cents));
   }
-  if (!cmd.currency.empty() && cmd.currency != currency)
+  if (first != nullptr && !cmd.currency.empty() && cmd.currency != first->currency)
     return make_error(errc::currency_mismatch,
-                      "currency: the items are priced in " + currency + ", not " + cmd.currency);
-  for (std::size_t i = 0; i < cmd.lines.size(); ++i)
-    cmd.lines[i].unit_price_cents = prices[i];
-  cmd.currency = currency;
+                      "currency: the items are priced in " + first->currency + ", not "
+                        + cmd.currency);
+  for (auto& line : cmd.lines)
+    line.unit_price_cents = entries_.find(line.sku)->second.price_cents;
+  if (first != nullptr)
+    cmd.currency = first->currency;
   return caf::error{};
 }
 

@@ -1,7 +1,6 @@
 #include "http_api.hpp"
 
 #include <chrono>
-#include <cctype>
 #include <cmath>
 #include <mutex>
 
@@ -81,31 +80,14 @@ void send_error(http_response& res, const api_error& err) {
   send_json(res, err.status, error_body(err));
 }
 
-/// The field a domain error names ("items[0].sku: ..." after the code), or "".
-std::string field_of(const std::string& text) {
-  auto start = text.find(": ");
-  if (start == std::string::npos)
-    return {};
-  start += 2;
-  auto end = text.find(": ", start);
-  if (end == std::string::npos)
-    return {};
-  auto field = text.substr(start, end - start);
-  for (char c : field)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '['
-          || c == ']'))
-      return {};
-  return field;
-}
-
 /// The HTTP answer to an error of the pipeline or the read side.
 api_error from_error(const caf::error& err) {
   auto text = describe(err);
   switch (code_of(err)) {
-    case errc::invalid_argument: return {400, "invalid_value", text, field_of(text)};
-    case errc::not_for_sale: return {409, "not_for_sale", text, field_of(text)};
-    case errc::price_changed: return {409, "price_changed", text, field_of(text)};
-    case errc::currency_mismatch: return {409, "currency_mismatch", text, field_of(text)};
+    case errc::invalid_argument: return {400, "invalid_value", text, split_field(err).field};
+    case errc::not_for_sale: return {409, "not_for_sale", text, split_field(err).field};
+    case errc::price_changed: return {409, "price_changed", text, split_field(err).field};
+    case errc::currency_mismatch: return {409, "currency_mismatch", text, split_field(err).field};
     case errc::order_id_taken: return {409, "order_id_taken", text, "order_id"};
     case errc::storage_failure:
     case errc::not_writable:

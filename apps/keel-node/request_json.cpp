@@ -200,11 +200,7 @@ std::variant<events::place_order, api_error> parse_place_order(std::string_view 
     return std::move(*err);
   // The domain's own rules (id syntax, currency code) name the field first.
   if (auto err = events::validate(cmd)) {
-    auto text = describe(err);
-    auto context = text.substr(std::min(text.size(), text.find(": ") + 2));
-    auto colon = context.find(": ");
-    auto field = colon == std::string::npos ? std::string{} : context.substr(0, colon);
-    auto why = colon == std::string::npos ? context : context.substr(colon + 2);
+    auto [field, why] = split_field(err);
     return bad(field, "invalid_value", why);
   }
   return cmd;

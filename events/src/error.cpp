@@ -1,5 +1,7 @@
 #include "keel/events/error.hpp"
 
+#include <cctype>
+
 #include <caf/atom.hpp>
 #include <caf/make_message.hpp>
 #include <caf/message.hpp>
@@ -60,6 +62,25 @@ std::string describe(const caf::error& err) {
     result += ": ";
     result += ctx.get_as<std::string>(0);
   }
+  return result;
+}
+
+field_reason split_field(const caf::error& err) {
+  field_reason result;
+  if (!err || err.category() != error_category() || err.context().size() != 1
+      || !err.context().match_element<std::string>(0))
+    return result;
+  result.reason = err.context().get_as<std::string>(0);
+  auto colon = result.reason.find(": ");
+  if (colon == std::string::npos || colon == 0)
+    return result;
+  for (std::size_t i = 0; i < colon; ++i) {
+    auto c = static_cast<unsigned char>(result.reason[i]);
+    if (!(std::isalnum(c) || c == '_' || c == '.' || c == '[' || c == ']'))
+      return result;
+  }
+  result.field = result.reason.substr(0, colon);
+  result.reason.erase(0, colon + 2);
   return result;
 }
 

@@ -191,6 +191,17 @@ TEST_CASE("place_order commands round-trip and validate field by field", "[codec
     bad.lines[0].sku = key;
     CHECK_THAT(field_of(bad), Catch::Contains("items[0].sku"));
   }
+  // The field the error names, split from its reason (the HTTP API's `field`).
+  bad = cmd;
+  bad.lines[0].quantity = 0;
+  auto split = split_field(validate(bad));
+  CHECK(split.field == "items[0].quantity");
+  CHECK(split.reason == "must be 1..1000");
+  split = split_field(make_error(errc::invalid_argument, "order o-1 is not priced"));
+  CHECK(split.field.empty());
+  CHECK(split.reason == "order o-1 is not priced");
+  CHECK(split_field(make_error(errc::invalid_argument, "a b: c")).field.empty());
+  CHECK(split_field(caf::error{}).reason.empty());
   bad = cmd;
   bad.order_id = "Order_2026.12-06:0001";
   bad.customer_id = std::string(max_key_size, 'c');

@@ -61,10 +61,8 @@ public:
   ///   price_changed      a line names a price other than the catalogue's.
   caf::error price(events::place_order& cmd) const;
 
+  /// Whether prices and orders may be in `currency`.
   bool accepts(const std::string& currency) const;
-  const std::vector<std::string>& currencies() const noexcept {
-    return currencies_;
-  }
 
   /// The SKUs on sale.
   std::size_t size() const;

@@ -95,4 +95,16 @@ errc code_of(const caf::error& err);
 /// Renders `err` for people and logs: "version_conflict: stream order-1: expected 3, actual 5".
 std::string describe(const caf::error& err);
 
+/// A domain error's context split at its field: validation and pricing
+/// errors read "<field>: <why>" ("items[0].sku: SKU-1 is not for sale").
+struct field_reason {
+  /// Empty when the context names no field (letters, digits, `_ . [ ]` only).
+  std::string field;
+  /// The rest of the context (all of it when there is no field).
+  std::string reason;
+};
+
+/// Splits the context of Keel error `err` (see field_reason).
+field_reason split_field(const caf::error& err);
+
 } // namespace keel
