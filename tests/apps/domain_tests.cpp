@@ -32,13 +32,6 @@ httplib::Headers premium_auth(const std::string& sub) {
                                                          "", "", true)}};
 }
 
-void stock(httplib::Client& c, const std::string& sku, int quantity) {
-  auto res = c.Put(("/admin/stock/" + sku).c_str(), auth("ops", true),
-                   json{{"quantity", quantity}}.dump(), "application/json");
-  REQUIRE(res);
-  REQUIRE(res->status == 200);
-}
-
 /// The status and parsed body of a request.
 struct answer {
   int status = 0;
@@ -62,21 +55,6 @@ answer place(httplib::Client& c, const json& body, const httplib::Headers& h) {
 answer set_price(httplib::Client& c, const std::string& sku, const json& body,
                  const httplib::Headers& h = auth("ops", true)) {
   return ask(c.Put(("/admin/catalog/" + sku).c_str(), h, body.dump(), "application/json"));
-}
-
-/// Polls the order (as admin) until it is `status`.
-json wait_for(httplib::Client& c, const std::string& id, const std::string& status) {
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  json last;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto a = get(c, "/v1/orders/" + id, auth("ops", true));
-    if (a.status == 200 && a.body["status"] == status)
-      return a.body;
-    last = a.body;
-    std::this_thread::sleep_for(20ms);
-  }
-  FAIL("order " << id << " is not " << status << ": " << last.dump());
-  return last;
 }
 
 /// The order_placed event of `id`, read beside the running node.
@@ -187,7 +165,7 @@ TEST_CASE("prices come from the catalogue and premium from the token, never from
   right["items"][0]["unit_price_cents"] = 350;
   REQUIRE(place(c, right, auth("c-1")).status == 202);
   REQUIRE(place(c, unpriced("p-3", "c-vip", "sku-1"), premium_auth("c-vip")).status == 202);
-  auto done = wait_for(c, "p-1", "completed");
+  auto done = wait_status(c, "p-1", {"completed"});
   CHECK(done["total_cents"] == 3998);
   CHECK(done["currency"] == "EUR");
   CHECK(done["items"][0]["unit_price_cents"] == 1999);
@@ -196,8 +174,8 @@ TEST_CASE("prices come from the catalogue and premium from the token, never from
   CHECK(ev.lines[0].unit_price_cents == 1999);
   CHECK(ev.total_cents == 3998);
   CHECK(ev.currency == "EUR");
-  CHECK(wait_for(c, "p-2", "completed")["total_cents"] == 1050);
-  CHECK(wait_for(c, "p-3", "completed")["premium"] == true);
+  CHECK(wait_status(c, "p-2", {"completed"})["total_cents"] == 1050);
+  CHECK(wait_status(c, "p-3", {"completed"})["premium"] == true);
   CHECK(placed_event(data, "p-3").premium);
 
   // A price change: the old price is refused, the new one charged; placed
@@ -209,7 +187,7 @@ TEST_CASE("prices come from the catalogue and premium from the token, never from
   CHECK(a.status == 409);
   CHECK(a.body["error"]["code"] == "price_changed");
   REQUIRE(place(c, unpriced("p-4", "c-1", "sku-1"), auth("c-1")).status == 202);
-  CHECK(wait_for(c, "p-4", "completed")["total_cents"] == 2499);
+  CHECK(wait_status(c, "p-4", {"completed"})["total_cents"] == 2499);
   CHECK(get(c, "/v1/orders/p-1", auth("c-1")).body["total_cents"] == 3998);
 
   // Withdrawn: not for sale; withdrawing again is a 404.
@@ -230,7 +208,7 @@ TEST_CASE("prices come from the catalogue and premium from the token, never from
   CHECK(entry.body["price_cents"] == 2499);
   CHECK(get(c2, "/v1/catalog/sku-2").status == 404);
   REQUIRE(place(c2, unpriced("p-6", "c-1", "sku-1"), auth("c-1")).status == 202);
-  CHECK(wait_for(c2, "p-6", "completed")["total_cents"] == 2499);
+  CHECK(wait_status(c2, "p-6", {"completed"})["total_cents"] == 2499);
   // Revenue has series for the configured currencies only.
   auto metrics = c2.Get("/metrics");
   REQUIRE(metrics);
@@ -246,7 +224,7 @@ TEST_CASE("an order id belongs to its customer and ids that need URL escaping ar
   stock(c, "sku-1", 100);
   put_on_sale(c, "sku-1");
   REQUIRE(place(c, order_json("bf-1", "c-victim", "sku-1"), auth("c-victim")).status == 202);
-  wait_for(c, "bf-1", "completed");
+  wait_status(c, "bf-1", {"completed"});
   auto head = head_of(data);
   // The review's scenario: a predictable id placed first by someone else.
   auto a = place(c, order_json("bf-1", "c-attacker", "sku-1"), auth("c-attacker"));
@@ -294,7 +272,7 @@ TEST_CASE("order reads need a token, show customers their own orders only and ne
   stock(c, "sku-1", 100);
   put_on_sale(c, "sku-1");
   REQUIRE(place(c, order_json("r-1", "c-1", "sku-1"), auth("c-1")).status == 202);
-  wait_for(c, "r-1", "completed");
+  wait_status(c, "r-1", {"completed"});
 
   CHECK(get(c, "/v1/orders/r-1").status == 401);
   CHECK(get(c, "/v1/orders/r-1", {{"Authorization", "Bearer forged"}}).status == 401);

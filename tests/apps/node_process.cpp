@@ -129,6 +129,30 @@ std::uint64_t head_of(const std::string& data) {
   return n;
 }
 
+nlohmann::json wait_status(httplib::Client& c, const std::string& id,
+                           const std::set<std::string>& wanted, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  nlohmann::json last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto res = c.Get(("/v1/orders/" + id).c_str(), auth("ops", true));
+    if (res && res->status == 200) {
+      last = nlohmann::json::parse(res->body);
+      if (wanted.count(last["status"].get<std::string>()))
+        return last;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL("order " << id << " did not reach the wanted status; last: " << last.dump());
+  return last;
+}
+
+void stock(httplib::Client& c, const std::string& sku, int quantity) {
+  auto res = c.Put(("/admin/stock/" + sku).c_str(), auth("ops", true),
+                   nlohmann::json{{"quantity", quantity}}.dump(), "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+}
+
 void put_on_sale(httplib::Client& c, const std::string& sku, std::int64_t price_cents) {
   auto res = c.Put(("/admin/catalog/" + sku).c_str(), {{"Authorization", bearer("ops", true)}},
                    nlohmann::json{{"price_cents", price_cents}, {"currency", "EUR"}}.dump(),

@@ -5,6 +5,7 @@
 // SIGKILL.
 
 #include <chrono>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,13 @@ httplib::Result post(httplib::Client& c, const std::string& path, const nlohmann
 /// which the node appends on its own: breaker transitions, pool resizes),
 /// read beside the running node (RocksDB secondary instance).
 std::uint64_t head_of(const std::string& data);
+/// Polls GET /v1/orders/{id} (as an admin) until its status is one of
+/// `wanted`; returns the order, or fails the test with the last one seen.
+nlohmann::json wait_status(httplib::Client& c, const std::string& id,
+                           const std::set<std::string>& wanted,
+                           std::chrono::seconds timeout = std::chrono::seconds(20));
+/// PUT /admin/stock/{sku} {"quantity": quantity}, as an admin; requires 200.
+void stock(httplib::Client& c, const std::string& sku, int quantity);
 /// Puts `sku` on sale at `price_cents` EUR (PUT /admin/catalog/{sku}).
 void put_on_sale(httplib::Client& c, const std::string& sku, std::int64_t price_cents = 1250);
 /// A valid `POST /v1/orders` body: one line of `quantity` x `sku` at 12.50

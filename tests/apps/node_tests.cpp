@@ -28,11 +28,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// Stocks `sku` and puts it on sale at the price `order_json` names.
 void set_stock(httplib::Client& c, const std::string& sku, int quantity) {
-  auto res = c.Put(("/admin/stock/" + sku).c_str(), auth("ops", true),
-                   json{{"quantity", quantity}}.dump(), "application/json");
-  REQUIRE(res);
-  REQUIRE(res->status == 200);
+  stock(c, sku, quantity);
   put_on_sale(c, sku);
 }
 
@@ -44,24 +42,6 @@ json get_json(httplib::Client& c, const std::string& path, int expect = 200,
   INFO(path << " -> " << res->status << " " << res->body);
   REQUIRE(res->status == expect);
   return json::parse(res->body);
-}
-
-/// Polls GET /v1/orders/{id} until its status is one of `wanted`.
-json wait_status(httplib::Client& c, const std::string& id, std::set<std::string> wanted,
-                 std::chrono::seconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  json last;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto res = c.Get(("/v1/orders/" + id).c_str(), auth("ops", true));
-    if (res && res->status == 200) {
-      last = json::parse(res->body);
-      if (wanted.count(last["status"].get<std::string>()))
-        return last;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  FAIL("order " << id << " did not reach the wanted status; last: " << last.dump());
-  return last;
 }
 
 } // namespace

@@ -29,13 +29,6 @@ std::int64_t now_us() {
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-std::string status_of(httplib::Client& c, const std::string& id) {
-  auto res = c.Get(("/v1/orders/" + id).c_str(), auth("ops", true));
-  REQUIRE(res);
-  REQUIRE(res->status == 200);
-  return json::parse(res->body)["status"].get<std::string>();
-}
-
 void wait_until(const std::function<bool()>& done, std::chrono::seconds timeout,
                 const std::string& what) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -54,13 +47,12 @@ TEST_CASE("forged payment.retry.queue messages are checked against the store and
   node_process n{dir.sub("store"), {"--kafka", "embedded", "--breaker-wait-ms", "500",
                                     "--payment-retry-ms", "1000"}};
   auto c = n.client();
-  REQUIRE(c.Put("/admin/stock/sku-1", auth("ops", true), R"({"quantity":100})",
-                "application/json")->status == 200);
+  stock(c, "sku-1", 100);
   put_on_sale(c, "sku-1");
   REQUIRE(post(c, "/admin/faults", {{"provider", "gateways"}, {"error_rate", 1.0}},
                auth("ops", true))->status == 200);
   REQUIRE(post(c, "/v1/orders", order_json("h-1", "c-1", "sku-1"), auth("c-1"))->status == 202);
-  wait_until([&] { return status_of(c, "h-1") == "pending_payment"; }, 20s, "h-1 is parked");
+  wait_status(c, "h-1", {"pending_payment"});
   wait_until([&] { return metric(c, "keel_retry_queue_consumed_total") >= 1; }, 20s,
              "the node consumed its own park");
   auto consumed = metric(c, "keel_retry_queue_consumed_total");
@@ -119,7 +111,7 @@ TEST_CASE("forged payment.retry.queue messages are checked against the store and
   // The parked order is not stranded: once the gateways heal it completes.
   REQUIRE(post(c, "/admin/faults", {{"provider", "gateways"}, {"error_rate", 0.0}},
                auth("ops", true))->status == 200);
-  wait_until([&] { return status_of(c, "h-1") == "completed"; }, 30s, "h-1 completes");
+  wait_status(c, "h-1", {"completed"}, 30s);
   // A message about an order that ended is stale.
   auto before = dropped("stale");
   std::ofstream{dir.sub("late.txt")} << "h-1\t" << json{{"order_id", "h-1"}, {"retry_count", 1}}.dump()
@@ -131,5 +123,5 @@ TEST_CASE("forged payment.retry.queue messages are checked against the store and
                         .status)
           == 0);
   wait_until([&] { return dropped("stale") > before; }, 20s, "the late message is dropped as stale");
-  CHECK(status_of(c, "h-1") == "completed");
+  CHECK(wait_status(c, "h-1", {"completed"})["status"] == "completed");
 }
