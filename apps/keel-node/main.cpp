@@ -149,6 +149,11 @@ int main(int argc, char** argv) {
                       "free space kept on the store's disk: below it writes get 503 "
                       "storage_unavailable, above it they resume (0: none)")
     ->capture_default_str();
+  run_cmd->add_option("--store-memory-mb", o.cfg.store_memory_mb,
+                      "memory of the store's memtables and block cache together (memtables "
+                      "are flushed at half of it)")
+    ->check(CLI::Range(4, 1 << 20))
+    ->capture_default_str();
   run_cmd->add_option("--kafka-config", o.cfg.kafka_config,
                       "librdkafka properties file for TLS/SASL to the brokers (security.protocol, "
                       "sasl.*, ssl.*; keeps passwords off the command line)");

@@ -163,6 +163,7 @@ caf::error open_store(node::impl& s) {
   opts.path = s.cfg.data;
   opts.durable = s.cfg.fsync ? storage::durability::sync : storage::durability::wal;
   opts.min_free_bytes = s.cfg.min_free_disk_mb << 20;
+  opts.memory_budget_bytes = static_cast<std::size_t>(s.cfg.store_memory_mb) << 20;
   auto opened = storage::event_store::open(opts);
   if (!opened)
     return opened.error();

@@ -70,6 +70,8 @@ struct node_config {
   /// Writes are refused (503 storage_unavailable) while the store's file
   /// system has less free space than this, and resume by themselves above.
   std::uint64_t min_free_disk_mb = 256;
+  /// Memory of the store's memtables and block cache together, in MiB.
+  std::uint64_t store_memory_mb = 128;
   /// fsync every commit batch of the event store.
   bool fsync = true;
   /// SIGTERM: how long in-flight sagas may take to finish or park.

@@ -200,6 +200,20 @@ void kafka(exposition& out, const node::impl& s) {
   auto storage_health = s.store->health();
   out.single("keel_storage_writable", "gauge", "1 while the store can write, 0 after a failed write.",
              storage_health.writable ? 1 : 0);
+  auto memory = s.store->memory();
+  out.family("keel_store_memory_bytes", "gauge",
+             "Memory the event store holds: memtables, cached blocks (the two share the budget), "
+             "table readers (index and filter blocks outside the cache).");
+  for (auto [part, bytes] : {std::pair{"memtables", memory.memtables},
+                             std::pair{"block_cache", memory.block_cache},
+                             std::pair{"table_readers", memory.table_readers}})
+    out.sample("keel_store_memory_bytes", {{"part", part}}, static_cast<double>(bytes));
+  out.single("keel_store_memory_budget_bytes", "gauge",
+             "The memory budget memtables and cached blocks share (--store-memory-mb).",
+             static_cast<double>(memory.budget));
+  out.single("keel_store_version_cache_entries", "gauge",
+             "Streams whose current version the committer keeps in memory.",
+             static_cast<double>(memory.version_cache_entries));
   out.single("keel_storage_write_failures_total", "counter",
              "Writes to the store that failed (disk full, I/O error).",
              static_cast<double>(storage_health.write_failures));

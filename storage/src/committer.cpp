@@ -301,6 +301,7 @@ void committer::process(std::vector<request_ptr>& batch) {
     next_position_ = position;
     state_.publish(position - 1);
   }
+  state_.version_cache_entries.store(versions_.size(), std::memory_order_relaxed);
   auto t2 = clock_ns();
   for (std::size_t r = 0; r < batch.size(); ++r) {
     if (outcomes[r].err)

@@ -16,6 +16,7 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include "committer.hpp"
 #include "faulty_fs.hpp"
@@ -317,7 +318,7 @@ caf::expected<std::unique_ptr<event_store>> event_store::open_beside(std::string
   opts.path = std::move(path);
   opts.mode = open_mode::secondary;
   opts.create_if_missing = false;
-  opts.block_cache_bytes = 32u << 20;
+  opts.memory_budget_bytes = 32u << 20;
   auto store = open(std::move(opts));
   if (!store)
     return store;
@@ -338,7 +339,10 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   }
   auto state = std::make_unique<store_state>();
   state->opts = opts;
-  auto cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
+  if (opts.memory_budget_bytes < (4u << 20))
+    return make_error(errc::invalid_argument, "the store's memory budget must be at least 4 MiB");
+  auto cache = rocksdb::NewLRUCache(opts.memory_budget_bytes);
+  state->cache = cache;
 
   rocksdb::DBOptions dbo;
   dbo.create_if_missing = opts.create_if_missing && opts.mode == open_mode::writer;
@@ -352,6 +356,15 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   // instance replayed. Past this size RocksDB flushes the column families
   // holding the oldest WAL, so it can be deleted.
   dbo.max_total_wal_size = 64u << 20;
+  // Memtables and cached blocks share one budget: every memtable's arena is
+  // charged to the block cache, and memtables are flushed once they hold
+  // half of the budget (RocksDB's per-column-family write buffer sizes stay
+  // the upper bound of each).
+  if (opts.mode == open_mode::writer) {
+    state->memtable_budget =
+      std::make_shared<rocksdb::WriteBufferManager>(opts.memory_budget_bytes / 2, cache);
+    dbo.write_buffer_manager = state->memtable_budget;
+  }
   dbo.max_open_files = opts.max_open_files;
   if (opts.mode == open_mode::secondary)
     dbo.max_open_files = -1; // required by secondary instances
@@ -440,6 +453,26 @@ commit_stats event_store::stats() const noexcept {
   result.write_ns = state_->write_ns.load(std::memory_order_relaxed);
   result.acknowledge_ns = state_->acknowledge_ns.load(std::memory_order_relaxed);
   return result;
+}
+
+store_memory event_store::memory() const {
+  store_memory m;
+  for (std::size_t i = 0; i < cf_count; ++i) {
+    std::uint64_t value = 0;
+    if (state_->db->GetIntProperty(state_->cf(static_cast<cf_id>(i)),
+                                   rocksdb::DB::Properties::kCurSizeAllMemTables, &value))
+      m.memtables += value;
+    if (state_->db->GetIntProperty(state_->cf(static_cast<cf_id>(i)),
+                                   rocksdb::DB::Properties::kEstimateTableReadersMem, &value))
+      m.table_readers += value;
+  }
+  // The cache's usage includes the reservations charging memtables to it.
+  auto usage = state_->cache->GetUsage();
+  auto charged = state_->memtable_budget ? state_->memtable_budget->memory_usage() : 0;
+  m.block_cache = usage > charged ? usage - charged : 0;
+  m.budget = state_->cache->GetCapacity();
+  m.version_cache_entries = state_->version_cache_entries.load(std::memory_order_relaxed);
+  return m;
 }
 
 const options& event_store::opts() const noexcept {

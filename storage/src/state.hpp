@@ -12,9 +12,11 @@
 #include <vector>
 
 #include <caf/error.hpp>
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include "keel/storage/options.hpp"
 
@@ -56,6 +58,12 @@ struct store_state {
   options opts;
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  /// The block cache every column family shares.
+  std::shared_ptr<rocksdb::Cache> cache;
+  /// Charges the memtables to `cache` and flushes them at half of it (writer only).
+  std::shared_ptr<rocksdb::WriteBufferManager> memtable_budget;
+  /// Entries of the committer's stream-version cache (for `memory()`).
+  std::atomic<std::uint64_t> version_cache_entries{0};
   rocksdb::WriteOptions write_opts;
   /// Set in secondary mode; removed on close.
   std::string secondary_dir;

@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -354,7 +355,8 @@ struct soak_figures {
 /// reads (through the orders actor), the rest stock reads, and with `orders`
 /// one placed order in 200. The first and last tenth are each client's first
 /// and last tenth.
-soak_figures soak(node_process& n, std::size_t requests, std::size_t clients, bool orders) {
+soak_figures soak(node_process& n, std::size_t requests, std::size_t clients, bool orders,
+                  const std::string& run = "s") {
   auto per_client = requests / clients;
   std::vector<std::vector<double>> ms(clients);
   std::atomic<std::size_t> done{0};
@@ -373,7 +375,7 @@ soak_figures soak(node_process& n, std::size_t requests, std::size_t clients, bo
         auto kind = i % 200;
         if (kind == 0 && orders)
           res = c.Post("/v1/orders", customer,
-                       order_json("s-" + std::to_string(t) + "-" + std::to_string(i),
+                       order_json(run + "-" + std::to_string(t) + "-" + std::to_string(i),
                                   "c-soak-" + std::to_string(t), "sku-1")
                          .dump(),
                        "application/json");
@@ -408,15 +410,17 @@ soak_figures soak(node_process& n, std::size_t requests, std::size_t clients, bo
   std::printf("edge soak: RSS by tenth (MiB):");
   for (auto rss : rss_by_tenth)
     std::printf(" %.1f", rss);
-  std::printf("\nedge soak: p99 by tenth (ms):");
-  for (std::size_t k = 0; k < 10; ++k) {
-    std::vector<double> part;
-    for (auto& mine : ms) {
-      auto tenth = mine.size() / 10;
-      part.insert(part.end(), mine.begin() + static_cast<std::ptrdiff_t>(k * tenth),
-                  mine.begin() + static_cast<std::ptrdiff_t>((k + 1) * tenth));
+  for (double q : {0.5, 0.99}) {
+    std::printf("\nedge soak: p%.0f by tenth (ms):", q * 100);
+    for (std::size_t k = 0; k < 10; ++k) {
+      std::vector<double> part;
+      for (auto& mine : ms) {
+        auto tenth = mine.size() / 10;
+        part.insert(part.end(), mine.begin() + static_cast<std::ptrdiff_t>(k * tenth),
+                    mine.begin() + static_cast<std::ptrdiff_t>((k + 1) * tenth));
+      }
+      std::printf(" %.3f", percentile(part, q));
     }
-    std::printf(" %.3f", percentile(part, 0.99));
   }
   std::printf("\n");
   f.first_p50_ms = percentile(first, 0.5);
@@ -432,6 +436,42 @@ soak_figures soak(node_process& n, std::size_t requests, std::size_t clients, bo
   return f;
 }
 
+/// Places `orders` orders from `clients` connections and waits until no saga
+/// is in flight: the store's memtables and block cache, the committer's
+/// version cache and the simulated providers' key memory then hold what they
+/// hold in a node that has been taking orders for a while.
+void warm_up(node_process& n, std::size_t orders, std::size_t clients) {
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < clients; ++t)
+    threads.emplace_back([&, t] {
+      auto c = n.client();
+      auto customer = httplib::Headers{{"Authorization", bearer("c-warm-" + std::to_string(t))}};
+      for (std::size_t i = t; i < orders; i += clients) {
+        auto res = c.Post("/v1/orders", customer,
+                          order_json("w-" + std::to_string(i), "c-warm-" + std::to_string(t),
+                                     "sku-1")
+                            .dump(),
+                          "application/json");
+        if (!res || res->status != 202)
+          FAIL_CHECK("warm-up order " << i << ": "
+                                      << (res ? std::to_string(res->status) : "no answer"));
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  auto c = n.client();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (metric(c, "keel_sagas_in_flight") > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(metric(c, "keel_sagas_in_flight") == 0);
+}
+
+double store_memory_mib(httplib::Client& c) {
+  return (metric(c, "keel_store_memory_bytes{part=\"memtables\"}")
+          + metric(c, "keel_store_memory_bytes{part=\"block_cache\"}"))
+         / 1048576.0;
+}
+
 } // namespace
 
 TEST_CASE("soak: 1,000,000 reads keep RSS and p99 of the last 10% within 1.2x of the first",
@@ -443,21 +483,51 @@ TEST_CASE("soak: 1,000,000 reads keep RSS and p99 of the last 10% within 1.2x of
   CHECK(f.last_rss_mib <= 1.2 * f.first_rss_mib);
 }
 
-TEST_CASE("soak: 1,000,000 requests with 5,000 orders keep p99 of the last 10% within 1.2x of the "
-          "first",
+TEST_CASE("soak: 3 x 1,000,000 requests with 5,000 orders each keep RSS and p99 of the last 10% within "
+          "1.2x of the first",
           "[node][edge][torture]") {
+  // A node that stores orders holds more memory as it fills what is bounded:
+  // memtables and cached blocks up to the store's budget, the committer's
+  // version cache, the simulated providers' idempotency keys, the allocator's
+  // arenas. The store's budget is small here (16 MiB) so that 20,000 orders
+  // fill it before the soak; the soak then shows that taking orders and
+  // serving requests adds nothing beyond those bounds. (With the default
+  // 128 MiB budget the plateau comes later; the figures are in
+  // docs/operations.md.)
   temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--rate-limit", "10000000", "--max-sagas",
-                                    "100000"}};
+                                    "100000", "--store-memory-mb", "16"}};
   auto c = n.client();
   auto admin = httplib::Headers{{"Authorization", bearer("ops", true)}};
   REQUIRE(c.Put("/admin/stock/sku-1", admin, R"({"quantity":1000000000})", "application/json")->status
           == 200);
   put_on_sale(c, "sku-1");
-  auto f = soak(n, 1000000, 8, true);
-  CHECK(f.last_p99_ms <= 1.2 * f.first_p99_ms);
-  // RSS is printed, not checked here: it grows with the orders stored (about
-  // 9 KB each: memtables, the stream-version cache, read models), which the
-  // throughput issue bounds; the reads-only soak above checks that serving
-  // requests itself leaves nothing behind.
+  warm_up(n, 20000, 32);
+  auto first_rss = static_cast<double>(proc_kib(n.pid(), "VmRSS")) / 1024.0;
+  std::printf("edge soak: after 20,000 warm-up orders: RSS %.1f MiB, store memory %.1f MiB\n",
+              first_rss, store_memory_mib(c));
+  // On two cores shared by the clients and the node, the p99 of one tenth
+  // swings by up to +-25% between tenths without any trend (a 3,000,000-
+  // request run: 1.8 to 2.5 ms, RSS 1.05x), so one soak's ratio is a coin
+  // toss around 1.2. Three soaks on the same node, and their median ratio.
+  std::vector<double> p99_ratios;
+  for (int run = 1; run <= 3; ++run) {
+    auto f = soak(n, 1000000, 8, true, "s" + std::to_string(run));
+    p99_ratios.push_back(f.last_p99_ms / f.first_p99_ms);
+    CHECK(f.last_rss_mib <= 1.2 * f.first_rss_mib);
+    if (run == 1)
+      first_rss = f.first_rss_mib;
+  }
+  auto store_mib = store_memory_mib(c);
+  auto end_rss = static_cast<double>(proc_kib(n.pid(), "VmRSS")) / 1024.0;
+  std::sort(p99_ratios.begin(), p99_ratios.end());
+  std::printf("edge soak: p99 ratios %.2f %.2f %.2f (median %.2f); RSS after 3,000,000 requests "
+              "and 15,000 orders %.1f MiB, %.2fx the first tenth of the first soak; store memory "
+              "%.1f MiB of a 16 MiB budget\n",
+              p99_ratios[0], p99_ratios[1], p99_ratios[2], p99_ratios[1], end_rss,
+              end_rss / first_rss, store_mib);
+  CHECK(p99_ratios[1] <= 1.2);
+  CHECK(end_rss <= 1.2 * first_rss);
+  // LRU caches may run a little over their capacity while entries are pinned.
+  CHECK(store_mib <= 16 * 1.1);
 }

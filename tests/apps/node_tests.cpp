@@ -331,7 +331,8 @@ TEST_CASE("kcat reads the events from the embedded Kafka and promtool accepts /m
                      "keel_bulkhead_in_use{", "keel_stock_cache_hit_ratio", "keel_retry_queue_depth",
                      "keel_outbox_lag_events", "keel_projection_lag_events{",
                      "keel_orders_today{status=\"completed\"} 5", "keel_revenue_today_cents{currency=\"EUR\"} 6250",
-                     "keel_provider_pool_workers{", "keel_saga_duration_seconds_bucket{"})
+                     "keel_provider_pool_workers{", "keel_saga_duration_seconds_bucket{",
+                     "keel_store_memory_bytes{part=\"memtables\"}", "keel_store_version_cache_entries"})
     CHECK(metrics->body.find(name) != std::string::npos);
   auto health = get_json(c, "/health");
   CHECK(health["status"] == "ok");
@@ -456,7 +457,7 @@ TEST_CASE("requests beyond the HTTP threads and their queue are shed with 503, i
 
 TEST_CASE("a config file sets options and the command line wins over it", "[node][config]") {
   temp_dir dir;
-  std::ofstream{dir.sub("node.toml")} << "[run]\nkafka = \"off\"\nrate-limit = 3\n"
+  std::ofstream{dir.sub("node.toml")} << "[run]\nkafka = \"off\"\nrate-limit = 3\nstore-memory-mb = 32\n"
                                       << "data = \"" << dir.sub("not-this-store") << "\"\n";
   node_process n{dir.sub("store"), {"--config", dir.sub("node.toml")}};
   auto c = n.client();
@@ -468,6 +469,7 @@ TEST_CASE("a config file sets options and the command line wins over it", "[node
   }
   CHECK(codes == std::vector<int>{404, 404, 404, 429}); // rate-limit = 3 from the file
   CHECK(json::parse(c.Get("/admin/kafka", auth("ops", true))->body)["enabled"] == false);
+  CHECK(metric(c, "keel_store_memory_budget_bytes") == 32 << 20);
   CHECK(std::filesystem::exists(dir.sub("store")));          // --data on the command line
   CHECK_FALSE(std::filesystem::exists(dir.sub("not-this-store")));
 }

@@ -409,3 +409,60 @@ TEST_CASE("a retry racing its unacknowledged first attempt never stores the even
   // in-batch path ran.
   CHECK(refused > 0);
 }
+
+TEST_CASE("memtables and cached blocks stay within the store's memory budget", "[store][memory]") {
+  keel::test::temp_dir dir;
+  storage::options opts;
+  opts.path = dir.sub("store");
+  opts.durable = storage::durability::wal;
+  opts.memory_budget_bytes = 8u << 20;
+  opts.stream_cache_entries = 5000;
+  auto store = storage::event_store::open(opts);
+  REQUIRE(store);
+  auto& s = **store;
+  // 120,000 events into 20,000 streams: ~50 MB of memtable inserts, which
+  // the per-column-family write buffers alone (64 MiB for the global log)
+  // would keep in memory.
+  std::uint64_t peak_memtables = 0;
+  std::uint64_t peak_total = 0;
+  std::uint64_t peak_versions = 0;
+  for (std::uint64_t b = 0; b < 1200; ++b) {
+    std::vector<storage::new_event> batch;
+    for (std::uint64_t i = 0; i < 100; ++i)
+      batch.push_back(make_event(7, b * 100 + i, std::string(200, 'x')));
+    auto r = s.append("order-" + std::to_string(b * 7919 % 20000), storage::expected_version::any(),
+                      std::move(batch));
+    REQUIRE(r);
+    auto m = s.memory();
+    peak_memtables = std::max(peak_memtables, m.memtables);
+    peak_total = std::max(peak_total, m.memtables + m.block_cache);
+    peak_versions = std::max(peak_versions, m.version_cache_entries);
+    // Reads fill the block cache from the flushed files.
+    if (b % 10 == 0)
+      for (auto reader = s.read_stream("order-" + std::to_string(b * 31 % 20000), 1, 100);
+           reader.next();)
+        ;
+  }
+  auto m = s.memory();
+  CHECK(m.budget == 8u << 20);
+  CHECK(m.block_cache > 0);
+  // The write buffer manager flushes at half the budget; a memtable being
+  // flushed still counts until its file is written.
+  CHECK(peak_memtables <= 6u << 20);
+  CHECK(peak_total <= (8u << 20) * 11 / 10);
+  CHECK(peak_versions <= 5000);
+  bool global_flushed = false;
+  for (auto& f : s.live_files())
+    global_flushed = global_flushed || f.column_family == "global";
+  CHECK(global_flushed);
+}
+
+TEST_CASE("a memory budget below 4 MiB is refused", "[store][memory]") {
+  keel::test::temp_dir dir;
+  storage::options opts;
+  opts.path = dir.sub("store");
+  opts.memory_budget_bytes = 1u << 20;
+  auto store = storage::event_store::open(opts);
+  REQUIRE_FALSE(store);
+  CHECK(describe(store.error()).find("at least 4 MiB") != std::string::npos);
+}

@@ -75,6 +75,22 @@ struct commit_stats {
   std::uint64_t acknowledge_ns = 0;
 };
 
+/// Memory the store holds, in bytes (for operators and the soak tests).
+struct store_memory {
+  /// Memtables of every column family, mutable and immutable.
+  std::uint64_t memtables = 0;
+  /// Data, index and filter blocks in the block cache (without the
+  /// reservations that charge memtables to the budget).
+  std::uint64_t block_cache = 0;
+  /// Index and filter blocks of open table files held outside the cache.
+  std::uint64_t table_readers = 0;
+  /// Streams whose version the committer keeps in memory.
+  std::uint64_t version_cache_entries = 0;
+  /// `options::memory_budget_bytes`: the cache's capacity, which memtables
+  /// and cached blocks share.
+  std::uint64_t budget = 0;
+};
+
 /// A data file of the store (for operators and corruption tests).
 struct file_info {
   std::string column_family;
@@ -249,6 +265,9 @@ public:
 
   /// Counters of the group committer.
   commit_stats stats() const noexcept;
+
+  /// What the store holds in memory now.
+  store_memory memory() const;
 
   /// Whether the store can write now. After a failed write (ENOSPC, EIO)
   /// every append fails fast with `storage_failure` while the committer asks

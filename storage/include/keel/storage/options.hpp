@@ -51,11 +51,16 @@ struct options {
   bool validate_payloads = true;
   /// The most events the group committer puts into one write batch.
   std::size_t max_batch_events = 8192;
-  /// Shared block cache for reads, in bytes.
-  std::size_t block_cache_bytes = 64u << 20;
-  /// Streams whose current version the committer keeps in memory; beyond
-  /// this the cache starts over (a miss costs one index seek).
-  std::size_t stream_cache_entries = 1u << 20;
+  /// Memory of the memtables and the block cache together, in bytes: the
+  /// block cache has this capacity and every memtable is charged to it;
+  /// memtables are flushed once they hold half of it. The store's other
+  /// memory is small and bounded (table readers, the version cache below).
+  std::size_t memory_budget_bytes = 128u << 20;
+  /// Streams whose current version the committer keeps in memory (about
+  /// 100 bytes each); beyond this the cache starts over (a miss costs one
+  /// index seek). A stream is appended to in bursts (a saga's events come
+  /// within seconds), so recent streams are the ones that matter.
+  std::size_t stream_cache_entries = 1u << 16;
   /// Files the writer keeps open (table files; -1: all). Bounded so that the
   /// process's file-descriptor budget can be shared with network
   /// connections; secondaries always keep every file open (RocksDB requires it).
