@@ -7,13 +7,12 @@
 #include "keel/events/error.hpp"
 #include "keel/events/event.hpp"
 #include "keel/events/ids.hpp"
+#include "keel/events/streams.hpp"
 #include "keel/storage/event_store.hpp"
 
 namespace keel::actors {
 
 namespace {
-
-constexpr std::string_view stream_prefix = "catalog-";
 
 bool currency_code(const std::string& x) {
   return x.size() == 3 && std::all_of(x.begin(), x.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
@@ -40,11 +39,11 @@ caf::expected<std::shared_ptr<catalog>> catalog::open(std::shared_ptr<storage::e
   auto result = std::make_shared<catalog>(std::move(store), std::move(currencies));
   std::string after;
   for (;;) {
-    auto page = result->store_->list_streams(stream_prefix, 1000, after);
+    auto page = result->store_->list_streams(events::catalog_prefix, 1000, after);
     if (!page)
       return std::move(page.error());
     for (auto& info : *page)
-      if (auto err = result->load(info.stream.substr(stream_prefix.size())))
+      if (auto err = result->load(std::string{events::key_of_stream(info.stream)}))
         return err;
     if (page->size() < 1000)
       break;
@@ -56,7 +55,7 @@ caf::expected<std::shared_ptr<catalog>> catalog::open(std::shared_ptr<storage::e
 caf::error catalog::load(const std::string& sku) {
   std::optional<catalog_entry> entry;
   std::uint64_t version = 0;
-  auto err = fold_stream(*store_, std::string{stream_prefix} + sku, 1,
+  auto err = fold_stream(*store_, events::catalog_stream(sku), 1,
                          [&](const events::event& ev, const events::record_view& rec) {
                            version = rec.version;
                            if (auto* set = std::get_if<events::catalog_price_set>(&ev))
@@ -119,7 +118,7 @@ caf::expected<catalog_entry> catalog::set(const std::string& sku, std::int64_t p
     }
   }
   events::catalog_price_set ev{sku, price_cents, currency, by};
-  auto appended = store_->append(std::string{stream_prefix} + sku,
+  auto appended = store_->append(events::catalog_stream(sku),
                                  storage::expected_version::exact(version),
                                  {make_new_event(ev, storage::now_us())});
   if (!appended && code_of(appended.error()) == errc::version_conflict) {
@@ -148,7 +147,7 @@ caf::error catalog::withdraw(const std::string& sku, const std::string& by) {
       return make_error(errc::not_found, "catalogue: " + sku + " is not on sale");
     version = i->second.version;
   }
-  auto appended = store_->append(std::string{stream_prefix} + sku,
+  auto appended = store_->append(events::catalog_stream(sku),
                                  storage::expected_version::exact(version),
                                  {make_new_event(events::catalog_entry_withdrawn{sku, by},
                                                  storage::now_us())});

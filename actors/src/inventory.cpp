@@ -10,6 +10,7 @@
 
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 #include "keel/storage/event_store.hpp"
 #include "service_actor.hpp"
 #include "services.hpp"
@@ -175,7 +176,7 @@ private:
 
   caf::result<stock_reply> set(const events::set_stock& cmd) {
     auto& s = load(cmd.sku);
-    if (cmd.on_hand < 0 || cmd.on_hand < s.reserved || !events::valid_stream_id("stock-" + cmd.sku)) {
+    if (cmd.on_hand < 0 || cmd.on_hand < s.reserved || !events::valid_stream_id(events::stock_stream(cmd.sku))) {
       release();
       return make_error(errc::invalid_argument,
                         "on_hand: " + std::to_string(cmd.on_hand) + " for " + cmd.sku
@@ -217,10 +218,10 @@ private:
     s.in_flight++;
     std::vector<storage::new_event> evs{
       make_new_event(ev, conf_.env.now_us(), correlation_of_stock(ev))};
-    log_.append(caf::actor_cast<caf::actor>(this), "stock-" + sku, expected, std::move(evs),
+    log_.append(caf::actor_cast<caf::actor>(this), events::stock_stream(sku), expected, std::move(evs),
                 [this, sku, then](const caf::error& err, const storage::append_result& r) {
                   if (err)
-                    throw std::runtime_error("stock-" + sku + ": " + describe(err));
+                    throw std::runtime_error(events::stock_stream(sku) + ": " + describe(err));
                   auto& s = skus_.at(sku);
                   s.in_flight--;
                   maybe_snapshot(sku, s, r.last_version);
@@ -233,8 +234,8 @@ private:
         || s.version - s.snapshot_version < conf_.snapshot_every)
       return;
     storage::snapshot snap{s.version, snapshot_type, 1, encode_snapshot(s)};
-    if (auto err = log_.store().save_snapshot("stock-" + sku, snap))
-      throw std::runtime_error("stock-" + sku + " snapshot: " + describe(err));
+    if (auto err = log_.store().save_snapshot(events::stock_stream(sku), snap))
+      throw std::runtime_error(events::stock_stream(sku) + " snapshot: " + describe(err));
     s.snapshot_version = s.version;
   }
 
@@ -243,7 +244,7 @@ private:
     if (i != skus_.end())
       return i->second;
     sku_state s;
-    auto stream = "stock-" + sku;
+    auto stream = events::stock_stream(sku);
     auto snap = log_.store().load_snapshot(stream);
     if (snap && *snap && (*snap)->type == snapshot_type && decode_snapshot((*snap)->payload, s))
       s.version = s.snapshot_version = (*snap)->version;

@@ -15,6 +15,7 @@
 
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 #include "keel/storage/event_store.hpp"
 
 namespace keel::actors {
@@ -133,7 +134,7 @@ void pump(saga_actor* self) {
   auto expected = s.st.version == 0 ? storage::expected_version::no_stream()
                                     : storage::expected_version::exact(s.st.version);
   std::vector<storage::new_event> evs{make_new_event(ev, at, correlation_of(s.st.order_id))};
-  s.log->append(caf::actor_cast<caf::actor>(self), "order-" + s.st.order_id, expected,
+  s.log->append(caf::actor_cast<caf::actor>(self), events::order_stream(s.st.order_id), expected,
                 std::move(evs),
                 [self, ev = ev, then = then, failed = failed, at](const caf::error& err,
                                                  const storage::append_result& r) {
@@ -156,7 +157,7 @@ void pump(saga_actor* self) {
                       self->quit();
                       return;
                     }
-                    throw std::runtime_error("order-" + s.st.order_id + ": " + describe(err));
+                    throw std::runtime_error(events::order_stream(s.st.order_id) + ": " + describe(err));
                   }
                   auto d = decide(s.st, ev, at, s.env->policy);
                   s.st = std::move(d.state);
@@ -502,7 +503,7 @@ caf::behavior saga_fn(saga_actor* self, std::shared_ptr<const saga_env> env, caf
   if (!known) {
     auto loaded = load_order(*s.env->env.store, order_id, s.env->policy);
     if (!loaded)
-      throw std::runtime_error("order-" + order_id + ": " + describe(loaded.error()));
+      throw std::runtime_error(events::order_stream(order_id) + ": " + describe(loaded.error()));
     known = std::move(*loaded);
   }
   s.st = std::move(*known);
@@ -563,7 +564,7 @@ caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<const saga_env> en
 caf::expected<order_state> load_order(const storage::event_store& store,
                                       const std::string& order_id, const saga_policy& policy) {
   order_state st;
-  auto err = fold_stream(store, "order-" + order_id, 1,
+  auto err = fold_stream(store, events::order_stream(order_id), 1,
                          [&](const events::event& ev, const events::record_view& rec) {
                            st = decide(st, ev, rec.timestamp_us, policy).state;
                            st.version = rec.version;

@@ -8,6 +8,7 @@
 
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 #include "keel/storage/event_store.hpp"
 #include "keyed_service.hpp"
 
@@ -56,7 +57,7 @@ using status = payment_record::status;
 class payment_actor : public keyed_service<payment_record> {
 public:
   payment_actor(caf::actor_config& cfg, provider_service_config conf)
-    : keyed_service(cfg, std::move(conf), "payment-") {
+    : keyed_service(cfg, std::move(conf), std::string{events::payment_prefix}) {
   }
 
   caf::behavior make_behavior() override {

@@ -10,6 +10,7 @@
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/ids.hpp"
+#include "keel/events/streams.hpp"
 #include "keel/storage/event_store.hpp"
 #include "orders.hpp"
 #include "provider_adapter.hpp"
@@ -238,7 +239,7 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
 caf::error pipeline::recover(const pipeline_config& cfg) {
   std::string after;
   for (;;) {
-    auto page = cfg.store->list_streams("order-", 1000, after);
+    auto page = cfg.store->list_streams(events::order_prefix, 1000, after);
     if (!page)
       return std::move(page.error());
     if (page->empty())

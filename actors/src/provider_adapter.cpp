@@ -11,6 +11,7 @@
 #include "journal.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 #include "service_actor.hpp"
 
 namespace keel::actors {
@@ -226,7 +227,7 @@ private:
     auto at = conf_.now_us ? conf_.now_us() : storage::now_us();
     std::vector<storage::new_event> evs{
       make_new_event(events::pool_resized{conf_.name, from, workers_, std::move(reason)}, at)};
-    log_->append(caf::actor_cast<caf::actor>(this), "$system-pool-" + conf_.name,
+    log_->append(caf::actor_cast<caf::actor>(this), events::pool_stream(conf_.name),
                  storage::expected_version::any(), std::move(evs),
                  [](const caf::error&, const storage::append_result&) {});
   }

@@ -1,5 +1,6 @@
 #include <caf/actor_system.hpp>
 
+#include "keel/events/streams.hpp"
 #include "keyed_service.hpp"
 
 namespace keel::actors {
@@ -54,7 +55,7 @@ constexpr std::int64_t us_per_day = 86400LL * 1000 * 1000;
 class shipping_actor : public keyed_service<shipment_record> {
 public:
   shipping_actor(caf::actor_config& cfg, provider_service_config conf)
-    : keyed_service(cfg, std::move(conf), "shipment-") {
+    : keyed_service(cfg, std::move(conf), std::string{events::shipment_prefix}) {
   }
 
   caf::behavior make_behavior() override {

@@ -14,6 +14,7 @@
 
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 
 namespace keel::actors {
 
@@ -85,7 +86,7 @@ void on_transitions(supervisor_actor<Reply>* self, std::vector<breaker_transitio
   for (auto& t : ts) {
     st.breaker_metrics->state = static_cast<std::uint8_t>(t.to);
     st.breaker_metrics->transitions++;
-    record_event(self, "$system-breaker-" + st.cfg.name,
+    record_event(self, events::breaker_stream(st.cfg.name),
                  events::breaker_transitioned{st.cfg.name, t.from, t.to, t.failures, t.reason});
     if (t.to == events::breaker_state::open)
       self->delayed_send(self, st.brk->config().wait_in_open, tick_atom::value);
@@ -248,7 +249,7 @@ void schedule_restart(supervisor_actor<Reply>* self, std::size_t idx, const caf:
   auto attempt = static_cast<std::uint32_t>(st.budget->recent());
   auto delay = backoff_delay(st.cfg.restart_backoff, std::max<std::uint32_t>(attempt, 1), st.rng);
   st.metrics->restarts++;
-  record_event(self, "$system-supervisor",
+  record_event(self, std::string{events::supervisor_stream},
                events::actor_restarted{st.cfg.children[idx].name, describe(reason), attempt});
   self->delayed_send(self, delay, restart_atom::value, static_cast<std::uint64_t>(idx));
 }

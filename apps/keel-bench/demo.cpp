@@ -9,6 +9,7 @@
 #include "keel/projections/audit.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/event.hpp"
+#include "keel/events/streams.hpp"
 #include "keel/projections/read_models.hpp"
 #include "keel/projections/runner.hpp"
 #include "keel/projections/stock_cache.hpp"
@@ -75,7 +76,7 @@ void print_latency(const drive_figures& f) {
 /// Prints the breaker transitions recorded since `m` (from the store's
 /// `$system-breaker-*` streams) and the retry queue's work.
 void print_resilience(const saga_rig& rig, const phase_mark& m) {
-  auto streams = rig.store().list_streams("$system-breaker-");
+  auto streams = rig.store().list_streams(keel::events::breaker_prefix);
   std::size_t shown = 0;
   for (auto& info : streams ? *streams : std::vector<storage::stream_info>{}) {
     auto reader = rig.store().read_stream(info.stream);

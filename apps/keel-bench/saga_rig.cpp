@@ -12,6 +12,7 @@
 
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 
 namespace keel::bench {
 
@@ -110,7 +111,7 @@ saga_rig::~saga_rig() {
 }
 
 std::string saga_rig::fresh_prefix(const std::string& base) const {
-  auto used = store_->list_streams("order-" + base + "-", 1);
+  auto used = store_->list_streams(keel::events::order_stream(base + "-"), 1);
   if (used && used->empty())
     return base;
   return base + "r" + std::to_string(store_->last_position());

@@ -8,6 +8,7 @@
 #include "codec.hpp"
 #include "derive.hpp"
 #include "keel/events/json.hpp"
+#include "keel/events/streams.hpp"
 #include "timeline.hpp"
 
 namespace keel::replay {
@@ -154,7 +155,7 @@ check_report check(const history& h) {
   r.placed_us = h.events.front().timestamp_us;
   auto ds = replay_decisions(h.events, h.policy);
   r.status = actors::to_string(ds.back().status);
-  auto stream = "order-" + h.order_id;
+  auto stream = events::order_stream(h.order_id);
   for (std::size_t k = 0; k < h.events.size(); ++k) {
     auto& e = h.events[k];
     divergence d{{}, e.position, stream, e.version, e.type, e.timestamp_us, {}, {}, {}};

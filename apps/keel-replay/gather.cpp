@@ -8,6 +8,7 @@
 
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 
 namespace keel::replay {
 
@@ -66,8 +67,8 @@ caf::error read_breakers(const storage::event_store& store, order_records& o) {
   bool payment = false;
   bool shipping = false;
   for (auto& s : o.services) {
-    payment = payment || s.stream.rfind("payment-", 0) == 0;
-    shipping = shipping || s.stream.rfind("shipment-", 0) == 0;
+    payment = payment || kind_of_stream(s.stream) == stream_kind::payment;
+    shipping = shipping || kind_of_stream(s.stream) == stream_kind::shipment;
   }
   for (auto& e : o.order) {
     payment = payment || e.type == "order_payment_pending";
@@ -86,7 +87,7 @@ caf::error read_breakers(const storage::event_store& store, order_records& o) {
   for (auto* c : actors::pipeline::carriers)
     names.emplace_back(c);
   for (auto& name : names) {
-    storage::stream_info info{"$system-breaker-" + name, 0};
+    storage::stream_info info{breaker_stream(name), 0};
     std::vector<stored_event> all;
     if (auto err = read_into(store, info.stream, all, [](const stored_event&) { return true; }))
       return err;
@@ -141,16 +142,16 @@ caf::expected<order_records> read_order(const storage::event_store& store,
                                         const std::string& order_id, bool with_breakers) {
   order_records o;
   o.order_id = order_id;
-  if (order_id.empty() || !valid_stream_id("order-" + order_id))
+  if (order_id.empty() || !valid_stream_id(order_stream(order_id)))
     return make_error(errc::not_found, "no such order: " + order_id);
   auto all = [](const stored_event&) { return true; };
-  if (auto err = read_into(store, "order-" + order_id, o.order, all))
+  if (auto err = read_into(store, order_stream(order_id), o.order, all))
     return err;
   if (o.order.empty())
     return make_error(errc::not_found, "no such order: " + order_id);
-  if (auto err = read_into(store, "payment-" + order_id, o.services, all))
+  if (auto err = read_into(store, payment_stream(order_id), o.services, all))
     return err;
-  if (auto err = read_into(store, "shipment-" + order_id, o.services, all))
+  if (auto err = read_into(store, shipment_stream(order_id), o.services, all))
     return err;
   std::set<std::string> skus;
   if (auto* placed = std::get_if<order_placed>(&o.order.front().data))
@@ -158,7 +159,7 @@ caf::expected<order_records> read_order(const storage::event_store& store,
       skus.insert(l.sku);
   for (auto& sku : skus) {
     auto mine = [&](const stored_event& e) { return service_order_id(e.data) == order_id; };
-    if (auto err = read_into(store, "stock-" + sku, o.services, mine))
+    if (auto err = read_into(store, stock_stream(sku), o.services, mine))
       return err;
   }
   std::sort(o.services.begin(), o.services.end(),
@@ -179,11 +180,12 @@ caf::expected<scan_stats> scan_orders(const storage::event_store& store,
     ++stats.events;
     auto& rec = r.current();
     std::string id;
-    bool is_order = rec.stream.rfind("order-", 0) == 0;
+    auto kind = kind_of_stream(rec.stream);
+    bool is_order = kind == stream_kind::order;
     if (is_order)
-      id = std::string{rec.stream.substr(6)};
-    else if (rec.stream.rfind("payment-", 0) != 0 && rec.stream.rfind("shipment-", 0) != 0
-             && rec.stream.rfind("stock-", 0) != 0)
+      id = std::string{key_of_stream(rec.stream)};
+    else if (kind != stream_kind::payment && kind != stream_kind::shipment
+             && kind != stream_kind::stock)
       continue; // system streams
     auto x = to_stored(rec);
     if (!x)

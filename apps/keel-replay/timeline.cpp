@@ -7,6 +7,7 @@
 
 #include "keel/actors/correlation.hpp"
 #include "keel/events/json.hpp"
+#include "keel/events/streams.hpp"
 
 namespace keel::replay {
 
@@ -16,17 +17,20 @@ using nlohmann::json;
 using namespace keel::events;
 
 std::string lane_of(const std::string& stream) {
-  if (stream.rfind("order-", 0) == 0)
-    return "saga";
-  if (stream.rfind("stock-", 0) == 0)
-    return "inventory";
-  if (stream.rfind("payment-", 0) == 0)
-    return "payment";
-  if (stream.rfind("shipment-", 0) == 0)
-    return "shipping";
-  if (stream.rfind("$system-breaker-", 0) == 0)
-    return "breaker";
-  return "system";
+  switch (kind_of_stream(stream)) {
+    case stream_kind::order:
+      return "saga";
+    case stream_kind::stock:
+      return "inventory";
+    case stream_kind::payment:
+      return "payment";
+    case stream_kind::shipment:
+      return "shipping";
+    case stream_kind::breaker:
+      return "breaker";
+    default:
+      return "system";
+  }
 }
 
 /// The lane of a step: where its commands go.

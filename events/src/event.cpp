@@ -1,4 +1,5 @@
 #include "keel/events/event.hpp"
+#include "keel/events/streams.hpp"
 
 #include <unordered_map>
 #include <utility>
@@ -29,26 +30,26 @@ std::string stream_of_event(const T& x) {
   if constexpr (std::is_same_v<T, stock_adjusted> || std::is_same_v<T, stock_reserved>
                 || std::is_same_v<T, stock_reservation_refused>
                 || std::is_same_v<T, stock_released> || std::is_same_v<T, stock_committed>)
-    return "stock-"s + x.sku;
+    return stock_stream(x.sku);
   else if constexpr (std::is_same_v<T, payment_authorized> || std::is_same_v<T, payment_declined>
                      || std::is_same_v<T, payment_unavailable>
                      || std::is_same_v<T, payment_captured> || std::is_same_v<T, payment_voided>
                      || std::is_same_v<T, payment_refunded>)
-    return "payment-"s + x.order_id;
+    return payment_stream(x.order_id);
   else if constexpr (std::is_same_v<T, shipment_scheduled> || std::is_same_v<T, shipment_failed>
                      || std::is_same_v<T, shipment_cancelled>)
-    return "shipment-"s + x.order_id;
+    return shipment_stream(x.order_id);
   else if constexpr (std::is_same_v<T, breaker_transitioned>)
-    return "$system-breaker-"s + x.breaker;
+    return breaker_stream(x.breaker);
   else if constexpr (std::is_same_v<T, pool_resized>)
-    return "$system-pool-"s + x.pool;
+    return pool_stream(x.pool);
   else if constexpr (std::is_same_v<T, actor_restarted>)
-    return "$system-supervisor"s;
+    return std::string{supervisor_stream};
   else if constexpr (std::is_same_v<T, catalog_price_set>
                      || std::is_same_v<T, catalog_entry_withdrawn>)
-    return "catalog-"s + x.sku;
+    return catalog_stream(x.sku);
   else
-    return "order-"s + x.order_id;
+    return order_stream(x.order_id);
 }
 
 } // namespace

@@ -2,6 +2,7 @@
 // events but none of the code that wrote them.
 
 #include "keel/projections/audit.hpp"
+#include "keel/events/streams.hpp"
 #include "keel/projections/flat_map.hpp"
 
 #include <condition_variable>
@@ -106,7 +107,7 @@ public:
     check_sequence(rec);
     log_end_us_ = std::max(log_end_us_, rec.timestamp_us);
     auto type = rec.type;
-    if (starts_with(rec.stream, "order-"sv)) {
+    if (events::kind_of_stream(rec.stream) == events::stream_kind::order) {
       order_event(rec);
     } else if (starts_with(type, "stock_"sv) || starts_with(type, "payment_"sv)) {
       if (type == "stock_reservation_refused"sv || type == "payment_declined"sv
@@ -304,7 +305,7 @@ private:
     v.kind = kind;
     v.position = o.last_position;
     if (o.last_position != 0) {
-      v.stream = "order-" + order;
+      v.stream = events::order_stream(order);
       v.version = o.last_version;
     }
     v.subject = order;

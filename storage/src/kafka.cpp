@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 
 namespace keel::storage {
 
@@ -24,18 +25,18 @@ const std::vector<std::string>& keel_topics() {
 }
 
 std::string topic_of(std::string_view stream_id) {
-  auto starts = [&](std::string_view prefix) {
-    return stream_id.size() > prefix.size() && stream_id.substr(0, prefix.size()) == prefix;
-  };
-  if (starts("order-"))
-    return "keel.orders";
-  if (starts("stock-"))
-    return "keel.inventory";
-  if (starts("payment-"))
-    return "keel.payments";
-  if (starts("shipment-"))
-    return "keel.shipping";
-  return {};
+  switch (events::kind_of_stream(stream_id)) {
+    case events::stream_kind::order:
+      return "keel.orders";
+    case events::stream_kind::stock:
+      return "keel.inventory";
+    case events::stream_kind::payment:
+      return "keel.payments";
+    case events::stream_kind::shipment:
+      return "keel.shipping";
+    default:
+      return {};
+  }
 }
 
 struct kafka_cluster::impl {

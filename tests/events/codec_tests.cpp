@@ -6,6 +6,7 @@
 #include "keel/events/error.hpp"
 #include "keel/events/ids.hpp"
 #include "keel/events/json.hpp"
+#include "keel/events/streams.hpp"
 #include "random_archive.hpp"
 #include "samples.hpp"
 
@@ -206,4 +207,43 @@ TEST_CASE("place_order commands round-trip and validate field by field", "[codec
   bad.order_id = "Order_2026.12-06:0001";
   bad.customer_id = std::string(max_key_size, 'c');
   CHECK_FALSE(validate(bad));
+}
+
+TEST_CASE("stream names are built and recognized in one place", "[events][streams]") {
+  CHECK(order_stream("o-1") == "order-o-1");
+  CHECK(stock_stream("sku-1") == "stock-sku-1");
+  CHECK(payment_stream("o-1") == "payment-o-1");
+  CHECK(shipment_stream("o-1") == "shipment-o-1");
+  CHECK(catalog_stream("sku-1") == "catalog-sku-1");
+  CHECK(breaker_stream("gw-primary") == "$system-breaker-gw-primary");
+  CHECK(pool_stream("gw-primary") == "$system-pool-gw-primary");
+  struct row {
+    std::string stream;
+    stream_kind kind;
+    std::string key;
+  };
+  for (const auto& r : std::vector<row>{
+         {"order-o-1", stream_kind::order, "o-1"},
+         // An order id may itself look like another prefix.
+         {"order-stock-1", stream_kind::order, "stock-1"},
+         {"stock-sku-1", stream_kind::stock, "sku-1"},
+         {"payment-o-1", stream_kind::payment, "o-1"},
+         {"shipment-o-1", stream_kind::shipment, "o-1"},
+         {"catalog-sku-1", stream_kind::catalog, "sku-1"},
+         {"$system-breaker-payment", stream_kind::breaker, "payment"},
+         {"$system-pool-gw-primary", stream_kind::pool, "gw-primary"},
+         {"$system-supervisor", stream_kind::supervisor, ""},
+         // A prefix without a key, and names outside the conventions.
+         {"order-", stream_kind::other, ""},
+         {"$system-other", stream_kind::other, ""},
+         {"orders-1", stream_kind::other, ""},
+         {"", stream_kind::other, ""},
+       }) {
+    INFO(r.stream);
+    CHECK(kind_of_stream(r.stream) == r.kind);
+    CHECK(key_of_stream(r.stream) == r.key);
+  }
+  // Every event names its stream through the same functions.
+  CHECK(stream_of(event{order_rejected{"o-9", "x"}}) == order_stream("o-9"));
+  CHECK(kind_of_stream(stream_of(event{order_rejected{"o-9", "x"}})) == stream_kind::order);
 }
