@@ -294,27 +294,6 @@ std::vector<saga_command> apply(order_state& st, const events::order_cancelled& 
 
 } // namespace
 
-const char* to_string(order_status x) {
-  switch (x) {
-    case order_status::none: return "none";
-    case order_status::placed: return "placed";
-    case order_status::stock_reserved: return "stock_reserved";
-    case order_status::payment_authorized: return "payment_authorized";
-    case order_status::pending_payment: return "pending_payment";
-    case order_status::shipment_scheduled: return "shipment_scheduled";
-    case order_status::compensating: return "compensating";
-    case order_status::completed: return "completed";
-    case order_status::rejected: return "rejected";
-    case order_status::cancelled: return "cancelled";
-  }
-  return "invalid";
-}
-
-bool is_terminal(order_status x) {
-  return x == order_status::completed || x == order_status::rejected
-         || x == order_status::cancelled;
-}
-
 const char* command_name(const saga_command& x) {
   static constexpr const char* names[] = {
     "reserve_stock",   "release_stock",    "commit_stock",      "authorize_payment",

@@ -47,7 +47,7 @@ std::pair<std::uint64_t, std::uint64_t> outcome_window::totals(std::int64_t now_
 }
 
 void node::impl::finished(const actors::finished_order& x) {
-  auto outcome = std::string{actors::to_string(x.status)};
+  auto outcome = std::string{events::to_string(x.status)};
   if (auto i = outcomes.find(outcome); i != outcomes.end())
     i->second->fetch_add(1, std::memory_order_relaxed);
   if (auto i = saga_seconds.find(outcome); i != saga_seconds.end())

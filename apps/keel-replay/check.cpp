@@ -154,7 +154,7 @@ check_report check(const history& h) {
     return r;
   r.placed_us = h.events.front().timestamp_us;
   auto ds = replay_decisions(h.events, h.policy);
-  r.status = actors::to_string(ds.back().status);
+  r.status = events::to_string(ds.back().status);
   auto stream = events::order_stream(h.order_id);
   for (std::size_t k = 0; k < h.events.size(); ++k) {
     auto& e = h.events[k];

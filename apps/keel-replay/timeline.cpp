@@ -181,7 +181,7 @@ timeline build_timeline(const order_records& o, const derivation& d,
     if (x.anomaly.empty())
       st = std::move(x.state);
   }
-  t.status = actors::to_string(st.status);
+  t.status = events::to_string(st.status);
   t.reason = st.reason;
   for (std::size_t v = 0; v < o.order.size(); ++v) {
     auto r = row_of(o.order[v], t.placed_us);

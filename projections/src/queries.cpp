@@ -4,6 +4,7 @@
 
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
+#include "keel/events/order_status.hpp"
 #include "keel/projections/read_models.hpp"
 #include "keel/projections/runner.hpp"
 #include "keel/storage/event_store.hpp"
@@ -24,7 +25,8 @@ bool operator==(const order_summary& x, const order_summary& y) {
 }
 
 bool is_terminal(std::string_view status) noexcept {
-  return status == "completed" || status == "rejected" || status == "cancelled";
+  auto x = events::parse_order_status(status);
+  return x && events::is_terminal(*x);
 }
 
 std::string day_of(std::int64_t at_us) {

@@ -318,7 +318,7 @@ int run_recover(caf::actor_system& sys, std::shared_ptr<storage::event_store> st
     std::string line = "timeout: " + std::to_string(left->size()) + " orders not terminal:";
     int shown = 0;
     for (auto i = left->begin(); i != left->end() && shown < 10; ++i, ++shown)
-      line += " " + i->first + "=" + actors::to_string(i->second);
+      line += " " + i->first + "=" + events::to_string(i->second);
     emit(line + "\n");
     return 1;
   }

@@ -121,7 +121,7 @@ void check_store(const std::string& dir, const std::vector<std::string>& acked,
     if (st->status == actors::order_status::none)
       FAIL_CHECK("acknowledged order " << id << " does not exist");
     else
-      FAIL_CHECK("acknowledged order " << id << " is " << actors::to_string(st->status)
+      FAIL_CHECK("acknowledged order " << id << " is " << events::to_string(st->status)
                                        << ": " << types_of(store, "order-" + id));
   }
   INFO(unfinished << " of " << acked.size() << " acknowledged orders are not terminal");

@@ -159,7 +159,7 @@ struct pipeline_fixture {
   std::string status(const std::string& id) {
     auto st = actors::load_order(*store, id, policy);
     REQUIRE(st);
-    return actors::to_string(st->status);
+    return events::to_string(st->status);
   }
 
   /// The type names of a stream's events, in order.

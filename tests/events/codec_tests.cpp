@@ -6,6 +6,7 @@
 #include "keel/events/error.hpp"
 #include "keel/events/ids.hpp"
 #include "keel/events/json.hpp"
+#include "keel/events/order_status.hpp"
 #include "keel/events/streams.hpp"
 #include "random_archive.hpp"
 #include "samples.hpp"
@@ -246,4 +247,22 @@ TEST_CASE("stream names are built and recognized in one place", "[events][stream
   // Every event names its stream through the same functions.
   CHECK(stream_of(event{order_rejected{"o-9", "x"}}) == order_stream("o-9"));
   CHECK(kind_of_stream(stream_of(event{order_rejected{"o-9", "x"}})) == stream_kind::order);
+}
+
+TEST_CASE("order statuses have one name each, parsed back to the same status", "[events][status]") {
+  int terminal = 0;
+  for (auto i = static_cast<int>(order_status::none); i <= static_cast<int>(order_status::cancelled);
+       ++i) {
+    auto x = static_cast<order_status>(i);
+    INFO(to_string(x));
+    REQUIRE(parse_order_status(to_string(x)) == x);
+    terminal += is_terminal(x) ? 1 : 0;
+  }
+  CHECK(terminal == 3);
+  CHECK(is_terminal(order_status::cancelled));
+  CHECK_FALSE(is_terminal(order_status::pending_payment));
+  CHECK(parse_order_status("pending_payment") == order_status::pending_payment);
+  CHECK_FALSE(parse_order_status("Completed"));
+  CHECK_FALSE(parse_order_status(""));
+  CHECK_FALSE(parse_order_status("invalid"));
 }

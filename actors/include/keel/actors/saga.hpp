@@ -7,6 +7,7 @@
 
 #include "keel/events/commands.hpp"
 #include "keel/events/event.hpp"
+#include "keel/events/order_status.hpp"
 
 /// The order saga's pure decider: `(state, event) -> (state, commands)`.
 ///
@@ -32,25 +33,9 @@
 ///                                    (cancel shipment, void, release) -> cancelled
 namespace keel::actors {
 
-/// Where an order's saga stands.
-enum class order_status : std::uint8_t {
-  none = 0,           ///< no order_placed seen yet
-  placed,             ///< waiting for the stock reservation
-  stock_reserved,     ///< waiting for the payment authorization
-  payment_authorized, ///< waiting for the shipment to be scheduled
-  pending_payment,    ///< parked on the payment retry queue
-  shipment_scheduled, ///< waiting for capture and stock commit
-  compensating,       ///< undoing steps before ending rejected or cancelled
-  completed,          ///< terminal
-  rejected,           ///< terminal
-  cancelled,          ///< terminal
-};
-
-/// Returns the status name used in APIs and logs ("pending_payment").
-const char* to_string(order_status x);
-
-/// True for completed, rejected and cancelled.
-bool is_terminal(order_status x);
+/// Where an order's saga stands (`keel/events/order_status.hpp`).
+using events::order_status;
+using events::is_terminal;
 
 /// Limits the decider applies to parked payments.
 struct saga_policy {
