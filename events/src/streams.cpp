@@ -30,6 +30,16 @@ bool starts_with(std::string_view x, std::string_view prefix) noexcept {
   return x.size() >= prefix.size() && x.compare(0, prefix.size(), prefix) == 0;
 }
 
+// The kind of `stream` and where its key starts (its size when it has none).
+std::pair<stream_kind, std::size_t> match(std::string_view stream) noexcept {
+  if (stream == supervisor_stream)
+    return {stream_kind::supervisor, stream.size()};
+  for (const auto& [prefix, kind] : keyed)
+    if (stream.size() > prefix.size() && starts_with(stream, prefix))
+      return {kind, prefix.size()};
+  return {stream_kind::other, stream.size()};
+}
+
 } // namespace
 
 std::string order_stream(std::string_view order_id) {
@@ -61,20 +71,11 @@ std::string pool_stream(std::string_view name) {
 }
 
 stream_kind kind_of_stream(std::string_view stream) noexcept {
-  if (stream == supervisor_stream)
-    return stream_kind::supervisor;
-  for (const auto& [prefix, kind] : keyed)
-    if (stream.size() > prefix.size() && starts_with(stream, prefix))
-      return kind;
-  return stream_kind::other;
+  return match(stream).first;
 }
 
 std::string_view key_of_stream(std::string_view stream) noexcept {
-  auto kind = kind_of_stream(stream);
-  for (const auto& [prefix, k] : keyed)
-    if (k == kind)
-      return stream.substr(prefix.size());
-  return {};
+  return stream.substr(match(stream).second);
 }
 
 } // namespace keel::events

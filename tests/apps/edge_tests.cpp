@@ -11,7 +11,6 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -503,9 +502,9 @@ TEST_CASE("soak: 3 x 1,000,000 requests with 5,000 orders each keep RSS and p99 
           == 200);
   put_on_sale(c, "sku-1");
   warm_up(n, 20000, 32);
-  auto first_rss = static_cast<double>(proc_kib(n.pid(), "VmRSS")) / 1024.0;
   std::printf("edge soak: after 20,000 warm-up orders: RSS %.1f MiB, store memory %.1f MiB\n",
-              first_rss, store_memory_mib(c));
+              static_cast<double>(proc_kib(n.pid(), "VmRSS")) / 1024.0, store_memory_mib(c));
+  double first_rss = 0;
   // On two cores shared by the clients and the node, the p99 of one tenth
   // swings by up to +-25% between tenths without any trend (a 3,000,000-
   // request run: 1.8 to 2.5 ms, RSS 1.05x), so one soak's ratio is a coin

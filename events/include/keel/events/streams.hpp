@@ -14,8 +14,7 @@ inline constexpr std::string_view stock_prefix = "stock-";
 inline constexpr std::string_view payment_prefix = "payment-";
 inline constexpr std::string_view shipment_prefix = "shipment-";
 inline constexpr std::string_view catalog_prefix = "catalog-";
-/// Streams the node appends on its own (breakers, pools, supervisors).
-inline constexpr std::string_view system_prefix = "$system-";
+/// Streams the node appends on its own: "$system-<component>".
 inline constexpr std::string_view breaker_prefix = "$system-breaker-";
 inline constexpr std::string_view pool_prefix = "$system-pool-";
 inline constexpr std::string_view supervisor_stream = "$system-supervisor";
