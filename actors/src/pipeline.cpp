@@ -1,5 +1,7 @@
 #include "keel/actors/pipeline.hpp"
 
+#include <optional>
+#include <set>
 #include <stdexcept>
 
 #include <caf/actor_system.hpp>
@@ -127,6 +129,30 @@ provider_service_config provider_service(const pipeline_config& cfg, std::size_t
                                  env_of(cfg)};
 }
 
+/// Appends `providers_configured` to "$system-providers" unless the last
+/// start recorded the same lists.
+caf::error record_providers(const pipeline_config& cfg, const std::vector<std::string>& gateways,
+                            const std::vector<std::string>& carriers) {
+  events::providers_configured now{gateways, carriers};
+  std::optional<events::providers_configured> last;
+  auto err = fold_stream(*cfg.store, events::providers_stream, 1,
+                         [&](const events::event& ev, const events::record_view&) {
+                           if (auto* x = std::get_if<events::providers_configured>(&ev))
+                             last = *x;
+                         });
+  if (err)
+    return err;
+  if (last && last->gateways == gateways && last->carriers == carriers)
+    return caf::error{};
+  auto version = cfg.store->stream_version(events::providers_stream);
+  if (!version)
+    return version.error();
+  std::vector<storage::new_event> evs{make_new_event(events::event{std::move(now)}, cfg.now_us())};
+  auto res = cfg.store->append(events::providers_stream, storage::expected_version::exact(*version),
+                               std::move(evs));
+  return res ? caf::error{} : res.error();
+}
+
 } // namespace
 
 caf::actor pipeline::provider_handle(const std::string& name) const {
@@ -134,18 +160,53 @@ caf::actor pipeline::provider_handle(const std::string& name) const {
   return i == provider_handles_.end() ? caf::actor{} : i->second;
 }
 
-simulated_provider& pipeline::provider(const std::string& name) const {
+provider_ptr pipeline::provider(const std::string& name) const {
   auto i = providers_.find(name);
-  if (i == providers_.end())
-    throw std::out_of_range("no provider named " + name);
-  return *i->second;
+  return i == providers_.end() ? nullptr : i->second;
 }
+
+simulated_provider& pipeline::simulator(const std::string& name) const {
+  auto* sim = dynamic_cast<simulated_provider*>(provider(name).get());
+  if (!sim)
+    throw std::out_of_range("no simulated provider named " + name);
+  return *sim;
+}
+
+void simulate_providers(pipeline_config& cfg, const std::vector<std::string>& gateways,
+                        const std::vector<std::string>& carriers, std::size_t key_capacity) {
+  auto first = cfg.seed * 7919 + 1;
+  cfg.gateways = simulated_providers(gateways, first, key_capacity);
+  cfg.carriers = simulated_providers(carriers, first + gateways.size(), key_capacity);
+}
+
+namespace {
+
+/// At least one gateway and one carrier, every name set and distinct.
+caf::error check_providers(const pipeline_config& cfg) {
+  if (cfg.gateways.empty() || cfg.carriers.empty())
+    return make_error(errc::invalid_argument,
+                      "pipeline: at least one payment gateway and one carrier are needed");
+  std::set<std::string> names;
+  for (const auto* list : {&cfg.gateways, &cfg.carriers})
+    for (const auto& p : *list) {
+      if (!p || p->name().empty())
+        return make_error(errc::invalid_argument, "pipeline: a provider without a name");
+      if (!names.insert(p->name()).second)
+        return make_error(errc::invalid_argument,
+                          "pipeline: two providers are named " + p->name());
+    }
+  return caf::error{};
+}
+
+} // namespace
 
 caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
                                                          pipeline_config cfg) {
   if (!cfg.store)
     return make_error(errc::invalid_argument, "pipeline: no event store");
   if (auto err = validate(cfg.provider_pool))
+    return err;
+  if (auto err = check_providers(cfg))
     return err;
   if (!cfg.now_us)
     cfg.now_us = storage::now_us;
@@ -155,19 +216,19 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   p->sys_ = &sys;
   p->metrics_ = cfg.metrics;
   std::uint64_t seed = 1;
-  auto provider_routes = [&](const char* const(&names)[2], std::size_t capacity) {
+  auto provider_routes = [&](const std::vector<provider_ptr>& providers, std::size_t capacity,
+                             std::vector<std::string>& names) {
     std::vector<provider_route> routes;
-    for (auto* name : names) {
-      // The simulated gateways remember the last 20,000 idempotency keys: enough
-      // for every retry in flight, and memory stays flat under sustained load.
-      auto prov = std::make_shared<simulated_provider>(name, cfg.seed * 7919 + seed++, 20000);
+    for (const auto& prov : providers) {
+      const auto& name = prov->name();
+      names.push_back(name);
       p->providers_[name] = prov;
-      auto sc = base_supervisor(cfg, name, seed);
+      auto sc = base_supervisor(cfg, name, ++seed);
       sc.breaker = cfg.provider_breaker;
       adapter_config ac{name,        prov,         capacity, cfg.provider_timeout,
                         cfg.metrics, cfg.provider_pool, cfg.store, cfg.mode,
                         cfg.now_us};
-      sc.children.push_back({std::string{name} + "-adapter", [ac](caf::actor_system& s) {
+      sc.children.push_back({name + "-adapter", [ac](caf::actor_system& s) {
                                return spawn_provider_adapter(s, ac);
                              }});
       auto hdl = spawn_supervisor<provider_answer>(sys, std::move(sc));
@@ -176,8 +237,10 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
     }
     return routes;
   };
-  auto gateways = provider_routes(pipeline::gateways, cfg.gateway_capacity);
-  auto carriers = provider_routes(pipeline::carriers, cfg.carrier_capacity);
+  auto gateways = provider_routes(cfg.gateways, cfg.gateway_capacity, p->gateway_names_);
+  auto carriers = provider_routes(cfg.carriers, cfg.carrier_capacity, p->carrier_names_);
+  if (auto err = record_providers(cfg, p->gateway_names_, p->carrier_names_))
+    return err;
 
   // Starts a payment or shipping shard named `name` from shared settings.
   using spawn_fn = caf::actor (*)(caf::actor_system&, provider_service_config);
@@ -224,7 +287,7 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
 
   retry_queue_config rq{p->orders_,     {}, {}, cfg.retry_tick, cfg.redrives_per_tick,
                         cfg.retry_queue_capacity, env_of(cfg)};
-  for (auto* name : pipeline::gateways) {
+  for (const auto& name : p->gateway_names_) {
     rq.gateways.push_back(cfg.metrics->breaker(name));
     rq.bulkheads.push_back(cfg.metrics->bulkhead(name));
   }

@@ -7,6 +7,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/response_promise.hpp>
+#include <caf/send.hpp>
 
 #include "journal.hpp"
 #include "keel/actors/messages.hpp"
@@ -39,7 +40,10 @@ public:
     start_pool();
     return {
       [this](provider_request& req) -> caf::result<provider_answer> { return call(req); },
-      [this](answer_atom, std::uint64_t id) { on_answer(id); },
+      [this](answer_atom, std::uint64_t id, provider_answer& ans) { on_answer(id, std::move(ans)); },
+      [this](answer_atom, std::uint64_t id, bool timed_out, std::string& why) {
+        on_failure(id, timed_out, std::move(why));
+      },
       [this](timeout_atom, std::uint64_t id) { on_timeout(id); },
       [this](tick_atom) { autoscale(); },
       [this](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
@@ -75,7 +79,6 @@ private:
     /// Set once a worker took the call.
     bool at_worker = false;
     steady_time started;
-    provider_plan plan;
   };
 
   using call_map = std::unordered_map<std::uint64_t, pending_call>;
@@ -103,7 +106,7 @@ private:
     auto id = next_id_++;
     auto rp = make_response_promise();
     delayed_send(this, limit, timeout_atom::value, id);
-    auto i = pending_.emplace(id, pending_call{rp, now, limit, std::move(req), false, {}, {}})
+    auto i = pending_.emplace(id, pending_call{rp, now, limit, std::move(req), false, {}})
                .first;
     if (waiting_.empty() && busy_ < slots()) {
       begin(i, now);
@@ -115,16 +118,40 @@ private:
     return rp;
   }
 
-  /// A worker takes the call: the provider plans its answer now.
+  /// A worker takes the call: it goes to the provider now. The reply comes
+  /// back as a message (from any thread, or delayed by a simulator); one
+  /// for a call that timed out, or for an adapter that restarted, is ignored.
   void begin(call_map::iterator i, steady_time now) {
     auto& c = i->second;
     c.at_worker = true;
     c.started = now;
-    c.plan = conf_.provider->plan({c.req.operation, c.req.idempotency_key, c.req.amount_cents},
-                                  now);
-    if (c.plan.result != provider_plan::outcome::hang)
-      delayed_send(this, c.plan.latency, answer_atom::value, i->first);
     ++busy_;
+    auto self = caf::actor_cast<caf::weak_actor_ptr>(this);
+    auto id = i->first;
+    conf_.provider->call({c.req.operation, c.req.idempotency_key, c.req.amount_cents}, now,
+                         [self, id](provider_reply r, duration after) {
+                           deliver(self, id, std::move(r), after);
+                         });
+  }
+
+  static void deliver(const caf::weak_actor_ptr& self, std::uint64_t id, provider_reply r,
+                      duration after) {
+    auto strong = self.lock();
+    if (!strong)
+      return;
+    auto hdl = caf::actor_cast<caf::actor>(strong);
+    auto send = [&](auto&&... xs) {
+      if (after > duration::zero())
+        caf::delayed_anon_send(hdl, after, answer_atom::value, id, std::move(xs)...);
+      else
+        caf::anon_send(hdl, answer_atom::value, id, std::move(xs)...);
+    };
+    using outcome = provider_reply::outcome;
+    if (r.result == outcome::failed || r.result == outcome::timed_out)
+      send(r.result == outcome::timed_out, std::move(r.reason));
+    else
+      send(provider_answer{r.result == provider_reply::outcome::declined,
+                           std::move(r.reference), r.delivery_days, std::move(r.reason)});
   }
 
   /// Hands waiting calls to free slots, oldest first. A call whose time is
@@ -169,17 +196,24 @@ private:
     return c;
   }
 
-  void on_answer(std::uint64_t id) {
+  void on_answer(std::uint64_t id, provider_answer ans) {
     auto i = pending_.find(id);
-    if (i == pending_.end())
+    if (i == pending_.end() || !i->second.at_worker)
       return; // timed out before
     auto now = clock().now();
     auto c = leave(i, now);
-    if (c.plan.result == provider_plan::outcome::failed)
-      answer(c.rp, make_error(errc::provider_failure, conf_.name + ": " + c.plan.reason));
-    else
-      answer(c.rp, provider_answer{c.plan.result == provider_plan::outcome::declined,
-                                   c.plan.reference, c.plan.delivery_days, c.plan.reason});
+    answer(c.rp, std::move(ans));
+    next(now);
+  }
+
+  void on_failure(std::uint64_t id, bool timed_out, std::string why) {
+    auto i = pending_.find(id);
+    if (i == pending_.end() || !i->second.at_worker)
+      return; // timed out before
+    auto now = clock().now();
+    auto c = leave(i, now);
+    answer(c.rp, make_error(timed_out ? errc::timeout : errc::provider_failure,
+                            conf_.name + ": " + why));
     next(now);
   }
 

@@ -10,7 +10,7 @@
 #include "keel/actors/autoscaler.hpp"
 #include "keel/actors/fwd.hpp"
 #include "keel/actors/registry.hpp"
-#include "keel/actors/simulated_provider.hpp"
+#include "keel/actors/provider.hpp"
 #include "keel/storage/fwd.hpp"
 
 namespace keel::actors {
@@ -18,7 +18,7 @@ namespace keel::actors {
 /// Settings of one provider adapter.
 struct adapter_config {
   std::string name;
-  std::shared_ptr<simulated_provider> provider;
+  provider_ptr provider;
   /// Calls waiting for or in flight to the provider (the bulkhead).
   std::size_t capacity = 20;
   adaptive_timeout_config timeout;
@@ -34,8 +34,8 @@ struct adapter_config {
 
 /// Spawns the adapter of one external provider: answers `provider_request`
 /// with `provider_answer`, or `provider_failure` / `timeout` errors. Never
-/// blocks: the simulated provider's answer arrives as a delayed message (a
-/// real adapter would do its I/O in a detached actor).
+/// blocks: the provider's reply comes back as a message (delayed by the
+/// simulator's latency, or sent by an HTTP provider's I/O thread).
 ///
 /// - Bulkhead: at most `capacity` calls waiting or in flight; more are
 ///   `overloaded` at enqueue time.

@@ -129,6 +129,35 @@ provider_plan simulated_provider::plan(const provider_call& call, steady_time no
   return result;
 }
 
+void simulated_provider::call(const provider_call& call, steady_time now, reply_fn reply) {
+  auto p = plan(call, now);
+  if (p.result == outcome::hang)
+    return;
+  auto result = p.result == outcome::ok         ? provider_reply::outcome::ok
+                : p.result == outcome::declined ? provider_reply::outcome::declined
+                                                : provider_reply::outcome::failed;
+  reply(provider_reply{result, std::move(p.reference), p.delivery_days, std::move(p.reason)},
+        p.latency);
+}
+
+std::vector<provider_ptr> simulated_providers(const std::vector<std::string>& names,
+                                              std::uint64_t first_seed,
+                                              std::size_t key_capacity) {
+  std::vector<provider_ptr> out;
+  for (const auto& name : names)
+    out.push_back(std::make_shared<simulated_provider>(name, first_seed++, key_capacity));
+  return out;
+}
+
+bool is_gateway_operation(const std::string& operation) {
+  return operation == "authorize" || operation == "capture" || operation == "void"
+         || operation == "refund";
+}
+
+bool is_carrier_operation(const std::string& operation) {
+  return operation == "schedule" || operation == "cancel";
+}
+
 std::uint64_t simulated_provider::calls() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return calls_;

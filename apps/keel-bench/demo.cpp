@@ -238,10 +238,11 @@ void prepare(saga_rig& rig) {
     err = rig.set_stock(doorbusters + 1, demo_skus - doorbusters, 1'000'000);
   if (err)
     rig.fail("set_stock: " + describe(err));
-  for (auto* name : actors::pipeline::gateways) {
-    auto f = rig.pipeline().provider(name).faults();
+  for (const auto& name : rig.pipeline().gateways()) {
+    auto& gw = rig.pipeline().simulator(name);
+    auto f = gw.faults();
     f.decline_rate = 0.01;
-    rig.pipeline().provider(name).faults(f);
+    gw.faults(f);
   }
 }
 

@@ -93,6 +93,7 @@ saga_rig::saga_rig(const rig_settings& settings) : sink_(std::make_shared<sink>(
   config_.payment_retry.initial = settings.payment_retry_initial;
   config_.on_finished = [s = sink_](const actors::finished_order& x) { (*s)(x); };
   config_.metrics = std::make_shared<actors::registry>();
+  actors::simulate_providers(config_);
   auto started = actors::pipeline::start(*system_, config_);
   if (!started) {
     std::cerr << "keel-bench: pipeline: " << describe(started.error()) << '\n';
@@ -131,8 +132,8 @@ caf::error saga_rig::set_stock(std::uint64_t first, std::uint64_t count, std::in
 
 void saga_rig::payment_outage(actors::duration d) {
   auto now = std::chrono::steady_clock::now();
-  for (auto* name : actors::pipeline::gateways) {
-    auto& gw = pipeline_->provider(name);
+  for (const auto& name : pipeline_->gateways()) {
+    auto& gw = pipeline_->simulator(name);
     auto f = gw.faults();
     f.outage_from = now;
     f.outage_until = now + d;

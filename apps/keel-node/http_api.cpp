@@ -471,29 +471,36 @@ void http_api::impl::faults(http_request& req, http_response& res) {
     return send_error(res, *err);
   auto& f = std::get<fault_request>(parsed);
   std::vector<std::string> targets;
-  for (auto& x : n.providers())
-    if (f.provider == "all" || f.provider == x
-        || (f.provider == "gateways" && x.rfind("gw-", 0) == 0)
-        || (f.provider == "carriers" && x.rfind("carrier-", 0) == 0))
-      targets.push_back(x);
+  auto pick = [&](const std::vector<std::string>& names, const char* group) {
+    for (auto& x : names)
+      if (f.provider == "all" || f.provider == group || f.provider == x)
+        targets.push_back(x);
+  };
+  pick(n.gateways(), "gateways");
+  pick(n.carriers(), "carriers");
   if (targets.empty())
     return send_error(res, {400, "invalid_value", "unknown provider \"" + f.provider + "\"",
                             "provider"});
-  using ms = std::chrono::milliseconds;
-  auto median = ms{f.latency_ms};
-  auto p99 = f.latency_p99_ms < 0 ? median * 5 : ms{f.latency_p99_ms};
-  auto outage = ms{static_cast<std::int64_t>(f.outage_seconds * 1000)};
   for (auto& t : targets)
-    if (auto err = n.set_faults(t, f.error_rate, f.decline_rate, median, p99, outage,
-                                f.outage_hangs))
+    if (!n.simulated(t))
+      return send_error(res, {409, "not_simulated",
+                              t + " is an HTTP provider: set its faults where it runs (keel-sim)",
+                              "provider"});
+  auto faults = to_faults(f, std::chrono::steady_clock::now());
+  for (auto& t : targets)
+    if (auto err = n.set_faults(t, faults))
       return answer_pipeline_error(res, err);
-  send_json(res, 200, events::dump_json(json{{"providers", targets},
-                                             {"error_rate", f.error_rate},
-                                             {"decline_rate", f.decline_rate},
-                                             {"latency_ms", median.count()},
-                                             {"latency_p99_ms", p99.count()},
-                                             {"outage_seconds", f.outage_seconds},
-                                             {"outage_hangs", f.outage_hangs}}));
+  using std::chrono::duration_cast;
+  using ms = std::chrono::milliseconds;
+  send_json(res, 200, events::dump_json(json{
+                        {"providers", targets},
+                        {"error_rate", f.error_rate},
+                        {"decline_rate", f.decline_rate},
+                        {"hang_rate", f.hang_rate},
+                        {"latency_ms", duration_cast<ms>(faults.latency_median).count()},
+                        {"latency_p99_ms", duration_cast<ms>(faults.latency_p99).count()},
+                        {"outage_seconds", f.outage_seconds},
+                        {"outage_hangs", f.outage_hangs}}));
 }
 
 void http_api::impl::list_projections(http_request& req, http_response& res) {

@@ -67,6 +67,7 @@ struct run_options {
   std::int64_t idle_timeout_s = 5;
   std::int64_t call_timeout_ms = 10000;
   std::string secret_file;
+  std::string providers_file;
   std::int64_t max_token_ttl_s = 24 * 3600;
 };
 
@@ -81,6 +82,14 @@ int run(run_options& o) {
     return 2;
   }
   o.cfg.jwt_secret = std::move(*secret);
+  if (!o.providers_file.empty()) {
+    auto providers = node::load_providers(o.providers_file);
+    if (!providers) {
+      std::cerr << "keel-node: " << describe(providers.error()) << '\n';
+      return 2;
+    }
+    o.cfg.providers = std::move(*providers);
+  }
   o.cfg.max_token_ttl = std::chrono::seconds{o.max_token_ttl_s};
   o.cfg.breaker_wait = std::chrono::milliseconds{o.breaker_wait_ms};
   o.cfg.payment_retry_initial = std::chrono::milliseconds{o.retry_initial_ms};
@@ -207,6 +216,9 @@ int main(int argc, char** argv) {
                       "how long an HTTP request waits for the pipeline; then 503 timeout")
     ->check(CLI::Range(10, 600000))->capture_default_str();
   run_cmd->add_flag("!--no-fsync", o.cfg.fsync, "acknowledge appends once in the WAL, without fsync");
+  run_cmd->add_option("--providers", o.providers_file,
+                      "JSON file naming the payment gateways (in order of preference) and "
+                      "carriers, simulated or HTTP (default: four simulated ones)");
   run_cmd->add_option("--port-file", o.port_file, "write the bound HTTP port to this file");
   run_cmd->add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str();

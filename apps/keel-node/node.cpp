@@ -228,6 +228,37 @@ void init_figures(node::impl& s) {
     s.http_seconds[r] = std::make_unique<histogram>(latency_buckets());
 }
 
+/// The providers of `specs`: simulators seeded as the pipeline's test
+/// helpers seed them (the same seed plans the same calls), HTTP providers
+/// started.
+using provider_lists = std::pair<std::vector<actors::provider_ptr>, std::vector<actors::provider_ptr>>;
+
+caf::expected<provider_lists> make_providers(const provider_specs& specs, std::uint64_t seed) {
+  provider_lists out;
+  auto next_seed = seed * 7919 + 1;
+  auto make = [&](const std::vector<provider_spec>& from,
+                  std::vector<actors::provider_ptr>& to) -> caf::error {
+    for (const auto& spec : from) {
+      if (spec.kind == provider_spec::kind_t::simulated) {
+        // 20,000 idempotency keys: every retry in flight, flat memory.
+        to.push_back(std::make_shared<actors::simulated_provider>(spec.http.name, next_seed++,
+                                                                  20000));
+        continue;
+      }
+      auto p = actors::make_http_provider(spec.http);
+      if (!p)
+        return p.error();
+      to.push_back(std::move(*p));
+    }
+    return caf::error{};
+  };
+  if (auto err = make(specs.gateways, out.first))
+    return err;
+  if (auto err = make(specs.carriers, out.second))
+    return err;
+  return out;
+}
+
 caf::error start_pipeline(node::impl& s) {
   s.caf_cfg.set("scheduler.max-threads", s.cfg.threads);
   s.caf_cfg.set("logger.verbosity", caf::atom("quiet"));
@@ -247,6 +278,11 @@ caf::error start_pipeline(node::impl& s) {
     return cache->check(cmd.lines);
   };
   pc.on_park = [&s](const actors::parked_payment& p) { s.park(p); };
+  auto providers = make_providers(s.cfg.providers, s.cfg.seed);
+  if (!providers)
+    return providers.error();
+  pc.gateways = std::move(providers->first);
+  pc.carriers = std::move(providers->second);
   auto started = actors::pipeline::start(*s.system, pc);
   if (!started)
     return started.error();
@@ -386,37 +422,34 @@ caf::expected<actors::stock_reply> node::set_stock(const std::string& sku, std::
                                    impl_->cfg.request_timeout, actors::get_atom::value, sku);
 }
 
-caf::error node::set_faults(const std::string& provider, double error_rate, double decline_rate,
-                            std::chrono::milliseconds latency_median,
-                            std::chrono::milliseconds latency_p99,
-                            std::chrono::milliseconds outage, bool outage_hangs) {
-  auto names = providers();
-  if (std::find(names.begin(), names.end(), provider) == names.end())
+caf::error node::set_faults(const std::string& provider, const actors::provider_faults& f) {
+  if (!impl_->pipeline->provider(provider))
     return make_error(errc::not_found, "no provider named " + provider);
-  auto& p = impl_->pipeline->provider(provider);
-  auto f = p.faults();
-  f.error_rate = error_rate;
-  f.decline_rate = decline_rate;
-  f.latency_median = latency_median;
-  f.latency_p99 = std::max(latency_p99, latency_median);
-  auto now = std::chrono::steady_clock::now();
-  f.outage_from = now;
-  f.outage_until = now + outage;
-  f.outage_hangs = outage_hangs;
-  p.faults(f);
+  if (!simulated(provider))
+    return make_error(errc::invalid_argument,
+                      provider + " is not simulated here: set its faults where it runs");
+  impl_->pipeline->simulator(provider).faults(f);
+  using std::chrono::duration_cast;
+  using ms = std::chrono::milliseconds;
   spdlog::warn("component=admin msg=\"provider faults set\" provider={} error_rate={} "
-               "latency_median_ms={} latency_p99_ms={} outage_ms={}",
-               provider, error_rate, latency_median.count(), latency_p99.count(), outage.count());
+               "decline_rate={} hang_rate={} latency_median_ms={} latency_p99_ms={} outage_ms={}",
+               provider, f.error_rate, f.decline_rate, f.hang_rate,
+               duration_cast<ms>(f.latency_median).count(), duration_cast<ms>(f.latency_p99).count(),
+               duration_cast<ms>(f.outage_until - f.outage_from).count());
   return caf::error{};
 }
 
-std::vector<std::string> node::providers() const {
-  std::vector<std::string> out;
-  for (auto* g : actors::pipeline::gateways)
-    out.emplace_back(g);
-  for (auto* c : actors::pipeline::carriers)
-    out.emplace_back(c);
-  return out;
+const std::vector<std::string>& node::gateways() const {
+  return impl_->pipeline->gateways();
+}
+
+const std::vector<std::string>& node::carriers() const {
+  return impl_->pipeline->carriers();
+}
+
+bool node::simulated(const std::string& name) const {
+  return dynamic_cast<actors::simulated_provider*>(impl_->pipeline->provider(name).get())
+         != nullptr;
 }
 
 const storage::event_store& node::store() const {

@@ -11,6 +11,8 @@
 
 #include "keel/actors/messages.hpp"
 #include "keel/actors/fwd.hpp"
+#include "keel/actors/http_provider.hpp"
+#include "keel/actors/simulated_provider.hpp"
 #include "keel/actors/saga.hpp"
 #include "http_server.hpp"
 #include "keel/events/commands.hpp"
@@ -24,6 +26,30 @@ class event_store;
 } // namespace keel::storage
 
 namespace keel::node {
+
+/// One payment gateway or carrier of a node: simulated in process, or an
+/// HTTP provider (a real one, or keel-sim).
+struct provider_spec {
+  enum class kind_t : std::uint8_t { simulated, http };
+  kind_t kind = kind_t::simulated;
+  /// `http.name` is the provider's name either way.
+  actors::http_provider_config http;
+};
+
+/// The providers of a node: gateways in order of preference, then carriers.
+struct provider_specs {
+  std::vector<provider_spec> gateways;
+  std::vector<provider_spec> carriers;
+};
+
+/// The embedded default: simulated gateways gw-primary and gw-secondary,
+/// simulated carriers carrier-a and carrier-b.
+provider_specs simulated_defaults();
+
+/// Reads a providers file (JSON, see docs/operations.md "Providers"): every
+/// error names the field; API keys are read from their files here.
+caf::expected<provider_specs> parse_providers(const std::string& json);
+caf::expected<provider_specs> load_providers(const std::string& path);
 
 /// Everything a node is started from (flags and config file of `keel-node run`).
 struct node_config {
@@ -83,6 +109,8 @@ struct node_config {
   /// Time given to an order call through the pipeline.
   std::chrono::milliseconds request_timeout{10000};
   std::uint64_t seed = 1;
+  /// Payment gateways (in order of preference) and carriers.
+  provider_specs providers = simulated_defaults();
 };
 
 /// One figure of `/health`.
@@ -142,13 +170,14 @@ public:
   actors::catalog& catalog() const noexcept;
   /// Sets the units on hand of `sku` (admin); returns the new level.
   caf::expected<actors::stock_reply> set_stock(const std::string& sku, std::int64_t on_hand);
-  /// Changes the faults of simulated provider `name`; the JSON is validated by the caller.
-  caf::error set_faults(const std::string& provider, double error_rate, double decline_rate,
-                        std::chrono::milliseconds latency_median,
-                        std::chrono::milliseconds latency_p99, std::chrono::milliseconds outage,
-                        bool outage_hangs);
-  /// Names of the simulated providers.
-  std::vector<std::string> providers() const;
+  /// Changes the faults of simulated provider `name` (not_found for another
+  /// name, invalid_argument for an HTTP provider); the JSON is validated by the caller.
+  caf::error set_faults(const std::string& provider, const actors::provider_faults& f);
+  /// Names of the gateways (in order of preference) and of the carriers.
+  const std::vector<std::string>& gateways() const;
+  const std::vector<std::string>& carriers() const;
+  /// Whether provider `name` is simulated in this process.
+  bool simulated(const std::string& name) const;
 
   const storage::event_store& store() const;
   const node_config& config() const noexcept;

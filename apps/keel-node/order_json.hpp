@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "api_error.hpp"
+#include "keel/actors/simulated_provider.hpp"
 #include "keel/events/commands.hpp"
 
 namespace keel::projections {
@@ -65,6 +66,8 @@ struct fault_request {
   std::string provider;
   double error_rate = 0;
   double decline_rate = 0;
+  /// Calls never answered.
+  double hang_rate = 0;
   std::int64_t latency_ms = 2;
   /// Absent: five times the median.
   std::int64_t latency_p99_ms = -1;
@@ -72,10 +75,13 @@ struct fault_request {
   bool outage_hangs = false;
 };
 
-/// Parses `{"provider", "error_rate" 0..1, "decline_rate" 0..1, "latency_ms",
+/// Parses `{"provider", "error_rate" 0..1, "decline_rate" 0..1, "hang_rate" 0..1, "latency_ms",
 /// "latency_p99_ms" 0..600000, "outage_seconds" 0..86400, "outage_hangs"}`;
 /// only `provider` is required. Errors as `parse_place_order`.
 std::variant<fault_request, api_error> parse_faults(std::string_view body);
+
+/// The whole fault state `f` asks for, its outage starting at `now`.
+actors::provider_faults to_faults(const fault_request& f, actors::steady_time now);
 
 /// The answer of `GET /v1/orders/{id}`: the read model's summary with the
 /// authoritative `status`, `reason` and references of `view` (the orders

@@ -273,7 +273,7 @@ std::optional<api_error> get_number(const json& obj, const char* key, double lo,
 }
 
 std::optional<api_error> parse_fault_fields(const json& j, fault_request& f) {
-  if (auto err = unknown_members(j, {"provider", "error_rate", "decline_rate", "latency_ms",
+  if (auto err = unknown_members(j, {"provider", "error_rate", "decline_rate", "hang_rate", "latency_ms",
                                      "latency_p99_ms", "outage_seconds", "outage_hangs"}, ""))
     return err;
   if (auto err = get_string(j, "provider", "provider", f.provider))
@@ -286,6 +286,7 @@ std::optional<api_error> parse_fault_fields(const json& j, fault_request& f) {
       return err;
   for (auto err : {get_number(j, "error_rate", 0, 1, f.error_rate),
                    get_number(j, "decline_rate", 0, 1, f.decline_rate),
+                   get_number(j, "hang_rate", 0, 1, f.hang_rate),
                    get_number(j, "outage_seconds", 0, 86400, f.outage_seconds)})
     if (err)
       return err;
@@ -307,6 +308,22 @@ std::variant<fault_request, api_error> parse_faults(std::string_view body) {
   if (auto err = parse_fault_fields(std::get<json>(parsed), f))
     return std::move(*err);
   return f;
+}
+
+actors::provider_faults to_faults(const fault_request& f, actors::steady_time now) {
+  using ms = std::chrono::milliseconds;
+  actors::provider_faults out;
+  out.error_rate = f.error_rate;
+  out.decline_rate = f.decline_rate;
+  out.hang_rate = f.hang_rate;
+  out.latency_median = ms{f.latency_ms};
+  out.latency_p99 = f.latency_p99_ms < 0 ? out.latency_median * 5
+                                         : std::max<actors::duration>(ms{f.latency_p99_ms},
+                                                                      out.latency_median);
+  out.outage_from = now;
+  out.outage_until = now + ms{static_cast<std::int64_t>(f.outage_seconds * 1000)};
+  out.outage_hangs = f.outage_hangs;
+  return out;
 }
 
 } // namespace keel::node

@@ -6,7 +6,6 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/streams.hpp"
 
@@ -43,22 +42,24 @@ caf::error read_into(const storage::event_store& store, const std::string& strea
   return r.error();
 }
 
-bool is_payment_breaker(const std::string& name) {
-  if (name == "payment")
-    return true;
-  for (auto* gw : actors::pipeline::gateways)
-    if (name == gw)
-      return true;
-  return false;
-}
+/// Every gateway and carrier any start of the node was configured with.
+struct provider_names {
+  std::set<std::string> gateways;
+  std::set<std::string> carriers;
+};
 
-bool is_shipping_breaker(const std::string& name) {
-  if (name == "shipping")
-    return true;
-  for (auto* c : actors::pipeline::carriers)
-    if (name == c)
-      return true;
-  return false;
+caf::expected<provider_names> configured_providers(const storage::event_store& store) {
+  provider_names out;
+  std::vector<stored_event> all;
+  if (auto err = read_into(store, std::string{providers_stream}, all,
+                           [](const stored_event&) { return true; }))
+    return err;
+  for (auto& e : all)
+    if (auto* x = std::get_if<providers_configured>(&e.data)) {
+      out.gateways.insert(x->gateways.begin(), x->gateways.end());
+      out.carriers.insert(x->carriers.begin(), x->carriers.end());
+    }
+  return out;
 }
 
 /// Breaker transitions of the services the order reached, during its
@@ -78,14 +79,19 @@ caf::error read_breakers(const storage::event_store& store, order_records& o) {
   auto until = o.order.back().timestamp_us;
   for (auto& s : o.services)
     until = std::max(until, s.timestamp_us);
-  // The pipeline's breakers by name (cheaper than listing "$system-breaker-"
-  // streams, and event_store::list_streams reads a key after the iterator
-  // moved: a heap-use-after-free under ASan, reported to the storage owner).
-  std::vector<std::string> names{"payment", "shipping", "inventory"};
-  for (auto* gw : actors::pipeline::gateways)
-    names.emplace_back(gw);
-  for (auto* c : actors::pipeline::carriers)
-    names.emplace_back(c);
+  // The pipeline's breakers by name: its services' and its providers'.
+  auto providers = configured_providers(store);
+  if (!providers)
+    return providers.error();
+  auto is_payment_breaker = [&](const std::string& name) {
+    return name == "payment" || providers->gateways.count(name) > 0;
+  };
+  auto is_shipping_breaker = [&](const std::string& name) {
+    return name == "shipping" || providers->carriers.count(name) > 0;
+  };
+  std::set<std::string> names{"payment", "shipping", "inventory"};
+  names.insert(providers->gateways.begin(), providers->gateways.end());
+  names.insert(providers->carriers.begin(), providers->carriers.end());
   for (auto& name : names) {
     storage::stream_info info{breaker_stream(name), 0};
     std::vector<stored_event> all;

@@ -45,6 +45,8 @@ std::string stream_of_event(const T& x) {
     return pool_stream(x.pool);
   else if constexpr (std::is_same_v<T, actor_restarted>)
     return std::string{supervisor_stream};
+  else if constexpr (std::is_same_v<T, providers_configured>)
+    return std::string{providers_stream};
   else if constexpr (std::is_same_v<T, catalog_price_set>
                      || std::is_same_v<T, catalog_entry_withdrawn>)
     return catalog_stream(x.sku);

@@ -34,6 +34,8 @@ bool starts_with(std::string_view x, std::string_view prefix) noexcept {
 std::pair<stream_kind, std::size_t> match(std::string_view stream) noexcept {
   if (stream == supervisor_stream)
     return {stream_kind::supervisor, stream.size()};
+  if (stream == providers_stream)
+    return {stream_kind::providers, stream.size()};
   for (const auto& [prefix, kind] : keyed)
     if (stream.size() > prefix.size() && starts_with(stream, prefix))
       return {kind, prefix.size()};

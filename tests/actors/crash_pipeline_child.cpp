@@ -117,6 +117,7 @@ actors::pipeline_config config(std::shared_ptr<storage::event_store> store, std:
   c.seed = seed;
   c.payment_retry = actors::backoff_policy{20ms, 500ms, 2.0, 0.2};
   c.retry_tick = 20ms;
+  actors::simulate_providers(c);
   return c;
 }
 
@@ -125,23 +126,23 @@ actors::pipeline_config config(std::shared_ptr<storage::event_store> store, std:
 /// that decline now and then, and some latency everywhere.
 void inject_faults(actors::pipeline& p) {
   for (auto* name : {"gw-primary", "gw-secondary", "carrier-a", "carrier-b"}) {
-    auto f = p.provider(name).faults();
+    auto f = p.simulator(name).faults();
     f.latency_median = 2ms;
     f.latency_p99 = 25ms;
-    p.provider(name).faults(f);
+    p.simulator(name).faults(f);
   }
-  auto f = p.provider("gw-primary").faults();
+  auto f = p.simulator("gw-primary").faults();
   f.error_rate = 0.2;
   f.hang_rate = 0.005;
-  p.provider("gw-primary").faults(f);
-  f = p.provider("gw-secondary").faults();
+  p.simulator("gw-primary").faults(f);
+  f = p.simulator("gw-secondary").faults();
   f.error_rate = 0.1;
   f.decline_rate = 0.03;
-  p.provider("gw-secondary").faults(f);
-  for (auto* name : actors::pipeline::carriers) {
-    f = p.provider(name).faults();
+  p.simulator("gw-secondary").faults(f);
+  for (const auto& name : p.carriers()) {
+    f = p.simulator(name).faults();
     f.decline_rate = 0.05;
-    p.provider(name).faults(f);
+    p.simulator(name).faults(f);
   }
 }
 
@@ -301,7 +302,7 @@ int run_recover(caf::actor_system& sys, std::shared_ptr<storage::event_store> st
     return 2;
   }
   for (auto* name : {"gw-primary", "gw-secondary", "carrier-a", "carrier-b"})
-    (*p)->provider(name).faults(actors::provider_faults{});
+    (*p)->simulator(name).faults(actors::provider_faults{});
   auto deadline = std::chrono::steady_clock::now() + recover_timeout;
   auto left = non_terminal(*store, nullptr);
   while (left && !left->empty() && std::chrono::steady_clock::now() < deadline) {

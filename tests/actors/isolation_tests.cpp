@@ -12,6 +12,7 @@
 #include <caf/scoped_actor.hpp>
 #include <catch2/catch.hpp>
 
+#include "providers.hpp"
 #include "keel/projections/audit.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/actors/pipeline.hpp"
@@ -100,6 +101,7 @@ TEST_CASE("a payment outage parks orders without slowing inventory and every ord
   pc.store = store;
   pc.provider_breaker.wait_in_open = 1s;
   pc.payment_retry = {300ms, 2s, 2.0, 0.2};
+  actors::simulate_providers(pc);
   auto p = actors::pipeline::start(sys, pc);
   REQUIRE(p);
   caf::scoped_actor self{sys};
@@ -116,14 +118,14 @@ TEST_CASE("a payment outage parks orders without slowing inventory and every ord
     std::lock_guard<std::mutex> guard{log->mtx};
     log->phase = 1;
   }
-  for (auto* gw : actors::pipeline::gateways) {
-    auto f = (*p)->provider(gw).faults();
+  for (const auto& gw : keel::test::gateways) {
+    auto f = (*p)->simulator(gw).faults();
     f.error_rate = 1.0;
-    (*p)->provider(gw).faults(f);
+    (*p)->simulator(gw).faults(f);
   }
   std::this_thread::sleep_for(2s); // the outage
-  for (auto* gw : actors::pipeline::gateways)
-    (*p)->provider(gw).faults(actors::provider_faults{});
+  for (const auto& gw : keel::test::gateways)
+    (*p)->simulator(gw).faults(actors::provider_faults{});
   *stop = true;
   caf::anon_send_exit(prober, caf::exit_reason::user_shutdown);
   // Breaker: opened within 10 failures (the first transition records them).

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "providers.hpp"
 #include "journal.hpp"
 #include "pipeline_fixture.hpp"
 
@@ -24,10 +25,10 @@ struct hook_fixture : pipeline_fixture {
   }
 
   void outage(bool on) {
-    for (auto* gw : actors::pipeline::gateways) {
-      auto f = p->provider(gw).faults();
+    for (const auto& gw : keel::test::gateways) {
+      auto f = p->simulator(gw).faults();
       f.error_rate = on ? 1.0 : 0.0;
-      p->provider(gw).faults(f);
+      p->simulator(gw).faults(f);
     }
   }
 
@@ -102,8 +103,8 @@ TEST_CASE_METHOD(hook_fixture, "a hand-back of an order that is no longer parked
   REQUIRE(status("o-1") == "completed");
   auto order_events = types("order-o-1");
   auto payment_events = types("payment-o-1");
-  auto gateway_calls = p->provider("gw-primary").calls() + p->provider("gw-secondary").calls();
-  auto charges = p->provider("gw-primary").distinct_successes();
+  auto gateway_calls = p->simulator("gw-primary").calls() + p->simulator("gw-secondary").calls();
+  auto charges = p->simulator("gw-primary").distinct_successes();
   auto reported = finished.size();
   p->park(x); // late duplicate
   p->park(parked_payment{"o-404", now_us(), false, 1, "never placed", ""});
@@ -111,8 +112,8 @@ TEST_CASE_METHOD(hook_fixture, "a hand-back of an order that is no longer parked
   CHECK(status("o-1") == "completed");
   CHECK(types("order-o-1") == order_events);
   CHECK(types("payment-o-1") == payment_events);
-  CHECK(p->provider("gw-primary").calls() + p->provider("gw-secondary").calls() == gateway_calls);
-  CHECK(p->provider("gw-primary").distinct_successes() == charges);
+  CHECK(p->simulator("gw-primary").calls() + p->simulator("gw-secondary").calls() == gateway_calls);
+  CHECK(p->simulator("gw-primary").distinct_successes() == charges);
   CHECK(finished.size() == reported);
   CHECK(reports("o-1", actors::order_status::completed) == 1);
   CHECK(types("order-o-404").empty());
@@ -126,7 +127,7 @@ TEST_CASE_METHOD(hook_fixture, "a hand-back before the order's retry time parks 
   auto x = park_one();
   auto early = x;
   early.retry_at_us = now_us(); // stale or tampered
-  auto gateway_calls = p->provider("gw-primary").calls() + p->provider("gw-secondary").calls();
+  auto gateway_calls = p->simulator("gw-primary").calls() + p->simulator("gw-secondary").calls();
   auto order_events = types("order-o-1");
   p->park(early);
   advance(100ms);
@@ -134,7 +135,7 @@ TEST_CASE_METHOD(hook_fixture, "a hand-back before the order's retry time parks 
   CHECK(parked[1].retry_at_us == x.retry_at_us);
   CHECK(parked[1].attempt == x.attempt);
   CHECK(parked[1].reason == x.reason);
-  CHECK(p->provider("gw-primary").calls() + p->provider("gw-secondary").calls() == gateway_calls);
+  CHECK(p->simulator("gw-primary").calls() + p->simulator("gw-secondary").calls() == gateway_calls);
   CHECK(types("order-o-1") == order_events);
   CHECK(status("o-1") == "pending_payment");
   CHECK(reports("o-1", actors::order_status::pending_payment) == 1);

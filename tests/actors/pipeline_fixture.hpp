@@ -80,6 +80,8 @@ struct pipeline_fixture {
 
   void start(actors::pipeline_config c) {
     policy = c.saga;
+    if (c.gateways.empty())
+      actors::simulate_providers(c);
     auto res = actors::pipeline::start(*sys, std::move(c));
     REQUIRE(res);
     p = std::move(*res);

@@ -1,5 +1,6 @@
 // Saga paths and compensations end to end on the deterministic scheduler.
 
+#include "providers.hpp"
 #include "pipeline_fixture.hpp"
 
 using namespace keel;
@@ -24,8 +25,9 @@ TEST_CASE_METHOD(pipeline_fixture, "an order completes through reserve, authoriz
   auto s = stock("SKU-1");
   CHECK(s.on_hand == 3);
   CHECK(s.reserved == 0);
-  // 10 events per saga: 5 order, 2 stock, 2 payment, 1 shipment (+1 stock_adjusted).
-  CHECK(store->last_position() == 11);
+  // 10 events per saga: 5 order, 2 stock, 2 payment, 1 shipment (+1 stock_adjusted,
+  // +1 providers_configured at the start).
+  CHECK(store->last_position() == 12);
   REQUIRE(finished.size() == 1);
   CHECK(finished[0].status == actors::order_status::completed);
   CHECK(audit().ok());
@@ -53,12 +55,13 @@ TEST_CASE_METHOD(pipeline_fixture, "placing the same order id twice never create
 
 TEST_CASE_METHOD(pipeline_fixture, "an invalid order is refused and nothing is stored", "[pipeline]") {
   start();
+  auto at_start = store->last_position();
   auto cmd = order("o-1", "SKU-1");
   cmd.lines[0].quantity = 0;
   auto v = place(cmd);
   REQUIRE_FALSE(v);
   CHECK(code_of(v.error()) == errc::invalid_argument);
-  CHECK(store->last_position() == 0);
+  CHECK(store->last_position() == at_start);
 }
 
 TEST_CASE_METHOD(pipeline_fixture, "an order beyond the stock is rejected and holds nothing", "[pipeline]") {
@@ -91,10 +94,10 @@ TEST_CASE_METHOD(pipeline_fixture, "a partially reserved order releases what it 
 
 TEST_CASE_METHOD(pipeline_fixture, "a declined payment releases the stock and cancels the order", "[pipeline]") {
   start();
-  for (auto* gw : actors::pipeline::gateways) {
-    auto f = p->provider(gw).faults();
+  for (const auto& gw : keel::test::gateways) {
+    auto f = p->simulator(gw).faults();
     f.decline_rate = 1.0;
-    p->provider(gw).faults(f);
+    p->simulator(gw).faults(f);
   }
   set_stock("SKU-1", 5);
   REQUIRE(place(order("o-1", "SKU-1", 2)));
@@ -109,10 +112,10 @@ TEST_CASE_METHOD(pipeline_fixture, "a declined payment releases the stock and ca
 
 TEST_CASE_METHOD(pipeline_fixture, "a failed shipment voids the payment and releases the stock", "[pipeline]") {
   start();
-  for (auto* c : actors::pipeline::carriers) {
-    auto f = p->provider(c).faults();
+  for (const auto& c : keel::test::carriers) {
+    auto f = p->simulator(c).faults();
     f.decline_rate = 1.0;
-    p->provider(c).faults(f);
+    p->simulator(c).faults(f);
   }
   set_stock("SKU-1", 5);
   REQUIRE(place(order("o-1", "SKU-1")));
@@ -129,9 +132,9 @@ TEST_CASE_METHOD(pipeline_fixture, "a failed shipment voids the payment and rele
 
 TEST_CASE_METHOD(pipeline_fixture, "a cancel while the payment is in flight voids it once it arrives", "[pipeline]") {
   start();
-  auto f = p->provider("gw-primary").faults();
+  auto f = p->simulator("gw-primary").faults();
   f.latency_median = f.latency_p99 = 500ms;
-  p->provider("gw-primary").faults(f);
+  p->simulator("gw-primary").faults(f);
   set_stock("SKU-1", 5);
   REQUIRE(place(order("o-1", "SKU-1")));
   advance(50ms);
@@ -178,4 +181,29 @@ TEST_CASE_METHOD(pipeline_fixture, "an order is queried by id from its saga or i
   auto missing = ask_now<order_view>(p->orders(), actors::get_atom::value, std::string{"o-2"});
   REQUIRE_FALSE(missing);
   CHECK(code_of(missing.error()) == errc::not_found);
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "a start records its providers once, and again when they change", "[pipeline]") {
+  auto recorded = [&] {
+    std::vector<events::providers_configured> out;
+    auto r = store->read_stream("$system-providers");
+    while (r.next())
+      out.push_back(std::get<events::providers_configured>(*r.current().decode_payload()));
+    return out;
+  };
+  start();
+  p.reset();
+  run();
+  start();
+  REQUIRE(recorded().size() == 1);
+  CHECK(recorded()[0].gateways == strings{"gw-primary", "gw-secondary"});
+  CHECK(recorded()[0].carriers == strings{"carrier-a", "carrier-b"});
+  p.reset();
+  run();
+  auto c = config();
+  actors::simulate_providers(c, {"gw-new"}, {"carrier-a"});
+  start(c);
+  REQUIRE(recorded().size() == 2);
+  CHECK(recorded()[1].gateways == strings{"gw-new"});
+  CHECK(recorded()[1].carriers == strings{"carrier-a"});
 }

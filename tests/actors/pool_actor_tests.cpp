@@ -10,9 +10,9 @@ using actors::provider_request;
 namespace {
 
 void set_latency(actors::pipeline& p, const std::string& name, actors::duration x) {
-  auto f = p.provider(name).faults();
+  auto f = p.simulator(name).faults();
   f.latency_median = f.latency_p99 = x;
-  p.provider(name).faults(f);
+  p.simulator(name).faults(f);
 }
 
 /// What a load generator saw.
@@ -136,7 +136,7 @@ TEST_CASE_METHOD(pipeline_fixture, "a slow provider's pool never grows under loa
   // Calls queued behind the slow provider time out in the FIFO: they never
   // reach it, so it never holds more than the pool's calls.
   CHECK(l->timed_out_waiting > 0);
-  CHECK(p->provider("gw-primary").calls() < l->ok + l->failed);
+  CHECK(p->simulator("gw-primary").calls() < l->ok + l->failed);
   auto rs = resizes(*store, "gw-primary");
   REQUIRE(rs.size() == 2);
   for (auto& r : rs) {
@@ -152,9 +152,9 @@ TEST_CASE_METHOD(pipeline_fixture, "a slow provider's pool never grows under loa
 
 TEST_CASE_METHOD(pipeline_fixture, "a call waiting for a worker is timed from its arrival", "[pool]") {
   start(small_pools(config(), 2));
-  auto f = p->provider("gw-primary").faults();
+  auto f = p->simulator("gw-primary").faults();
   f.hang_rate = 1.0;
-  p->provider("gw-primary").faults(f);
+  p->simulator("gw-primary").faults(f);
   auto gw = p->provider_handle("gw-primary");
   std::vector<answer<provider_answer>> first;
   for (int i = 0; i < 4; ++i)
@@ -165,12 +165,12 @@ TEST_CASE_METHOD(pipeline_fixture, "a call waiting for a worker is timed from it
   run();
   auto gauge = p->metrics().pool("gw-primary");
   CHECK(gauge->waiting == 1);
-  CHECK(p->provider("gw-primary").calls() == 4);
+  CHECK(p->simulator("gw-primary").calls() == 4);
   // The hung calls time out at 2 s; the late call takes a freed worker then
   // and times out 2 s after it arrived (2.5 s), not 2 s after it started.
   advance(1600ms, 100ms);
   CHECK(std::all_of(first.begin(), first.end(), [](auto& r) { return r->has_value(); }));
-  CHECK(p->provider("gw-primary").calls() == 5);
+  CHECK(p->simulator("gw-primary").calls() == 5);
   CHECK_FALSE(late->has_value());
   advance(400ms, 100ms);
   REQUIRE(late->has_value());
@@ -207,4 +207,24 @@ TEST_CASE_METHOD(pipeline_fixture, "a pipeline refuses invalid pool settings", "
   auto res = actors::pipeline::start(*sys, c);
   REQUIRE_FALSE(res);
   CHECK(code_of(res.error()) == errc::invalid_argument);
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "a pipeline refuses missing, unnamed and twice-named providers",
+                 "[pool]") {
+  auto start = [&](actors::pipeline_config c) {
+    auto res = actors::pipeline::start(*sys, std::move(c));
+    REQUIRE_FALSE(res);
+    CHECK(code_of(res.error()) == errc::invalid_argument);
+    return describe(res.error());
+  };
+  auto c = config();
+  actors::simulate_providers(c);
+  c.gateways.clear();
+  CHECK_THAT(start(c), Catch::Contains("at least one payment gateway and one carrier"));
+  c = config();
+  actors::simulate_providers(c, {"gw", "same"}, {"same", "carrier"});
+  CHECK_THAT(start(c), Catch::Contains("two providers are named same"));
+  c = config();
+  actors::simulate_providers(c, {""}, {"carrier"});
+  CHECK_THAT(start(c), Catch::Contains("a provider without a name"));
 }

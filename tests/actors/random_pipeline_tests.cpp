@@ -39,7 +39,7 @@ struct workload {
 
   void fault() {
     std::vector<std::string> names{"gw-primary", "gw-secondary", "carrier-a", "carrier-b"};
-    auto& prov = fx.p->provider(names[pick(names.size())]);
+    auto& prov = fx.p->simulator(names[pick(names.size())]);
     auto f = prov.faults();
     f.error_rate = std::vector<double>{0.0, 0.0, 0.3, 1.0}[pick(4)];
     f.hang_rate = pick(4) == 0 ? 0.1 : 0.0;
@@ -76,7 +76,7 @@ struct workload {
 
   void heal() {
     for (auto* name : {"gw-primary", "gw-secondary", "carrier-a", "carrier-b"})
-      fx.p->provider(name).faults(actors::provider_faults{});
+      fx.p->simulator(name).faults(actors::provider_faults{});
   }
 
   bool all_terminal() {

@@ -1,5 +1,6 @@
 // Breakers, bulkheads, timeouts, retries and supervision in virtual time.
 
+#include "providers.hpp"
 #include "pipeline_fixture.hpp"
 #include "provider_adapter.hpp"
 #include "supervisor.hpp"
@@ -18,9 +19,9 @@ provider_request call(const std::string& key) {
 
 void set_faults(actors::pipeline& p, const std::string& name,
                 const std::function<void(actors::provider_faults&)>& f) {
-  auto x = p.provider(name).faults();
+  auto x = p.simulator(name).faults();
   f(x);
-  p.provider(name).faults(x);
+  p.simulator(name).faults(x);
 }
 
 /// The `to` states of the breaker transitions recorded for `name`.
@@ -64,11 +65,11 @@ TEST_CASE_METHOD(pipeline_fixture, "a provider breaker opens after ten failures,
     CHECK(code_of((*r)->error()) == errc::provider_failure);
   }
   CHECK(gauge->current() == breaker_state::open);
-  auto calls_before = p->provider("gw-primary").calls();
+  auto calls_before = p->simulator("gw-primary").calls();
   auto fast = ask_now<provider_answer>(gw, call("k-fast"));
   REQUIRE_FALSE(fast);
   CHECK(code_of(fast.error()) == errc::circuit_open);
-  CHECK(p->provider("gw-primary").calls() == calls_before); // never attempted
+  CHECK(p->simulator("gw-primary").calls() == calls_before); // never attempted
   advance(29s, 1s);
   CHECK(gauge->current() == breaker_state::open);
   advance(2s, 1s);
@@ -124,7 +125,7 @@ TEST_CASE_METHOD(hung_gateway_fixture, "a full bulkhead rejects the excess at en
   CHECK(open == 20);
   CHECK(bulkhead->rejected == 5);
   CHECK(bulkhead->in_use == 20);
-  CHECK(p->provider("gw-primary").calls() == 20);
+  CHECK(p->simulator("gw-primary").calls() == 20);
   // The hung calls time out after the adaptive timeout: base 2 s, x1.5
   // because the bulkhead was over 80% full (all 20 were admitted at once).
   advance(2900ms, 100ms);
@@ -163,7 +164,7 @@ TEST_CASE_METHOD(hung_gateway_fixture, "provider timeouts adapt to the observed 
 TEST_CASE_METHOD(pipeline_fixture, "a payment outage parks orders in pending_payment and they complete after recovery", "[retry]") {
   start();
   set_stock("SKU-1", 100);
-  for (auto* gw : actors::pipeline::gateways)
+  for (const auto& gw : keel::test::gateways)
     set_faults(*p, gw, [](auto& f) { f.error_rate = 1.0; });
   for (int i = 0; i < 12; ++i)
     REQUIRE(place(order("o-" + std::to_string(i), "SKU-1", 1, i % 3 == 0)));
@@ -183,7 +184,7 @@ TEST_CASE_METHOD(pipeline_fixture, "a payment outage parks orders in pending_pay
   // Still failing while the breakers are open: nothing is re-driven.
   advance(5s, 100ms);
   CHECK(p->metrics().value("retry_queue.redriven")->load() == 0);
-  for (auto* gw : actors::pipeline::gateways)
+  for (const auto& gw : keel::test::gateways)
     set_faults(*p, gw, [](auto& f) { f.error_rate = 0.0; });
   advance(60s, 100ms);
   for (int i = 0; i < 12; ++i)
@@ -199,7 +200,7 @@ TEST_CASE_METHOD(pipeline_fixture, "an order whose payment stays unavailable is 
   c.provider_breaker.wait_in_open = 1s;
   start(c);
   set_stock("SKU-1", 10);
-  for (auto* gw : actors::pipeline::gateways)
+  for (const auto& gw : keel::test::gateways)
     set_faults(*p, gw, [](auto& f) { f.error_rate = 1.0; });
   REQUIRE(place(order("o-1", "SKU-1", 2)));
   advance(120s, 100ms);
@@ -329,7 +330,7 @@ TEST_CASE_METHOD(pipeline_fixture, "orders keep flowing through two payment slow
   start(c);
   set_stock("SKU-1", 1'000'000);
   auto slow = [&](bool on) {
-    for (auto* gw : actors::pipeline::gateways)
+    for (const auto& gw : keel::test::gateways)
       set_faults(*p, gw, [on](auto& f) {
         f.latency_median = on ? 5s : 2ms;
         f.latency_p99 = on ? 6s : 10ms;
@@ -344,7 +345,7 @@ TEST_CASE_METHOD(pipeline_fixture, "orders keep flowing through two payment slow
     }
   };
   auto closed = [&] {
-    for (auto* gw : actors::pipeline::gateways)
+    for (const auto& gw : keel::test::gateways)
       if (p->metrics().breaker(gw)->current() != breaker_state::closed)
         return false;
     return true;

@@ -1,5 +1,6 @@
 #include "node_process.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <sstream>
@@ -19,21 +20,27 @@
 
 namespace keel::test {
 
-node_process::node_process(const std::string& data, std::vector<std::string> extra) : data_(data) {
+server_process::server_process(std::string base, std::string program,
+                               std::vector<std::string> args, std::string ready_path)
+  : base_(std::move(base)),
+    program_(std::move(program)),
+    args_(std::move(args)),
+    ready_path_(std::move(ready_path)) {
   static int counter = 0;
-  log_path_ = data + ".log." + std::to_string(++counter);
-  auto port_file = data + ".port";
+  log_path_ = base_ + ".log." + std::to_string(++counter);
+  spawn();
+}
+
+void server_process::spawn() {
+  auto port_file = base_ + ".port";
   ::unlink(port_file.c_str());
-  auto secret_file = data + ".secret";
-  std::ofstream{secret_file} << test_secret << '\n';
-  std::vector<std::string> args{KEEL_NODE, "run",         "--data",      data,
-                                "--http",  "127.0.0.1:0", "--port-file", port_file,
-                                "--jwt-secret-file", secret_file, "--log-level", "info"};
-  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<std::string> args{program_};
+  args.insert(args.end(), args_.begin(), args_.end());
+  args.insert(args.end(), {"--port-file", port_file});
   pid_ = ::fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
-    auto fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    auto fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(fd, STDERR_FILENO);
     ::dup2(fd, STDOUT_FILENO);
     std::vector<char*> argv;
@@ -48,28 +55,34 @@ node_process::node_process(const std::string& data, std::vector<std::string> ext
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      FAIL("keel-node exited at start:\n" << log());
+      FAIL(program_ << " exited at start:\n" << log());
     }
     std::ifstream in{port_file};
     if (in >> port_ && port_ > 0) {
       auto c = client();
-      if (auto res = c.Get("/ready"); res && res->status == 200)
+      if (auto res = c.Get(ready_path_.c_str()); res && res->status == 200)
         return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  FAIL("keel-node did not become ready:\n" << log());
+  FAIL(program_ << " did not become ready:\n" << log());
 }
 
-node_process::~node_process() {
+void server_process::restart(const std::string& replace, const std::string& with) {
+  REQUIRE(pid_ <= 0);
+  if (!replace.empty())
+    std::replace(args_.begin(), args_.end(), replace, with);
+  spawn();
+}
+
+server_process::~server_process() {
   if (pid_ > 0)
     signal_and_wait(SIGKILL, std::chrono::seconds(10));
   ::unlink(log_path_.c_str());
-  ::unlink((data_ + ".port").c_str());
-  ::unlink((data_ + ".secret").c_str());
+  ::unlink((base_ + ".port").c_str());
 }
 
-httplib::Client node_process::client() const {
+httplib::Client server_process::client() const {
   httplib::Client c{"127.0.0.1", port_};
   c.set_keep_alive(true);
   c.set_connection_timeout(5, 0);
@@ -77,7 +90,7 @@ httplib::Client node_process::client() const {
   return c;
 }
 
-int node_process::signal_and_wait(int sig, std::chrono::milliseconds timeout) {
+int server_process::signal_and_wait(int sig, std::chrono::milliseconds timeout) {
   if (pid_ <= 0)
     return -1;
   ::kill(pid_, sig);
@@ -96,11 +109,42 @@ int node_process::signal_and_wait(int sig, std::chrono::milliseconds timeout) {
   return -1;
 }
 
-std::string node_process::log() const {
+std::string server_process::log() const {
   std::ifstream in{log_path_};
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+namespace {
+
+std::vector<std::string> node_args(const std::string& data, std::vector<std::string> extra) {
+  auto secret_file = data + ".secret";
+  std::ofstream{secret_file} << test_secret << '\n';
+  std::vector<std::string> args{"run",           "--data",    data,         "--http",
+                                "127.0.0.1:0",   "--jwt-secret-file", secret_file,
+                                "--log-level",   "info"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+std::vector<std::string> with_http(std::vector<std::string> extra) {
+  extra.insert(extra.begin(), {"--http", "127.0.0.1:0"});
+  return extra;
+}
+
+} // namespace
+
+node_process::node_process(const std::string& data, std::vector<std::string> extra)
+  : server_process(data, KEEL_NODE, node_args(data, std::move(extra)), "/ready"), data_(data) {
+}
+
+node_process::~node_process() {
+  ::unlink((data_ + ".secret").c_str());
+}
+
+sim_process::sim_process(const std::string& base, std::vector<std::string> extra)
+  : server_process(base, KEEL_SIM, with_http(std::move(extra)), "/health") {
 }
 
 std::string bearer(const std::string& sub, bool admin) {

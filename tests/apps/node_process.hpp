@@ -14,24 +14,34 @@
 
 namespace keel::test {
 
-class node_process {
+/// A real server process of ours (keel-node, keel-sim): started with
+/// `--port-file`, its output in a log file, ready once GET `ready_path`
+/// answers 200; SIGKILLed at the end if still running.
+class server_process {
 public:
-  /// Starts `keel-node run --data DATA --http 127.0.0.1:0 ...extra` and waits
-  /// until it serves (its port file appears and /ready answers 200).
-  node_process(const std::string& data, std::vector<std::string> extra = {});
-  ~node_process();
+  /// Starts `program args... --port-file <base>.port` and waits until it serves.
+  server_process(std::string base, std::string program, std::vector<std::string> args,
+                 std::string ready_path);
+  virtual ~server_process();
+
+  server_process(const server_process&) = delete;
+  server_process& operator=(const server_process&) = delete;
 
   int port() const noexcept {
     return port_;
   }
-  /// A keep-alive client of this node.
+  /// A keep-alive client of this server.
   httplib::Client client() const;
 
   /// Sends `sig` and waits up to `timeout` for the exit; returns the wait
   /// status (-1 when it did not exit in time; it is SIGKILLed then).
   int signal_and_wait(int sig, std::chrono::milliseconds timeout);
 
-  /// The node's log (stderr) so far.
+  /// Starts it again (after it exited) with the same arguments, but
+  /// `replace` swapped for `with` (e.g. "127.0.0.1:0" for the port it had).
+  void restart(const std::string& replace = {}, const std::string& with = {});
+
+  /// The output so far.
   std::string log() const;
 
   int pid() const noexcept {
@@ -43,10 +53,35 @@ public:
   }
 
 private:
-  std::string data_;
+  void spawn();
+
+  std::string base_;
+  std::string program_;
+  std::vector<std::string> args_;
+  std::string ready_path_;
   std::string log_path_;
   int pid_ = -1;
   int port_ = 0;
+};
+
+/// `keel-node run --data DATA --http 127.0.0.1:0 ...extra`, ready once /ready answers.
+class node_process : public server_process {
+public:
+  node_process(const std::string& data, std::vector<std::string> extra = {});
+  ~node_process() override;
+
+private:
+  std::string data_;
+};
+
+/// `keel-sim --http 127.0.0.1:0 ...extra`; `restart_same_port` brings it back where it was.
+class sim_process : public server_process {
+public:
+  sim_process(const std::string& base, std::vector<std::string> extra = {});
+
+  void restart_same_port() {
+    restart("127.0.0.1:0", "127.0.0.1:" + std::to_string(port()));
+  }
 };
 
 /// The JWT secret every test node runs with.

@@ -1,3 +1,4 @@
+#include "providers.hpp"
 #include "scenarios.hpp"
 
 #include <functional>
@@ -8,19 +9,19 @@ namespace {
 
 using actors::order_view;
 
-void set_faults(pipeline_fixture& f, const char* const (&names)[2],
+void set_faults(pipeline_fixture& f, const std::vector<std::string>& names,
                 const std::function<void(actors::provider_faults&)>& change) {
-  for (auto* name : names) {
-    auto x = f.p->provider(name).faults();
+  for (const auto& name : names) {
+    auto x = f.p->simulator(name).faults();
     change(x);
-    f.p->provider(name).faults(x);
+    f.p->simulator(name).faults(x);
   }
 }
 
 void reset_faults(pipeline_fixture& f) {
   auto clear = [](actors::provider_faults& x) { x = actors::provider_faults{}; };
-  set_faults(f, actors::pipeline::gateways, clear);
-  set_faults(f, actors::pipeline::carriers, clear);
+  set_faults(f, keel::test::gateways, clear);
+  set_faults(f, keel::test::carriers, clear);
 }
 
 void expect(pipeline_fixture& f, const std::string& id, const std::string& status) {
@@ -81,21 +82,21 @@ std::string record_scenarios(pipeline_fixture& f) {
   expect(f, "partial-rejected", "rejected");
 
   // payment declined: release -> cancelled
-  set_faults(f, actors::pipeline::gateways, [](auto& x) { x.decline_rate = 1.0; });
+  set_faults(f, keel::test::gateways, [](auto& x) { x.decline_rate = 1.0; });
   REQUIRE(f.place(f.order("declined", "SKU-1", 3)));
   f.advance(200ms);
   expect(f, "declined", "cancelled");
   reset_faults(f);
 
   // shipping failed: void -> release -> cancelled
-  set_faults(f, actors::pipeline::carriers, [](auto& x) { x.decline_rate = 1.0; });
+  set_faults(f, keel::test::carriers, [](auto& x) { x.decline_rate = 1.0; });
   REQUIRE(f.place(f.order("shipping-failed", "SKU-1", 1)));
   f.advance(300ms);
   expect(f, "shipping-failed", "cancelled");
   reset_faults(f);
 
   // a customer cancel while the authorization is in flight: void -> release
-  set_faults(f, actors::pipeline::gateways, [](auto& x) { x.latency_median = x.latency_p99 = 500ms; });
+  set_faults(f, keel::test::gateways, [](auto& x) { x.latency_median = x.latency_p99 = 500ms; });
   REQUIRE(f.place(f.order("cancel-in-flight", "SKU-1", 1)));
   f.advance(50ms);
   cancel(f, "cancel-in-flight");
@@ -106,7 +107,7 @@ std::string record_scenarios(pipeline_fixture& f) {
   // payment unavailable: parked (pending_payment), re-driven -> completed.
   // Ten more orders in the same outage open the gateways' breakers, so the
   // timeline shows the breaker open, half-open and closed again.
-  set_faults(f, actors::pipeline::gateways, [](auto& x) { x.error_rate = 1.0; });
+  set_faults(f, keel::test::gateways, [](auto& x) { x.error_rate = 1.0; });
   REQUIRE(f.place(f.order("pending-resumed", "SKU-1", 1, true)));
   for (auto& id : outage_orders())
     REQUIRE(f.place(f.order(id, "SKU-1", 1)));
@@ -119,7 +120,7 @@ std::string record_scenarios(pipeline_fixture& f) {
     expect(f, id, "completed");
 
   // parked, then cancelled by the customer: release -> cancelled
-  set_faults(f, actors::pipeline::gateways, [](auto& x) { x.error_rate = 1.0; });
+  set_faults(f, keel::test::gateways, [](auto& x) { x.error_rate = 1.0; });
   REQUIRE(f.place(f.order("pending-cancelled", "SKU-1", 1)));
   f.advance(500ms);
   expect(f, "pending-cancelled", "pending_payment");

@@ -48,6 +48,7 @@ event sample_event(std::size_t i) {
     actor_restarted{"inventory-3", "crash: invariant violated", 2},
     catalog_price_set{"SKU-0001", 1999, "USD", "ops-1"},
     catalog_entry_withdrawn{"SKU-0042", "ops-1"},
+    providers_configured{{"gw-primary", "gw-secondary"}, {"carrier-a", "carrier-b"}},
   };
   if (all.size() != std::variant_size_v<event>)
     throw std::logic_error("sample_event: a sample is missing for a new event type");

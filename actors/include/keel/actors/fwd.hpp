@@ -15,6 +15,7 @@ class breaker;
 class catalog;
 class registry;
 class pipeline;
+class provider;
 class simulated_provider;
 struct order_state;
 struct order_view;

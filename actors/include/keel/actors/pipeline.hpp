@@ -17,6 +17,7 @@
 #include "keel/actors/fwd.hpp"
 #include "keel/actors/registry.hpp"
 #include "keel/actors/saga.hpp"
+#include "keel/actors/provider.hpp"
 #include "keel/actors/simulated_provider.hpp"
 #include "keel/storage/fwd.hpp"
 
@@ -55,6 +56,13 @@ struct pipeline_config {
   /// Wall clock for event timestamps (microseconds since the epoch).
   std::function<std::int64_t()> now_us;
   std::uint64_t seed = 1;
+
+  /// The payment gateways, in order of preference (a payment goes to the
+  /// first whose breaker lets it through), and the carriers likewise. At
+  /// least one of each, with distinct names. `simulate_providers` fills
+  /// them with simulators.
+  std::vector<provider_ptr> gateways;
+  std::vector<provider_ptr> carriers;
 
   std::size_t inventory_shards = 2;
   std::size_t payment_shards = 2;
@@ -149,10 +157,6 @@ struct recovery_report {
 /// stays open.
 class pipeline {
 public:
-  /// Names of the simulated providers.
-  static constexpr const char* gateways[2] = {"gw-primary", "gw-secondary"};
-  static constexpr const char* carriers[2] = {"carrier-a", "carrier-b"};
-
   static caf::expected<std::unique_ptr<pipeline>> start(caf::actor_system& sys,
                                                          pipeline_config cfg);
 
@@ -174,11 +178,23 @@ public:
     return shipping_;
   }
 
-  /// The supervisor of provider `name` (one of `gateways` / `carriers`).
+  /// The supervisor of provider `name` (a gateway or a carrier).
   caf::actor provider_handle(const std::string& name) const;
 
-  /// The simulated provider `name`; its faults can change at any time.
-  simulated_provider& provider(const std::string& name) const;
+  /// Names of the gateways (in order of preference) and of the carriers.
+  const std::vector<std::string>& gateways() const noexcept {
+    return gateway_names_;
+  }
+  const std::vector<std::string>& carriers() const noexcept {
+    return carrier_names_;
+  }
+
+  /// Provider `name`; null when there is none of that name.
+  provider_ptr provider(const std::string& name) const;
+
+  /// The simulated provider `name` (its faults can change at any time);
+  /// throws std::out_of_range when `name` is not an in-process simulator.
+  simulated_provider& simulator(const std::string& name) const;
 
   class registry& metrics() const noexcept {
     return *metrics_;
@@ -213,9 +229,19 @@ private:
   caf::actor shipping_;
   caf::actor retry_queue_;
   std::map<std::string, caf::actor> provider_handles_;
-  std::map<std::string, std::shared_ptr<simulated_provider>> providers_;
+  std::map<std::string, provider_ptr> providers_;
+  std::vector<std::string> gateway_names_;
+  std::vector<std::string> carrier_names_;
   recovery_report recovered_;
 };
+
+/// The simulated providers of tests and benchmarks: gateways and carriers
+/// named `gateways` and `carriers`, seeded from `cfg.seed`, remembering
+/// `key_capacity` idempotency keys each.
+void simulate_providers(pipeline_config& cfg,
+                        const std::vector<std::string>& gateways = {"gw-primary", "gw-secondary"},
+                        const std::vector<std::string>& carriers = {"carrier-a", "carrier-b"},
+                        std::size_t key_capacity = 20000);
 
 /// Folds the stream "order-<id>" through the decider with `policy` (use the
 /// pipeline's). Errors: storage and decoding errors; an order that does not

@@ -7,7 +7,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "keel/actors/breaker.hpp"
+#include <vector>
+
+#include "keel/actors/provider.hpp"
 
 namespace keel::actors {
 
@@ -29,16 +31,6 @@ struct provider_faults {
   bool outage_hangs = false;
 };
 
-/// One call to a provider.
-struct provider_call {
-  /// "authorize", "capture", "void", "refund" (gateways) or "schedule",
-  /// "cancel" (carriers).
-  std::string operation;
-  /// The idempotency key the caller sends, as real gateways require.
-  std::string idempotency_key;
-  std::int64_t amount_cents = 0;
-};
-
 /// What the provider will do with a call.
 struct provider_plan {
   enum class outcome : std::uint8_t { ok, declined, failed, hang };
@@ -53,19 +45,22 @@ struct provider_plan {
   std::string reason;
 };
 
-/// A simulated payment gateway or carrier. Answers by plan: the caller
-/// (an adapter actor) delivers the answer after `latency` on its own clock,
-/// or never for `hang`. Idempotent by key: a key that succeeded before gets
+/// A simulated payment gateway or carrier. Answers by plan: `call` replies
+/// at once with the plan's latency as the delay (the adapter actor delivers
+/// it on its own clock, so tests on CAF's test coordinator stay
+/// deterministic), or never for `hang`. Idempotent by key: a key that succeeded before gets
 /// the same reference again and is not counted as a new charge; the memory
 /// of keys is bounded (least recently used keys are forgotten beyond
 /// `key_capacity`). Thread-safe: faults may be changed from any thread.
-class simulated_provider {
+class simulated_provider : public provider {
 public:
   simulated_provider(std::string name, std::uint64_t seed, std::size_t key_capacity = 200000);
 
-  const std::string& name() const noexcept {
+  const std::string& name() const noexcept override {
     return name_;
   }
+
+  void call(const provider_call& call, steady_time now, reply_fn reply) override;
 
   void faults(const provider_faults& x);
   provider_faults faults() const;
@@ -90,5 +85,10 @@ private:
   std::list<std::string> lru_;
   std::unordered_map<std::string, std::pair<std::string, std::list<std::string>::iterator>> keys_;
 };
+
+/// Simulated providers named `names`, seeded `first_seed`, `first_seed + 1`, ...
+std::vector<provider_ptr> simulated_providers(const std::vector<std::string>& names,
+                                              std::uint64_t first_seed,
+                                              std::size_t key_capacity = 200000);
 
 } // namespace keel::actors

@@ -35,7 +35,9 @@ using event = std::variant<
   // system
   breaker_transitioned, pool_resized, actor_restarted,
   // catalogue
-  catalog_price_set, catalog_entry_withdrawn>;
+  catalog_price_set, catalog_entry_withdrawn,
+  // system (later additions)
+  providers_configured>;
 
 /// Describes one stored event type.
 struct event_type_info {

@@ -271,6 +271,12 @@ std::enable_if_t<std::is_same_v<std::decay_t<T>, actor_restarted>> fields(T& x, 
 }
 
 template <class T, class F>
+std::enable_if_t<std::is_same_v<std::decay_t<T>, providers_configured>> fields(T& x, F&& f) {
+  f("gateways", x.gateways);
+  f("carriers", x.carriers);
+}
+
+template <class T, class F>
 std::enable_if_t<std::is_same_v<std::decay_t<T>, catalog_price_set>> fields(T& x, F&& f) {
   f("sku", x.sku);
   f("price_cents", x.price_cents);

@@ -18,6 +18,8 @@ inline constexpr std::string_view catalog_prefix = "catalog-";
 inline constexpr std::string_view breaker_prefix = "$system-breaker-";
 inline constexpr std::string_view pool_prefix = "$system-pool-";
 inline constexpr std::string_view supervisor_stream = "$system-supervisor";
+/// The providers each start of a node was configured with.
+inline constexpr std::string_view providers_stream = "$system-providers";
 
 /// "order-<order id>": the saga's events.
 std::string order_stream(std::string_view order_id);
@@ -35,14 +37,15 @@ std::string breaker_stream(std::string_view name);
 std::string pool_stream(std::string_view name);
 
 /// What a stream holds, by its prefix.
-enum class stream_kind { order, stock, payment, shipment, catalog, breaker, pool, supervisor, other };
+enum class stream_kind {
+  order, stock, payment, shipment, catalog, breaker, pool, supervisor, providers, other };
 
 /// The kind of `stream` (`other` for names outside the conventions above,
 /// and for a prefix without a key).
 stream_kind kind_of_stream(std::string_view stream) noexcept;
 
-/// The key after the prefix ("o-1" of "order-o-1"); empty for `other` and
-/// `supervisor`.
+/// The key after the prefix ("o-1" of "order-o-1"); empty for `other`,
+/// `supervisor` and `providers`.
 std::string_view key_of_stream(std::string_view stream) noexcept;
 
 } // namespace keel::events

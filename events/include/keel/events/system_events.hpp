@@ -46,4 +46,15 @@ struct actor_restarted {
   KEEL_FIELDS(actor, reason, restarts)
 };
 
+/// A node started with these payment gateways (in order of preference) and
+/// carriers; appended to "$system-providers" when they differ from the last
+/// start's, so tools tell the breakers of gateways from those of carriers.
+struct providers_configured {
+  static constexpr const char* type_name = "providers_configured";
+  static constexpr std::uint16_t schema_version = 1;
+  std::vector<std::string> gateways;
+  std::vector<std::string> carriers;
+  KEEL_FIELDS(gateways, carriers)
+};
+
 } // namespace keel::events
