@@ -11,6 +11,7 @@
 
 #include "api_error.hpp"
 #include "keel/events/error.hpp"
+#include "faults.hpp"
 #include "order_json.hpp"
 
 namespace keel::sim {

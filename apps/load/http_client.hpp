@@ -1,6 +1,6 @@
 #pragma once
 
-// The HTTP side of keel-bench (`http`, `demo-http`): connections to a
+// The HTTP side of keel-bench http and keel-demo: connections to a
 // keel-node, bearer tokens, requests retried after 503/429, the node's
 // Prometheus figures, order bodies, and a keel-node child process.
 
@@ -221,11 +221,5 @@ inline unsigned long long u(std::uint64_t x) {
 
 /// The directory of this executable (from /proc/self/exe).
 std::string executable_dir();
-
-/// `keel-bench http` (http_bench.cpp) and `keel-bench demo-http`
-/// (http_demo.cpp); declared here rather than in bench.hpp, next to the
-/// HTTP pieces they share.
-int run_http(int argc, char** argv);
-int run_demo_http(int argc, char** argv);
 
 } // namespace keel::bench

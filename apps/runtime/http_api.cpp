@@ -17,6 +17,7 @@
 #include "keel/projections/read_models.hpp"
 #include "node.hpp"
 #include "http_server.hpp"
+#include "faults.hpp"
 #include "order_json.hpp"
 #include "rate_limiter.hpp"
 

@@ -6,7 +6,6 @@
 #include <variant>
 
 #include "api_error.hpp"
-#include "keel/actors/simulated_provider.hpp"
 #include "keel/events/commands.hpp"
 
 namespace keel::projections {
@@ -80,8 +79,6 @@ struct fault_request {
 /// only `provider` is required. Errors as `parse_place_order`.
 std::variant<fault_request, api_error> parse_faults(std::string_view body);
 
-/// The whole fault state `f` asks for, its outage starting at `now`.
-actors::provider_faults to_faults(const fault_request& f, actors::steady_time now);
 
 /// The answer of `GET /v1/orders/{id}`: the read model's summary with the
 /// authoritative `status`, `reason` and references of `view` (the orders

@@ -1,6 +1,6 @@
 #pragma once
 
-// A running order pipeline for `keel-bench sagas` and `keel-bench demo`: a
+// A running order pipeline for `keel-bench sagas` and `keel-bench projections`: a
 // durable store (fsync per batch), an actor system on the normal scheduler,
 // the pipeline with asynchronous appends and the default wall clock, and a
 // hook that routes `on_finished` to the current saga_driver.
@@ -14,7 +14,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
-#include "bench.hpp"
+#include "measure.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/storage/event_store.hpp"
 #include "saga_driver.hpp"

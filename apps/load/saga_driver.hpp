@@ -1,6 +1,6 @@
 #pragma once
 
-// The saga driver of `keel-bench sagas` and `keel-bench demo`: places orders
+// The saga driver of `keel-bench sagas` and `keel-bench projections`: places orders
 // into a running pipeline and keeps a number of them in flight, closed loop
 // (a new order whenever one finishes) or open loop at a target rate.
 //

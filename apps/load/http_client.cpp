@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "auth.hpp"
-#include "bench.hpp"
+#include "measure.hpp"
 
 namespace keel::bench {
 

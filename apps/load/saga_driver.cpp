@@ -11,7 +11,7 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include "bench.hpp"
+#include "measure.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/events/error.hpp"
 

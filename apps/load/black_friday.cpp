@@ -1,5 +1,5 @@
-// keel-bench demo-http: the Black Friday of `./keel demo`, told through a
-// running keel-node's HTTP API: seed the catalogue, normal load, a 50x spike,
+// The Black Friday of `./keel demo` (keel-demo), told through a running
+// keel-node's HTTP API, its providers' faults set at keel-sim: seed the catalogue, normal load, a 50x spike,
 // slow payment gateways that open both breakers while orders keep coming,
 // the recovery until every order ended, and an outcome report. Every figure
 // comes from the node (/metrics, /health, GET /v1/...), not from this process.
@@ -15,9 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "auth.hpp"
+#include "black_friday.hpp"
 #include "keel/events/error.hpp"
-#include "bench.hpp"
 #include "http_client.hpp"
+#include "measure.hpp"
 
 namespace keel::bench {
 
@@ -30,7 +31,6 @@ constexpr std::uint64_t demo_skus = 200;
 constexpr std::uint64_t doorbusters = 5;
 constexpr std::int64_t doorbuster_stock = 50;
 constexpr std::int64_t regular_stock = 1'000'000;
-constexpr const char* gateways[] = {"gw-primary", "gw-secondary"};
 /// Normal gateways: the simulator's default latency, 1% of payments declined.
 constexpr const char* normal_gateways =
   R"({"provider":"gateways","latency_ms":2,"latency_p99_ms":10,)"
@@ -65,8 +65,8 @@ const char* breaker_name(double state) {
 /// monitor's figures (under `mtx_`).
 class http_demo {
 public:
-  http_demo(http_endpoint ep, std::string secret)
-    : ep_(std::move(ep)), tokens_(std::move(secret)), prefix_(run_prefix("bf")) {
+  explicit http_demo(black_friday_options o)
+    : ep_(o.node), o_(std::move(o)), tokens_(o_.jwt_secret), prefix_(run_prefix("bf")) {
   }
 
   /// Runs every phase and the report; returns the exit code.
@@ -97,7 +97,11 @@ private:
   void phase(const char* name, const std::string& title);
   [[noreturn]] void fail(const std::string& why);
 
+  /// Sets the gateways' faults where they run: keel-sim, or the node.
+  void faults(httplib::Client& node, const std::string& body);
+
   http_endpoint ep_;
+  black_friday_options o_;
   token_cache tokens_;
   std::string prefix_;
   double t0_ = seconds_now();
@@ -119,7 +123,7 @@ private:
 };
 
 [[noreturn]] void http_demo::fail(const std::string& why) {
-  std::printf("\ndemo-http FAILED: %s\n", why.c_str());
+  std::printf("\nkeel-demo FAILED: %s\n", why.c_str());
   std::fflush(stdout);
   std::_Exit(1); // load and monitor threads may still be running
 }
@@ -235,7 +239,7 @@ bool http_demo::all_ended(const metrics_sample& m) const {
 void http_demo::observe(const metrics_sample& m) {
   std::lock_guard<std::mutex> guard{mtx_};
   peak_depth_ = std::max(peak_depth_, m.value("keel_retry_queue_depth"));
-  for (auto* gw : gateways) {
+  for (const auto& gw : o_.gateways) {
     auto now = m.value("keel_breaker_state", "breaker", gw);
     auto i = breaker_state_.find(gw);
     if (i != breaker_state_.end() && i->second != now) {
@@ -259,14 +263,15 @@ void http_demo::progress_line(const metrics_sample& m, httplib::Client& c) {
   auto d = [&](const char* outcome) {
     return u(m.orders(outcome) - base_.orders(outcome));
   };
+  std::string breakers;
+  for (const auto& gw : o_.gateways)
+    breakers += " " + gw + " " + breaker_name(m.value("keel_breaker_state", "breaker", gw));
   std::printf("  %5.1fs %-9s sent %6llu  202 %6llu  409 %4llu  503 %5llu  429 %3llu | completed "
-              "%6llu cancelled %4llu parked %4llu | retry queue %4.0f | gw-primary %-9s "
-              "gw-secondary %-9s | health %.2f\n",
+              "%6llu cancelled %4llu parked %4llu | retry queue %4.0f |%s | health %.2f\n",
               seconds_now() - t0_, phase_.load(), u(counts_.sent), u(counts_.accepted),
               u(counts_.out_of_stock), u(counts_.shed), u(counts_.rate_limited), d("completed"),
               d("cancelled"), d("pending_payment"), m.value("keel_retry_queue_depth"),
-              breaker_name(m.value("keel_breaker_state", "breaker", gateways[0])),
-              breaker_name(m.value("keel_breaker_state", "breaker", gateways[1])), score);
+              breakers.c_str(), score);
   std::fflush(stdout);
 }
 
@@ -298,6 +303,19 @@ void http_demo::admin(httplib::Client& c, const std::string& method, const std::
          + a.error);
 }
 
+void http_demo::faults(httplib::Client& node, const std::string& body) {
+  if (!o_.sim)
+    return admin(node, "POST", "/admin/faults", body);
+  auto sim = connect(*o_.sim);
+  httplib::Headers h;
+  if (!o_.sim_key.empty())
+    h.emplace("Authorization", "Bearer " + o_.sim_key);
+  auto res = sim->Post("/admin/faults", h, body, "application/json");
+  if (!res || res->status != 200)
+    fail("POST /admin/faults at keel-sim " + body + ": "
+         + (res ? std::to_string(res->status) + " " + res->body : httplib::to_string(res.error())));
+}
+
 void http_demo::seed(httplib::Client& c) {
   phase("seed", "Phase 1: seed the catalogue. " + std::to_string(demo_skus) + " SKUs; "
                   + std::to_string(doorbusters) + " doorbusters (" + http_sku(1) + ".."
@@ -311,7 +329,7 @@ void http_demo::seed(httplib::Client& c) {
             json{{"price_cents", demo_price(i)}, {"currency", "EUR"}}.dump());
     }
   });
-  admin(c, "POST", "/admin/faults", normal_gateways);
+  faults(c, normal_gateways);
 }
 
 /// Waits (up to 15 s) until the spike's orders ended, so that only orders
@@ -442,11 +460,12 @@ void http_demo::report_figures(const metrics_sample& m) {
               m.value("keel_retry_queue_depth"),
               m.value("keel_retry_queue_redriven_total")
                 - base_.value("keel_retry_queue_redriven_total"));
-  for (auto* gw : gateways) {
+  for (const auto& gw : o_.gateways) {
     auto now = m.value("keel_breaker_state", "breaker", gw);
-    std::printf("   breaker %s: %llu transitions, now %s%s\n", gw,
+    std::printf("   breaker %s: %llu transitions, now %s%s\n", gw.c_str(),
                 d("keel_breaker_transitions_total", "breaker", gw), breaker_name(now),
-                now == 2 ? " (until its next call, a trial; payments try gw-primary first)" : "");
+                now == 2 ? " (until its next call, a trial; payments try the first gateway first)"
+                         : "");
   }
   std::printf("   breaker changes seen by sampling /metrics every 200 ms:\n");
   for (auto& t : transitions_)
@@ -476,8 +495,9 @@ int http_demo::report() {
 }
 
 int http_demo::run() {
-  std::printf("demo-http: Black Friday through the HTTP API of %s:%d (order ids %s-<n>)\n",
-              ep_.host.c_str(), ep_.port, prefix_.c_str());
+  std::printf("keel-demo: Black Friday through the HTTP API of %s:%d (order ids %s-<n>)%s\n",
+              ep_.host.c_str(), ep_.port, prefix_.c_str(),
+              o_.sim ? ", payment and shipping providers at keel-sim" : "");
   auto c = connect(ep_);
   base_ = metrics(*c);
   std::thread mon{[this] { monitor(); }};
@@ -490,40 +510,27 @@ int http_demo::run() {
   settle_after_spike();
   phase("slowdown", "Phase 4: payment slowdown. Both gateways take 1-1.5 s per call and fail "
                     "every call; 100 orders/s for 8 s from 8 connections");
-  admin(*c, "POST", "/admin/faults", slow_gateways);
+  faults(*c, slow_gateways);
   watch_ = true;
   load_phase(100, 8, 8);
   phase("recovery", "Phase 5: recovery. Gateways back to normal; light load (10 orders/s) until "
                     "the retry queue drained, then every order must end");
-  admin(*c, "POST", "/admin/faults", normal_gateways);
+  faults(*c, normal_gateways);
   if (!recover())
     fail("the orders had not all ended " + std::to_string(int(recovery_timeout_s))
          + " s into the recovery (see the last progress line: retry queue, parked, breakers)");
   stop_monitor_ = true;
   mon.join();
   auto rc = report();
-  std::printf("\ndemo-http %s in %.1f s\n", rc == 0 ? "succeeded" : "FAILED", seconds_now() - t0_);
+  std::printf("\nkeel-demo %s in %.1f s\n", rc == 0 ? "succeeded" : "FAILED", seconds_now() - t0_);
   std::fflush(stdout);
   return rc;
 }
 
 } // namespace
 
-int run_demo_http(int argc, char** argv) {
-  auto args = parse(argc, argv, 2, {"--url", "--jwt-secret-file"}, {});
-  auto ep = parse_url(args.text("--url", ""));
-  auto file = args.text("--jwt-secret-file", "");
-  if (!ep || file.empty()) {
-    std::fprintf(stderr,
-                 "keel-bench demo-http: needs --url http://HOST:PORT and --jwt-secret-file FILE\n");
-    return 2;
-  }
-  auto secret = node::load_secret(file);
-  if (!secret) {
-    std::fprintf(stderr, "keel-bench demo-http: %s\n", describe(secret.error()).c_str());
-    return 2;
-  }
-  http_demo demo{*ep, *secret};
+int run_black_friday(black_friday_options o) {
+  http_demo demo{std::move(o)};
   return demo.run();
 }
 

@@ -1,0 +1,64 @@
+// keel-demo: the Black Friday of `./keel demo` against a running keel-node
+// whose providers are served by keel-sim.
+//
+//   keel-demo --node http://HOST:PORT --jwt-secret-file FILE
+//             [--sim http://HOST:PORT [--sim-api-key-file FILE]] [--gateways a,b]
+
+#include <cctype>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "auth.hpp"
+#include "black_friday.hpp"
+#include "keel/events/error.hpp"
+
+namespace {
+
+int fail(const std::string& why) {
+  std::cerr << "keel-demo: " << why << '\n';
+  return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"keel-demo: the Black Friday scenario through a keel-node's HTTP API"};
+  std::string node_url, sim_url, secret_file, sim_key_file;
+  keel::bench::black_friday_options o;
+  app.add_option("--node", node_url, "the node's API, http://HOST:PORT")->required();
+  app.add_option("--jwt-secret-file", secret_file, "the node's JWT secret")->required();
+  app.add_option("--sim", sim_url, "keel-sim serving the node's providers, http://HOST:PORT "
+                                   "(without it: the node's in-process simulators)");
+  app.add_option("--sim-api-key-file", sim_key_file, "keel-sim's API key");
+  app.add_option("--gateways", o.gateways, "the node's gateways, whose breakers are followed")
+    ->delimiter(',')
+    ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  auto node = keel::bench::parse_url(node_url);
+  if (!node)
+    return fail("--node must be http://HOST:PORT, not \"" + node_url + "\"");
+  o.node = *node;
+  if (!sim_url.empty()) {
+    o.sim = keel::bench::parse_url(sim_url);
+    if (!o.sim)
+      return fail("--sim must be http://HOST:PORT, not \"" + sim_url + "\"");
+  }
+  auto secret = keel::node::load_secret(secret_file);
+  if (!secret)
+    return fail(keel::describe(secret.error()));
+  o.jwt_secret = std::move(*secret);
+  if (!sim_key_file.empty()) {
+    std::ifstream in{sim_key_file};
+    if (!in)
+      return fail("cannot read " + sim_key_file);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    o.sim_key = buf.str();
+    while (!o.sim_key.empty() && std::isspace(static_cast<unsigned char>(o.sim_key.back())))
+      o.sim_key.pop_back();
+  }
+  return keel::bench::run_black_friday(std::move(o));
+}
