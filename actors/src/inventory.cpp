@@ -113,10 +113,10 @@ public:
     return {
       [this](events::reserve_stock& cmd) -> caf::result<stock_reply> { return reserve(cmd); },
       [this](events::release_stock& cmd) -> caf::result<stock_reply> {
-        return settle(cmd.order_id, cmd.lines, false);
+        return settle(cmd.order_id, cmd.lines, cmd.causation, false);
       },
       [this](events::commit_stock& cmd) -> caf::result<stock_reply> {
-        return settle(cmd.order_id, cmd.lines, true);
+        return settle(cmd.order_id, cmd.lines, cmd.causation, true);
       },
       [this](events::set_stock& cmd) -> caf::result<stock_reply> { return set(cmd); },
       [this](get_atom, const std::string& sku) -> caf::result<stock_reply> {
@@ -146,8 +146,9 @@ private:
       if (s.holds.count(cmd.order_id) == 0 && s.available() < static_cast<std::int64_t>(qty)) {
         stock_reply refused{false, sku, qty, s.available(), s.on_hand, s.reserved};
         auto rp = make_response_promise();
-        append(sku, events::stock_reservation_refused{sku, cmd.order_id, qty, s.available()},
-               join(rp, 1, refused));
+        events::event ev = events::stock_reservation_refused{sku, cmd.order_id, qty,
+                                                             s.available()};
+        refused.event = append(sku, ev, join(rp, 1, refused), cmd.causation);
         return rp;
       }
     }
@@ -155,11 +156,12 @@ private:
     for (auto& [sku, qty] : wanted)
       if (load(sku).holds.count(cmd.order_id) == 0)
         todo.emplace_back(sku, events::stock_reserved{sku, cmd.order_id, qty});
-    return apply_all(todo);
+    return apply_all(todo, cmd.causation);
   }
 
   caf::result<stock_reply> settle(const std::string& order_id,
-                                  const std::vector<events::order_line>& lines, bool commit) {
+                                  const std::vector<events::order_line>& lines,
+                                  const events::event_id& cause, bool commit) {
     std::vector<std::pair<std::string, events::event>> todo;
     for (auto& [sku, qty] : per_sku(lines)) {
       auto& s = load(sku);
@@ -171,7 +173,7 @@ private:
       else
         todo.emplace_back(sku, events::stock_released{sku, order_id, i->second});
     }
-    return apply_all(todo);
+    return apply_all(todo, cause);
   }
 
   caf::result<stock_reply> set(const events::set_stock& cmd) {
@@ -190,16 +192,25 @@ private:
   }
 
   /// Applies every event now (so later requests see the reservations) and
-  /// answers once all of them are durable.
-  caf::result<stock_reply> apply_all(std::vector<std::pair<std::string, events::event>>& todo) {
+  /// answers once all of them are durable, naming the first.
+  caf::result<stock_reply> apply_all(std::vector<std::pair<std::string, events::event>>& todo,
+                                     const events::event_id& cause) {
     auto rp = make_response_promise();
     if (todo.empty()) {
       answer(rp, stock_reply{});
       return rp;
     }
-    auto w = join(rp, todo.size(), stock_reply{});
-    for (auto& [sku, ev] : todo)
-      append(sku, ev, w);
+    auto reply = std::make_shared<stock_reply>();
+    auto left = std::make_shared<std::size_t>(todo.size());
+    auto w = [this, rp, left, reply]() mutable {
+      if (--*left == 0)
+        answer(rp, std::move(*reply));
+    };
+    for (auto& [sku, ev] : todo) {
+      auto id = append(sku, ev, w, cause);
+      if (!reply->event.valid())
+        reply->event = id;
+    }
     return rp;
   }
 
@@ -211,13 +222,16 @@ private:
     };
   }
 
-  void append(const std::string& sku, events::event ev, std::function<void()> then) {
+  /// Applies `ev` and appends it (caused by `cause`); returns its id.
+  events::event_id append(const std::string& sku, events::event ev, std::function<void()> then,
+                          const events::event_id& cause = {}) {
     auto& s = load(sku);
     s.apply(ev);
     auto expected = storage::expected_version::exact(s.version++);
     s.in_flight++;
     std::vector<storage::new_event> evs{
-      make_new_event(ev, conf_.env.now_us(), correlation_of_stock(ev))};
+      make_new_event(ev, conf_.env.now_us(), correlation_of_stock(ev), cause)};
+    auto id = evs.front().id;
     log_.append(caf::actor_cast<caf::actor>(this), events::stock_stream(sku), expected, std::move(evs),
                 [this, sku, then](const caf::error& err, const storage::append_result& r) {
                   if (err)
@@ -227,6 +241,7 @@ private:
                   maybe_snapshot(sku, s, r.last_version);
                   then();
                 });
+    return id;
   }
 
   void maybe_snapshot(const std::string& sku, sku_state& s, std::uint64_t durable) {

@@ -71,8 +71,9 @@ events::event_id correlation_of(const std::string& order_id) {
 }
 
 storage::new_event make_new_event(const events::event& ev, std::int64_t at_us,
-                                  const events::event_id& correlation) {
-  return storage::new_event::from(ev, events::event_id::random(), at_us, correlation);
+                                  const events::event_id& correlation,
+                                  const events::event_id& causation) {
+  return storage::new_event::from(ev, events::event_id::random(), at_us, correlation, causation);
 }
 
 } // namespace keel::actors

@@ -68,8 +68,10 @@ std::uint64_t stable_hash(std::string_view key) noexcept;
 /// services need no extra field to join a timeline).
 events::event_id correlation_of(const std::string& order_id);
 
-/// Encodes `ev` as a new event with a fresh id, stamped `at_us`.
+/// Encodes `ev` as a new event with a fresh id, stamped `at_us`, with the
+/// order's correlation id and the id of the event that caused it.
 storage::new_event make_new_event(const events::event& ev, std::int64_t at_us,
-                                  const events::event_id& correlation = {});
+                                  const events::event_id& correlation = {},
+                                  const events::event_id& causation = {});
 
 } // namespace keel::actors

@@ -48,6 +48,8 @@ protected:
   struct entry {
     Record rec;
     std::uint64_t version = 0;
+    /// The id of the stream's last event (what answers name as their event).
+    events::event_id last_event;
     bool busy = false;
     std::deque<std::function<void()>> queued;
   };
@@ -60,6 +62,11 @@ protected:
 
   Record& record(const std::string& key) {
     return entries_.at(key).rec;
+  }
+
+  /// The id of the last event of the key's stream (none for an empty one).
+  const events::event_id& last_event(const std::string& key) const {
+    return entries_.at(key).last_event;
   }
 
   /// Runs `fn` now, or after the operation in progress for the same key.
@@ -90,19 +97,24 @@ protected:
     }
   }
 
-  /// Appends `ev` to the key's stream; applies it and runs `then` once it is
-  /// durable. A failed append crashes the actor (its successor re-reads).
-  void persist(const std::string& key, events::event ev, std::function<void()> then) {
+  /// Appends `ev` (caused by the order event `cause`) to the key's stream;
+  /// applies it and runs `then` once it is durable (`last_event` is then
+  /// its id). A failed append crashes the actor (its successor re-reads).
+  void persist(const std::string& key, events::event ev, const events::event_id& cause,
+               std::function<void()> then) {
     auto& e = entries_.at(key);
-    std::vector<storage::new_event> evs{make_new_event(ev, env_.now_us(), correlation_of(key))};
+    std::vector<storage::new_event> evs{
+      make_new_event(ev, env_.now_us(), correlation_of(key), cause)};
+    auto id = evs.front().id;
     log_.append(caf::actor_cast<caf::actor>(this), prefix_ + key,
                 storage::expected_version::exact(e.version), std::move(evs),
-                [this, key, ev, then](const caf::error& err, const storage::append_result& r) {
+                [this, key, ev, id, then](const caf::error& err, const storage::append_result& r) {
                   if (err)
                     throw std::runtime_error(prefix_ + key + ": " + describe(err));
                   auto& e = entries_.at(key);
                   e.rec.apply(ev);
                   e.version = r.last_version;
+                  e.last_event = id;
                   then();
                 });
   }
@@ -123,6 +135,7 @@ private:
                            [&e](const events::event& ev, const events::record_view& rec) {
                              e.rec.apply(ev);
                              e.version = rec.version;
+                             e.last_event = rec.id;
                            });
     if (err)
       throw std::runtime_error(prefix_ + key + ": " + describe(err));

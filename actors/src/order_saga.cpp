@@ -33,6 +33,8 @@ struct saga_state {
   /// and what runs if its append fails.
   struct pending_record {
     events::event ev;
+    /// The event it answers (a service's, or the order event it follows).
+    events::event_id cause;
     std::function<void()> then;
     std::function<void(const caf::error&)> failed;
   };
@@ -56,6 +58,13 @@ struct saga_state {
 };
 
 using saga_actor = caf::stateful_actor<saga_state>;
+
+/// Service commands carry the id of the event that issued them.
+template <class T, class = void>
+struct has_causation : std::false_type {};
+
+template <class T>
+struct has_causation<T, std::void_t<decltype(std::declval<T&>().causation)>> : std::true_type {};
 
 void execute(saga_actor* self, std::vector<saga_command> cmds);
 void record_deferred_cancel(saga_actor* self);
@@ -114,13 +123,22 @@ void redrive(saga_actor* self) {
   execute(self, resume(s.st));
 }
 
-/// Records `ev` in the order stream, folds it through the decider once
-/// durable, runs `then` and executes the decided commands.
-void record(saga_actor* self, events::event ev, std::function<void()> then = {},
-            std::function<void(const caf::error&)> failed = {}) {
+/// Records `ev` (caused by the event `cause`) in the order stream, folds it
+/// through the decider once durable, runs `then` and executes the decided
+/// commands.
+void record(saga_actor* self, events::event ev, const events::event_id& cause,
+            std::function<void()> then = {}, std::function<void(const caf::error&)> failed = {}) {
   auto& s = self->state;
-  s.queued.push_back({std::move(ev), std::move(then), std::move(failed)});
+  s.queued.push_back({std::move(ev), cause, std::move(then), std::move(failed)});
   pump(self);
+}
+
+/// Records the outcome `ev` of the step in flight: caused by the service
+/// event that answered (`answer`), or, when no service event was recorded
+/// (a repeated command, a failure seen by the saga itself), by the order
+/// event that issued the step.
+void record_outcome(saga_actor* self, events::event ev, const events::event_id& answer = {}) {
+  record(self, std::move(ev), answer.valid() ? answer : self->state.st.last_event);
 }
 
 void pump(saga_actor* self) {
@@ -128,16 +146,18 @@ void pump(saga_actor* self) {
   if (s.appending || s.queued.empty())
     return;
   s.appending = true;
-  auto [ev, then, failed] = std::move(s.queued.front());
+  auto [ev, cause, then, failed] = std::move(s.queued.front());
   s.queued.pop_front();
   auto at = s.env->env.now_us();
   auto expected = s.st.version == 0 ? storage::expected_version::no_stream()
                                     : storage::expected_version::exact(s.st.version);
-  std::vector<storage::new_event> evs{make_new_event(ev, at, correlation_of(s.st.order_id))};
+  std::vector<storage::new_event> evs{
+    make_new_event(ev, at, correlation_of(s.st.order_id), cause)};
+  auto id = evs.front().id;
   s.log->append(caf::actor_cast<caf::actor>(self), events::order_stream(s.st.order_id), expected,
                 std::move(evs),
-                [self, ev = ev, then = then, failed = failed, at](const caf::error& err,
-                                                 const storage::append_result& r) {
+                [self, ev = ev, then = then, failed = failed, at, id](const caf::error& err,
+                                                     const storage::append_result& r) {
                   auto& s = self->state;
                   if (err) {
                     // Whoever waits for an answer gets the error now, not a
@@ -162,6 +182,7 @@ void pump(saga_actor* self) {
                   auto d = decide(s.st, ev, at, s.env->policy);
                   s.st = std::move(d.state);
                   s.st.version = r.last_version;
+                  s.st.last_event = id;
                   s.appending = false;
                   if (then)
                     then();
@@ -194,6 +215,13 @@ struct tally {
   bool failed = false;
   bool any_ok = false;
   std::optional<stock_reply> refused;
+  /// The first service event the answers named.
+  events::event_id event;
+
+  void saw(const events::event_id& id) {
+    if (!event.valid())
+      event = id;
+  }
 };
 
 template <class Cmd, class Done>
@@ -203,13 +231,14 @@ void to_inventory(saga_actor* self, const Cmd& cmd, Done done) {
   t->left = groups.size();
   auto id = self->state.step_id;
   for (auto& [shard, lines] : groups) {
-    Cmd part{cmd.order_id, lines};
+    Cmd part{cmd.order_id, lines, cmd.causation};
     self->request(self->state.env->inventory, caf::infinite, std::move(part))
       .then(
         [self, t, id, done](stock_reply& r) {
           if (!r.ok && !t->refused)
             t->refused = r;
           t->any_ok = t->any_ok || r.ok;
+          t->saw(r.event);
           if (--t->left == 0 && id == self->state.step_id)
             done(*t);
         },
@@ -225,22 +254,27 @@ void reserve(saga_actor* self, const events::reserve_stock& cmd) {
   to_inventory(self, cmd, [self](const tally& t) {
     auto& st = self->state.st;
     if (t.refused)
-      record(self, events::order_stock_refused{st.order_id, t.refused->sku, t.refused->requested,
-                                               t.refused->available, t.any_ok || t.failed});
+      record_outcome(self,
+                     events::order_stock_refused{st.order_id, t.refused->sku,
+                                                 t.refused->requested, t.refused->available,
+                                                 t.any_ok || t.failed},
+                     t.refused->event);
     else if (t.failed)
       retry_later(self);
     else
-      record(self, events::order_stock_reserved{st.order_id});
+      record_outcome(self, events::order_stock_reserved{st.order_id}, t.event);
   });
 }
 
-void park(saga_actor* self, std::string reason) {
+void park(saga_actor* self, std::string reason, const events::event_id& answer = {}) {
   auto& s = self->state;
   auto attempt = s.st.payment_attempts + 1;
   auto delay = backoff_delay(s.env->payment_retry, attempt, s.rng);
   auto retry_at = s.env->env.now_us()
                   + std::chrono::duration_cast<std::chrono::microseconds>(delay).count();
-  record(self, events::order_payment_pending{s.st.order_id, std::move(reason), attempt, retry_at});
+  record_outcome(self,
+                 events::order_payment_pending{s.st.order_id, std::move(reason), attempt, retry_at},
+                 answer);
 }
 
 void authorize(saga_actor* self, const events::authorize_payment& cmd) {
@@ -253,12 +287,15 @@ void authorize(saga_actor* self, const events::authorize_payment& cmd) {
           return;
         using outcome = payment_reply::outcome;
         if (r.result == outcome::authorized)
-          record(self, events::order_payment_authorized{st.order_id, r.payment_id, r.provider,
-                                                        st.total_cents});
+          record_outcome(self,
+                         events::order_payment_authorized{st.order_id, r.payment_id, r.provider,
+                                                          st.total_cents},
+                         r.event);
         else if (r.result == outcome::declined)
-          record(self, events::order_payment_declined{st.order_id, r.provider, r.reason});
+          record_outcome(self, events::order_payment_declined{st.order_id, r.provider, r.reason},
+                         r.event);
         else
-          park(self, r.reason);
+          park(self, r.reason, r.event);
       },
       [self, id](caf::error& err) {
         if (id == self->state.step_id)
@@ -276,13 +313,15 @@ void schedule(saga_actor* self, const events::schedule_shipment& cmd) {
           return;
         using outcome = shipment_reply::outcome;
         if (r.result == outcome::scheduled)
-          record(self, events::order_shipment_scheduled{s.st.order_id, r.tracking_id, r.carrier,
-                                                        r.estimated_delivery_us});
+          record_outcome(self,
+                         events::order_shipment_scheduled{s.st.order_id, r.tracking_id, r.carrier,
+                                                          r.estimated_delivery_us},
+                         r.event);
         else if (r.result == outcome::failed)
-          record(self, events::order_shipment_failed{s.st.order_id, r.reason});
+          record_outcome(self, events::order_shipment_failed{s.st.order_id, r.reason}, r.event);
         else if (s.step_attempt + 1 >= s.env->max_shipping_attempts)
-          record(self, events::order_shipment_failed{s.st.order_id,
-                                                     "no carrier available: " + r.reason});
+          record_outcome(self, events::order_shipment_failed{
+                                 s.st.order_id, "no carrier available: " + r.reason});
         else
           retry_later(self);
       },
@@ -291,8 +330,8 @@ void schedule(saga_actor* self, const events::schedule_shipment& cmd) {
         if (id != s.step_id)
           return;
         if (s.step_attempt + 1 >= s.env->max_shipping_attempts)
-          record(self, events::order_shipment_failed{s.st.order_id,
-                                                     "no carrier available: " + describe(err)});
+          record_outcome(self, events::order_shipment_failed{
+                                 s.st.order_id, "no carrier available: " + describe(err)});
         else
           retry_later(self);
       });
@@ -308,6 +347,7 @@ void expect_done(saga_actor* self, const caf::actor& dest, const Cmd& cmd,
     .then(
       [self, id, t, done](Reply& r) {
         t->failed = t->failed || r.result != Reply::outcome::done;
+        t->saw(r.event);
         if (--t->left == 0 && id == self->state.step_id)
           done(*t);
       },
@@ -328,11 +368,12 @@ void finish(saga_actor* self, const events::capture_payment& cap, const events::
     if (t.failed)
       retry_later(self);
     else
-      record(self, events::order_completed{self->state.st.order_id});
+      record_outcome(self, events::order_completed{self->state.st.order_id}, t.event);
   };
   expect_done<payment_reply>(self, self->state.env->payment, cap, t, done);
   to_inventory(self, com, [t, done](const tally& inv) {
     t->failed = t->failed || inv.failed || inv.refused.has_value();
+    t->saw(inv.event);
     if (--t->left == 0)
       done(*t);
   });
@@ -345,7 +386,7 @@ void compensate(saga_actor* self, const saga_command& cmd) {
       if (t.failed)
         retry_later(self);
       else
-        record(self, ev);
+        record_outcome(self, ev, t.event);
     };
   };
   auto t = std::make_shared<tally>();
@@ -373,7 +414,7 @@ void record_deferred_cancel(saga_actor* self) {
     return;
   }
   record(
-    self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
+    self, events::order_cancel_requested{cmd.order_id, cmd.requested_by}, {},
     [self, waiters]() mutable {
       for (auto& rp : waiters)
         rp.deliver(view_of(self->state.st, false));
@@ -410,9 +451,9 @@ void execute(saga_actor* self, std::vector<saga_command> cmds) {
   }
   auto& first = cmds.front();
   if (auto* x = std::get_if<record_rejected>(&first)) {
-    record(self, events::order_rejected{s.st.order_id, x->reason});
+    record(self, events::order_rejected{s.st.order_id, x->reason}, s.st.last_event);
   } else if (auto* x = std::get_if<record_cancelled>(&first)) {
-    record(self, events::order_cancelled{s.st.order_id, x->reason});
+    record(self, events::order_cancelled{s.st.order_id, x->reason}, s.st.last_event);
   } else if (std::holds_alternative<park_payment>(first)) {
     if (s.deferred_cancel) {
       record_deferred_cancel(self);
@@ -421,6 +462,14 @@ void execute(saga_actor* self, std::vector<saga_command> cmds) {
     hand_over(self); // the decider's figures are the state's
     end(self);
   } else {
+    // Each command names the order event whose decision issued it.
+    for (auto& c : cmds)
+      std::visit(
+        [&s](auto& x) {
+          if constexpr (has_causation<std::decay_t<decltype(x)>>::value)
+            x.causation = s.st.last_event;
+        },
+        c);
     s.step = std::move(cmds);
     s.step_id++;
     s.step_attempt = 0;
@@ -453,7 +502,7 @@ caf::result<order_view> place(saga_actor* self, events::place_order& cmd) {
                           cmd.premium,
                           events::total_cents(cmd.lines)};
   record(
-    self, std::move(ev),
+    self, std::move(ev), {},
     [self, rp]() mutable {
       auto& s = self->state;
       rp.deliver(view_of(s.st, true));
@@ -487,7 +536,7 @@ caf::result<order_view> cancel(saga_actor* self, events::cancel_order& cmd) {
     return rp;
   }
   record(
-    self, events::order_cancel_requested{cmd.order_id, cmd.requested_by},
+    self, events::order_cancel_requested{cmd.order_id, cmd.requested_by}, {},
     [self, rp]() mutable { rp.deliver(view_of(self->state.st, false)); },
     [rp](const caf::error& err) mutable { rp.deliver(err); });
   return rp;
@@ -568,6 +617,7 @@ caf::expected<order_state> load_order(const storage::event_store& store,
                          [&](const events::event& ev, const events::record_view& rec) {
                            st = decide(st, ev, rec.timestamp_us, policy).state;
                            st.version = rec.version;
+                           st.last_event = rec.id;
                          });
   if (err)
     return err;

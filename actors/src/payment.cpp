@@ -68,13 +68,15 @@ public:
         return rp;
       },
       [this](events::capture_payment& cmd) -> caf::result<payment_reply> {
-        return settle(cmd.order_id, "capture", status::authorized, status::captured);
+        return settle(cmd.order_id, cmd.causation, "capture", status::authorized,
+                      status::captured);
       },
       [this](events::void_payment& cmd) -> caf::result<payment_reply> {
-        return settle(cmd.order_id, "void", status::authorized, status::voided);
+        return settle(cmd.order_id, cmd.causation, "void", status::authorized, status::voided);
       },
       [this](events::refund_payment& cmd) -> caf::result<payment_reply> {
-        return settle(cmd.order_id, "refund", status::captured, status::refunded);
+        return settle(cmd.order_id, cmd.causation, "refund", status::captured,
+                      status::refunded);
       },
       [this](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
              std::uint64_t last, std::uint64_t pos) { on_persisted(token, err, first, last, pos); },
@@ -90,7 +92,8 @@ private:
     if (rec.st != status::none) {
       auto res = rec.st == status::declined ? outcome::declined : outcome::authorized;
       auto reason = rec.st == status::declined ? rec.reason : std::string{};
-      done(cmd.order_id, rp, payment_reply{res, rec.payment_id, rec.provider, reason});
+      done(cmd.order_id, rp,
+           payment_reply{res, rec.payment_id, rec.provider, reason, last_event(cmd.order_id)});
       return;
     }
     provider_request req{"authorize", cmd.idempotency_key, cmd.amount_cents};
@@ -100,37 +103,42 @@ private:
         auto& gw = pool_.routes()[idx].name;
         if (ans.declined) {
           persist(cmd.order_id, events::payment_declined{cmd.order_id, gw, ans.reason},
-                  [this, cmd, rp, gw, ans]() mutable {
-                    done(cmd.order_id, rp, payment_reply{outcome::declined, {}, gw, ans.reason});
+                  cmd.causation, [this, cmd, rp, gw, ans]() mutable {
+                    done(cmd.order_id, rp,
+                         payment_reply{outcome::declined, {}, gw, ans.reason,
+                                       last_event(cmd.order_id)});
                   });
           return;
         }
         events::payment_authorized ev{cmd.order_id, ans.reference, gw, cmd.amount_cents,
                                       cmd.currency, cmd.idempotency_key};
-        persist(cmd.order_id, ev, [this, cmd, rp, ans, gw]() mutable {
-          done(cmd.order_id, rp, payment_reply{outcome::authorized, ans.reference, gw, {}});
+        persist(cmd.order_id, ev, cmd.causation, [this, cmd, rp, ans, gw]() mutable {
+          done(cmd.order_id, rp, payment_reply{outcome::authorized, ans.reference, gw, {},
+                                               last_event(cmd.order_id)});
         });
       },
       [this, cmd, rp](caf::error& err) mutable {
         auto reason = describe(err);
         persist(cmd.order_id, events::payment_unavailable{cmd.order_id, "all", reason},
-                [this, cmd, rp, reason]() mutable {
-                  done(cmd.order_id, rp, payment_reply{outcome::unavailable, {}, {}, reason});
+                cmd.causation, [this, cmd, rp, reason]() mutable {
+                  done(cmd.order_id, rp, payment_reply{outcome::unavailable, {}, {}, reason,
+                                                       last_event(cmd.order_id)});
                 });
       });
   }
 
   /// Capture, void or refund: moves `from` -> `to` through the provider
   /// that authorized the payment. Repeating a finished one answers done.
-  caf::result<payment_reply> settle(const std::string& order_id, const char* op, status from,
-                                    status to) {
+  caf::result<payment_reply> settle(const std::string& order_id, const events::event_id& cause,
+                                    const char* op, status from, status to) {
     auto rp = make_response_promise();
-    with_key(order_id, [this, order_id, op, from, to, rp]() mutable {
+    with_key(order_id, [this, order_id, cause, op, from, to, rp]() mutable {
       auto& rec = record(order_id);
       if (rec.st == to || (to == status::voided
                            && (rec.st == status::none || rec.st == status::declined))) {
-        // Already done, or nothing was ever authorized to void.
-        done(order_id, rp, payment_reply{outcome::done, rec.payment_id, rec.provider, {}});
+        // Already done (its event is the last), or nothing was ever authorized to void.
+        auto ev = rec.st == to ? last_event(order_id) : events::event_id{};
+        done(order_id, rp, payment_reply{outcome::done, rec.payment_id, rec.provider, {}, ev});
         return;
       }
       if (rec.st != from) {
@@ -142,7 +150,7 @@ private:
       provider_request req{op, std::string{op} + "-" + order_id, rec.amount_cents};
       call_in_order(
         this, pool_, pool_.only(rec.provider), 0, req, false,
-        [this, order_id, to, rp](std::size_t, provider_answer&) mutable {
+        [this, order_id, cause, to, rp](std::size_t, provider_answer&) mutable {
           auto& rec = record(order_id);
           events::event ev;
           if (to == status::captured)
@@ -153,8 +161,8 @@ private:
             ev = events::payment_refunded{order_id, rec.payment_id, rec.provider, rec.amount_cents};
           auto pid = rec.payment_id;
           auto prov = rec.provider;
-          persist(order_id, ev, [this, order_id, rp, pid, prov]() mutable {
-            done(order_id, rp, payment_reply{outcome::done, pid, prov, {}});
+          persist(order_id, ev, cause, [this, order_id, rp, pid, prov]() mutable {
+            done(order_id, rp, payment_reply{outcome::done, pid, prov, {}, last_event(order_id)});
           });
         },
         [this, order_id, rp](caf::error& err) mutable {

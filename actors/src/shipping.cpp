@@ -62,12 +62,14 @@ public:
     return {
       [this](events::schedule_shipment& cmd) -> caf::result<shipment_reply> {
         auto rp = make_response_promise();
-        with_key(cmd.order_id, [this, id = cmd.order_id, rp] { schedule(id, rp); });
+        with_key(cmd.order_id,
+                 [this, id = cmd.order_id, cause = cmd.causation, rp] { schedule(id, cause, rp); });
         return rp;
       },
       [this](events::cancel_shipment& cmd) -> caf::result<shipment_reply> {
         auto rp = make_response_promise();
-        with_key(cmd.order_id, [this, id = cmd.order_id, rp] { cancel(id, rp); });
+        with_key(cmd.order_id,
+                 [this, id = cmd.order_id, cause = cmd.causation, rp] { cancel(id, cause, rp); });
         return rp;
       },
       [this](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
@@ -82,15 +84,16 @@ private:
   /// Primary carrier, then the secondary on a fault or when the primary
   /// does not serve the address. Faults on both: `unavailable`, nothing
   /// recorded (the saga retries); a refusal by every carrier is recorded.
-  void schedule(const std::string& order_id, caf::response_promise rp) {
+  void schedule(const std::string& order_id, const events::event_id& cause,
+                caf::response_promise rp) {
     if (record(order_id).st != status::none) {
-      done(order_id, rp, record(order_id).reply());
+      done(order_id, rp, reply(order_id));
       return;
     }
     provider_request req{"schedule", "ship-" + order_id, 0};
     call_in_order(
       this, pool_, pool_.all(), 0, req, true,
-      [this, order_id, rp](std::size_t idx, provider_answer& ans) mutable {
+      [this, order_id, cause, rp](std::size_t idx, provider_answer& ans) mutable {
         auto& carrier = pool_.routes()[idx].name;
         events::event ev;
         if (ans.declined)
@@ -98,8 +101,8 @@ private:
         else
           ev = events::shipment_scheduled{order_id, ans.reference, carrier,
                                           now_us() + us_per_day * ans.delivery_days};
-        persist(order_id, ev, [this, order_id, rp]() mutable {
-          done(order_id, rp, record(order_id).reply());
+        persist(order_id, ev, cause, [this, order_id, rp]() mutable {
+          done(order_id, rp, reply(order_id));
         });
       },
       [this, order_id, rp](caf::error& err) mutable {
@@ -107,20 +110,29 @@ private:
       });
   }
 
-  void cancel(const std::string& order_id, caf::response_promise rp) {
+  /// The answer the stream's state gives, naming its last event.
+  shipment_reply reply(const std::string& order_id) {
+    auto r = record(order_id).reply();
+    r.event = last_event(order_id);
+    return r;
+  }
+
+  void cancel(const std::string& order_id, const events::event_id& cause,
+              caf::response_promise rp) {
     auto& rec = record(order_id);
     if (rec.st != status::scheduled) {
-      done(order_id, rp, shipment_reply{outcome::done, {}, rec.carrier, 0, {}});
+      auto ev = rec.st == status::cancelled ? last_event(order_id) : events::event_id{};
+      done(order_id, rp, shipment_reply{outcome::done, {}, rec.carrier, 0, {}, ev});
       return;
     }
     provider_request req{"cancel", "cancel-" + order_id, 0};
     call_in_order(
       this, pool_, pool_.only(rec.carrier), 0, req, false,
-      [this, order_id, rp](std::size_t, provider_answer&) mutable {
+      [this, order_id, cause, rp](std::size_t, provider_answer&) mutable {
         auto& rec = record(order_id);
         events::shipment_cancelled ev{order_id, rec.tracking_id, rec.carrier};
-        persist(order_id, ev, [this, order_id, rp]() mutable {
-          done(order_id, rp, shipment_reply{outcome::done, {}, {}, 0, {}});
+        persist(order_id, ev, cause, [this, order_id, rp]() mutable {
+          done(order_id, rp, shipment_reply{outcome::done, {}, {}, 0, {}, last_event(order_id)});
         });
       },
       [this, order_id, rp](caf::error& err) mutable {

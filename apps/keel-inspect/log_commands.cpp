@@ -202,6 +202,16 @@ int cmd_get(const args& a) {
     return read_failed(rec.error());
   }
   auto j = events::to_json_value(*rec);
+  // The event that caused it, resolved in the same log.
+  if (rec->causation_id.valid()) {
+    auto at = store->find_event(rec->causation_id);
+    auto cause = at ? store->read_event(*at) : caf::expected<events::record>{at.error()};
+    if (cause)
+      j["caused_by"] = {{"position", cause->position}, {"stream", cause->stream},
+                        {"version", cause->version}, {"type", cause->type}};
+    else
+      j["caused_by"] = {{"error", describe(cause.error())}};
+  }
   if (a.json) {
     print_json_line(j);
     return exit_ok;
@@ -210,6 +220,14 @@ int cmd_get(const args& a) {
   for (const char* k : {"position", "stream", "version", "type", "schema_version", "event_id",
                         "correlation_id", "causation_id", "time", "timestamp_us"})
     t.add({k, j[k].is_string() ? j[k].get<std::string>() : j[k].dump()});
+  if (j.contains("caused_by")) {
+    auto& c = j["caused_by"];
+    t.add({"caused_by", c.contains("error")
+                          ? c["error"].get<std::string>()
+                          : c["stream"].get<std::string>() + "@" + c["version"].dump() + " "
+                              + c["type"].get<std::string>() + " (position "
+                              + c["position"].dump() + ")"});
+  }
   t.flush();
   std::printf("data:\n%s\n", j.contains("data") ? j["data"].dump(2).c_str()
                                                 : j["error"].get<std::string>().c_str());

@@ -14,6 +14,7 @@
 #include "child_process.hpp"
 #include "damage.hpp"
 #include "keel/events/event.hpp"
+#include "keel/events/streams.hpp"
 #include "store_support.hpp"
 
 using namespace keel;
@@ -409,4 +410,74 @@ TEST_CASE("keel-inspect audit reports a record it cannot read as a violation at 
   CHECK(lines[0]["kind"] == "unreadable");
   CHECK(lines[0]["position"] == 13);
   CHECK(lines[1]["by_kind"] == nlohmann::json({{"unreadable", 1}}));
+}
+
+// -- causation ------------------------------------------------------------------
+
+TEST_CASE("every saga outcome and service event names its cause, an event of the same order, "
+          "and keel-inspect get resolves it",
+          "[inspect][causation]") {
+  test::temp_dir dir;
+  auto data = dir.path() + "/sagas";
+  // The real pipeline (keel-bench sagas): 300 orders, with a payment outage
+  // so that orders park and are re-driven.
+  auto r = test::run_child(KEEL_BENCH, {"sagas", "--orders", "300", "--concurrency", "32",
+                                        "--skus", "20", "--faults", "payment-outage", "--data",
+                                        data},
+                           std::chrono::seconds{120});
+  INFO(r.out);
+  REQUIRE(WIFEXITED(r.status));
+  REQUIRE(WEXITSTATUS(r.status) == 0);
+
+  auto store = event_store::open_beside(data);
+  REQUIRE(store);
+  std::size_t outcomes = 0, services = 0, external = 0;
+  std::vector<std::uint64_t> sampled;
+  auto all = (*store)->read_all();
+  while (all.next()) {
+    const auto& rec = all.current();
+    std::string type{rec.type};
+    auto kind = events::kind_of_stream(rec.stream);
+    bool order_event = kind == events::stream_kind::order;
+    bool service_event = kind == events::stream_kind::payment
+                         || kind == events::stream_kind::shipment
+                         || (kind == events::stream_kind::stock && type != "stock_adjusted");
+    if (!order_event && !service_event)
+      continue;
+    INFO(rec.stream << "@" << rec.version << " " << type);
+    if (type == "order_placed" || type == "order_cancel_requested") {
+      // Commands from outside: nothing in the log caused them.
+      CHECK_FALSE(rec.causation_id.valid());
+      ++external;
+      continue;
+    }
+    REQUIRE(rec.causation_id.valid());
+    auto at = (*store)->find_event(rec.causation_id);
+    REQUIRE(at);
+    CHECK(*at < rec.position);
+    auto cause = (*store)->read_event(*at);
+    REQUIRE(cause);
+    // The same order: the same correlation id, and a service event is
+    // caused by a decision of the saga (an order event).
+    CHECK(cause->correlation_id == rec.correlation_id);
+    if (service_event)
+      CHECK(events::kind_of_stream(cause->stream) == events::stream_kind::order);
+    (order_event ? outcomes : services)++;
+    if (order_event && sampled.size() < 8 && rec.position % 7 == 0)
+      sampled.push_back(rec.position);
+  }
+  CHECK(external >= 300);
+  CHECK(outcomes >= 4 * 300);
+  CHECK(services >= 4 * 300);
+  REQUIRE_FALSE(sampled.empty());
+  for (auto position : sampled) {
+    auto get = inspect("get " + std::to_string(position) + " --json --data " + data);
+    INFO(get.out);
+    REQUIRE(get.code == 0);
+    auto j = nlohmann::json::parse(get.out);
+    REQUIRE(j.contains("caused_by"));
+    CHECK(j["caused_by"]["position"].get<std::uint64_t>() < position);
+    auto cause = inspect("get " + j["caused_by"]["position"].dump() + " --json --data " + data);
+    CHECK(nlohmann::json::parse(cause.out)["correlation_id"] == j["correlation_id"]);
+  }
 }

@@ -54,8 +54,8 @@ std::string read_file(const std::string& path) {
 
 /// Event ids are random; everything else on the scenario store is fixed.
 std::string normalise(std::string text, const std::string& dir) {
-  text = std::regex_replace(text, std::regex{"\"event_id\":\"[0-9a-f]{32}\""},
-                            "\"event_id\":\"<random>\"");
+  text = std::regex_replace(text, std::regex{"\"(event|causation)_id\":\"[0-9a-f]{32}\""},
+                            "\"$1_id\":\"<random>\"");
   for (auto at = text.find(dir); at != std::string::npos; at = text.find(dir))
     text.replace(at, dir.size(), "<dir>");
   return text;

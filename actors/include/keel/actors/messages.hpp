@@ -59,6 +59,9 @@ struct stock_reply {
   /// Levels, for queries and set_stock.
   std::int64_t on_hand = 0;
   std::int64_t reserved = 0;
+  /// The stock event this answer records (the first of several, the
+  /// refusal); none when nothing was appended (a repeated command).
+  events::event_id event{};
 };
 
 /// The answer of the payment service.
@@ -68,6 +71,9 @@ struct payment_reply {
   std::string payment_id;
   std::string provider;
   std::string reason;
+  /// The payment event recording this outcome; none when nothing was
+  /// recorded (a repeated command, a failed settle).
+  events::event_id event{};
 };
 
 /// The answer of the shipping service.
@@ -78,6 +84,8 @@ struct shipment_reply {
   std::string carrier;
   std::int64_t estimated_delivery_us = 0;
   std::string reason;
+  /// The shipment event recording this outcome; none when nothing was recorded.
+  events::event_id event{};
 };
 
 /// A call to one external provider (through its adapter).
@@ -115,18 +123,19 @@ struct order_view {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stock_reply& x) {
   return f(caf::meta::type_name("stock_reply"), x.ok, x.sku, x.requested, x.available, x.on_hand,
-           x.reserved);
+           x.reserved, x.event);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, payment_reply& x) {
-  return f(caf::meta::type_name("payment_reply"), x.result, x.payment_id, x.provider, x.reason);
+  return f(caf::meta::type_name("payment_reply"), x.result, x.payment_id, x.provider, x.reason,
+           x.event);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, shipment_reply& x) {
   return f(caf::meta::type_name("shipment_reply"), x.result, x.tracking_id, x.carrier,
-           x.estimated_delivery_us, x.reason);
+           x.estimated_delivery_us, x.reason, x.event);
 }
 
 template <class Inspector>

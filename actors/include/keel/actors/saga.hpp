@@ -81,6 +81,10 @@ struct order_state {
   std::string reason;
   /// Number of events folded (the stream version the state reflects).
   std::uint64_t version = 0;
+  /// The id of the last event folded. Like `version`, set by whoever folds
+  /// the stream (the shell), not by `decide`: the commands decided after
+  /// it carry it as their causation.
+  events::event_id last_event;
 };
 
 /// Saga-internal command: record `order_rejected{reason}` (terminal).

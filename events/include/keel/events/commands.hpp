@@ -2,6 +2,7 @@
 
 #include <caf/error.hpp>
 
+#include "keel/events/ids.hpp"
 #include "keel/events/types.hpp"
 
 /// Commands: requests to the services, named in the imperative. Commands are
@@ -51,21 +52,30 @@ struct set_stock {
 struct reserve_stock {
   std::string order_id;
   std::vector<order_line> lines;
-  KEEL_FIELDS(order_id, lines)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, lines, causation)
 };
 
 /// Give back the reservations of an order.
 struct release_stock {
   std::string order_id;
   std::vector<order_line> lines;
-  KEEL_FIELDS(order_id, lines)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, lines, causation)
 };
 
 /// Turn the reservations of an order into a sale.
 struct commit_stock {
   std::string order_id;
   std::vector<order_line> lines;
-  KEEL_FIELDS(order_id, lines)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, lines, causation)
 };
 
 /// Authorize an amount; the provider receives `idempotency_key`.
@@ -75,21 +85,30 @@ struct authorize_payment {
   std::string currency;
   std::string idempotency_key;
   bool premium = false;
-  KEEL_FIELDS(order_id, amount_cents, currency, idempotency_key, premium)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, amount_cents, currency, idempotency_key, premium, causation)
 };
 
 /// Capture an authorization.
 struct capture_payment {
   std::string order_id;
   std::string payment_id;
-  KEEL_FIELDS(order_id, payment_id)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, payment_id, causation)
 };
 
 /// Void an authorization that was not captured.
 struct void_payment {
   std::string order_id;
   std::string payment_id;
-  KEEL_FIELDS(order_id, payment_id)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, payment_id, causation)
 };
 
 /// Refund a captured payment.
@@ -97,7 +116,10 @@ struct refund_payment {
   std::string order_id;
   std::string payment_id;
   std::int64_t amount_cents = 0;
-  KEEL_FIELDS(order_id, payment_id, amount_cents)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, payment_id, amount_cents, causation)
 };
 
 /// Schedule the shipment of an order.
@@ -105,14 +127,20 @@ struct schedule_shipment {
   std::string order_id;
   address shipping_address;
   std::vector<order_line> lines;
-  KEEL_FIELDS(order_id, shipping_address, lines)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, shipping_address, lines, causation)
 };
 
 /// Cancel a scheduled shipment.
 struct cancel_shipment {
   std::string order_id;
   std::string tracking_id;
-  KEEL_FIELDS(order_id, tracking_id)
+  /// The order event whose decision issued it (set by the saga's shell, not
+  /// by the decider); the service records it as its events' causation.
+  event_id causation{};
+  KEEL_FIELDS(order_id, tracking_id, causation)
 };
 
 /// Checks a place_order against the domain's rules: an order id and a
