@@ -129,6 +129,60 @@ provider_service_config provider_service(const pipeline_config& cfg, std::size_t
                                  env_of(cfg)};
 }
 
+/// Spawns the supervised adapter of each of `providers`; their handles go
+/// to `handles`.
+std::vector<provider_route> spawn_providers(caf::actor_system& sys, const pipeline_config& cfg,
+                                            const std::vector<provider_ptr>& providers,
+                                            std::size_t capacity, std::uint64_t& seed,
+                                            std::map<std::string, caf::actor>& handles) {
+  std::vector<provider_route> routes;
+  for (const auto& prov : providers) {
+    const auto& name = prov->name();
+    auto sc = base_supervisor(cfg, name, ++seed);
+    sc.breaker = cfg.provider_breaker;
+    adapter_config ac{name,        prov,         capacity, cfg.provider_timeout,
+                      cfg.metrics, cfg.provider_pool, cfg.store, cfg.mode,
+                      cfg.now_us};
+    sc.children.push_back({name + "-adapter", [ac](caf::actor_system& s) {
+                             return spawn_provider_adapter(s, ac);
+                           }});
+    auto hdl = spawn_supervisor<provider_answer>(sys, std::move(sc));
+    handles[name] = hdl;
+    routes.push_back({name, hdl});
+  }
+  return routes;
+}
+
+/// Starts a payment or shipping shard named `name` from shared settings.
+using spawn_fn = caf::actor (*)(caf::actor_system&, provider_service_config);
+
+auto shard(provider_service_config base, spawn_fn spawn) {
+  return [base, spawn](caf::actor_system& s, const std::string& name) {
+    auto c = base;
+    c.name = name;
+    return spawn(s, std::move(c));
+  };
+}
+
+/// What every saga of the pipeline shares (the retry queue is added once it runs).
+std::shared_ptr<saga_env> saga_env_of(const pipeline_config& cfg, caf::actor inventory,
+                                      caf::actor payment, caf::actor shipping) {
+  auto env = std::make_shared<saga_env>();
+  env->inventory = std::move(inventory);
+  env->payment = std::move(payment);
+  env->shipping = std::move(shipping);
+  env->inventory_shards = cfg.inventory_shards;
+  env->env = env_of(cfg);
+  env->policy = cfg.saga;
+  env->payment_retry = cfg.payment_retry;
+  env->step_retry = cfg.step_retry;
+  env->max_shipping_attempts = cfg.max_shipping_attempts;
+  env->on_finished = cfg.on_finished;
+  env->on_park = cfg.on_park;
+  env->seed = cfg.seed;
+  return env;
+}
+
 /// Appends `providers_configured` to "$system-providers" unless the last
 /// start recorded the same lists.
 caf::error record_providers(const pipeline_config& cfg, const std::vector<std::string>& gateways,
@@ -216,41 +270,17 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   p->sys_ = &sys;
   p->metrics_ = cfg.metrics;
   std::uint64_t seed = 1;
-  auto provider_routes = [&](const std::vector<provider_ptr>& providers, std::size_t capacity,
-                             std::vector<std::string>& names) {
-    std::vector<provider_route> routes;
-    for (const auto& prov : providers) {
-      const auto& name = prov->name();
-      names.push_back(name);
-      p->providers_[name] = prov;
-      auto sc = base_supervisor(cfg, name, ++seed);
-      sc.breaker = cfg.provider_breaker;
-      adapter_config ac{name,        prov,         capacity, cfg.provider_timeout,
-                        cfg.metrics, cfg.provider_pool, cfg.store, cfg.mode,
-                        cfg.now_us};
-      sc.children.push_back({name + "-adapter", [ac](caf::actor_system& s) {
-                               return spawn_provider_adapter(s, ac);
-                             }});
-      auto hdl = spawn_supervisor<provider_answer>(sys, std::move(sc));
-      p->provider_handles_[name] = hdl;
-      routes.push_back({name, hdl});
+  auto gateways = spawn_providers(sys, cfg, cfg.gateways, cfg.gateway_capacity, seed,
+                                  p->provider_handles_);
+  auto carriers = spawn_providers(sys, cfg, cfg.carriers, cfg.carrier_capacity, seed,
+                                  p->provider_handles_);
+  for (const auto* list : {&cfg.gateways, &cfg.carriers})
+    for (const auto& prov : *list) {
+      p->providers_[prov->name()] = prov;
+      (list == &cfg.gateways ? p->gateway_names_ : p->carrier_names_).push_back(prov->name());
     }
-    return routes;
-  };
-  auto gateways = provider_routes(cfg.gateways, cfg.gateway_capacity, p->gateway_names_);
-  auto carriers = provider_routes(cfg.carriers, cfg.carrier_capacity, p->carrier_names_);
   if (auto err = record_providers(cfg, p->gateway_names_, p->carrier_names_))
     return err;
-
-  // Starts a payment or shipping shard named `name` from shared settings.
-  using spawn_fn = caf::actor (*)(caf::actor_system&, provider_service_config);
-  auto shard = [](provider_service_config base, spawn_fn spawn) {
-    return [base, spawn](caf::actor_system& s, const std::string& name) {
-      auto c = base;
-      c.name = name;
-      return spawn(s, std::move(c));
-    };
-  };
   p->payment_ = spawn_supervisor<payment_reply>(
     sys, provider_backed(sharded(cfg, "payment", 101, cfg.payment_shards, order_key,
                                  shard(provider_service(cfg, cfg.payment_capacity, gateways,
@@ -269,20 +299,7 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
                                                                    const std::string& name) {
                    return spawn_inventory(s, inventory_config{name, cap, 200, env});
                  }));
-
-  auto env = std::make_shared<saga_env>();
-  env->inventory = p->inventory_;
-  env->payment = p->payment_;
-  env->shipping = p->shipping_;
-  env->inventory_shards = cfg.inventory_shards;
-  env->env = env_of(cfg);
-  env->policy = cfg.saga;
-  env->payment_retry = cfg.payment_retry;
-  env->step_retry = cfg.step_retry;
-  env->max_shipping_attempts = cfg.max_shipping_attempts;
-  env->on_finished = cfg.on_finished;
-  env->on_park = cfg.on_park;
-  env->seed = cfg.seed;
+  auto env = saga_env_of(cfg, p->inventory_, p->payment_, p->shipping_);
   p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.catalog, cfg.admission});
 
   retry_queue_config rq{p->orders_,     {}, {}, cfg.retry_tick, cfg.redrives_per_tick,

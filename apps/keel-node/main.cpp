@@ -136,18 +136,8 @@ int run(run_options& o) {
   return 0;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"keel-node: Keel's order-processing node (all roles, embedded defaults)"};
-  app.require_subcommand(1);
-  run_options o;
-  auto* run_cmd = app.add_subcommand("run", "run a node until SIGTERM/SIGINT");
-  // The config file belongs to the app (CLI11 reads it there); `run` lets the
-  // option fall through so `keel-node run --config FILE` works. Keys of the
-  // file: `[run]` section, long option names.
-  app.set_config("--config", "", "read options from a TOML/INI file ([run] section, keys = long option names)");
-  run_cmd->fallthrough();
+/// Options of the store, Kafka and tokens.
+void add_store_options(CLI::App* run_cmd, run_options& o) {
   run_cmd->add_option("--data", o.cfg.data, "event store directory")->capture_default_str();
   run_cmd->add_option("--http", o.http, "HTTP listen address HOST:PORT (port 0: any)")
     ->capture_default_str();
@@ -179,6 +169,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--currencies", o.cfg.currencies,
                       "ISO 4217 codes catalogue prices and orders may use (comma-separated)")
     ->delimiter(',')->capture_default_str();
+}
+
+/// Options of the HTTP edge, the pipeline and the process.
+void add_edge_options(CLI::App* run_cmd, run_options& o) {
   run_cmd->add_option("--rate-limit", o.cfg.rate_limit, "requests per customer per second")
     ->check(CLI::Range(1u, 10000000u))->capture_default_str();
   run_cmd->add_option("--auth-failure-limit", o.cfg.auth_failure_limit,
@@ -222,7 +216,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--port-file", o.port_file, "write the bound HTTP port to this file");
   run_cmd->add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str();
+}
 
+/// What `mint-token` prints a token from.
+struct mint_options {
   std::string secret_file;
   std::string iss;
   std::string aud;
@@ -230,17 +227,55 @@ int main(int argc, char** argv) {
   std::string role = "customer";
   std::string tier = "standard";
   std::int64_t ttl = 24 * 3600;
+};
+
+CLI::App* add_mint(CLI::App& app, mint_options& m) {
   auto* mint = app.add_subcommand("mint-token", "print a bearer token (JWT HS256)");
-  mint->add_option("--jwt-secret-file", secret_file, "file holding the HS256 secret (or KEEL_JWT_SECRET)");
-  mint->add_option("--iss", iss, "issuer claim");
-  mint->add_option("--aud", aud, "audience claim");
-  mint->add_option("--sub", sub, "customer id (claim sub)")->required();
-  mint->add_option("--role", role, "customer or admin")
+  mint->add_option("--jwt-secret-file", m.secret_file, "file holding the HS256 secret (or KEEL_JWT_SECRET)");
+  mint->add_option("--iss", m.iss, "issuer claim");
+  mint->add_option("--aud", m.aud, "audience claim");
+  mint->add_option("--sub", m.sub, "customer id (claim sub)")->required();
+  mint->add_option("--role", m.role, "customer or admin")
     ->check(CLI::IsMember({"customer", "admin"}))->capture_default_str();
-  mint->add_option("--tier", tier, "standard or premium (premium orders' payments are retried first)")
+  mint->add_option("--tier", m.tier, "standard or premium (premium orders' payments are retried first)")
     ->check(CLI::IsMember({"standard", "premium"}))->capture_default_str();
-  mint->add_option("--ttl", ttl, "seconds until it expires")->check(CLI::Range(1, 30 * 24 * 3600))
+  mint->add_option("--ttl", m.ttl, "seconds until it expires")->check(CLI::Range(1, 30 * 24 * 3600))
     ->capture_default_str();
+  return mint;
+}
+
+int mint(const mint_options& m) {
+  auto secret = node::load_secret(m.secret_file);
+  if (!secret) {
+    std::cerr << "keel-node: " << describe(secret.error()) << '\n';
+    return 2;
+  }
+  auto token = node::mint_token(*secret, m.sub, m.role == "admin", wall_s(),
+                                std::chrono::seconds{m.ttl}, m.iss, m.aud, m.tier == "premium");
+  if (token.empty()) {
+    std::cerr << "keel-node: cannot mint a token\n";
+    return 1;
+  }
+  std::cout << token << '\n';
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"keel-node: Keel's order-processing node (all roles, embedded defaults)"};
+  app.require_subcommand(1);
+  run_options o;
+  auto* run_cmd = app.add_subcommand("run", "run a node until SIGTERM/SIGINT");
+  // The config file belongs to the app (CLI11 reads it there); `run` lets the
+  // option fall through so `keel-node run --config FILE` works. Keys of the
+  // file: `[run]` section, long option names.
+  app.set_config("--config", "", "read options from a TOML/INI file ([run] section, keys = long option names)");
+  run_cmd->fallthrough();
+  add_store_options(run_cmd, o);
+  add_edge_options(run_cmd, o);
+  mint_options m;
+  auto* mint_cmd = add_mint(app, m);
 
   try {
     app.parse(argc, argv);
@@ -248,20 +283,7 @@ int main(int argc, char** argv) {
     auto rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  if (*mint) {
-    auto secret = node::load_secret(secret_file);
-    if (!secret) {
-      std::cerr << "keel-node: " << describe(secret.error()) << '\n';
-      return 2;
-    }
-    auto token = node::mint_token(*secret, sub, role == "admin", wall_s(),
-                                  std::chrono::seconds{ttl}, iss, aud, tier == "premium");
-    if (token.empty()) {
-      std::cerr << "keel-node: cannot mint a token\n";
-      return 1;
-    }
-    std::cout << token << '\n';
-    return 0;
-  }
+  if (*mint_cmd)
+    return mint(m);
   return run(o);
 }

@@ -45,6 +45,29 @@ struct emitter {
   }
 };
 
+/// A random order of 1-3 lines (one per SKU, as inventory reserves per SKU).
+order_placed random_order(std::mt19937_64& rng, const std::string& order_id) {
+  order_placed placed;
+  placed.order_id = order_id;
+  placed.customer_id = "customer-" + std::to_string(rng() % 5000);
+  auto lines = 1 + rng() % 3;
+  for (std::uint64_t i = 0; i < lines; ++i) {
+    auto sku = sku_name(rng() % traffic_skus);
+    auto quantity = static_cast<std::uint32_t>(1 + rng() % 4);
+    auto price = static_cast<std::int64_t>(199 + rng() % 20000);
+    bool seen = false;
+    for (const auto& l : placed.lines)
+      seen = seen || l.sku == sku;
+    if (!seen)
+      placed.lines.push_back({sku, quantity, price});
+  }
+  placed.currency = "EUR";
+  placed.shipping_address = {"Ada Lovelace", "12 Analytical Row", "London", "N1 9GU", "GB"};
+  placed.premium = rng() % 10 == 0;
+  placed.total_cents = total_cents(placed.lines);
+  return placed;
+}
+
 } // namespace
 
 void stock_history(std::uint64_t seed, std::int64_t start_us, std::vector<planned_append>& out) {
@@ -60,25 +83,7 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
   // The correlation id the saga gives every event of the order.
   emitter emit{out, seed, n, start_us, actors::correlation_of(order_id), {}};
 
-  order_placed placed;
-  placed.order_id = order_id;
-  placed.customer_id = "customer-" + std::to_string(rng() % 5000);
-  auto lines = 1 + rng() % 3;
-  for (std::uint64_t i = 0; i < lines; ++i) {
-    auto sku = sku_name(rng() % traffic_skus);
-    auto quantity = static_cast<std::uint32_t>(1 + rng() % 4);
-    auto price = static_cast<std::int64_t>(199 + rng() % 20000);
-    // One line per SKU, as inventory reserves per SKU.
-    bool seen = false;
-    for (const auto& l : placed.lines)
-      seen = seen || l.sku == sku;
-    if (!seen)
-      placed.lines.push_back({sku, quantity, price});
-  }
-  placed.currency = "EUR";
-  placed.shipping_address = {"Ada Lovelace", "12 Analytical Row", "London", "N1 9GU", "GB"};
-  placed.premium = rng() % 10 == 0;
-  placed.total_cents = total_cents(placed.lines);
+  auto placed = random_order(rng, order_id);
   emit(placed, 0);
 
   auto outcome = rng() % 100;

@@ -166,38 +166,11 @@ std::string relative_time(std::int64_t us) {
   return buf;
 }
 
-timeline build_timeline(const order_records& o, const derivation& d,
-                        const actors::saga_policy& policy) {
-  timeline t;
-  t.order_id = o.order_id;
-  t.correlation_id = to_string(actors::correlation_of(o.order_id));
-  t.placed_us = o.order.front().timestamp_us;
-  t.order_events = o.order.size();
-  t.service_events = o.services.size();
-  t.breaker_events = o.breakers.size();
-  actors::order_state st;
-  for (auto& e : o.order) {
-    auto x = actors::decide(st, e.data, e.timestamp_us, policy);
-    if (x.anomaly.empty())
-      st = std::move(x.state);
-  }
-  t.status = events::to_string(st.status);
-  t.reason = st.reason;
-  for (std::size_t v = 0; v < o.order.size(); ++v) {
-    auto r = row_of(o.order[v], t.placed_us);
-    if (d.answers[v])
-      set_cause(r, o, d.steps[*d.answers[v]]);
-    t.rows.push_back(std::move(r));
-  }
-  for (std::size_t i = 0; i < o.services.size(); ++i) {
-    auto r = row_of(o.services[i], t.placed_us);
-    if (d.caused_by[i])
-      set_cause(r, o, d.steps[*d.caused_by[i]]);
-    t.rows.push_back(std::move(r));
-  }
-  for (auto& e : o.breakers)
-    t.rows.push_back(row_of(e, t.placed_us));
-  // The retry queue is in memory (Kafka in a cluster): its entries are the parks.
+namespace {
+
+/// The parks as rows of the retry queue's lane (it is in memory, or Kafka in
+/// a cluster: its entries are the parks).
+void add_park_rows(timeline& t, const order_records& o, const derivation& d) {
   for (auto& p : d.parks) {
     auto& e = o.order[p.pending];
     auto& x = std::get<order_payment_pending>(e.data);
@@ -219,13 +192,11 @@ timeline build_timeline(const order_records& o, const derivation& d,
     r.data = json{{"attempt", x.attempt}, {"retry_at_us", x.retry_at_us}, {"reason", x.reason}};
     t.rows.push_back(std::move(r));
   }
-  std::stable_sort(t.rows.begin(), t.rows.end(), [](auto& x, auto& y) {
-    return x.timestamp_us != y.timestamp_us ? x.timestamp_us < y.timestamp_us
-                                            : x.position < y.position;
-  });
-  t.end_us = t.placed_us;
-  for (auto& r : t.rows)
-    t.end_us = std::max(t.end_us, r.timestamp_us);
+}
+
+/// The steps (waterfall bars): each from its driver to its last outcome, and
+/// the parked periods.
+void add_steps(timeline& t, const order_records& o, const derivation& d) {
   for (auto& s : d.steps) {
     timeline_step ts;
     ts.name = s.name;
@@ -267,6 +238,50 @@ timeline build_timeline(const order_records& o, const derivation& d,
       ts.outcome_version = o.order[*p.until].version;
     t.steps.push_back(std::move(ts));
   }
+}
+
+} // namespace
+
+timeline build_timeline(const order_records& o, const derivation& d,
+                        const actors::saga_policy& policy) {
+  timeline t;
+  t.order_id = o.order_id;
+  t.correlation_id = to_string(actors::correlation_of(o.order_id));
+  t.placed_us = o.order.front().timestamp_us;
+  t.order_events = o.order.size();
+  t.service_events = o.services.size();
+  t.breaker_events = o.breakers.size();
+  actors::order_state st;
+  for (auto& e : o.order) {
+    auto x = actors::decide(st, e.data, e.timestamp_us, policy);
+    if (x.anomaly.empty())
+      st = std::move(x.state);
+  }
+  t.status = events::to_string(st.status);
+  t.reason = st.reason;
+  for (std::size_t v = 0; v < o.order.size(); ++v) {
+    auto r = row_of(o.order[v], t.placed_us);
+    if (d.answers[v])
+      set_cause(r, o, d.steps[*d.answers[v]]);
+    t.rows.push_back(std::move(r));
+  }
+  for (std::size_t i = 0; i < o.services.size(); ++i) {
+    auto r = row_of(o.services[i], t.placed_us);
+    if (d.caused_by[i])
+      set_cause(r, o, d.steps[*d.caused_by[i]]);
+    t.rows.push_back(std::move(r));
+  }
+  for (auto& e : o.breakers)
+    t.rows.push_back(row_of(e, t.placed_us));
+  add_park_rows(t, o, d);
+  std::stable_sort(t.rows.begin(), t.rows.end(), [](auto& x, auto& y) {
+    return x.timestamp_us != y.timestamp_us ? x.timestamp_us < y.timestamp_us
+                                            : x.position < y.position;
+  });
+  t.end_us = t.placed_us;
+  for (auto& r : t.rows)
+    t.end_us = std::max(t.end_us, r.timestamp_us);
+  add_steps(t, o, d);
   std::stable_sort(t.steps.begin(), t.steps.end(),
                    [](auto& x, auto& y) { return x.start_us < y.start_us; });
   t.breakers = spans_of(o, t.end_us);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +26,53 @@ using jwt_ptr = std::unique_ptr<jwt_t, jwt_deleter>;
 
 api_error unauthorized(std::string message) {
   return api_error{401, "unauthorized", std::move(message), "Authorization"};
+}
+
+/// exp (required, within the node's longest lifetime), nbf and iat (not in
+/// the future), with the policy's clock skew.
+std::optional<api_error> check_times(const nlohmann::json& claims, const token_policy& policy,
+                                     std::int64_t now_s) {
+  auto skew = static_cast<std::int64_t>(policy.skew.count());
+  auto exp = claims.find("exp");
+  if (exp == claims.end() || !exp->is_number_integer())
+    return unauthorized("the token needs an integer \"exp\" claim");
+  if (exp->get<std::int64_t>() + skew <= now_s)
+    return unauthorized("the token has expired");
+  if (exp->get<std::int64_t>() > now_s + static_cast<std::int64_t>(policy.max_ttl.count()) + skew)
+    return unauthorized("the token is valid for longer than this node accepts ("
+                        + std::to_string(policy.max_ttl.count()) + " s)");
+  for (auto name : {"nbf", "iat"}) {
+    auto t = claims.find(name);
+    if (t == claims.end())
+      continue;
+    if (!t->is_number_integer())
+      return unauthorized(std::string{"the token's \""} + name + "\" must be an integer");
+    if (t->get<std::int64_t>() > now_s + skew)
+      return unauthorized(std::string{"the token's \""} + name + "\" is in the future");
+  }
+  return std::nullopt;
+}
+
+/// iss and aud, when the node requires them.
+std::optional<api_error> check_issuer_audience(const nlohmann::json& claims,
+                                               const token_policy& policy) {
+  if (!policy.issuer.empty()) {
+    auto iss = claims.find("iss");
+    if (iss == claims.end() || !iss->is_string() || iss->get<std::string>() != policy.issuer)
+      return unauthorized("the token's issuer is not " + policy.issuer);
+  }
+  if (!policy.audience.empty()) {
+    auto aud = claims.find("aud");
+    bool ok = false;
+    if (aud != claims.end() && aud->is_string())
+      ok = aud->get<std::string>() == policy.audience;
+    else if (aud != claims.end() && aud->is_array())
+      for (auto& x : *aud)
+        ok = ok || (x.is_string() && x.get<std::string>() == policy.audience);
+    if (!ok)
+      return unauthorized("the token is not meant for audience " + policy.audience);
+  }
+  return std::nullopt;
 }
 
 } // namespace
@@ -111,40 +159,10 @@ std::variant<principal, api_error> authenticate(std::string_view header, const t
   }
   if (tier != "standard" && tier != "premium")
     return unauthorized("the token's \"tier\" must be \"standard\" or \"premium\"");
-  auto skew = static_cast<std::int64_t>(policy.skew.count());
-  auto exp = claims.find("exp");
-  if (exp == claims.end() || !exp->is_number_integer())
-    return unauthorized("the token needs an integer \"exp\" claim");
-  if (exp->get<std::int64_t>() + skew <= now_s)
-    return unauthorized("the token has expired");
-  if (exp->get<std::int64_t>() > now_s + static_cast<std::int64_t>(policy.max_ttl.count()) + skew)
-    return unauthorized("the token is valid for longer than this node accepts ("
-                        + std::to_string(policy.max_ttl.count()) + " s)");
-  for (auto name : {"nbf", "iat"}) {
-    auto t = claims.find(name);
-    if (t == claims.end())
-      continue;
-    if (!t->is_number_integer())
-      return unauthorized(std::string{"the token's \""} + name + "\" must be an integer");
-    if (t->get<std::int64_t>() > now_s + skew)
-      return unauthorized(std::string{"the token's \""} + name + "\" is in the future");
-  }
-  if (!policy.issuer.empty()) {
-    auto iss = claims.find("iss");
-    if (iss == claims.end() || !iss->is_string() || iss->get<std::string>() != policy.issuer)
-      return unauthorized("the token's issuer is not " + policy.issuer);
-  }
-  if (!policy.audience.empty()) {
-    auto aud = claims.find("aud");
-    bool ok = false;
-    if (aud != claims.end() && aud->is_string())
-      ok = aud->get<std::string>() == policy.audience;
-    else if (aud != claims.end() && aud->is_array())
-      for (auto& x : *aud)
-        ok = ok || (x.is_string() && x.get<std::string>() == policy.audience);
-    if (!ok)
-      return unauthorized("the token is not meant for audience " + policy.audience);
-  }
+  if (auto err = check_times(claims, policy, now_s))
+    return *err;
+  if (auto err = check_issuer_audience(claims, policy))
+    return *err;
   return principal{sub->get<std::string>(), role == "admin", tier == "premium"};
 }
 

@@ -55,6 +55,43 @@ const std::vector<std::string>& outage_orders() {
   return ids;
 }
 
+/// The scenarios of a payment outage: parked and re-driven, parked and
+/// cancelled, parked until given up.
+void record_parks(pipeline_fixture& f) {
+  using namespace std::chrono_literals;
+  // payment unavailable: parked (pending_payment), re-driven -> completed.
+  // Ten more orders in the same outage open the gateways' breakers, so the
+  // timeline shows the breaker open, half-open and closed again.
+  set_faults(f, keel::test::gateways, [](auto& x) { x.error_rate = 1.0; });
+  REQUIRE(f.place(f.order("pending-resumed", "SKU-1", 1, true)));
+  for (auto& id : outage_orders())
+    REQUIRE(f.place(f.order(id, "SKU-1", 1)));
+  f.advance(500ms);
+  expect(f, "pending-resumed", "pending_payment");
+  reset_faults(f);
+  f.advance(10s, 100ms);
+  expect(f, "pending-resumed", "completed");
+  for (auto& id : outage_orders())
+    expect(f, id, "completed");
+
+  // parked, then cancelled by the customer: release -> cancelled
+  set_faults(f, keel::test::gateways, [](auto& x) { x.error_rate = 1.0; });
+  REQUIRE(f.place(f.order("pending-cancelled", "SKU-1", 1)));
+  f.advance(500ms);
+  expect(f, "pending-cancelled", "pending_payment");
+  cancel(f, "pending-cancelled");
+  f.advance(500ms);
+  expect(f, "pending-cancelled", "cancelled");
+
+  // still unavailable after the last attempt: release -> cancelled
+  REQUIRE(f.place(f.order("pending-given-up", "SKU-1", 2)));
+  f.advance(120s, 100ms);
+  expect(f, "pending-given-up", "cancelled");
+  reset_faults(f);
+  f.advance(2s, 100ms);
+
+}
+
 std::string record_scenarios(pipeline_fixture& f) {
   auto c = f.config();
   c.saga.max_payment_attempts = scenario_max_payment_attempts;
@@ -104,37 +141,7 @@ std::string record_scenarios(pipeline_fixture& f) {
   expect(f, "cancel-in-flight", "cancelled");
   reset_faults(f);
 
-  // payment unavailable: parked (pending_payment), re-driven -> completed.
-  // Ten more orders in the same outage open the gateways' breakers, so the
-  // timeline shows the breaker open, half-open and closed again.
-  set_faults(f, keel::test::gateways, [](auto& x) { x.error_rate = 1.0; });
-  REQUIRE(f.place(f.order("pending-resumed", "SKU-1", 1, true)));
-  for (auto& id : outage_orders())
-    REQUIRE(f.place(f.order(id, "SKU-1", 1)));
-  f.advance(500ms);
-  expect(f, "pending-resumed", "pending_payment");
-  reset_faults(f);
-  f.advance(10s, 100ms);
-  expect(f, "pending-resumed", "completed");
-  for (auto& id : outage_orders())
-    expect(f, id, "completed");
-
-  // parked, then cancelled by the customer: release -> cancelled
-  set_faults(f, keel::test::gateways, [](auto& x) { x.error_rate = 1.0; });
-  REQUIRE(f.place(f.order("pending-cancelled", "SKU-1", 1)));
-  f.advance(500ms);
-  expect(f, "pending-cancelled", "pending_payment");
-  cancel(f, "pending-cancelled");
-  f.advance(500ms);
-  expect(f, "pending-cancelled", "cancelled");
-
-  // still unavailable after the last attempt: release -> cancelled
-  REQUIRE(f.place(f.order("pending-given-up", "SKU-1", 2)));
-  f.advance(120s, 100ms);
-  expect(f, "pending-given-up", "cancelled");
-  reset_faults(f);
-  f.advance(2s, 100ms);
-
+  record_parks(f);
   REQUIRE_FALSE(f.store->flush());
   return f.dir.sub("store");
 }
