@@ -57,19 +57,6 @@ caf::error fold_stream(
   return reader.error();
 }
 
-std::uint64_t stable_hash(std::string_view key) noexcept {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-events::event_id correlation_of(const std::string& order_id) {
-  return events::event_id::from_seed(stable_hash(order_id), 0);
-}
-
 storage::new_event make_new_event(const events::event& ev, std::int64_t at_us,
                                   const events::event_id& correlation,
                                   const events::event_id& causation) {

@@ -12,6 +12,7 @@
 #include <caf/expected.hpp>
 
 #include "keel/actors/fwd.hpp"
+#include "keel/events/correlation.hpp"
 #include "keel/storage/append.hpp"
 #include "keel/storage/event_store.hpp"
 
@@ -60,13 +61,9 @@ caf::error fold_stream(
   const storage::event_store& store, std::string_view stream, std::uint64_t from_version,
   const std::function<void(const events::event&, const events::record_view&)>& apply);
 
-/// A 64-bit FNV-1a hash of `key`: stable across runs and builds (shards and
-/// correlation ids must not change when the standard library does).
-std::uint64_t stable_hash(std::string_view key) noexcept;
-
-/// The correlation id of every event about `order_id` (derived from it, so
-/// services need no extra field to join a timeline).
-events::event_id correlation_of(const std::string& order_id);
+/// The stable hash and correlation ids live in events/ (correlation.hpp).
+using events::correlation_of;
+using events::stable_hash;
 
 /// Encodes `ev` as a new event with a fresh id, stamped `at_us`, with the
 /// order's correlation id and the id of the event that caused it.

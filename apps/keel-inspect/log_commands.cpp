@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "commands.hpp"
-#include "keel/actors/correlation.hpp"
+#include "keel/events/correlation.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/event.hpp"
 #include "keel/events/json.hpp"
@@ -100,7 +100,7 @@ event_filter filter_of(const args& a) {
     // an order's saga carries the id derived from it).
     f.correlation = events::event_id::parse(c);
     if (!f.correlation)
-      f.correlation = actors::correlation_of(c);
+      f.correlation = events::correlation_of(c);
   }
   f.since_us = a.time("--since");
   f.until_us = a.time("--until");

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <random>
 
-#include "keel/actors/correlation.hpp"
+#include "keel/events/correlation.hpp"
 #include "keel/actors/saga.hpp"
 #include "keel/events/error.hpp"
 
@@ -81,7 +81,7 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
   std::mt19937_64 rng{seed * 0x9e3779b97f4a7c15ULL + n};
   auto order_id = order_name(n);
   // The correlation id the saga gives every event of the order.
-  emitter emit{out, seed, n, start_us, actors::correlation_of(order_id), {}};
+  emitter emit{out, seed, n, start_us, events::correlation_of(order_id), {}};
 
   auto placed = random_order(rng, order_id);
   emit(placed, 0);

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <map>
 
-#include "keel/actors/correlation.hpp"
+#include "keel/events/correlation.hpp"
 #include "keel/events/json.hpp"
 #include "keel/events/streams.hpp"
 
@@ -246,7 +246,7 @@ timeline build_timeline(const order_records& o, const derivation& d,
                         const actors::saga_policy& policy) {
   timeline t;
   t.order_id = o.order_id;
-  t.correlation_id = to_string(actors::correlation_of(o.order_id));
+  t.correlation_id = to_string(events::correlation_of(o.order_id));
   t.placed_us = o.order.front().timestamp_us;
   t.order_events = o.order.size();
   t.service_events = o.services.size();

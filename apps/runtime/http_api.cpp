@@ -9,7 +9,7 @@
 
 #include "auth.hpp"
 #include "keel/actors/catalog.hpp"
-#include "keel/actors/correlation.hpp"
+#include "keel/events/correlation.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/ids.hpp"
@@ -629,7 +629,7 @@ void http_api::impl::completed(const http_request& req, const http_response& res
   if (level == spdlog::level::warn && !warn_lines.take(skipped))
     return;
   auto corr = req.order_id.empty() ? std::string{"-"}
-                                   : events::to_string(actors::correlation_of(req.order_id));
+                                   : events::to_string(events::correlation_of(req.order_id));
   // Logged values are quoted and escaped: a path cannot forge log lines.
   spdlog::log(level,
               "component=http method={} path={} status={} ms={:.2f} order_id={} "

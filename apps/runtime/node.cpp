@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "keel/actors/catalog.hpp"
-#include "keel/actors/correlation.hpp"
+#include "keel/events/correlation.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
 #include "auth.hpp"
@@ -59,7 +59,7 @@ void node::impl::finished(const actors::finished_order& x) {
   if (x.status == actors::order_status::completed || x.status == actors::order_status::cancelled)
     business.record(x.status == actors::order_status::completed, x.finished_at_us / 1000000);
   spdlog::debug("component=saga msg=\"saga {}\" order_id={} correlation_id={} reason=\"{}\" ms={}",
-                outcome, x.order_id, events::to_string(actors::correlation_of(x.order_id)),
+                outcome, x.order_id, events::to_string(events::correlation_of(x.order_id)),
                 x.reason, (x.finished_at_us - x.placed_at_us) / 1000);
 }
 

@@ -75,7 +75,7 @@ TEST_CASE_METHOD(hook_fixture, "a parked payment goes to the park hook instead o
   CHECK(x.retry_at_us > now_us());
   CHECK_FALSE(x.reason.empty());
   CHECK(x.reason == st->pending_reason);
-  CHECK(x.correlation_id == events::to_string(actors::correlation_of("o-1")));
+  CHECK(x.correlation_id == events::to_string(events::correlation_of("o-1")));
   CHECK(x.correlation_id.size() == 32);
   CHECK(value("retry_queue.depth") == 0);
   CHECK(reports("o-1", actors::order_status::pending_payment) == 1);

@@ -7,6 +7,7 @@
 #include "keel/events/ids.hpp"
 #include "keel/events/json.hpp"
 #include "keel/events/order_status.hpp"
+#include "keel/events/correlation.hpp"
 #include "keel/events/streams.hpp"
 #include "random_archive.hpp"
 #include "samples.hpp"
@@ -265,4 +266,16 @@ TEST_CASE("order statuses have one name each, parsed back to the same status", "
   CHECK_FALSE(parse_order_status("Completed"));
   CHECK_FALSE(parse_order_status(""));
   CHECK_FALSE(parse_order_status("invalid"));
+}
+
+TEST_CASE("the stable hash never changes and an order's correlation id is derived from its id",
+          "[events][correlation]") {
+  // Stored correlation ids, shards and references depend on these values.
+  CHECK(keel::events::stable_hash("") == 0x14650fb0739d0383ULL);
+  CHECK(keel::events::stable_hash("a") == 0x44bd8ad473cd9906ULL);
+  auto c = keel::events::correlation_of("o-1");
+  CHECK(c.valid());
+  CHECK(c == keel::events::correlation_of(std::string{"o-1"}));
+  CHECK(c != keel::events::correlation_of("o-2"));
+  CHECK(c == keel::events::event_id::from_seed(keel::events::stable_hash("o-1"), 0));
 }

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.hpp"
-#include "keel/actors/correlation.hpp"
+#include "keel/events/correlation.hpp"
 #include "scenarios.hpp"
 
 using namespace keel;
@@ -222,13 +222,13 @@ TEST_CASE_METHOD(pipeline_fixture, "inventory events carry their order's correla
     auto ev = r.current().decode_payload();
     REQUIRE(ev);
     if (auto* x = std::get_if<events::stock_reserved>(&*ev)) {
-      CHECK(r.current().correlation_id == actors::correlation_of(x->order_id));
+      CHECK(r.current().correlation_id == events::correlation_of(x->order_id));
       ++checked;
     } else if (auto* y = std::get_if<events::stock_released>(&*ev)) {
-      CHECK(r.current().correlation_id == actors::correlation_of(y->order_id));
+      CHECK(r.current().correlation_id == events::correlation_of(y->order_id));
       ++checked;
     } else if (auto* z = std::get_if<events::stock_committed>(&*ev)) {
-      CHECK(r.current().correlation_id == actors::correlation_of(z->order_id));
+      CHECK(r.current().correlation_id == events::correlation_of(z->order_id));
       ++checked;
     }
   }

@@ -12,7 +12,7 @@
 #include "check.hpp"
 #include "codec.hpp"
 #include "derive.hpp"
-#include "keel/actors/correlation.hpp"
+#include "keel/events/correlation.hpp"
 #include "keel/events/error.hpp"
 #include "scenarios.hpp"
 #include "timeline.hpp"
@@ -281,7 +281,7 @@ TEST_CASE("the timeline joins service events to the step that caused them and es
   CHECK(t.rows[1].caused_by == "reserve_stock by @1 order_placed");
   CHECK(t.rows[1].lane == "inventory");
   CHECK(t.rows[9].caused_by == "capture_payment+commit_stock by @4 order_shipment_scheduled");
-  CHECK(t.correlation_id == to_string(actors::correlation_of("o-1")));
+  CHECK(t.correlation_id == to_string(events::correlation_of("o-1")));
   REQUIRE(t.steps.size() == 4);
   CHECK(t.steps[1].start_us - t.placed_us == 200);
   CHECK(t.steps[1].end_us - t.placed_us == 400);
