@@ -8,6 +8,7 @@
 #include "keel/events/correlation.hpp"
 #include "keel/actors/saga.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/streams.hpp"
 
 namespace keel::bench {
 
@@ -27,21 +28,44 @@ std::string order_name(std::uint64_t n) {
   return buf;
 }
 
-/// Emits events with ids, times and a causation chain.
+/// Emits events with ids, times and causation ids as the pipeline records
+/// them: a service event is caused by the order event that issued its step
+/// (the driver), an order event by the first service event of the step it
+/// answers (or by the driver when the step recorded none); order_placed and
+/// order_cancel_requested come from outside.
 struct emitter {
   std::vector<planned_append>& out;
   std::uint64_t seed;
   std::uint64_t n;
   std::int64_t now;
   event_id correlation;
-  event_id previous;
+  /// The order event whose step runs, and the step's first service event.
+  event_id driver;
+  event_id first_answer;
   std::uint64_t counter = 0;
 
   void operator()(const event& ev, std::int64_t delay_us = 1000) {
     now += delay_us;
     auto id = event_id::from_seed(seed, n * 64 + counter++);
-    out.push_back({stream_of(ev), storage::new_event::from(ev, id, now, correlation, previous)});
-    previous = id;
+    auto stream = stream_of(ev);
+    bool order = kind_of_stream(stream) == stream_kind::order;
+    bool external = std::holds_alternative<order_placed>(ev)
+                    || std::holds_alternative<order_cancel_requested>(ev);
+    event_id cause;
+    if (!order) {
+      cause = driver;
+      if (!first_answer.valid())
+        first_answer = id;
+    } else if (!external) {
+      cause = first_answer.valid() ? first_answer : driver;
+    }
+    out.push_back({stream, storage::new_event::from(ev, id, now, correlation, cause)});
+    // A new step starts after every outcome but the capture's (half of its step).
+    if (order && !std::holds_alternative<order_cancel_requested>(ev)
+        && !std::holds_alternative<order_payment_captured>(ev)) {
+      driver = id;
+      first_answer = {};
+    }
   }
 };
 
@@ -71,7 +95,7 @@ order_placed random_order(std::mt19937_64& rng, const std::string& order_id) {
 } // namespace
 
 void stock_history(std::uint64_t seed, std::int64_t start_us, std::vector<planned_append>& out) {
-  emitter emit{out, seed, ~std::uint64_t{0} >> 8, start_us, event_id::from_seed(seed, 0), {}};
+  emitter emit{out, seed, ~std::uint64_t{0} >> 8, start_us, event_id::from_seed(seed, 0), {}, {}};
   for (std::uint64_t i = 0; i < traffic_skus; ++i)
     emit(stock_adjusted{sku_name(i), 1'000'000, "initial stock"}, 10);
 }
@@ -81,7 +105,7 @@ void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
   std::mt19937_64 rng{seed * 0x9e3779b97f4a7c15ULL + n};
   auto order_id = order_name(n);
   // The correlation id the saga gives every event of the order.
-  emitter emit{out, seed, n, start_us, events::correlation_of(order_id), {}};
+  emitter emit{out, seed, n, start_us, events::correlation_of(order_id), {}, {}};
 
   auto placed = random_order(rng, order_id);
   emit(placed, 0);

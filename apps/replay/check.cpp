@@ -185,12 +185,14 @@ check_report check(const history& h) {
     d.recorded = e.commands;
     r.divergences.push_back(std::move(d));
   }
-  for (auto& u : h.unexplained) {
-    auto& s = u.event;
-    divergence d{"unexplained_service_event", s.position, s.stream, s.version, s.type,
-                 s.timestamp_us, u.why, {}, {event_entry(s.type, s.data)}};
-    r.divergences.push_back(std::move(d));
-  }
+  for (auto* list : {&h.unexplained, &h.miscaused})
+    for (auto& u : *list) {
+      auto& s = u.event;
+      divergence d{list == &h.unexplained ? "unexplained_service_event" : "causation",
+                   s.position, s.stream, s.version, s.type, s.timestamp_us, u.why, {},
+                   {event_entry(s.type, s.data)}};
+      r.divergences.push_back(std::move(d));
+    }
   std::stable_sort(r.divergences.begin(), r.divergences.end(),
                    [](auto& x, auto& y) { return x.position < y.position; });
   return r;

@@ -17,7 +17,8 @@ struct divergence {
   /// "commands" (the decider would issue other commands after the event),
   /// "unexpected_event" (the event does not fit the decider's state: it
   /// records an outcome the decider did not wait for), or
-  /// "unexplained_service_event" (a service event no recorded step caused).
+  /// "unexplained_service_event" (a service event no recorded step caused),
+  /// or "causation" (an event's stored causation id contradicts the steps).
   std::string kind;
   /// Where: the order event (or, for unexplained_service_event, the
   /// service event) by global position and stream@version.

@@ -1,5 +1,6 @@
 #include "derive.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <map>
 
@@ -259,6 +260,61 @@ void attribute(const order_records& o, derivation& d) {
   }
 }
 
+/// Where the event with id `id` is among the order's events.
+struct located {
+  const stored_event* event = nullptr;
+  bool order = false;
+  std::size_t index = 0;
+};
+
+located locate(const order_records& o, const event_id& id) {
+  for (std::size_t v = 0; v < o.order.size(); ++v)
+    if (o.order[v].id == id)
+      return {&o.order[v], true, v};
+  for (std::size_t i = 0; i < o.services.size(); ++i)
+    if (o.services[i].id == id)
+      return {&o.services[i], false, i};
+  return {};
+}
+
+std::string cause_text(const located& c) {
+  return c.event ? where(*c.event) : std::string{"an event that is not this order's"};
+}
+
+/// Checks the stored causation ids against the derived steps.
+void check_causation(const order_records& o, derivation& d) {
+  for (std::size_t i = 0; i < o.services.size(); ++i) {
+    auto& s = o.services[i];
+    if (!s.causation_id.valid() || !d.caused_by[i])
+      continue; // nothing stored, or already unexplained
+    auto& step = d.steps[*d.caused_by[i]];
+    auto c = locate(o, s.causation_id);
+    if (!c.order || c.index != step.driver)
+      d.miscaused.push_back({s, "caused by " + cause_text(c) + ", but its step " + step.name
+                                  + " was issued by " + where(o.order[step.driver])});
+  }
+  for (std::size_t v = 0; v < o.order.size(); ++v) {
+    auto& e = o.order[v];
+    if (!e.causation_id.valid())
+      continue;
+    auto c = locate(o, e.causation_id);
+    if (!d.answers[v]) {
+      d.miscaused.push_back({e, "answers no step, yet names a cause: " + cause_text(c)});
+      continue;
+    }
+    auto& step = d.steps[*d.answers[v]];
+    bool ok = c.event
+              && ((c.order && c.index == step.driver)
+                  || (!c.order
+                      && std::find(step.services.begin(), step.services.end(), c.index)
+                           != step.services.end()));
+    if (!ok)
+      d.miscaused.push_back({e, "caused by " + cause_text(c) + ", which is not part of its step "
+                                  + step.name + " (issued by " + where(o.order[step.driver])
+                                  + ")"});
+  }
+}
+
 } // namespace
 
 derivation derive(const order_records& o) {
@@ -268,6 +324,7 @@ derivation derive(const order_records& o) {
   d.caused_by.resize(o.services.size());
   find_steps(o, d);
   attribute(o, d);
+  check_causation(o, d);
   // Recorded commands per driver, in step order; a park first at its event.
   std::size_t next_park = 0;
   auto premium = false;
@@ -303,6 +360,7 @@ history recorded_history(const order_records& o, const derivation& d,
     h.events.push_back({e.position, e.version, e.type, e.timestamp_us, e.data, d.recorded[v]});
   }
   h.unexplained = d.unexplained;
+  h.miscaused = d.miscaused;
   return h;
 }
 

@@ -29,6 +29,7 @@
 /// - A step's service events lie between its driver's position and its last
 ///   outcome's position. Service events outside every step, or of a kind the
 ///   step does not cause, are unexplained.
+/// - Stored causation ids are then checked against these steps (`miscaused`).
 namespace keel::replay {
 
 /// One executed step of the saga.
@@ -62,6 +63,12 @@ struct derivation {
   /// Per order event: the recorded commands (evidence form; see match_mode).
   std::vector<std::vector<nlohmann::json>> recorded;
   std::vector<unexplained_event> unexplained;
+  /// Events whose stored causation id contradicts the derived steps: a
+  /// service event must name its step's driver; an outcome the driver or one
+  /// of the step's service events; order_placed and order_cancel_requested
+  /// nothing. Events without a causation id (stores written before the
+  /// pipeline stored them) are not checked.
+  std::vector<unexplained_event> miscaused;
 };
 
 /// Derives the structure of `o` (its order stream must not be empty).

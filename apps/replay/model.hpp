@@ -81,6 +81,9 @@ struct history {
   std::vector<history_event> events;
   /// Store checks only: service events no recorded step explains.
   std::vector<unexplained_event> unexplained;
+  /// Store checks only: events whose stored causation id contradicts the
+  /// saga's steps (`why` says what it names and what the step expects).
+  std::vector<unexplained_event> miscaused;
 };
 
 } // namespace keel::replay

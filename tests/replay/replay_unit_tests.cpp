@@ -293,3 +293,41 @@ TEST_CASE("the timeline joins service events to the step that caused them and es
   CHECK(relative_time(31'500'000) == "+31.500 s");
   CHECK(relative_time(-5000) == "-5.000 ms");
 }
+
+TEST_CASE("stored causation ids are checked against the saga's steps", "[unit]") {
+  auto o = completed_order();
+  auto id = [](std::uint64_t pos) { return events::event_id::from_seed(77, pos); };
+  for (auto* list : {&o.order, &o.services})
+    for (auto& e : *list)
+      e.id = id(e.position);
+  // As the pipeline records them: a service event names the order event that
+  // issued its step, an outcome the first service event of its step.
+  auto cause = [&](std::uint64_t pos, std::uint64_t by) {
+    for (auto* list : {&o.order, &o.services})
+      for (auto& e : *list)
+        if (e.position == pos)
+          e.causation_id = id(by);
+  };
+  cause(2, 1), cause(3, 2), cause(4, 3), cause(5, 4), cause(6, 5), cause(7, 6);
+  cause(8, 7), cause(9, 7), cause(10, 8);
+  CHECK(check(recorded_history(o, derive(o), {})).divergences.empty());
+
+  cause(4, 1);                                 // payment_authorized names order_placed
+  o.order.back().causation_id = id(99);        // order_completed names an unknown event
+  o.order.front().causation_id = id(3);        // order_placed names a cause
+  auto r = check(recorded_history(o, derive(o), {}));
+  REQUIRE(r.divergences.size() == 3);
+  for (auto& d : r.divergences)
+    CHECK(d.kind == "causation");
+  CHECK(r.divergences[0].position == 1);
+  CHECK(r.divergences[0].detail
+        == "answers no step, yet names a cause: order_stock_reserved order-o-1@2");
+  CHECK(r.divergences[1].position == 4);
+  CHECK(r.divergences[1].detail
+        == "caused by order_placed order-o-1@1, but its step authorize_payment was issued by "
+           "order_stock_reserved order-o-1@2");
+  CHECK(r.divergences[2].position == 10);
+  CHECK(r.divergences[2].detail
+        == "caused by an event that is not this order's, which is not part of its step "
+           "capture_payment+commit_stock (issued by order_shipment_scheduled order-o-1@4)");
+}
