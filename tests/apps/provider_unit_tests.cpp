@@ -1,8 +1,12 @@
 // The HTTP provider against keel-sim's server (in this process, real
 // sockets), and the providers file of keel-node.
 
+#include <cstdlib>
 #include <fstream>
 #include <future>
+#include <thread>
+
+#include <httplib.h>
 
 #include <catch2/catch.hpp>
 
@@ -195,4 +199,39 @@ TEST_CASE("a providers file names gateways in order and carriers, simulated or H
                                         "api_key_file": "/nonexistent/key"}], )"
                       + carriers + "}"),
              Catch::Contains("cannot read the API key file /nonexistent/key"));
+}
+
+TEST_CASE("an HTTP provider speaks TLS: verified against the server's certificate, refused when "
+          "it cannot verify it",
+          "[providers]") {
+  test::temp_dir dir;
+  auto cert = dir.sub("cert.pem");
+  auto key = dir.sub("key.pem");
+  auto cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert
+             + " -days 1 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  httplib::SSLServer server{cert.c_str(), key.c_str()};
+  REQUIRE(server.is_valid());
+  server.Post("/pay/authorize", [](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(R"({"status":"approved","reference":"tls-)" + req.get_header_value("Idempotency-Key")
+                      + R"("})",
+                    "application/json");
+  });
+  auto port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread listener{[&server] { server.listen_after_bind(); }};
+  actors::http_provider_config c;
+  c.name = "gw-tls";
+  c.base_url = "https://127.0.0.1:" + std::to_string(port) + "/pay";
+  c.ca_file = cert;
+  auto ok = call(*make(c), "authorize", "k1");
+  CHECK(ok.result == outcome::ok);
+  CHECK(ok.reference == "tls-k1");
+  c.ca_file.clear(); // the system's CAs do not know this certificate
+  auto refused = call(*make(c), "authorize", "k2");
+  CHECK(refused.result == outcome::failed);
+  c.verify_tls = false;
+  CHECK(call(*make(c), "authorize", "k3").result == outcome::ok);
+  server.stop();
+  listener.join();
 }
