@@ -157,7 +157,7 @@ int show(const args& a) {
     usage_error("show: --json and --html exclude each other");
   auto store = open_store(a);
   auto o = read_or_fail(*store, id, true);
-  auto t = build_timeline(o, derive(o), a.policy);
+  auto t = build_timeline(o, derive(o, a.policy), a.policy);
   if (!a.html.empty()) {
     write_file(a.html, render_html(t));
     std::cout << "wrote " << a.html << " (" << t.rows.size() << " events, " << t.steps.size()
@@ -231,7 +231,7 @@ int check_all(const args& a, const storage::event_store& store) {
                                  "no order stream holds order " + o.order_id + " at this point",
                                  {}, {}});
     } else {
-      auto d = derive(o);
+      auto d = derive(o, a.policy);
       r = check(recorded_history(o, d, a.policy));
       order_events += o.order.size();
     }
@@ -263,7 +263,7 @@ int check_cmd(const args& a) {
   if (a.all)
     return check_all(a, *store);
   auto o = read_or_fail(*store, one_order(a), false);
-  auto r = check(recorded_history(o, derive(o), a.policy));
+  auto r = check(recorded_history(o, derive(o, a.policy), a.policy));
   auto diverged = print_report(r, a, true);
   return diverged ? 1 : 0;
 }
@@ -272,7 +272,7 @@ int export_cmd(const args& a) {
   auto id = one_order(a);
   auto store = open_store(a);
   auto o = read_or_fail(*store, id, false);
-  auto r = check(recorded_history(o, derive(o), a.policy));
+  auto r = check(recorded_history(o, derive(o, a.policy), a.policy));
   nlohmann::json extra = {{"exported_by", "keel-replay export"},
                           {"store_check",
                            {{"clean", r.divergences.empty()},

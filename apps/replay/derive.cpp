@@ -268,6 +268,8 @@ struct located {
 };
 
 located locate(const order_records& o, const event_id& id) {
+  if (!id.valid())
+    return {};
   for (std::size_t v = 0; v < o.order.size(); ++v)
     if (o.order[v].id == id)
       return {&o.order[v], true, v};
@@ -279,6 +281,117 @@ located locate(const order_records& o, const event_id& id) {
 
 std::string cause_text(const located& c) {
   return c.event ? where(*c.event) : std::string{"an event that is not this order's"};
+}
+
+/// Whether the store recorded a cause for every event that has one: then
+/// the steps come from the causation ids.
+bool linked(const order_records& o) {
+  for (auto& s : o.services)
+    if (!s.causation_id.valid())
+      return false;
+  for (auto& e : o.order)
+    if (e.type != "order_placed" && e.type != "order_cancel_requested" && !e.causation_id.valid())
+      return false;
+  return true;
+}
+
+/// The step today's decider issued after order event `v` ("capture_payment+commit_stock";
+/// empty when it issued none, or only park_payment), and whether it parked the order.
+struct issued {
+  std::string name;
+  bool parks = false;
+};
+
+std::vector<issued> issued_steps(const order_records& o, const actors::saga_policy& policy) {
+  std::vector<history_event> evs;
+  for (auto& e : o.order)
+    evs.push_back({e.position, e.version, e.type, e.timestamp_us, e.data, {}});
+  std::vector<issued> out;
+  for (auto& x : replay_decisions(evs, policy)) {
+    issued i;
+    for (auto& c : x.commands) {
+      if (std::holds_alternative<actors::park_payment>(c)) {
+        i.parks = true;
+        continue;
+      }
+      i.name += (i.name.empty() ? "" : "+") + std::string{actors::command_name(c)};
+    }
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+/// The steps from the stored causation ids: a service event joins the step
+/// of the order event it names (if that step's commands cause its kind); an
+/// outcome joins the step of the service event or order event it names.
+/// Steps are named by today's decider's commands at their driver.
+void link_steps(const order_records& o, derivation& d, const actors::saga_policy& policy) {
+  auto steps = issued_steps(o, policy);
+  std::map<std::size_t, std::size_t> by_driver;
+  auto step_at = [&](std::size_t u) -> std::optional<std::size_t> {
+    if (steps[u].name.empty())
+      return std::nullopt;
+    auto [i, fresh] = by_driver.emplace(u, d.steps.size());
+    if (fresh)
+      d.steps.push_back(step_instance{steps[u].name, u, {}, {}, {}});
+    return i->second;
+  };
+  for (std::size_t i = 0; i < o.services.size(); ++i) {
+    auto& s = o.services[i];
+    auto c = locate(o, s.causation_id);
+    if (!c.order) {
+      d.unexplained.push_back({s, "names no event of this order as its cause"});
+      continue;
+    }
+    auto k = step_at(c.index);
+    auto wanted = service_step(s.type);
+    // service_step names capture_payment and commit_stock together.
+    if (!k || wanted.empty() || steps[c.index].name != wanted) {
+      d.unexplained.push_back({s, "not caused by " + (k ? d.steps[*k].name : std::string{"a step"})
+                                    + " (issued by " + where(o.order[c.index]) + ")"});
+      continue;
+    }
+    d.caused_by[i] = k;
+    d.steps[*k].services.push_back(i);
+  }
+  for (std::size_t v = 0; v < o.order.size(); ++v) {
+    if (steps[v].parks)
+      d.parks.push_back(park_period{v, v + 1 < o.order.size() ? std::optional<std::size_t>{v + 1}
+                                                              : std::nullopt});
+    auto& type = o.order[v].type;
+    if (type == "order_placed" || type == "order_cancel_requested")
+      continue; // commands from outside answer no step
+    auto c = locate(o, o.order[v].causation_id);
+    std::optional<std::size_t> k;
+    if (c.event && c.order)
+      k = step_at(c.index);
+    else if (c.event)
+      k = d.caused_by[c.index];
+    if (!k)
+      continue;
+    auto& st = d.steps[*k];
+    if (!st.first_outcome)
+      st.first_outcome = v;
+    st.last_outcome = v;
+    d.answers[v] = k;
+  }
+  // Steps in the order of their drivers (as the rules above list them).
+  std::vector<std::size_t> order(d.steps.size());
+  for (std::size_t k = 0; k < order.size(); ++k)
+    order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](auto x, auto y) { return d.steps[x].driver < d.steps[y].driver; });
+  std::vector<std::size_t> renumbered(order.size());
+  std::vector<step_instance> sorted;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    renumbered[order[k]] = k;
+    sorted.push_back(std::move(d.steps[order[k]]));
+  }
+  d.steps = std::move(sorted);
+  for (auto* refs : {&d.caused_by, &d.answers})
+    for (auto& r : *refs)
+      if (r)
+        r = renumbered[*r];
 }
 
 /// Checks the stored causation ids against the derived steps.
@@ -317,13 +430,18 @@ void check_causation(const order_records& o, derivation& d) {
 
 } // namespace
 
-derivation derive(const order_records& o) {
+derivation derive(const order_records& o, const actors::saga_policy& policy) {
   derivation d;
   d.answers.resize(o.order.size());
   d.recorded.resize(o.order.size());
   d.caused_by.resize(o.services.size());
-  find_steps(o, d);
-  attribute(o, d);
+  if (linked(o)) {
+    d.by_causation = true;
+    link_steps(o, d, policy);
+  } else {
+    find_steps(o, d);
+    attribute(o, d);
+  }
   check_causation(o, d);
   // Recorded commands per driver, in step order; a park first at its event.
   std::size_t next_park = 0;

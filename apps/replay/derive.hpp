@@ -7,10 +7,11 @@
 
 #include "model.hpp"
 
-/// The causal structure of a recorded saga, derived from the order stream
-/// alone (causation ids are not stored by the shell): which order event
-/// issued the step whose outcome a later event records, and which service
-/// events that step caused.
+/// The causal structure of a recorded saga: which order event issued the
+/// step whose outcome a later event records, and which service events that
+/// step caused. From the stored causation ids when the order's events carry
+/// them (see `derive`); for older stores, from the order stream alone by
+/// these rules.
 ///
 /// Rules (they follow the outcome table in keel/actors/saga.hpp, not
 /// today's decider, so a changed decider cannot hide its own divergence):
@@ -69,10 +70,15 @@ struct derivation {
   /// nothing. Events without a causation id (stores written before the
   /// pipeline stored them) are not checked.
   std::vector<unexplained_event> miscaused;
+  /// Built from the stored causation ids (else by the rules above).
+  bool by_causation = false;
 };
 
-/// Derives the structure of `o` (its order stream must not be empty).
-derivation derive(const order_records& o);
+/// Derives the structure of `o` (its order stream must not be empty): from
+/// the stored causation ids when every event that has a cause names one
+/// (steps named by `policy`'s decider at their driver), else from the order
+/// stream by the rules above (stores written before causation ids).
+derivation derive(const order_records& o, const actors::saga_policy& policy = {});
 
 /// The store's recorded history of `o`: its order events with the commands
 /// the evidence shows (match_mode::evidence).
