@@ -259,6 +259,20 @@ caf::expected<provider_lists> make_providers(const provider_specs& specs, std::u
   return out;
 }
 
+/// One line naming each provider: "gw-a (http https://...), gw-b (simulated)".
+void log_providers(const provider_specs& specs) {
+  auto list = [](const std::vector<provider_spec>& xs) {
+    std::string out;
+    for (auto& x : xs)
+      out += (out.empty() ? "" : ", ") + x.http.name
+             + (x.kind == provider_spec::kind_t::http ? " (http " + x.http.base_url + ")"
+                                                      : std::string{" (simulated)"});
+    return out;
+  };
+  spdlog::info("component=node msg=\"providers\" gateways=\"{}\" carriers=\"{}\"",
+               list(specs.gateways), list(specs.carriers));
+}
+
 caf::error start_pipeline(node::impl& s) {
   s.caf_cfg.set("scheduler.max-threads", s.cfg.threads);
   s.caf_cfg.set("logger.verbosity", caf::atom("quiet"));
@@ -281,6 +295,7 @@ caf::error start_pipeline(node::impl& s) {
   auto providers = make_providers(s.cfg.providers, s.cfg.seed);
   if (!providers)
     return providers.error();
+  log_providers(s.cfg.providers);
   pc.gateways = std::move(providers->first);
   pc.carriers = std::move(providers->second);
   auto started = actors::pipeline::start(*s.system, pc);
