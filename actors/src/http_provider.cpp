@@ -84,10 +84,12 @@ class http_provider : public provider {
 public:
   http_provider(http_provider_config cfg, split_url url)
     : cfg_(std::move(cfg)), url_(std::move(url)) {
-    for (std::size_t i = 0; i < cfg_.connections; ++i) {
+    // Every client exists before any thread runs, and each thread holds its
+    // client's address: `clients_` must not grow under a running thread.
+    for (std::size_t i = 0; i < cfg_.connections; ++i)
       clients_.push_back(make_client());
-      threads_.emplace_back([this, i] { serve(*clients_[i]); });
-    }
+    for (auto& c : clients_)
+      threads_.emplace_back([this, client = c.get()] { serve(*client); });
   }
 
   ~http_provider() override {

@@ -71,12 +71,15 @@ std::uint64_t successes(const json& stats, const std::string& name) {
   return 0;
 }
 
-std::set<std::string> place(httplib::Client& c, const std::string& prefix, int count) {
+std::set<std::string> place(node_process& n, httplib::Client& c, const std::string& prefix,
+                            int count) {
   std::set<std::string> ids;
   for (int i = 0; i < count; ++i) {
     auto id = prefix + std::to_string(i);
     auto res = post(c, "/v1/orders", order_json(id, "c-" + prefix, "SKU-P"), auth("c-" + prefix));
-    REQUIRE(res);
+    if (!res)
+      FAIL("POST /v1/orders " << id << ": " << httplib::to_string(res.error()) << "\nnode log:\n"
+                              << n.log());
     INFO(res->body);
     REQUIRE((res->status == 201 || res->status == 202));
     ids.insert(id);
@@ -102,7 +105,7 @@ TEST_CASE("HTTP providers against keel-sim: orders complete, killing keel-sim op
   stock(c, "SKU-P", 1000);
 
   // Over HTTP: the preferred gateway charges, a carrier ships.
-  auto first = place(c, "http-", 10);
+  auto first = place(n, c, "http-", 10);
   for (auto& id : first) {
     auto o = wait_status(c, id, {"completed"});
     CHECK(o["payment_id"].get<std::string>().rfind("gw-b-", 0) == 0);
@@ -114,7 +117,7 @@ TEST_CASE("HTTP providers against keel-sim: orders complete, killing keel-sim op
   // keel-sim gone: every call is refused, the gateway breakers open and the
   // payments park (pending_payment), nothing is charged or lost.
   REQUIRE(sim.signal_and_wait(SIGKILL, 10s) != -1);
-  auto parked = place(c, "down-", 25);
+  auto parked = place(n, c, "down-", 25);
   for (auto& id : parked)
     wait_status(c, id, {"pending_payment"});
   // Open, between half-open trials that fail (the breaker waits 500 ms).
