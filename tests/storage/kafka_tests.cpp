@@ -438,6 +438,13 @@ TEST_CASE("the retry topic hands out new entries and drops duplicates and malfor
   CHECK(st.duplicates == 1);
   CHECK(st.malformed == 2);
   CHECK(eventually([&] { return topic.stats().lag == 0; }, 5s));
+  // `consumed` counts a message before its handler ran: wait for the handlers.
+  CHECK(eventually(
+    [&] {
+      std::lock_guard<std::mutex> guard{mtx};
+      return got.size() >= 3;
+    },
+    5s));
   {
     std::lock_guard<std::mutex> guard{mtx};
     REQUIRE(got.size() == 3);
