@@ -228,7 +228,7 @@ simulated_provider& pipeline::simulator(const std::string& name) const {
 
 void simulate_providers(pipeline_config& cfg, const std::vector<std::string>& gateways,
                         const std::vector<std::string>& carriers, std::size_t key_capacity) {
-  auto first = cfg.seed * 7919 + 1;
+  auto first = first_simulator_seed(cfg.seed);
   cfg.gateways = simulated_providers(gateways, first, key_capacity);
   cfg.carriers = simulated_providers(carriers, first + gateways.size(), key_capacity);
 }

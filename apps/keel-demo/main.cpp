@@ -13,6 +13,7 @@
 
 #include "auth.hpp"
 #include "black_friday.hpp"
+#include "node.hpp"
 #include "keel/events/error.hpp"
 
 namespace {
@@ -51,14 +52,10 @@ int main(int argc, char** argv) {
     return fail(keel::describe(secret.error()));
   o.jwt_secret = std::move(*secret);
   if (!sim_key_file.empty()) {
-    std::ifstream in{sim_key_file};
-    if (!in)
-      return fail("cannot read " + sim_key_file);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    o.sim_key = buf.str();
-    while (!o.sim_key.empty() && std::isspace(static_cast<unsigned char>(o.sim_key.back())))
-      o.sim_key.pop_back();
+    auto key = keel::node::read_key_file(sim_key_file);
+    if (!key)
+      return fail(keel::describe(key.error()));
+    o.sim_key = std::move(*key);
   }
   return keel::bench::run_black_friday(std::move(o));
 }

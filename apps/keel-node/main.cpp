@@ -33,20 +33,6 @@ std::int64_t wall_s() {
   return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
 }
 
-/// Splits "host:port"; false when malformed.
-bool split_endpoint(const std::string& text, node::node_config& cfg) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return false;
-  char* end = nullptr;
-  auto port = std::strtol(text.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || port < 0 || port > 65535 || colon + 1 == text.size())
-    return false;
-  cfg.http_host = text.substr(0, colon);
-  cfg.http_port = static_cast<int>(port);
-  return true;
-}
-
 void setup_logging(const std::string& level) {
   auto logger = spdlog::stderr_logger_mt("keel");
   spdlog::set_default_logger(logger);
@@ -72,7 +58,7 @@ struct run_options {
 };
 
 int run(run_options& o) {
-  if (!split_endpoint(o.http, o.cfg)) {
+  if (!node::split_endpoint(o.http, o.cfg.http_host, o.cfg.http_port)) {
     std::cerr << "keel-node: --http must be HOST:PORT, not \"" << o.http << "\"\n";
     return 2;
   }

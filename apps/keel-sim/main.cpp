@@ -16,26 +16,10 @@
 #include <CLI/CLI.hpp>
 
 #include "keel/events/error.hpp"
+#include "node.hpp"
 #include "sim_server.hpp"
 
 namespace {
-
-bool split_endpoint(const std::string& text, keel::sim::sim_config& cfg) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return false;
-  try {
-    std::size_t used = 0;
-    auto port = std::stoi(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1 || port < 0 || port > 65535)
-      return false;
-    cfg.host = text.substr(0, colon);
-    cfg.port = port;
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
 
 int fail(const std::string& why) {
   std::cerr << "keel-sim: " << why << '\n';
@@ -65,17 +49,13 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 4096))
     ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (!split_endpoint(http, cfg))
+  if (!keel::node::split_endpoint(http, cfg.host, cfg.port))
     return fail("--http must be HOST:PORT, not \"" + http + "\"");
   if (!key_file.empty()) {
-    std::ifstream in{key_file};
-    if (!in)
-      return fail("cannot read " + key_file);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    cfg.api_key = buf.str();
-    while (!cfg.api_key.empty() && std::isspace(static_cast<unsigned char>(cfg.api_key.back())))
-      cfg.api_key.pop_back();
+    auto key = keel::node::read_key_file(key_file);
+    if (!key)
+      return fail(keel::describe(key.error()));
+    cfg.api_key = std::move(*key);
   }
   sigset_t set;
   sigemptyset(&set);

@@ -235,7 +235,7 @@ using provider_lists = std::pair<std::vector<actors::provider_ptr>, std::vector<
 
 caf::expected<provider_lists> make_providers(const provider_specs& specs, std::uint64_t seed) {
   provider_lists out;
-  auto next_seed = seed * 7919 + 1;
+  auto next_seed = actors::first_simulator_seed(seed);
   auto make = [&](const std::vector<provider_spec>& from,
                   std::vector<actors::provider_ptr>& to) -> caf::error {
     for (const auto& spec : from) {

@@ -51,6 +51,13 @@ provider_specs simulated_defaults();
 caf::expected<provider_specs> parse_providers(const std::string& json);
 caf::expected<provider_specs> load_providers(const std::string& path);
 
+/// The key in file `path` without trailing whitespace; an error when the
+/// file cannot be read or holds no key (errc::invalid_argument).
+caf::expected<std::string> read_key_file(const std::string& path);
+
+/// Splits "HOST:PORT" (port 0..65535); false when malformed.
+bool split_endpoint(const std::string& text, std::string& host, int& port);
+
 /// Everything a node is started from (flags and config file of `keel-node run`).
 struct node_config {
   /// The event store's directory (created when missing).

@@ -1,4 +1,5 @@
 #include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -28,16 +29,9 @@ bool valid_name(const std::string& x) {
 }
 
 caf::expected<std::string> read_key(const std::string& where, const std::string& path) {
-  std::ifstream in{path};
-  if (!in)
-    return bad(where, "cannot read the API key file " + path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  auto key = buf.str();
-  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
-    key.pop_back();
-  if (key.empty())
-    return bad(where, "the API key file " + path + " is empty");
+  auto key = read_key_file(path);
+  if (!key)
+    return bad(where, split_field(key.error()).reason);
   return key;
 }
 
@@ -162,6 +156,33 @@ caf::expected<provider_specs> parse_providers(const std::string& text) {
   if (auto err = read_list(doc, "carriers", out.carriers, names))
     return err;
   return out;
+}
+
+caf::expected<std::string> read_key_file(const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    return make_error(errc::invalid_argument, "key: cannot read the API key file " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  auto key = buf.str();
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())))
+    key.pop_back();
+  if (key.empty())
+    return make_error(errc::invalid_argument, "key: the API key file " + path + " is empty");
+  return key;
+}
+
+bool split_endpoint(const std::string& text, std::string& host, int& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    return false;
+  char* end = nullptr;
+  auto p = std::strtol(text.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || p < 0 || p > 65535)
+    return false;
+  host = text.substr(0, colon);
+  port = static_cast<int>(p);
+  return true;
 }
 
 caf::expected<provider_specs> load_providers(const std::string& path) {

@@ -131,7 +131,7 @@ struct sim_server::impl {
 caf::expected<std::unique_ptr<sim_server>> sim_server::start(sim_config cfg) {
   auto s = std::make_unique<impl>();
   s->cfg = std::move(cfg);
-  auto seed = s->cfg.seed * 7919 + 1;
+  auto seed = actors::first_simulator_seed(s->cfg.seed);
   for (auto* list : {&s->cfg.gateways, &s->cfg.carriers})
     for (auto& name : *list) {
       auto sim = std::make_shared<actors::simulated_provider>(name, seed++, s->cfg.key_capacity);

@@ -235,3 +235,22 @@ TEST_CASE("an HTTP provider speaks TLS: verified against the server's certificat
   server.stop();
   listener.join();
 }
+
+TEST_CASE("key files are read without trailing whitespace and endpoints split at the last colon",
+          "[providers]") {
+  test::temp_dir dir;
+  auto key = dir.sub("key");
+  std::ofstream{key} << "k-1 \r\n";
+  REQUIRE(node::read_key_file(key));
+  CHECK(*node::read_key_file(key) == "k-1");
+  std::ofstream{dir.sub("empty")} << "\n";
+  CHECK_THAT(describe(node::read_key_file(dir.sub("empty")).error()), Catch::Contains("is empty"));
+  CHECK_FALSE(node::read_key_file(dir.sub("missing")));
+  std::string host;
+  int port = -1;
+  CHECK(node::split_endpoint("127.0.0.1:0", host, port));
+  CHECK(host == "127.0.0.1");
+  CHECK(port == 0);
+  for (auto* bad : {"127.0.0.1", ":80", "h:", "h:65536", "h:8x"})
+    CHECK_FALSE(node::split_endpoint(bad, host, port));
+}

@@ -86,6 +86,12 @@ private:
   std::unordered_map<std::string, std::pair<std::string, std::list<std::string>::iterator>> keys_;
 };
 
+/// The seed of the first simulated provider of a pipeline (or keel-sim) seeded
+/// `seed`; the others follow as `+ 1`, `+ 2`, ... in configuration order.
+inline std::uint64_t first_simulator_seed(std::uint64_t seed) noexcept {
+  return seed * 7919 + 1;
+}
+
 /// Simulated providers named `names`, seeded `first_seed`, `first_seed + 1`, ...
 std::vector<provider_ptr> simulated_providers(const std::vector<std::string>& names,
                                               std::uint64_t first_seed,
