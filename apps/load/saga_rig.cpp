@@ -73,33 +73,28 @@ saga_rig::saga_rig(const rig_settings& settings) : sink_(std::make_shared<sink>(
     tmp_ = std::make_unique<temp_dir>("keel-bench-sagas");
     path_ = tmp_->path();
   }
-  storage::options opts;
-  opts.path = path_;
-  opts.durable = storage::durability::sync;
-  auto opened = storage::event_store::open(opts);
-  if (!opened) {
-    std::cerr << "keel-bench: " << describe(opened.error()) << '\n';
+  node::engine_config ec;
+  ec.store.path = path_;
+  ec.store.durable = storage::durability::sync;
+  ec.threads = settings.threads;
+  auto& pc = ec.pipeline;
+  pc.mode = actors::append_mode::asynchronous;
+  pc.seed = settings.seed;
+  pc.provider_breaker.wait_in_open = settings.breaker_wait;
+  pc.payment_retry.initial = settings.payment_retry_initial;
+  pc.on_finished = [s = sink_](const actors::finished_order& x) { (*s)(x); };
+  auto opened = node::engine::open(std::move(ec));
+  caf::error err;
+  if (opened) {
+    engine_ = std::move(*opened);
+    err = engine_->start();
+  } else {
+    err = opened.error();
+  }
+  if (err) {
+    std::cerr << "keel-bench: " << describe(err) << '\n';
     std::exit(2);
   }
-  store_ = std::shared_ptr<storage::event_store>(std::move(*opened));
-  caf_config_.set("scheduler.max-threads", settings.threads);
-  caf_config_.set("logger.verbosity", caf::atom("quiet"));
-  actors::add_message_types(caf_config_);
-  system_ = std::make_unique<caf::actor_system>(caf_config_);
-  config_.store = store_;
-  config_.mode = actors::append_mode::asynchronous;
-  config_.seed = settings.seed;
-  config_.provider_breaker.wait_in_open = settings.breaker_wait;
-  config_.payment_retry.initial = settings.payment_retry_initial;
-  config_.on_finished = [s = sink_](const actors::finished_order& x) { (*s)(x); };
-  config_.metrics = std::make_shared<actors::registry>();
-  actors::simulate_providers(config_);
-  auto started = actors::pipeline::start(*system_, config_);
-  if (!started) {
-    std::cerr << "keel-bench: pipeline: " << describe(started.error()) << '\n';
-    std::exit(2);
-  }
-  pipeline_ = std::move(*started);
 }
 
 saga_rig::~saga_rig() {
@@ -107,33 +102,32 @@ saga_rig::~saga_rig() {
     std::lock_guard<std::mutex> guard{sink_->mtx};
     sink_->target.reset();
   }
-  pipeline_.reset(); // stops every pipeline actor
-  system_.reset();   // waits for them
+  engine_->stop(); // stops every pipeline actor and waits for them
 }
 
 std::string saga_rig::fresh_prefix(const std::string& base) const {
-  auto used = store_->list_streams(keel::events::order_stream(base + "-"), 1);
+  auto used = store().list_streams(keel::events::order_stream(base + "-"), 1);
   if (used && used->empty())
     return base;
-  return base + "r" + std::to_string(store_->last_position());
+  return base + "r" + std::to_string(store().last_position());
 }
 
 caf::error saga_rig::set_stock(std::uint64_t first, std::uint64_t count, std::int64_t each) {
   if (count == 0)
     return caf::error{};
   auto job = std::make_shared<stock_job>();
-  job->inventory = pipeline_->inventory();
+  job->inventory = pipeline().inventory();
   for (auto i = first; i < first + count; ++i)
     job->cmds.push_back({sku_name(i), each});
   auto result = job->done.get_future();
-  system_->spawn(set_stock_all, job);
+  engine_->system().spawn(set_stock_all, job);
   return result.get();
 }
 
 void saga_rig::payment_outage(actors::duration d) {
   auto now = std::chrono::steady_clock::now();
-  for (const auto& name : pipeline_->gateways()) {
-    auto& gw = pipeline_->simulator(name);
+  for (const auto& name : pipeline().gateways()) {
+    auto& gw = pipeline().simulator(name);
     auto f = gw.faults();
     f.outage_from = now;
     f.outage_until = now + d;
@@ -143,7 +137,7 @@ void saga_rig::payment_outage(actors::duration d) {
 }
 
 std::shared_ptr<saga_driver> saga_rig::launch(drive_plan plan) {
-  auto d = std::make_shared<saga_driver>(*system_, pipeline_->orders(), std::move(plan));
+  auto d = std::make_shared<saga_driver>(engine_->system(), pipeline().orders(), std::move(plan));
   std::lock_guard<std::mutex> guard{sink_->mtx};
   sink_->target = d;
   return d;
@@ -174,33 +168,33 @@ void saga_rig::await(const saga_driver& d, saga_driver::until what, double timeo
 
 std::uint64_t saga_rig::breaker_transitions() const {
   std::uint64_t n = 0;
-  for (auto& b : config_.metrics->breakers())
+  for (auto& b : engine_->metrics().breakers())
     n += b->transitions.load();
   return n;
 }
 
 std::uint64_t saga_rig::bulkhead_rejections() const {
   std::uint64_t n = 0;
-  for (auto& b : config_.metrics->bulkheads())
+  for (auto& b : engine_->metrics().bulkheads())
     n += b->rejected.load();
   return n;
 }
 
 std::map<std::string, std::uint64_t> saga_rig::bulkhead_rejections_by_name() const {
   std::map<std::string, std::uint64_t> result;
-  for (auto& b : config_.metrics->bulkheads())
+  for (auto& b : engine_->metrics().bulkheads())
     if (auto n = b->rejected.load(); n > 0)
       result[b->name] = n;
   return result;
 }
 
 std::int64_t saga_rig::value(const std::string& name) const {
-  return config_.metrics->value(name)->load();
+  return engine_->metrics().value(name)->load();
 }
 
 std::string saga_rig::breaker_summary() const {
   std::string out;
-  for (auto& b : config_.metrics->breakers())
+  for (auto& b : engine_->metrics().breakers())
     if (b->current() != events::breaker_state::closed)
       out += (out.empty() ? "" : ", ") + b->name + " " + events::to_string(b->current());
   return out.empty() ? "all breakers closed" : out;
@@ -210,9 +204,9 @@ void saga_rig::fail(const std::string& why) const {
   std::fflush(stdout);
   std::cerr << "keel-bench: FAILED: " << why << '\n'
             << "  breakers: " << breaker_summary() << '\n';
-  for (auto& [name, v] : config_.metrics->values())
+  for (auto& [name, v] : engine_->metrics().values())
     std::cerr << "  " << name << " = " << v << '\n';
-  for (auto& b : config_.metrics->bulkheads())
+  for (auto& b : engine_->metrics().bulkheads())
     std::cerr << "  bulkhead " << b->name << ": in use " << b->in_use << ", rejected "
               << b->rejected << '\n';
   std::cerr.flush();

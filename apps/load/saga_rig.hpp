@@ -1,9 +1,10 @@
 #pragma once
 
-// A running order pipeline for `keel-bench sagas` and `keel-bench projections`: a
-// durable store (fsync per batch), an actor system on the normal scheduler,
-// the pipeline with asynchronous appends and the default wall clock, and a
-// hook that routes `on_finished` to the current saga_driver.
+// A running order pipeline for `keel-bench sagas` and `keel-bench projections`:
+// the runtime's engine (a durable store with fsync per batch, an actor system
+// on the normal scheduler, the pipeline with asynchronous appends, the
+// default wall clock and the simulated providers of the embedded default)
+// and a hook that routes `on_finished` to the current saga_driver.
 
 #include <cstdint>
 #include <map>
@@ -11,9 +12,7 @@
 #include <mutex>
 #include <string>
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-
+#include "engine.hpp"
 #include "measure.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/storage/event_store.hpp"
@@ -45,13 +44,13 @@ public:
   saga_rig& operator=(const saga_rig&) = delete;
 
   actors::pipeline& pipeline() const noexcept {
-    return *pipeline_;
+    return engine_->pipeline();
   }
   storage::event_store& store() const noexcept {
-    return *store_;
+    return engine_->store();
   }
   const actors::pipeline_config& config() const noexcept {
-    return config_;
+    return engine_->config().pipeline;
   }
   const std::string& path() const noexcept {
     return path_;
@@ -95,13 +94,9 @@ public:
 private:
   std::unique_ptr<temp_dir> tmp_;
   std::string path_;
-  std::shared_ptr<storage::event_store> store_;
-  caf::actor_system_config caf_config_;
-  std::unique_ptr<caf::actor_system> system_;
-  actors::pipeline_config config_;
   struct sink;
   std::shared_ptr<sink> sink_;
-  std::unique_ptr<actors::pipeline> pipeline_;
+  std::unique_ptr<node::engine> engine_;
 };
 
 /// Resident set size of this process, in MB (0 when /proc is unavailable).

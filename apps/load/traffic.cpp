@@ -1,12 +1,14 @@
 #include "traffic.hpp"
 
+#include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <cstdio>
 #include <mutex>
 #include <random>
 
 #include "keel/events/correlation.hpp"
-#include "keel/actors/saga.hpp"
+#include "order_script.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/streams.hpp"
 
@@ -28,44 +30,39 @@ std::string order_name(std::uint64_t n) {
   return buf;
 }
 
-/// Emits events with ids, times and causation ids as the pipeline records
-/// them: a service event is caused by the order event that issued its step
-/// (the driver), an order event by the first service event of the step it
-/// answers (or by the driver when the step recorded none); order_placed and
-/// order_cancel_requested come from outside.
+/// Gives each event of order `n` its id and time, and writes it out: a
+/// service event comes tens of milliseconds after the step was issued (a
+/// provider call) or a fraction of one (a stock change), an order event 1 ms
+/// after what it answers.
 struct emitter {
   std::vector<planned_append>& out;
   std::uint64_t seed;
   std::uint64_t n;
   std::int64_t now;
   event_id correlation;
-  /// The order event whose step runs, and the step's first service event.
-  event_id driver;
-  event_id first_answer;
+  std::mt19937_64& rng;
   std::uint64_t counter = 0;
 
-  void operator()(const event& ev, std::int64_t delay_us = 1000) {
-    now += delay_us;
+  std::int64_t delay_of(const event& ev) {
+    if (std::holds_alternative<order_placed>(ev))
+      return 0;
+    if (std::holds_alternative<payment_authorized>(ev))
+      return 30'000 + static_cast<std::int64_t>(rng() % 200'000);
+    auto kind = kind_of_stream(stream_of(ev));
+    if (kind == stream_kind::payment)
+      return 25'000;
+    if (kind == stream_kind::shipment)
+      return 35'000;
+    if (kind == stream_kind::stock)
+      return 200;
+    return 1000;
+  }
+
+  emitted operator()(const event& ev, const event_id& cause) {
+    now += delay_of(ev);
     auto id = event_id::from_seed(seed, n * 64 + counter++);
-    auto stream = stream_of(ev);
-    bool order = kind_of_stream(stream) == stream_kind::order;
-    bool external = std::holds_alternative<order_placed>(ev)
-                    || std::holds_alternative<order_cancel_requested>(ev);
-    event_id cause;
-    if (!order) {
-      cause = driver;
-      if (!first_answer.valid())
-        first_answer = id;
-    } else if (!external) {
-      cause = first_answer.valid() ? first_answer : driver;
-    }
-    out.push_back({stream, storage::new_event::from(ev, id, now, correlation, cause)});
-    // A new step starts after every outcome but the capture's (half of its step).
-    if (order && !std::holds_alternative<order_cancel_requested>(ev)
-        && !std::holds_alternative<order_payment_captured>(ev)) {
-      driver = id;
-      first_answer = {};
-    }
+    out.push_back({stream_of(ev), storage::new_event::from(ev, id, now, correlation, cause)});
+    return {id, now};
   }
 };
 
@@ -95,76 +92,88 @@ order_placed random_order(std::mt19937_64& rng, const std::string& order_id) {
 } // namespace
 
 void stock_history(std::uint64_t seed, std::int64_t start_us, std::vector<planned_append>& out) {
-  emitter emit{out, seed, ~std::uint64_t{0} >> 8, start_us, event_id::from_seed(seed, 0), {}, {}};
-  for (std::uint64_t i = 0; i < traffic_skus; ++i)
-    emit(stock_adjusted{sku_name(i), 1'000'000, "initial stock"}, 10);
+  std::int64_t now = start_us;
+  auto correlation = event_id::from_seed(seed, 0);
+  for (std::uint64_t i = 0; i < traffic_skus; ++i) {
+    now += 10;
+    auto id = event_id::from_seed(seed, (~std::uint64_t{0} >> 8) * 64 + i);
+    event ev{stock_adjusted{sku_name(i), 1'000'000, "initial stock"}};
+    out.push_back({stream_of(ev), storage::new_event::from(ev, id, now, correlation, {})});
+  }
 }
+
+namespace {
+
+/// The paths of generated orders, out of 100.
+struct traffic_path {
+  std::uint64_t roll;
+  bool out_of_stock() const {
+    return roll < 8;
+  }
+  bool declined() const {
+    return roll >= 8 && roll < 15;
+  }
+  /// The customer cancels while the shipment is being scheduled.
+  bool cancelled() const {
+    return roll >= 15 && roll < 20;
+  }
+  /// The gateway times out once; the retry queue re-drives the payment.
+  bool parked_once() const {
+    return roll >= 20 && roll < 24;
+  }
+};
+
+/// How the world answers the step `o` waits for on path `p`.
+step_answer answer_of(order_script& o, const traffic_path& p, const std::string& gateway,
+                      const std::string& carrier, const emitter& clock) {
+  step_answer a;
+  a.provider = gateway;
+  const auto& first = o.step().front();
+  if (std::holds_alternative<reserve_stock>(first)) {
+    if (p.out_of_stock())
+      a.result = step_answer::kind::refused; // the first line: none left
+  } else if (std::holds_alternative<authorize_payment>(first)) {
+    if (p.declined()) {
+      a.result = step_answer::kind::refused;
+      a.reason = "insufficient funds";
+    } else if (p.parked_once() && o.state().payment_attempts == 0) {
+      a.result = step_answer::kind::unavailable;
+      a.reason = "gateway timeout";
+      a.retry_at_us = clock.now + 1'000'000;
+    }
+  } else if (std::holds_alternative<schedule_shipment>(first)) {
+    a.provider = carrier;
+    a.estimated_delivery_us = clock.now + 2 * 86'400'000'000LL;
+    if (p.cancelled() && !o.state().cancel_requested)
+      o.cancel(o.state().customer_id);
+  } else if (std::holds_alternative<cancel_shipment>(first)) {
+    a.provider = carrier;
+  }
+  return a;
+}
+
+} // namespace
 
 void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
                    std::vector<planned_append>& out) {
   std::mt19937_64 rng{seed * 0x9e3779b97f4a7c15ULL + n};
   auto order_id = order_name(n);
   // The correlation id the saga gives every event of the order.
-  emitter emit{out, seed, n, start_us, events::correlation_of(order_id), {}, {}};
-
+  emitter emit{out, seed, n, start_us, events::correlation_of(order_id), rng};
   auto placed = random_order(rng, order_id);
-  emit(placed, 0);
-
-  auto outcome = rng() % 100;
-  if (outcome < 8) { // out of stock
-    const auto& line = placed.lines.front();
-    emit(stock_reservation_refused{line.sku, order_id, line.quantity, 0});
-    emit(order_stock_refused{order_id, line.sku, line.quantity, 0, false});
-    // The reasons the saga records (keel-replay check compares them).
-    emit(order_rejected{order_id, "out of stock: " + line.sku + " (requested "
-                                    + std::to_string(line.quantity) + ", available 0)"});
-    return;
+  traffic_path path{rng() % 100};
+  std::string gateway = rng() % 10 == 0 ? "gw-secondary" : "gw-primary";
+  std::string carrier = rng() % 4 == 0 ? "carrier-b" : "carrier-a";
+  // The decider says what follows each answer, and with which reason.
+  order_script o{std::move(placed), std::ref(emit)};
+  while (!o.finished()) {
+    if (o.parked()) {
+      emit.now = std::max(emit.now, o.state().retry_at_us);
+      o.resume();
+      continue;
+    }
+    o.answer(answer_of(o, path, gateway, carrier, emit));
   }
-  for (const auto& line : placed.lines)
-    emit(stock_reserved{line.sku, order_id, line.quantity}, 200);
-  emit(order_stock_reserved{order_id});
-  auto provider = rng() % 10 == 0 ? "secondary" : "primary";
-  if (outcome < 15) { // declined
-    emit(payment_declined{order_id, provider, "insufficient funds"}, 30'000);
-    emit(order_payment_declined{order_id, provider, "insufficient funds"});
-    for (const auto& line : placed.lines)
-      emit(stock_released{line.sku, order_id, line.quantity}, 200);
-    emit(order_stock_released{order_id});
-    emit(order_cancelled{order_id, "payment declined: insufficient funds"});
-    return;
-  }
-  auto payment_id = "pay-" + order_id;
-  emit(payment_authorized{order_id, payment_id, provider, placed.total_cents, "EUR",
-                          actors::authorization_key(order_id)},
-       30'000 + static_cast<std::int64_t>(rng() % 200'000));
-  emit(order_payment_authorized{order_id, payment_id, provider, placed.total_cents});
-  auto carrier = rng() % 4 == 0 ? "carrier-b" : "carrier-a";
-  auto tracking = std::string{carrier} + "-" + order_id;
-  if (outcome < 20) {
-    // The customer cancels while the shipment is being scheduled: the saga
-    // waits for that step's outcome, then compensates every step.
-    emit(order_cancel_requested{order_id, placed.customer_id}, 5'000);
-    auto eta = emit.now + 2 * 86'400'000'000LL;
-    emit(shipment_scheduled{order_id, tracking, carrier, eta}, 35'000);
-    emit(order_shipment_scheduled{order_id, tracking, carrier, eta});
-    emit(shipment_cancelled{order_id, tracking, carrier}, 10'000);
-    emit(order_shipment_cancelled{order_id, tracking});
-    emit(payment_voided{order_id, payment_id, provider}, 20'000);
-    emit(order_payment_voided{order_id, payment_id});
-    for (const auto& line : placed.lines)
-      emit(stock_released{line.sku, order_id, line.quantity}, 200);
-    emit(order_stock_released{order_id});
-    emit(order_cancelled{order_id, "cancelled by customer"});
-    return;
-  }
-  auto eta = emit.now + 2 * 86'400'000'000LL;
-  emit(shipment_scheduled{order_id, tracking, carrier, eta}, 40'000);
-  emit(order_shipment_scheduled{order_id, tracking, carrier, eta});
-  emit(payment_captured{order_id, payment_id, provider, placed.total_cents}, 25'000);
-  emit(order_payment_captured{order_id, payment_id, placed.total_cents});
-  for (const auto& line : placed.lines)
-    emit(stock_committed{line.sku, order_id, line.quantity}, 200);
-  emit(order_completed{order_id});
 }
 
 caf::expected<std::uint64_t> write_traffic(storage::event_store& store, std::uint64_t seed,

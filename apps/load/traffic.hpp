@@ -2,7 +2,8 @@
 
 // Realistic saga traffic for benchmarks, demos and tool tests: the event
 // histories that orders leave in the order, stock, payment and shipment
-// streams, deterministic for a seed.
+// streams, deterministic for a seed. The saga's real decider decides every
+// step; only the world's answers are chosen here.
 
 #include <cstdint>
 #include <string>
@@ -26,9 +27,11 @@ constexpr std::uint64_t traffic_skus = 200;
 /// Appends the events that set the catalogue's initial stock.
 void stock_history(std::uint64_t seed, std::int64_t start_us, std::vector<planned_append>& out);
 
-/// Appends the events of order `n`: 80% complete; others are rejected (out
-/// of stock), declined by the payment provider, or cancelled by the customer,
-/// each with its compensations.
+/// Appends the events of order `n`, driven through the saga's decider (see
+/// order_script.hpp): 80% complete (4% after one parked payment); others are
+/// rejected (out of stock), declined by the payment gateway, or cancelled by
+/// the customer while the shipment is scheduled, with the compensations and
+/// reasons the decider gives.
 void order_history(std::uint64_t seed, std::uint64_t n, std::int64_t start_us,
                    std::vector<planned_append>& out);
 

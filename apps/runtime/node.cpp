@@ -157,21 +157,39 @@ void fit_fd_budget(node_config& cfg) {
   }
 }
 
+/// The engine's settings from the node's.
+engine_config engine_settings(node::impl& s) {
+  engine_config ec;
+  ec.store.max_open_files = store_files;
+  ec.store.path = s.cfg.data;
+  ec.store.durable = s.cfg.fsync ? storage::durability::sync : storage::durability::wal;
+  ec.store.min_free_bytes = s.cfg.min_free_disk_mb << 20;
+  ec.store.memory_budget_bytes = static_cast<std::size_t>(s.cfg.store_memory_mb) << 20;
+  ec.currencies = s.cfg.currencies;
+  ec.threads = s.cfg.threads;
+  ec.providers = s.cfg.providers;
+  auto& pc = ec.pipeline;
+  pc.mode = actors::append_mode::asynchronous;
+  pc.seed = s.cfg.seed;
+  pc.provider_breaker.wait_in_open = s.cfg.breaker_wait;
+  pc.payment_retry.initial = s.cfg.payment_retry_initial;
+  pc.max_sagas = s.cfg.max_sagas;
+  pc.on_finished = [&s](const actors::finished_order& x) { s.finished(x); };
+  // The read side starts after the store opens and before the pipeline.
+  pc.admission = [&s](const events::place_order& cmd) { return s.cache->check(cmd.lines); };
+  pc.on_park = [&s](const actors::parked_payment& p) { s.park(p); };
+  return ec;
+}
+
 caf::error open_store(node::impl& s) {
-  storage::options opts;
-  opts.max_open_files = store_files;
-  opts.path = s.cfg.data;
-  opts.durable = s.cfg.fsync ? storage::durability::sync : storage::durability::wal;
-  opts.min_free_bytes = s.cfg.min_free_disk_mb << 20;
-  opts.memory_budget_bytes = static_cast<std::size_t>(s.cfg.store_memory_mb) << 20;
-  auto opened = storage::event_store::open(opts);
+  if (s.cfg.currencies.empty()) // a node prices every order from its catalogue
+    return make_error(errc::invalid_argument, "node: at least one currency is needed");
+  auto opened = engine::open(engine_settings(s));
   if (!opened)
     return opened.error();
-  s.store = std::shared_ptr<storage::event_store>(std::move(*opened));
-  auto cat = actors::catalog::open(s.store, s.cfg.currencies);
-  if (!cat)
-    return cat.error();
-  s.catalog = std::move(*cat);
+  s.core = std::move(*opened);
+  s.store = &s.core->store();
+  s.registry = &s.core->metrics();
   return caf::error{};
 }
 
@@ -205,7 +223,7 @@ caf::error start_kafka(node::impl& s) {
   spdlog::info("component=kafka msg=\"{}\" bootstrap_servers={}",
                s.kafka->embedded() ? "embedded mock cluster started" : "using external brokers",
                s.kafka->bootstrap_servers());
-  auto relay = storage::outbox_relay::start(s.store, *s.kafka);
+  auto relay = storage::outbox_relay::start(s.core->store_ptr(), *s.kafka);
   if (!relay)
     return relay.error();
   s.outbox = std::move(*relay);
@@ -228,37 +246,6 @@ void init_figures(node::impl& s) {
     s.http_seconds[r] = std::make_unique<histogram>(latency_buckets());
 }
 
-/// The providers of `specs`: simulators seeded as the pipeline's test
-/// helpers seed them (the same seed plans the same calls), HTTP providers
-/// started.
-using provider_lists = std::pair<std::vector<actors::provider_ptr>, std::vector<actors::provider_ptr>>;
-
-caf::expected<provider_lists> make_providers(const provider_specs& specs, std::uint64_t seed) {
-  provider_lists out;
-  auto next_seed = actors::first_simulator_seed(seed);
-  auto make = [&](const std::vector<provider_spec>& from,
-                  std::vector<actors::provider_ptr>& to) -> caf::error {
-    for (const auto& spec : from) {
-      if (spec.kind == provider_spec::kind_t::simulated) {
-        // 20,000 idempotency keys: every retry in flight, flat memory.
-        to.push_back(std::make_shared<actors::simulated_provider>(spec.http.name, next_seed++,
-                                                                  20000));
-        continue;
-      }
-      auto p = actors::make_http_provider(spec.http);
-      if (!p)
-        return p.error();
-      to.push_back(std::move(*p));
-    }
-    return caf::error{};
-  };
-  if (auto err = make(specs.gateways, out.first))
-    return err;
-  if (auto err = make(specs.carriers, out.second))
-    return err;
-  return out;
-}
-
 /// One line naming each provider: "gw-a (http https://...), gw-b (simulated)".
 void log_providers(const provider_specs& specs) {
   auto list = [](const std::vector<provider_spec>& xs) {
@@ -274,38 +261,13 @@ void log_providers(const provider_specs& specs) {
 }
 
 caf::error start_pipeline(node::impl& s) {
-  s.caf_cfg.set("scheduler.max-threads", s.cfg.threads);
-  s.caf_cfg.set("logger.verbosity", caf::atom("quiet"));
-  actors::add_message_types(s.caf_cfg);
-  s.system = std::make_unique<caf::actor_system>(s.caf_cfg);
-  actors::pipeline_config pc;
-  pc.store = s.store;
-  pc.mode = actors::append_mode::asynchronous;
-  pc.seed = s.cfg.seed;
-  pc.metrics = s.registry;
-  pc.provider_breaker.wait_in_open = s.cfg.breaker_wait;
-  pc.payment_retry.initial = s.cfg.payment_retry_initial;
-  pc.max_sagas = s.cfg.max_sagas;
-  pc.on_finished = [&s](const actors::finished_order& x) { s.finished(x); };
-  pc.catalog = s.catalog;
-  pc.admission = [cache = s.cache](const events::place_order& cmd) {
-    return cache->check(cmd.lines);
-  };
-  pc.on_park = [&s](const actors::parked_payment& p) { s.park(p); };
-  auto providers = make_providers(s.cfg.providers, s.cfg.seed);
-  if (!providers)
-    return providers.error();
   log_providers(s.cfg.providers);
-  pc.gateways = std::move(providers->first);
-  pc.carriers = std::move(providers->second);
-  auto started = actors::pipeline::start(*s.system, pc);
-  if (!started)
-    return started.error();
-  s.pipeline = std::move(*started);
+  if (auto err = s.core->start())
+    return err;
   std::lock_guard<std::mutex> guard{s.early_mtx};
-  s.live_pipeline = s.pipeline.get();
+  s.live_pipeline = &s.core->pipeline();
   for (auto& p : s.early)
-    s.pipeline->park(p);
+    s.core->pipeline().park(p);
   s.early.clear();
   return caf::error{};
 }
@@ -316,7 +278,6 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   auto s = std::make_unique<impl>();
   s->cfg = std::move(cfg);
   s->started_us = wall_us();
-  s->registry = std::make_shared<actors::registry>();
   if (auto err = check_secret(s->cfg.jwt_secret, "given"))
     return err;
   init_figures(*s);
@@ -331,7 +292,7 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
     return err;
   if (auto err = start_pipeline(*s))
     return err;
-  auto& rec = s->pipeline->recovered();
+  auto& rec = s->core->pipeline().recovered();
   spdlog::info("component=node msg=\"recovered\" orders={} redriven={} parked={} quarantined={}",
                rec.orders, rec.redriven, rec.parked, rec.quarantined);
   for (auto& [stream, why] : rec.quarantine)
@@ -386,12 +347,9 @@ std::int64_t node::shutdown() {
     std::lock_guard<std::mutex> guard{s.early_mtx};
     s.live_pipeline = nullptr;
   }
-  if (s.pipeline)
-    s.pipeline->stop();
-  // The actors first (a saga parking now still calls the pipeline through
-  // hand_back), the pipeline object after them (review L1).
-  s.system.reset(); // waits for every actor
-  s.pipeline.reset();
+  // Waits for every actor (a saga parking now still calls the pipeline
+  // through hand_back).
+  s.core->stop();
   if (auto err = s.store->flush())
     spdlog::error("component=node msg=\"flush failed\" error=\"{}\"", describe(err));
   if (s.runner)
@@ -403,19 +361,20 @@ std::int64_t node::shutdown() {
   s.kafka.reset();
   s.runner.reset();
   s.cache.reset();
-  s.store.reset();
+  s.store = nullptr;
+  s.core.reset();
   spdlog::info("component=node msg=\"stopped\"");
   return left;
 }
 
 caf::expected<actors::order_view> node::place(const events::place_order& cmd) {
-  return call<actors::order_view>(*impl_->system, impl_->pipeline->orders(),
+  return call<actors::order_view>(impl_->core->system(), impl_->core->pipeline().orders(),
                                   impl_->cfg.request_timeout, cmd);
 }
 
 caf::expected<actors::order_view> node::cancel(const std::string& order_id,
                                                const std::string& who) {
-  return call<actors::order_view>(*impl_->system, impl_->pipeline->orders(),
+  return call<actors::order_view>(impl_->core->system(), impl_->core->pipeline().orders(),
                                   impl_->cfg.request_timeout, events::cancel_order{order_id, who});
 }
 
@@ -424,26 +383,26 @@ caf::expected<actors::order_state> node::order(const std::string& order_id) cons
 }
 
 actors::catalog& node::catalog() const noexcept {
-  return *impl_->catalog;
+  return *impl_->core->catalog();
 }
 
 caf::expected<actors::stock_reply> node::set_stock(const std::string& sku, std::int64_t on_hand) {
-  auto set = call<actors::stock_reply>(*impl_->system, impl_->pipeline->inventory(),
+  auto set = call<actors::stock_reply>(impl_->core->system(), impl_->core->pipeline().inventory(),
                                       impl_->cfg.request_timeout, events::set_stock{sku, on_hand});
   if (!set)
     return set;
   // The levels now (set_stock answers once the adjustment is durable).
-  return call<actors::stock_reply>(*impl_->system, impl_->pipeline->inventory(),
+  return call<actors::stock_reply>(impl_->core->system(), impl_->core->pipeline().inventory(),
                                    impl_->cfg.request_timeout, actors::get_atom::value, sku);
 }
 
 caf::error node::set_faults(const std::string& provider, const actors::provider_faults& f) {
-  if (!impl_->pipeline->provider(provider))
+  if (!impl_->core->pipeline().provider(provider))
     return make_error(errc::not_found, "no provider named " + provider);
   if (!simulated(provider))
     return make_error(errc::invalid_argument,
                       provider + " is not simulated here: set its faults where it runs");
-  impl_->pipeline->simulator(provider).faults(f);
+  impl_->core->pipeline().simulator(provider).faults(f);
   using std::chrono::duration_cast;
   using ms = std::chrono::milliseconds;
   spdlog::warn("component=admin msg=\"provider faults set\" provider={} error_rate={} "
@@ -455,15 +414,15 @@ caf::error node::set_faults(const std::string& provider, const actors::provider_
 }
 
 const std::vector<std::string>& node::gateways() const {
-  return impl_->pipeline->gateways();
+  return impl_->core->pipeline().gateways();
 }
 
 const std::vector<std::string>& node::carriers() const {
-  return impl_->pipeline->carriers();
+  return impl_->core->pipeline().carriers();
 }
 
 bool node::simulated(const std::string& name) const {
-  return dynamic_cast<actors::simulated_provider*>(impl_->pipeline->provider(name).get())
+  return dynamic_cast<actors::simulated_provider*>(impl_->core->pipeline().provider(name).get())
          != nullptr;
 }
 

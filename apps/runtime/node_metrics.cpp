@@ -134,10 +134,10 @@ void sagas(exposition& out, const node::impl& s) {
              "1 when the supervisor spent its restart budget and gave up.");
   for (auto& x : sups)
     out.sample("keel_supervisor_escalated", {{"supervisor", x->name}}, x->escalated.load() ? 1 : 0);
-  if (s.pipeline)
+  if (s.core && s.core->started())
     out.single("keel_recovery_quarantined_streams", "gauge",
                "Order streams that did not fold at start (left alone, not re-driven).",
-               static_cast<double>(s.pipeline->recovered().quarantined));
+               static_cast<double>(s.core->pipeline().recovered().quarantined));
 }
 
 void http(exposition& out, const node::impl& s) {
@@ -382,7 +382,7 @@ health_report compute_health(const node::impl& s) {
                                           : "gave up (restart budget spent): " + gave_up
                                               + "; restart the node"});
   // Order streams that did not fold at start: a warning for an operator.
-  auto& rec = s.pipeline ? s.pipeline->recovered() : actors::recovery_report{};
+  auto& rec = s.core && s.core->started() ? s.core->pipeline().recovered() : actors::recovery_report{};
   if (rec.quarantined > 0 && r.status == "ok")
     r.status = "warn";
   r.components.push_back({"recovery", 0.0, rec.quarantined == 0 ? 1.0 : 0.0,

@@ -9,9 +9,7 @@
 #include <memory>
 #include <mutex>
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-
+#include "engine.hpp"
 #include "http_api.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/projections/runner.hpp"
@@ -43,20 +41,18 @@ private:
 
 struct node::impl {
   node_config cfg;
-  std::shared_ptr<storage::event_store> store;
-  std::shared_ptr<actors::registry> registry;
+  /// The store, the catalogue, the actor system and the pipeline.
+  std::unique_ptr<engine> core;
+  /// Shorthands into `core` (set when it opens).
+  storage::event_store* store = nullptr;
+  actors::registry* registry = nullptr;
   std::shared_ptr<projections::stock_cache> cache;
   /// The store's writability last seen (transitions are logged once).
   mutable std::atomic<bool> store_was_writable{true};
-  /// The prices orders are placed at.
-  std::shared_ptr<actors::catalog> catalog;
   std::unique_ptr<projections::projection_runner> runner;
   std::unique_ptr<storage::kafka_cluster> kafka;
   std::unique_ptr<storage::outbox_relay> outbox;
   std::unique_ptr<storage::retry_topic> retry;
-  caf::actor_system_config caf_cfg;
-  std::unique_ptr<caf::actor_system> system;
-  std::unique_ptr<actors::pipeline> pipeline;
   std::unique_ptr<http_api> http;
 
   /// Retry-queue entries consumed before the pipeline existed.

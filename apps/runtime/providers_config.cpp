@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "keel/events/error.hpp"
-#include "node.hpp"
+#include "providers.hpp"
 
 namespace keel::node {
 

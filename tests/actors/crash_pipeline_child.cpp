@@ -30,11 +30,11 @@
 #include <vector>
 
 #include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "engine.hpp"
 #include "keel/actors/messages.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
@@ -110,14 +110,15 @@ std::string sku(int i) {
 /// The same settings in both modes, so the saga policy that folds the streams
 /// is the one that wrote them. Parked payments come back within half a second
 /// (the production backoff starts at 1 s and would outlast a test run).
-actors::pipeline_config config(std::shared_ptr<storage::event_store> store, std::uint64_t seed) {
-  actors::pipeline_config c;
-  c.store = std::move(store);
-  c.mode = actors::append_mode::asynchronous;
-  c.seed = seed;
-  c.payment_retry = actors::backoff_policy{20ms, 500ms, 2.0, 0.2};
-  c.retry_tick = 20ms;
-  actors::simulate_providers(c);
+node::engine_config config(const args& a) {
+  node::engine_config c;
+  c.store.path = a.data;
+  c.store.durable = storage::durability::sync;
+  c.threads = 2;
+  c.pipeline.mode = actors::append_mode::asynchronous;
+  c.pipeline.seed = a.seed;
+  c.pipeline.payment_retry = actors::backoff_policy{20ms, 500ms, 2.0, 0.2};
+  c.pipeline.retry_tick = 20ms;
   return c;
 }
 
@@ -242,18 +243,13 @@ caf::behavior driver(driver_actor* self, caf::actor orders, std::uint64_t seed,
 
 // -- modes -------------------------------------------------------------------
 
-int run_load(caf::actor_system& sys, std::shared_ptr<storage::event_store> store,
-             const args& a) {
-  auto p = actors::pipeline::start(sys, config(store, a.seed));
-  if (!p) {
-    std::fprintf(stderr, "keel-crash-pipeline: start: %s\n", describe(p.error()).c_str());
-    return 2;
-  }
-  inject_faults(**p);
+int run_load(node::engine& e, const args& a) {
+  auto& p = e.pipeline();
+  inject_faults(p);
   std::mt19937_64 rng{a.seed};
-  top_up_stock(sys, **p, rng);
+  top_up_stock(e.system(), p, rng);
   emit("loading\n"); // the parent counts its kill moment from here
-  sys.spawn(driver, (*p)->orders(), a.seed, a.load);
+  e.system().spawn(driver, p.orders(), a.seed, a.load);
   std::this_thread::sleep_for(load_limit);
   std::fprintf(stderr, "keel-crash-pipeline: not killed within %lld s\n",
                static_cast<long long>(load_limit.count()));
@@ -294,27 +290,22 @@ caf::expected<unfinished_orders> non_terminal(const storage::event_store& store,
   return result;
 }
 
-int run_recover(caf::actor_system& sys, std::shared_ptr<storage::event_store> store,
-                const args& a) {
-  auto p = actors::pipeline::start(sys, config(store, a.seed));
-  if (!p) {
-    std::fprintf(stderr, "keel-crash-pipeline: start: %s\n", describe(p.error()).c_str());
-    return 2;
-  }
+int run_recover(node::engine& e) {
+  auto& p = e.pipeline();
   for (auto* name : {"gw-primary", "gw-secondary", "carrier-a", "carrier-b"})
-    (*p)->simulator(name).faults(actors::provider_faults{});
+    p.simulator(name).faults(actors::provider_faults{});
   auto deadline = std::chrono::steady_clock::now() + recover_timeout;
-  auto left = non_terminal(*store, nullptr);
+  auto left = non_terminal(e.store(), nullptr);
   while (left && !left->empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(poll_interval);
-    left = non_terminal(*store, &*left);
+    left = non_terminal(e.store(), &*left);
   }
   if (!left) {
     std::fprintf(stderr, "keel-crash-pipeline: %s\n", describe(left.error()).c_str());
     return 2;
   }
-  auto rep = (*p)->recovered();
-  (*p)->stop();
+  auto rep = p.recovered();
+  e.stop();
   if (!left->empty()) {
     std::string line = "timeout: " + std::to_string(left->size()) + " orders not terminal:";
     int shown = 0;
@@ -332,19 +323,11 @@ int run_recover(caf::actor_system& sys, std::shared_ptr<storage::event_store> st
 
 int main(int argc, char** argv) {
   auto a = parse(argc, argv);
-  storage::options opts;
-  opts.path = a.data;
-  opts.durable = storage::durability::sync;
-  auto opened = storage::event_store::open(opts);
-  if (!opened) {
-    std::fprintf(stderr, "keel-crash-pipeline: %s\n", describe(opened.error()).c_str());
+  auto opened = node::engine::open(config(a));
+  caf::error err = opened ? (*opened)->start() : opened.error();
+  if (err) {
+    std::fprintf(stderr, "keel-crash-pipeline: start: %s\n", describe(err).c_str());
     return 2;
   }
-  std::shared_ptr<storage::event_store> store{std::move(*opened)};
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", 2);
-  cfg.set("logger.verbosity", caf::atom("quiet"));
-  actors::add_message_types(cfg);
-  caf::actor_system sys{cfg};
-  return a.recover ? run_recover(sys, store, a) : run_load(sys, store, a);
+  return a.recover ? run_recover(**opened) : run_load(**opened, a);
 }

@@ -196,6 +196,32 @@ std::vector<nlohmann::json> json_lines(const std::string& out) {
 
 } // namespace
 
+/// Events the projections have not seen: a lag of 5 events, 4 s behind.
+void append_unseen(const std::string& data) {
+  auto store = test::open_store(data);
+  for (std::uint64_t n = 0; n < 5; ++n) {
+    std::vector<storage::new_event> evs;
+    evs.push_back(storage::new_event::from(
+      events::stock_adjusted{"SKU-0000", 1000 + static_cast<std::int64_t>(n), "recount"},
+      events::event_id::from_seed(99, n),
+      sample_start_us + 1'000'000 + static_cast<std::int64_t>(n) * 1'000'000));
+    REQUIRE(store->append("stock-SKU-0000", storage::expected_version::any(), std::move(evs)));
+  }
+}
+
+/// A poison event: the stock projection cannot release units of a SKU it
+/// never saw, and stops there. Returns its position.
+std::uint64_t append_poison(const std::string& data) {
+  auto store = test::open_store(data);
+  std::vector<storage::new_event> evs;
+  evs.push_back(storage::new_event::from(events::stock_released{"SKU-GHOST", "o-ghost", 3},
+                                         events::event_id::from_seed(99, 100),
+                                         sample_start_us + 6'000'000));
+  REQUIRE(store->append("stock-SKU-GHOST", storage::expected_version::no_stream(),
+                        std::move(evs)));
+  return store->last_position();
+}
+
 TEST_CASE("keel-inspect golden output of every subcommand", "[inspect][golden]") {
   test::temp_dir dir;
   auto data = dir.sub("store");
@@ -219,35 +245,16 @@ TEST_CASE("keel-inspect golden output of every subcommand", "[inspect][golden]")
   golden("audit-json", "audit --json", data);
   golden("checkpoints-none", "checkpoints", data);
   golden("projection-rebuild", "projection rebuild --all", data);
-  {
-    // Events the projections have not seen: a lag of 5 events, 4 s behind.
-    auto store = test::open_store(data);
-    for (std::uint64_t n = 0; n < 5; ++n) {
-      std::vector<storage::new_event> evs;
-      evs.push_back(storage::new_event::from(
-        events::stock_adjusted{"SKU-0000", 1000 + static_cast<std::int64_t>(n), "recount"},
-        events::event_id::from_seed(99, n), sample_start_us + 1'000'000 + static_cast<std::int64_t>(n) * 1'000'000));
-      REQUIRE(store->append("stock-SKU-0000", storage::expected_version::any(), std::move(evs)));
-    }
-  }
+  append_unseen(data);
   golden("checkpoints", "checkpoints", data);
   golden("checkpoints-json", "checkpoints --json", data);
   golden("projection-skip-refused", "projection skip stock --position 12 --by ops", data, 2);
-  {
-    // A poison event: the stock projection cannot release units of a SKU it
-    // never saw, and stops there.
-    auto store = test::open_store(data);
-    std::vector<storage::new_event> evs;
-    evs.push_back(storage::new_event::from(events::stock_released{"SKU-GHOST", "o-ghost", 3},
-                                           events::event_id::from_seed(99, 100),
-                                           sample_start_us + 6'000'000));
-    REQUIRE(store->append("stock-SKU-GHOST", storage::expected_version::no_stream(),
-                          std::move(evs)));
-    REQUIRE(store->last_position() == 570);
-  }
+  auto poison_at = append_poison(data);
   golden("projection-rebuild-stopped", "projection rebuild stock", data, 2);
   golden("checkpoints-stopped", "checkpoints", data);
-  golden("projection-skip", "projection skip stock --position 570 --by ops --note 'ghost SKU'", data);
+  golden("projection-skip",
+         "projection skip stock --position " + std::to_string(poison_at) + " --by ops --note 'ghost SKU'",
+         data);
   golden("projection-skips", "projection skips stock", data);
   golden("projection-rebuild-after-skip", "projection rebuild stock", data);
 

@@ -9,27 +9,15 @@ namespace keel::test {
 
 using namespace keel::events;
 
-/// One order on its way through the saga: the events still to emit, each
-/// made when it is emitted (some fields depend on the clock then).
+/// One order on its way through the saga, driven by the real decider.
 struct history::order_run {
   std::uint64_t n = 0;
-  std::string id;
-  std::string customer;
-  std::string currency;
-  std::string provider;
-  std::vector<order_line> lines;
-  std::int64_t total = 0;
   planned_path path = planned_path::completed;
   unsigned variant = 0;
+  std::string gateway;
+  std::string carrier;
   event_id correlation;
-  event_id previous;
-  /// The reservation was decided and the rest of the saga queued.
-  bool decided = false;
-  std::deque<std::function<event()>> queue;
-
-  std::string payment_id() const {
-    return "pay-" + id;
-  }
+  std::unique_ptr<bench::order_script> script;
 };
 
 namespace {
@@ -96,34 +84,34 @@ std::int64_t history::gap() {
   return 1'800'000'000 + static_cast<std::int64_t>(rng_() % 10'800'000'000ULL); // 0.5 to 3.5 hours
 }
 
-void history::emit(const event& ev, std::vector<planned_event>& out, event_id correlation,
-                   event_id causation) {
+bench::emitted history::emit(const event& ev, event_id correlation, event_id causation) {
   now_ += gap();
   auto id = event_id::from_seed(opts_.seed, next_id_++);
-  out.push_back({stream_of(ev), storage::new_event::from(ev, id, now_, correlation, causation)});
-  // Stock effects of emitted events (reservations counted when decided).
+  out_->push_back({stream_of(ev), storage::new_event::from(ev, id, now_, correlation, causation)});
+  // Stock effects of the services' events.
   if (auto* x = std::get_if<stock_adjusted>(&ev)) {
     stock_[x->sku].on_hand = x->on_hand;
+  } else if (auto* x = std::get_if<stock_reserved>(&ev)) {
+    stock_[x->sku].reserved += x->quantity;
   } else if (auto* x = std::get_if<stock_released>(&ev)) {
     stock_[x->sku].reserved -= x->quantity;
   } else if (auto* x = std::get_if<stock_committed>(&ev)) {
     stock_[x->sku].reserved -= x->quantity;
     stock_[x->sku].on_hand -= x->quantity;
   }
+  return {id, now_};
 }
 
-void history::adjust_random_sku(std::vector<planned_event>& out) {
+void history::adjust_random_sku() {
   auto i = rng_() % catalogue_.size();
   auto& s = stock_[catalogue_[i]];
   auto extra = static_cast<std::int64_t>(scarce(i) ? rng_() % 10 : rng_() % 700);
-  emit(stock_adjusted{catalogue_[i], s.reserved + extra, "recount"}, out);
+  emit(stock_adjusted{catalogue_[i], s.reserved + extra, "recount"});
 }
 
-void history::place(std::vector<planned_event>& out) {
+void history::place() {
   auto o = std::make_unique<order_run>();
   o->n = next_order_++;
-  o->id = "o-" + opts_.tag + "-" + numbered("", o->n, 5);
-  o->customer = numbered("cust-", rng_() % opts_.customers, 3);
   auto r = rng_() % 100;
   o->path = r < 38   ? planned_path::completed
             : r < 50 ? planned_path::completed_after_retry
@@ -134,9 +122,15 @@ void history::place(std::vector<planned_event>& out) {
             : r < 97 ? planned_path::gave_up
                      : planned_path::cancelled_other;
   o->variant = static_cast<unsigned>(rng_() % 1000);
+  o->gateway = rng_() % 5 == 0 ? "gw-secondary" : "gw-primary";
+  o->carrier = o->variant % 3 == 0 ? "carrier-b" : "carrier-a";
+  o->correlation = event_id::from_seed(opts_.seed ^ 0xc0ffee, o->n);
+
+  order_placed placed;
+  placed.order_id = "o-" + opts_.tag + "-" + numbered("", o->n, 5);
+  placed.customer_id = numbered("cust-", rng_() % opts_.customers, 3);
   auto c = rng_() % 20;
-  o->currency = c < 12 ? "EUR" : c < 19 ? "USD" : "GBP";
-  o->provider = rng_() % 5 == 0 ? "secondary" : "primary";
+  placed.currency = c < 12 ? "EUR" : c < 19 ? "USD" : "GBP";
   auto count = 1 + rng_() % 3;
   std::vector<std::size_t> picked;
   while (picked.size() < count) {
@@ -145,237 +139,147 @@ void history::place(std::vector<planned_event>& out) {
       picked.push_back(i);
   }
   for (auto i : picked)
-    o->lines.push_back({catalogue_[i], static_cast<std::uint32_t>(1 + rng_() % 4),
-                        static_cast<std::int64_t>(199 + rng_() % 20000)});
+    placed.lines.push_back({catalogue_[i], static_cast<std::uint32_t>(1 + rng_() % 4),
+                            static_cast<std::int64_t>(199 + rng_() % 20000)});
   if (o->path == planned_path::rejected)
-    o->lines[rng_() % o->lines.size()].quantity = unobtainable_quantity;
-  o->total = total_cents(o->lines);
-  o->correlation = event_id::from_seed(opts_.seed ^ 0xc0ffee, o->n);
-
-  order_placed placed;
-  placed.order_id = o->id;
-  placed.customer_id = o->customer;
-  placed.lines = o->lines;
-  placed.currency = o->currency;
+    placed.lines[rng_() % placed.lines.size()].quantity = unobtainable_quantity;
   placed.shipping_address = {"Ada Lovelace", "12 Analytical Row", "London", "N1 9GU", "GB"};
   placed.premium = rng_() % 10 == 0;
-  placed.total_cents = o->total;
-  emit(placed, out, o->correlation);
-  o->previous = out.back().event.id;
+  placed.total_cents = total_cents(placed.lines);
+  auto correlation = o->correlation;
+  o->script = std::make_unique<bench::order_script>(
+    std::move(placed),
+    [this, correlation](const event& ev, const event_id& cause) {
+      return emit(ev, correlation, cause);
+    },
+    policy());
   // A customer who changes their mind at once (before the reservation).
   if (o->path == planned_path::cancelled_by_customer && o->variant % 5 == 0)
-    o->queue.push_back([id = o->id, who = o->customer] { return event{order_cancel_requested{id, who}}; });
+    o->script->cancel(o->script->state().customer_id);
   active_.push_back(std::move(o));
 }
 
-void history::plan_rest(order_run& o) {
-  o.decided = true;
-  auto& q = o.queue;
-  const auto id = o.id;
-  // Reserve line by line while units are available.
-  std::size_t refused = o.lines.size();
-  std::int64_t available = 0;
-  for (std::size_t i = 0; i < o.lines.size(); ++i) {
-    auto& s = stock_[o.lines[i].sku];
-    available = s.on_hand - s.reserved;
-    if (available < static_cast<std::int64_t>(o.lines[i].quantity)) {
-      refused = i;
-      break;
-    }
-    s.reserved += o.lines[i].quantity;
-    q.push_back([id, line = o.lines[i]] { return event{stock_reserved{line.sku, id, line.quantity}}; });
-  }
-  auto release = [&](std::size_t lines) {
-    for (std::size_t i = 0; i < lines; ++i)
-      q.push_back(
-        [id, line = o.lines[i]] { return event{stock_released{line.sku, id, line.quantity}}; });
-    q.push_back([id] { return event{order_stock_released{id}}; });
-  };
-  // 1 in 20 terminal events carries no reason (the summary keeps the last one).
-  auto maybe = [&](std::string reason) { return o.variant % 20 == 7 ? std::string{} : reason; };
-  auto cancelled = [&](std::string reason) {
-    q.push_back([id, reason = maybe(std::move(reason))] { return event{order_cancelled{id, reason}}; });
-  };
-  if (refused < o.lines.size()) {
-    auto line = o.lines[refused];
-    q.push_back([id, line, available] {
-      return event{stock_reservation_refused{line.sku, id, line.quantity, available}};
-    });
-    q.push_back([id, line, available, partial = refused > 0] {
-      return event{order_stock_refused{id, line.sku, line.quantity, available, partial}};
-    });
-    if (refused > 0)
-      release(refused);
-    auto reason = maybe("out of stock: " + line.sku + " (requested " + std::to_string(line.quantity)
-                        + ", available " + std::to_string(available) + ")");
-    q.push_back([id, reason] { return event{order_rejected{id, reason}}; });
-    return;
-  }
-  q.push_back([id] { return event{order_stock_reserved{id}}; });
-
-  const auto pay = o.payment_id();
-  const auto provider = o.provider;
-  const auto total = o.total;
-  const auto currency = o.currency;
-  const auto carrier = o.variant % 3 == 0 ? std::string{"carrier-b"} : std::string{"carrier-a"};
-  const auto tracking = carrier + "-" + id;
-  auto* self = this; // for the clock when an event is made
-  auto authorize = [&] {
-    q.push_back([=] {
-      return event{payment_authorized{id, pay, provider, total, currency, "auth-" + id}};
-    });
-    q.push_back([=] { return event{order_payment_authorized{id, pay, provider, total}}; });
-  };
-  auto pending = [&](std::uint32_t attempts) {
-    for (std::uint32_t k = 1; k <= attempts; ++k) {
-      const std::string reason = pending_reasons[(o.variant + k) % 3];
-      q.push_back([=] { return event{payment_unavailable{id, provider, reason}}; });
-      q.push_back([=] {
-        return event{order_payment_pending{id, reason, k, self->now_ + 1'000'000LL * (1 << k)}};
-      });
-    }
-  };
-  auto schedule = [&] {
-    q.push_back([=] {
-      return event{shipment_scheduled{id, tracking, carrier, self->now_ + 2 * 86'400'000'000LL}};
-    });
-    q.push_back([=] {
-      return event{order_shipment_scheduled{id, tracking, carrier, self->now_ + 2 * 86'400'000'000LL}};
-    });
-  };
-  auto void_payment = [&] {
-    q.push_back([=] { return event{payment_voided{id, pay, provider}}; });
-    q.push_back([=] { return event{order_payment_voided{id, pay}}; });
-  };
-  auto cancel_requested = [&] {
-    q.push_back([id, who = o.customer] { return event{order_cancel_requested{id, who}}; });
-  };
-  auto complete = [&] {
-    // The live saga records captures and refunds on the payment stream only;
-    // some histories also carry the order stream's copies, which must not
-    // count twice.
-    bool copies = (o.variant / 7) % 2 == 0;
-    if (o.variant % 16 == 3) { // captured in two parts
-      auto first = total / 3;
-      q.push_back([=] { return event{payment_captured{id, pay, provider, first}}; });
-      if (copies)
-        q.push_back([=] { return event{order_payment_captured{id, pay, first}}; });
-      q.push_back([=] { return event{payment_captured{id, pay, provider, total - first}}; });
-      if (copies)
-        q.push_back([=] { return event{order_payment_captured{id, pay, total - first}}; });
-    } else {
-      q.push_back([=] { return event{payment_captured{id, pay, provider, total}}; });
-      if (copies)
-        q.push_back([=] { return event{order_payment_captured{id, pay, total}}; });
-    }
-    if (o.variant % 12 == 5) { // a goodwill refund before the order completed
-      auto refund = 1 + total / 10;
-      q.push_back([=] { return event{payment_refunded{id, pay, provider, refund}}; });
-      if (copies)
-        q.push_back([=] { return event{order_payment_refunded{id, pay, refund}}; });
-    }
-    for (const auto& line : o.lines)
-      q.push_back([id, line] { return event{stock_committed{line.sku, id, line.quantity}}; });
-    q.push_back([id] { return event{order_completed{id}}; });
-  };
-  auto attempts = static_cast<std::uint32_t>(1 + o.variant % 3);
-  bool cancel_early = o.path == planned_path::cancelled_by_customer && o.variant % 5 == 0;
-  auto path = o.path == planned_path::rejected ? planned_path::completed : o.path; // got its units
-  switch (cancel_early ? planned_path::cancelled_by_customer : path) {
-    case planned_path::completed:
-    case planned_path::rejected:
-      authorize();
-      schedule();
-      complete();
-      break;
-    case planned_path::completed_after_retry:
-      pending(attempts);
-      authorize();
-      schedule();
-      complete();
-      break;
-    case planned_path::declined: {
-      if (o.variant % 4 == 1)
-        pending(1);
-      const std::string reason = decline_reasons[o.variant % 3];
-      auto last = provider;
-      q.push_back([=] { return event{payment_declined{id, provider, reason}}; });
-      if (o.variant % 3 == 2) { // the fallback gateway declines too
-        last = provider == "primary" ? "secondary" : "primary";
-        q.push_back([=] { return event{payment_declined{id, last, reason}}; });
-      }
-      q.push_back([=] { return event{order_payment_declined{id, last, reason}}; });
-      release(o.lines.size());
-      cancelled("payment declined: " + reason);
-      break;
-    }
-    case planned_path::cancelled_by_customer:
-      switch (o.variant % 5) {
-        case 0: // requested before the reservation
-          break;
-        case 1: // after the reservation
-          cancel_requested();
-          break;
-        case 2: // after the authorization
-          authorize();
-          cancel_requested();
-          void_payment();
-          break;
-        case 3: // while the payment is pending
-          pending(1 + o.variant % 2);
-          cancel_requested();
-          break;
-        default: // the shipment was scheduled meanwhile: cancelled too
-          authorize();
-          cancel_requested();
-          schedule();
-          q.push_back([=] { return event{shipment_cancelled{id, tracking, carrier}}; });
-          q.push_back([=] { return event{order_shipment_cancelled{id, tracking}}; });
-          void_payment();
-          break;
-      }
-      release(o.lines.size());
-      cancelled("cancelled by customer");
-      break;
-    case planned_path::shipment_failed: {
-      authorize();
-      const std::string reason = shipping_reasons[o.variant % 2];
-      q.push_back([=] { return event{shipment_failed{id, carrier, reason}}; });
-      q.push_back([=] { return event{order_shipment_failed{id, reason}}; });
-      void_payment();
-      release(o.lines.size());
-      cancelled("shipping failed: " + reason);
-      break;
-    }
-    case planned_path::gave_up:
-      pending(attempts);
-      release(o.lines.size());
-      cancelled("payment unavailable after " + std::to_string(attempts) + " attempts");
-      break;
-    case planned_path::cancelled_other:
-      release(o.lines.size());
-      cancelled("cancelled by an operator");
-      break;
-  }
+actors::saga_policy history::policy() {
+  actors::saga_policy p;
+  p.max_payment_attempts = gave_up_attempts;
+  return p;
 }
 
-void history::advance(order_run& o, std::vector<planned_event>& out) {
-  if (o.queue.empty() && !o.decided)
-    plan_rest(o);
-  auto make = std::move(o.queue.front());
-  o.queue.pop_front();
-  auto ev = make();
-  emit(ev, out, o.correlation, o.previous);
-  o.previous = out.back().event.id;
+namespace {
+
+/// The capture step as older shells recorded it too: captured in two parts
+/// (1 in 16), with copies of the captures on the order stream (every other
+/// group of 7), or with a goodwill refund before completion (1 in 12).
+void decorate_capture(bench::step_events& ev, const actors::order_state& st, unsigned variant,
+                      const std::string& gateway) {
+  auto& pay = std::get<payment_captured>(ev.service.front());
+  bool copies = (variant / 7) % 2 == 0;
+  std::vector<event> outcomes;
+  if (variant % 16 == 3) {
+    auto first = st.total_cents / 3;
+    pay.amount_cents = first;
+    ev.service.insert(ev.service.begin() + 1,
+                      payment_captured{st.order_id, pay.payment_id, gateway, st.total_cents - first});
+    if (copies) {
+      outcomes.emplace_back(order_payment_captured{st.order_id, st.payment_id, first});
+      outcomes.emplace_back(
+        order_payment_captured{st.order_id, st.payment_id, st.total_cents - first});
+    }
+  } else if (copies) {
+    outcomes.emplace_back(order_payment_captured{st.order_id, st.payment_id, st.total_cents});
+  }
+  if (variant % 12 == 5) {
+    auto refund = 1 + st.total_cents / 10;
+    ev.service.emplace_back(payment_refunded{st.order_id, st.payment_id, gateway, refund});
+    if (copies)
+      outcomes.emplace_back(order_payment_refunded{st.order_id, st.payment_id, refund});
+  }
+  outcomes.insert(outcomes.end(), ev.outcomes.begin(), ev.outcomes.end());
+  ev.outcomes = std::move(outcomes);
+}
+
+} // namespace
+
+bench::step_answer history::answer_of(order_run& o) {
+  auto& script = *o.script;
+  const auto& st = script.state();
+  bench::step_answer a;
+  a.provider = o.gateway;
+  a.available = [this](const std::string& sku) {
+    auto& s = stock_[sku];
+    return s.on_hand - s.reserved;
+  };
+  const auto& first = script.step().front();
+  bool cancels = o.path == planned_path::cancelled_by_customer
+                 || o.path == planned_path::cancelled_other;
+  auto who = o.path == planned_path::cancelled_other ? std::string{"operator"} : st.customer_id;
+  if (std::holds_alternative<authorize_payment>(first)) {
+    std::uint32_t unavailable = o.path == planned_path::completed_after_retry ? 1 + o.variant % 2
+                                : o.path == planned_path::gave_up             ? gave_up_attempts
+                                : o.path == planned_path::declined && o.variant % 4 == 1 ? 1
+                                : cancels && o.variant % 5 == 2                          ? 1
+                                                                                         : 0;
+    if (st.payment_attempts < unavailable) {
+      a.result = bench::step_answer::kind::unavailable;
+      a.reason = pending_reasons[(o.variant + st.payment_attempts) % 3];
+      a.retry_at_us = now_ + 1'000'000LL * (2 << st.payment_attempts);
+    } else if (o.path == planned_path::declined) {
+      a.result = bench::step_answer::kind::refused;
+      a.reason = decline_reasons[o.variant % 3];
+    } else if (cancels && o.variant % 5 == 1) {
+      script.cancel(who); // while the payment is authorized
+    }
+  } else if (std::holds_alternative<schedule_shipment>(first)) {
+    a.provider = o.carrier;
+    a.estimated_delivery_us = now_ + 2 * 86'400'000'000LL;
+    if (o.path == planned_path::shipment_failed) {
+      a.result = bench::step_answer::kind::refused;
+      a.reason = shipping_reasons[o.variant % 2];
+    } else if (cancels && o.variant % 5 >= 3) {
+      script.cancel(who); // the shipment is scheduled meanwhile: cancelled too
+    }
+  } else if (std::holds_alternative<cancel_shipment>(first)) {
+    a.provider = o.carrier;
+  }
+  return a;
+}
+
+void history::advance(order_run& o) {
+  auto& script = *o.script;
+  if (script.parked()) {
+    bool cancels = o.path == planned_path::cancelled_by_customer
+                   || o.path == planned_path::cancelled_other;
+    if (cancels && o.variant % 5 == 2) { // while the payment is pending
+      script.cancel(o.path == planned_path::cancelled_other ? std::string{"operator"}
+                                                            : script.state().customer_id);
+      return;
+    }
+    now_ = std::max(now_, script.state().retry_at_us);
+    script.resume();
+    return;
+  }
+  auto a = answer_of(o);
+  auto ev = script.standard(a);
+  if (std::holds_alternative<capture_payment>(script.step().front()))
+    decorate_capture(ev, script.state(), o.variant, o.gateway);
+  else if (o.path == planned_path::declined && o.variant % 3 == 2
+           && std::holds_alternative<payment_declined>(ev.service.front())) {
+    // The fallback gateway was asked too and declined as well.
+    auto other = o.gateway == "gw-primary" ? "gw-secondary" : "gw-primary";
+    ev.service.emplace_back(payment_declined{script.state().order_id, other, a.reason});
+    std::get<order_payment_declined>(ev.outcomes.front()).provider = other;
+  }
+  script.answer(ev);
 }
 
 std::vector<planned_event> history::plan(std::size_t orders, bool finish) {
   std::vector<planned_event> out;
+  out_ = &out;
   for (std::size_t i = 0; i < catalogue_.size(); ++i) {
     if (stock_.count(catalogue_[i]) != 0)
       continue;
     auto units = static_cast<std::int64_t>(scarce(i) ? rng_() % 13 : 150 + rng_() % 750);
-    emit(stock_adjusted{catalogue_[i], units, "initial stock"}, out);
+    emit(stock_adjusted{catalogue_[i], units, "initial stock"});
   }
   std::size_t placed = 0;
   for (;;) {
@@ -383,21 +287,22 @@ std::vector<planned_event> history::plan(std::size_t orders, bool finish) {
     if (!can_place && (!finish || active_.empty()))
       break;
     if (rng_() % 1000 < 15) {
-      adjust_random_sku(out);
+      adjust_random_sku();
       continue;
     }
     if (can_place && active_.size() < opts_.in_flight && (active_.empty() || rng_() % 4 == 0)) {
-      place(out);
+      place();
       ++placed;
       continue;
     }
     auto i = rng_() % active_.size();
-    advance(*active_[i], out);
-    if (active_[i]->decided && active_[i]->queue.empty()) {
+    advance(*active_[i]);
+    if (active_[i]->script->finished()) {
       std::swap(active_[i], active_.back());
       active_.pop_back();
     }
   }
+  out_ = nullptr;
   return out;
 }
 

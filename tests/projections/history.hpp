@@ -3,11 +3,11 @@
 // A seeded generator of valid event histories for the projection tests: a
 // stock catalogue (some SKUs adjusted again later) and orders interleaved
 // along every saga path, with their inventory, payment and shipment events.
-// Deterministic for a seed. No test framework here: the crash child links it.
+// Each order is driven through the saga's real decider (bench::order_script):
+// this generator only chooses the world's answers. Deterministic for a seed.
+// No test framework here: the crash child links it.
 
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -19,14 +19,13 @@
 
 #include "keel/events/event.hpp"
 #include "keel/storage/event_store.hpp"
+#include "order_script.hpp"
+#include "traffic.hpp"
 
 namespace keel::test {
 
 /// One append of a planned history.
-struct planned_event {
-  std::string stream;
-  storage::new_event event;
-};
+using planned_event = bench::planned_append;
 
 struct history_options {
   std::uint64_t seed = 1;
@@ -56,6 +55,10 @@ enum class planned_path {
 
 /// Units no order line of a planned rejection can get (more than any SKU holds).
 constexpr std::uint32_t unobtainable_quantity = 5000;
+
+/// Unavailable payment attempts after which the histories' saga policy
+/// gives up (the production policy's 10 would make long histories).
+constexpr std::uint32_t gave_up_attempts = 3;
 
 class history {
 public:
@@ -93,19 +96,19 @@ private:
   struct order_run;
   struct sku_state {
     std::int64_t on_hand = 0;
-    /// Reserved units, counted when a reservation is decided (before its
-    /// events are emitted), released when the release is emitted: never less
-    /// than the log's, so a reservation never takes units the log lacks.
+    /// Reserved units as the planned log has them (a reserve step's events
+    /// are emitted together, so a reservation never takes units the log lacks).
     std::int64_t reserved = 0;
   };
 
-  void emit(const events::event& ev, std::vector<planned_event>& out,
-            events::event_id correlation = {}, events::event_id causation = {});
+  bench::emitted emit(const events::event& ev, events::event_id correlation = {},
+                      events::event_id causation = {});
   std::int64_t gap();
-  void place(std::vector<planned_event>& out);
-  void advance(order_run& o, std::vector<planned_event>& out);
-  void plan_rest(order_run& o);
-  void adjust_random_sku(std::vector<planned_event>& out);
+  void place();
+  void advance(order_run& o);
+  bench::step_answer answer_of(order_run& o);
+  void adjust_random_sku();
+  static actors::saga_policy policy();
 
   history_options opts_;
   std::mt19937_64 rng_;
@@ -115,6 +118,8 @@ private:
   std::map<std::string, sku_state> stock_;
   std::vector<std::string> catalogue_;
   std::vector<std::unique_ptr<order_run>> active_;
+  /// Where `plan` writes (set while it runs).
+  std::vector<planned_event>* out_ = nullptr;
 };
 
 /// Appends `events[from, to)` in order, one event per append.
