@@ -1,7 +1,6 @@
 #include "derive.hpp"
 
 #include <algorithm>
-#include <limits>
 #include <map>
 
 #include "codec.hpp"
@@ -14,31 +13,8 @@ namespace {
 using nlohmann::json;
 using namespace keel::events;
 
-/// The step an order event answers (saga.hpp's outcome table); empty for
-/// events that answer none (order_placed, order_cancel_requested,
-/// order_payment_refunded).
-std::string answered_step(const std::string& type) {
-  static const std::map<std::string, std::string> table = {
-    {"order_stock_reserved", "reserve_stock"},
-    {"order_stock_refused", "reserve_stock"},
-    {"order_payment_authorized", "authorize_payment"},
-    {"order_payment_declined", "authorize_payment"},
-    {"order_payment_pending", "authorize_payment"},
-    {"order_shipment_scheduled", "schedule_shipment"},
-    {"order_shipment_failed", "schedule_shipment"},
-    {"order_payment_captured", "capture_payment+commit_stock"},
-    {"order_completed", "capture_payment+commit_stock"},
-    {"order_shipment_cancelled", "cancel_shipment"},
-    {"order_payment_voided", "void_payment"},
-    {"order_stock_released", "release_stock"},
-    {"order_rejected", "record_rejected"},
-    {"order_cancelled", "record_cancelled"},
-  };
-  auto i = table.find(type);
-  return i == table.end() ? std::string{} : i->second;
-}
-
-/// The step whose command a service event answers.
+/// The step whose command a service event answers: what the services
+/// record for each command (their contract, not the saga's rules).
 std::string service_step(const std::string& type) {
   static const std::map<std::string, std::string> table = {
     {"stock_reserved", "reserve_stock"},
@@ -56,14 +32,6 @@ std::string service_step(const std::string& type) {
   };
   auto i = table.find(type);
   return i == table.end() ? std::string{} : i->second;
-}
-
-/// Whether the order_payment_pending at `v` parked the order (see derive.hpp).
-bool parked(const order_records& o, std::size_t v) {
-  if (v + 1 >= o.order.size())
-    return true;
-  auto& next = o.order[v + 1].type;
-  return answered_step(next) == "authorize_payment" || next == "order_cancel_requested";
 }
 
 std::string where(const stored_event& e) {
@@ -177,89 +145,6 @@ std::vector<json> evidence(const order_records& o, const step_instance& s) {
   return {};
 }
 
-/// Creates the step instances from the order stream.
-void find_steps(const order_records& o, derivation& d) {
-  std::optional<std::size_t> driver;
-  std::optional<std::size_t> last;
-  for (std::size_t v = 0; v < o.order.size(); ++v) {
-    auto& type = o.order[v].type;
-    if (type == "order_placed") {
-      driver = v;
-      last.reset();
-      continue;
-    }
-    if (type == "order_cancel_requested") {
-      if (v > 0 && o.order[v - 1].type == "order_payment_pending" && parked(o, v - 1)) {
-        driver = v;
-        last.reset();
-      }
-      continue;
-    }
-    auto name = answered_step(type);
-    if (name.empty() || !driver)
-      continue; // answers nothing, or the decider reports it as an anomaly
-    if (last && d.steps[*last].name == name && d.steps[*last].driver == *driver
-        && name == "capture_payment+commit_stock") {
-      d.steps[*last].last_outcome = v; // order_completed after order_payment_captured
-      d.answers[v] = last;
-      continue;
-    }
-    d.steps.push_back(step_instance{name, *driver, v, v, {}});
-    last = d.steps.size() - 1;
-    d.answers[v] = last;
-    if (type != "order_payment_captured")
-      driver = v;
-    if (type == "order_payment_pending" && parked(o, v)) {
-      std::optional<std::size_t> until;
-      if (v + 1 < o.order.size())
-        until = v + 1;
-      d.parks.push_back(park_period{v, until});
-    }
-  }
-  // A step in flight: service events after the last driver, no outcome yet.
-  if (driver && !is_terminal_event(o.order.back().data)) {
-    auto from = o.order[*driver].position;
-    for (auto& s : o.services)
-      if (s.position > from && !service_step(s.type).empty()) {
-        d.steps.push_back(step_instance{service_step(s.type), *driver, {}, {}, {}});
-        break;
-      }
-  }
-}
-
-/// Attributes each service event to the step whose window holds it.
-void attribute(const order_records& o, derivation& d) {
-  constexpr auto end = std::numeric_limits<std::uint64_t>::max();
-  for (std::size_t i = 0; i < o.services.size(); ++i) {
-    auto& s = o.services[i];
-    std::optional<std::size_t> hit;
-    for (std::size_t k = 0; k < d.steps.size() && !hit; ++k) {
-      auto& st = d.steps[k];
-      auto lo = o.order[st.driver].position;
-      auto hi = st.last_outcome ? o.order[*st.last_outcome].position : end;
-      if (s.position > lo && s.position <= hi)
-        hit = k;
-    }
-    if (!hit) {
-      std::string why = "outside every step of the saga";
-      if (s.position < o.order.front().position)
-        why = "before the order was placed";
-      else if (s.position > o.order.back().position && is_terminal_event(o.order.back().data))
-        why = "after the order ended (" + o.order.back().type + ")";
-      d.unexplained.push_back({s, why});
-      continue;
-    }
-    auto& st = d.steps[*hit];
-    if (service_step(s.type) != st.name) {
-      d.unexplained.push_back({s, "not caused by " + st.name + " (issued by "
-                                    + where(o.order[st.driver]) + ")"});
-      continue;
-    }
-    d.caused_by[i] = hit;
-    st.services.push_back(i);
-  }
-}
-
 /// Where the event with id `id` is among the order's events.
 struct located {
   const stored_event* event = nullptr;
@@ -281,18 +166,6 @@ located locate(const order_records& o, const event_id& id) {
 
 std::string cause_text(const located& c) {
   return c.event ? where(*c.event) : std::string{"an event that is not this order's"};
-}
-
-/// Whether the store recorded a cause for every event that has one: then
-/// the steps come from the causation ids.
-bool linked(const order_records& o) {
-  for (auto& s : o.services)
-    if (!s.causation_id.valid())
-      return false;
-  for (auto& e : o.order)
-    if (e.type != "order_placed" && e.type != "order_cancel_requested" && !e.causation_id.valid())
-      return false;
-  return true;
 }
 
 /// The step today's decider issued after order event `v` ("capture_payment+commit_stock";
@@ -321,6 +194,11 @@ std::vector<issued> issued_steps(const order_records& o, const actors::saga_poli
   return out;
 }
 
+/// What keel-replay says of an event without the causation id it needs.
+const char* const uncaused
+  = "carries no causation id (written before the pipeline recorded them): its step cannot be "
+    "shown";
+
 /// The steps from the stored causation ids: a service event joins the step
 /// of the order event it names (if that step's commands cause its kind); an
 /// outcome joins the step of the service event or order event it names.
@@ -336,8 +214,17 @@ void link_steps(const order_records& o, derivation& d, const actors::saga_policy
       d.steps.push_back(step_instance{steps[u].name, u, {}, {}, {}});
     return i->second;
   };
+  const auto* end = is_terminal_event(o.order.back().data) ? &o.order.back() : nullptr;
   for (std::size_t i = 0; i < o.services.size(); ++i) {
     auto& s = o.services[i];
+    if (end && s.position > end->position) {
+      d.unexplained.push_back({s, "after the order ended (" + end->type + ")"});
+      continue;
+    }
+    if (!s.causation_id.valid()) {
+      d.unexplained.push_back({s, uncaused});
+      continue;
+    }
     auto c = locate(o, s.causation_id);
     if (!c.order) {
       d.unexplained.push_back({s, "names no event of this order as its cause"});
@@ -361,6 +248,10 @@ void link_steps(const order_records& o, derivation& d, const actors::saga_policy
     auto& type = o.order[v].type;
     if (type == "order_placed" || type == "order_cancel_requested")
       continue; // commands from outside answer no step
+    if (!o.order[v].causation_id.valid()) {
+      d.miscaused.push_back({o.order[v], uncaused});
+      continue;
+    }
     auto c = locate(o, o.order[v].causation_id);
     std::optional<std::size_t> k;
     if (c.event && c.order)
@@ -435,13 +326,7 @@ derivation derive(const order_records& o, const actors::saga_policy& policy) {
   d.answers.resize(o.order.size());
   d.recorded.resize(o.order.size());
   d.caused_by.resize(o.services.size());
-  if (linked(o)) {
-    d.by_causation = true;
-    link_steps(o, d, policy);
-  } else {
-    find_steps(o, d);
-    attribute(o, d);
-  }
+  link_steps(o, d, policy);
   check_causation(o, d);
   // Recorded commands per driver, in step order; a park first at its event.
   std::size_t next_park = 0;

@@ -7,30 +7,13 @@
 
 #include "model.hpp"
 
-/// The causal structure of a recorded saga: which order event issued the
-/// step whose outcome a later event records, and which service events that
-/// step caused. From the stored causation ids when the order's events carry
-/// them (see `derive`); for older stores, from the order stream alone by
-/// these rules.
-///
-/// Rules (they follow the outcome table in keel/actors/saga.hpp, not
-/// today's decider, so a changed decider cannot hide its own divergence):
-/// - Each outcome event answers one step: order_stock_reserved/_refused ->
-///   reserve_stock; order_payment_authorized/_declined/_pending ->
-///   authorize_payment; order_shipment_scheduled/_failed -> schedule_shipment;
-///   order_payment_captured, order_completed -> capture_payment+commit_stock;
-///   order_shipment_cancelled, order_payment_voided, order_stock_released,
-///   order_rejected, order_cancelled -> their compensation / record step.
-/// - The step was issued by the latest *driver* before it: order_placed, a
-///   previous outcome (not order_payment_captured, which is half of its step),
-///   or an order_cancel_requested recorded while the order was parked.
-/// - An order_payment_pending parked the order (park_payment) when the saga
-///   went on with a re-driven authorization, a cancel, or nothing yet; the
-///   re-driven authorization is a command of the pending event.
-/// - A step's service events lie between its driver's position and its last
-///   outcome's position. Service events outside every step, or of a kind the
-///   step does not cause, are unexplained.
-/// - Stored causation ids are then checked against these steps (`miscaused`).
+/// The causal structure of a recorded saga, read from the stored causation
+/// ids: which order event issued each step (the step is named by today's
+/// decider's commands at that event), which service events the step caused
+/// (they name the issuing event) and which outcomes answer it (they name the
+/// issuing event or one of the step's service events). Nothing here restates
+/// the saga's rules: an event without the causation id it needs is reported,
+/// not placed by inference.
 namespace keel::replay {
 
 /// One executed step of the saga.
@@ -64,20 +47,14 @@ struct derivation {
   /// Per order event: the recorded commands (evidence form; see match_mode).
   std::vector<std::vector<nlohmann::json>> recorded;
   std::vector<unexplained_event> unexplained;
-  /// Events whose stored causation id contradicts the derived steps: a
-  /// service event must name its step's driver; an outcome the driver or one
-  /// of the step's service events; order_placed and order_cancel_requested
-  /// nothing. Events without a causation id (stores written before the
-  /// pipeline stored them) are not checked.
+  /// Order events whose stored causation id is missing or contradicts the
+  /// steps: an outcome names the driver or one of the step's service events;
+  /// order_placed and order_cancel_requested name nothing.
   std::vector<unexplained_event> miscaused;
-  /// Built from the stored causation ids (else by the rules above).
-  bool by_causation = false;
 };
 
-/// Derives the structure of `o` (its order stream must not be empty): from
-/// the stored causation ids when every event that has a cause names one
-/// (steps named by `policy`'s decider at their driver), else from the order
-/// stream by the rules above (stores written before causation ids).
+/// Derives the structure of `o` (its order stream must not be empty) from
+/// the stored causation ids, steps named by `policy`'s decider.
 derivation derive(const order_records& o, const actors::saga_policy& policy = {});
 
 /// The store's recorded history of `o`: its order events with the commands
