@@ -199,6 +199,26 @@ const char* const uncaused
   = "carries no causation id (written before the pipeline recorded them): its step cannot be "
     "shown";
 
+/// Puts the steps in the order of their drivers and renumbers the references.
+void sort_steps(derivation& d) {
+  std::vector<std::size_t> order(d.steps.size());
+  for (std::size_t k = 0; k < order.size(); ++k)
+    order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](auto x, auto y) { return d.steps[x].driver < d.steps[y].driver; });
+  std::vector<std::size_t> renumbered(order.size());
+  std::vector<step_instance> sorted;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    renumbered[order[k]] = k;
+    sorted.push_back(std::move(d.steps[order[k]]));
+  }
+  d.steps = std::move(sorted);
+  for (auto* refs : {&d.caused_by, &d.answers})
+    for (auto& r : *refs)
+      if (r)
+        r = renumbered[*r];
+}
+
 /// The steps from the stored causation ids: a service event joins the step
 /// of the order event it names (if that step's commands cause its kind); an
 /// outcome joins the step of the service event or order event it names.
@@ -266,23 +286,7 @@ void link_steps(const order_records& o, derivation& d, const actors::saga_policy
     st.last_outcome = v;
     d.answers[v] = k;
   }
-  // Steps in the order of their drivers (as the rules above list them).
-  std::vector<std::size_t> order(d.steps.size());
-  for (std::size_t k = 0; k < order.size(); ++k)
-    order[k] = k;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](auto x, auto y) { return d.steps[x].driver < d.steps[y].driver; });
-  std::vector<std::size_t> renumbered(order.size());
-  std::vector<step_instance> sorted;
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    renumbered[order[k]] = k;
-    sorted.push_back(std::move(d.steps[order[k]]));
-  }
-  d.steps = std::move(sorted);
-  for (auto* refs : {&d.caused_by, &d.answers})
-    for (auto& r : *refs)
-      if (r)
-        r = renumbered[*r];
+  sort_steps(d);
 }
 
 /// Checks the stored causation ids against the derived steps.
