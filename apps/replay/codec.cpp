@@ -1,5 +1,6 @@
 #include "codec.hpp"
 
+#include <cstring>
 #include <limits>
 #include <map>
 #include <stdexcept>
@@ -17,58 +18,17 @@ namespace {
 using nlohmann::json;
 using namespace keel::events;
 
-// -- field lists: events and their parts come from keel/events/fields.hpp ----
+// -- field lists: every type's own (keel/events/fields.hpp) ------------------
 
-// Commands, without their order id.
-template <class F>
-void fields(reserve_stock& x, F&& f) {
-  f("lines", x.lines);
-}
-template <class F>
-void fields(release_stock& x, F&& f) {
-  f("lines", x.lines);
-}
-template <class F>
-void fields(commit_stock& x, F&& f) {
-  f("lines", x.lines);
-}
-template <class F>
-void fields(authorize_payment& x, F&& f) {
-  f("amount_cents", x.amount_cents);
-  f("currency", x.currency);
-  f("idempotency_key", x.idempotency_key);
-  f("premium", x.premium);
-}
-template <class F>
-void fields(capture_payment& x, F&& f) {
-  f("payment_id", x.payment_id);
-}
-template <class F>
-void fields(void_payment& x, F&& f) {
-  f("payment_id", x.payment_id);
-}
-template <class F>
-void fields(schedule_shipment& x, F&& f) {
-  f("shipping_address", x.shipping_address);
-  f("lines", x.lines);
-}
-template <class F>
-void fields(cancel_shipment& x, F&& f) {
-  f("tracking_id", x.tracking_id);
-}
-template <class F>
-void fields(actors::record_rejected& x, F&& f) {
-  f("reason", x.reason);
-}
-template <class F>
-void fields(actors::record_cancelled& x, F&& f) {
-  f("reason", x.reason);
-}
-template <class F>
-void fields(actors::park_payment& x, F&& f) {
-  f("retry_at_us", x.retry_at_us);
-  f("attempt", x.attempt);
-  f("premium", x.premium);
+/// A command's fields in history files: its own list without the order id
+/// (the history's) and the causation (the issuing event's own id).
+template <class T, class F>
+void command_fields(T& x, F&& f) {
+  fields(x, [&f](const char* name, auto& v) {
+    if constexpr (!std::is_same_v<std::decay_t<decltype(v)>, event_id>)
+      if (std::strcmp(name, "order_id") != 0)
+        f(name, v);
+  });
 }
 
 // -- writing --------------------------------------------------------------------
@@ -96,6 +56,13 @@ template <class T>
 json object_of(T x) { // by value: fields() takes mutable references
   auto result = json::object();
   fields(x, [&](const char* name, const auto& v) { result[name] = to_value(v); });
+  return result;
+}
+
+template <class T>
+json command_object(T x) { // by value: command_fields() takes mutable references
+  auto result = json::object();
+  command_fields(x, [&](const char* name, const auto& v) { result[name] = to_value(v); });
   return result;
 }
 
@@ -318,7 +285,7 @@ bool command_equals(const actors::saga_command& cmd, const json& recorded, match
   std::size_t seen = 1;
   std::visit(
     [&](auto x) { // a copy: fields() takes mutable references
-      fields(x, [&](const char* field, const auto& v) {
+      command_fields(x, [&](const char* field, const auto& v) {
         using T = std::decay_t<decltype(v)>;
         auto i = recorded.find(field);
         if (i == recorded.end()) {
@@ -347,7 +314,7 @@ bool command_equals(const actors::saga_command& cmd, const json& recorded, match
 }
 
 json command_json(const actors::saga_command& cmd) {
-  auto result = std::visit([](auto x) { return object_of(std::move(x)); }, cmd);
+  auto result = std::visit([](auto x) { return command_object(std::move(x)); }, cmd);
   json named = {{"command", actors::command_name(cmd)}};
   named.update(result);
   return named;

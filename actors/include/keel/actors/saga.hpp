@@ -90,11 +90,13 @@ struct order_state {
 /// Saga-internal command: record `order_rejected{reason}` (terminal).
 struct record_rejected {
   std::string reason;
+  KEEL_FIELD_LIST(reason)
 };
 
 /// Saga-internal command: record `order_cancelled{reason}` (terminal).
 struct record_cancelled {
   std::string reason;
+  KEEL_FIELD_LIST(reason)
 };
 
 /// Saga-internal command: park the order on the payment retry queue until
@@ -103,6 +105,7 @@ struct park_payment {
   std::int64_t retry_at_us = 0;
   std::uint32_t attempt = 0;
   bool premium = false;
+  KEEL_FIELD_LIST(retry_at_us, attempt, premium)
 };
 
 /// A command the shell executes. Service commands go to the services; the

@@ -19,16 +19,17 @@ struct order_placed {
   bool premium = false;
   std::int64_t total_cents = 0;
 
-  template <class Archive>
-  void serialize(Archive& ar, std::uint32_t version) {
-    ar(order_id, customer_id, lines);
-    if (version >= 2)
-      ar(currency);
-    ar(shipping_address);
-    if (version >= 2)
-      ar(premium);
-    ar(total_cents);
+  template <class Self, class F>
+  static void keel_fields(Self& self, F&& f) {
+    f("order_id", self.order_id, std::uint16_t{1});
+    f("customer_id", self.customer_id, std::uint16_t{1});
+    f("lines", self.lines, std::uint16_t{1});
+    f("currency", self.currency, std::uint16_t{2});
+    f("shipping_address", self.shipping_address, std::uint16_t{1});
+    f("premium", self.premium, std::uint16_t{2});
+    f("total_cents", self.total_cents, std::uint16_t{1});
   }
+  KEEL_SERIALIZE_FIELDS
 };
 
 /// The order was refused before anything was done (e.g. out of stock).

@@ -18,13 +18,16 @@ struct payment_authorized {
   std::string currency;
   std::string idempotency_key;
 
-  template <class Archive>
-  void serialize(Archive& ar, std::uint32_t version) {
-    ar(order_id, payment_id);
-    if (version >= 2)
-      ar(provider);
-    ar(amount_cents, currency, idempotency_key);
+  template <class Self, class F>
+  static void keel_fields(Self& self, F&& f) {
+    f("order_id", self.order_id, std::uint16_t{1});
+    f("payment_id", self.payment_id, std::uint16_t{1});
+    f("provider", self.provider, std::uint16_t{2});
+    f("amount_cents", self.amount_cents, std::uint16_t{1});
+    f("currency", self.currency, std::uint16_t{1});
+    f("idempotency_key", self.idempotency_key, std::uint16_t{1});
   }
+  KEEL_SERIALIZE_FIELDS
 };
 
 /// The provider declined the payment (a business answer, not a fault).
