@@ -121,7 +121,7 @@ http_options parse_http(int argc, char** argv) {
   o.seed = a.number("--seed", 42);
   o.url = a.text("--url", "");
   if (auto file = a.text("--jwt-secret-file", ""); !file.empty()) {
-    auto secret = node::load_secret(file);
+    auto secret = runtime::load_secret(file);
     if (!secret)
       fail(describe(secret.error()), 2);
     o.secret = *secret;

@@ -47,12 +47,12 @@ int main(int argc, char** argv) {
     if (!o.sim)
       return fail("--sim must be http://HOST:PORT, not \"" + sim_url + "\"");
   }
-  auto secret = keel::node::load_secret(secret_file);
+  auto secret = keel::runtime::load_secret(secret_file);
   if (!secret)
     return fail(keel::describe(secret.error()));
   o.jwt_secret = std::move(*secret);
   if (!sim_key_file.empty()) {
-    auto key = keel::node::read_key_file(sim_key_file);
+    auto key = keel::runtime::read_key_file(sim_key_file);
     if (!key)
       return fail(keel::describe(key.error()));
     o.sim_key = std::move(*key);

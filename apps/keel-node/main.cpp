@@ -42,7 +42,7 @@ void setup_logging(const std::string& level) {
 }
 
 struct run_options {
-  node::node_config cfg;
+  runtime::node_config cfg;
   std::string http = "127.0.0.1:8080";
   std::string port_file;
   std::string log_level = "info";
@@ -58,18 +58,18 @@ struct run_options {
 };
 
 int run(run_options& o) {
-  if (!node::split_endpoint(o.http, o.cfg.http_host, o.cfg.http_port)) {
+  if (!runtime::split_endpoint(o.http, o.cfg.http_host, o.cfg.http_port)) {
     std::cerr << "keel-node: --http must be HOST:PORT, not \"" << o.http << "\"\n";
     return 2;
   }
-  auto secret = node::load_secret(o.secret_file);
+  auto secret = runtime::load_secret(o.secret_file);
   if (!secret) {
     std::cerr << "keel-node: " << describe(secret.error()) << '\n';
     return 2;
   }
   o.cfg.jwt_secret = std::move(*secret);
   if (!o.providers_file.empty()) {
-    auto providers = node::load_providers(o.providers_file);
+    auto providers = runtime::load_providers(o.providers_file);
     if (!providers) {
       std::cerr << "keel-node: " << describe(providers.error()) << '\n';
       return 2;
@@ -92,7 +92,7 @@ int run(run_options& o) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  auto started = node::node::start(o.cfg);
+  auto started = runtime::node::start(o.cfg);
   if (!started) {
     spdlog::critical("component=node msg=\"cannot start\" error=\"{}\"", describe(started.error()));
     return 1;
@@ -231,12 +231,12 @@ CLI::App* add_mint(CLI::App& app, mint_options& m) {
 }
 
 int mint(const mint_options& m) {
-  auto secret = node::load_secret(m.secret_file);
+  auto secret = runtime::load_secret(m.secret_file);
   if (!secret) {
     std::cerr << "keel-node: " << describe(secret.error()) << '\n';
     return 2;
   }
-  auto token = node::mint_token(*secret, m.sub, m.role == "admin", wall_s(),
+  auto token = runtime::mint_token(*secret, m.sub, m.role == "admin", wall_s(),
                                 std::chrono::seconds{m.ttl}, m.iss, m.aud, m.tier == "premium");
   if (token.empty()) {
     std::cerr << "keel-node: cannot mint a token\n";

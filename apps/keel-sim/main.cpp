@@ -49,10 +49,10 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 4096))
     ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (!keel::node::split_endpoint(http, cfg.host, cfg.port))
+  if (!keel::runtime::split_endpoint(http, cfg.host, cfg.port))
     return fail("--http must be HOST:PORT, not \"" + http + "\"");
   if (!key_file.empty()) {
-    auto key = keel::node::read_key_file(key_file);
+    auto key = keel::runtime::read_key_file(key_file);
     if (!key)
       return fail(keel::describe(key.error()));
     cfg.api_key = std::move(*key);

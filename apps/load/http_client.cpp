@@ -103,7 +103,7 @@ std::string token_cache::get(const std::string& subject, bool admin, bool premiu
       return i->second;
   }
   // A day is longer than any run; minting outside the lock keeps threads apart.
-  auto jwt = node::mint_token(secret_, subject, admin, wall_s(), std::chrono::hours(24), {}, {},
+  auto jwt = runtime::mint_token(secret_, subject, admin, wall_s(), std::chrono::hours(24), {}, {},
                               premium);
   auto token = "Bearer " + jwt;
   std::lock_guard<std::mutex> guard{mtx_};

@@ -73,7 +73,7 @@ saga_rig::saga_rig(const rig_settings& settings) : sink_(std::make_shared<sink>(
     tmp_ = std::make_unique<temp_dir>("keel-bench-sagas");
     path_ = tmp_->path();
   }
-  node::engine_config ec;
+  runtime::engine_config ec;
   ec.store.path = path_;
   ec.store.durable = storage::durability::sync;
   ec.threads = settings.threads;
@@ -83,7 +83,7 @@ saga_rig::saga_rig(const rig_settings& settings) : sink_(std::make_shared<sink>(
   pc.provider_breaker.wait_in_open = settings.breaker_wait;
   pc.payment_retry.initial = settings.payment_retry_initial;
   pc.on_finished = [s = sink_](const actors::finished_order& x) { (*s)(x); };
-  auto opened = node::engine::open(std::move(ec));
+  auto opened = runtime::engine::open(std::move(ec));
   caf::error err;
   if (opened) {
     engine_ = std::move(*opened);

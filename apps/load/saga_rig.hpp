@@ -96,7 +96,7 @@ private:
   std::string path_;
   struct sink;
   std::shared_ptr<sink> sink_;
-  std::unique_ptr<node::engine> engine_;
+  std::unique_ptr<runtime::engine> engine_;
 };
 
 /// Resident set size of this process, in MB (0 when /proc is unavailable).

@@ -2,7 +2,7 @@
 
 #include <string>
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// An error answer of the HTTP API: `{"error":{"code","message","field"}}`
 /// with HTTP status `status`. `field` names the offending request field
@@ -17,4 +17,4 @@ struct api_error {
 /// Renders `err` as the API's JSON error body.
 std::string error_body(const api_error& err);
 
-} // namespace keel::node
+} // namespace keel::runtime

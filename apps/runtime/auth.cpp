@@ -13,7 +13,7 @@
 
 #include <jwt.h>
 
-namespace keel::node {
+namespace keel::runtime {
 
 namespace {
 
@@ -196,4 +196,4 @@ std::string mint_token(const std::string& secret, const std::string& subject, bo
   return result;
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -10,7 +10,7 @@
 
 #include "api_error.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// Who sent a request, from its bearer token.
 struct principal {
@@ -70,4 +70,4 @@ std::string mint_token(const std::string& secret, const std::string& subject, bo
                        const std::string& issuer = {}, const std::string& audience = {},
                        bool premium = false);
 
-} // namespace keel::node
+} // namespace keel::runtime

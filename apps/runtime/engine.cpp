@@ -11,7 +11,7 @@
 #include "keel/events/error.hpp"
 #include "keel/storage/event_store.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 namespace {
 
@@ -107,4 +107,4 @@ void engine::stop() {
   pipeline_.reset();
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

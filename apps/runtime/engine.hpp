@@ -22,7 +22,7 @@ namespace keel::actors {
 class catalog;
 } // namespace keel::actors
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// What an engine is built from.
 struct engine_config {
@@ -101,4 +101,4 @@ private:
   std::unique_ptr<actors::pipeline> pipeline_;
 };
 
-} // namespace keel::node
+} // namespace keel::runtime

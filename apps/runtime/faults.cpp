@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace keel::node {
+namespace keel::runtime {
 
 actors::provider_faults to_faults(const fault_request& f, actors::steady_time now) {
   using ms = std::chrono::milliseconds;
@@ -20,4 +20,4 @@ actors::provider_faults to_faults(const fault_request& f, actors::steady_time no
   return out;
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

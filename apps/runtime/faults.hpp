@@ -3,10 +3,10 @@
 #include "keel/actors/simulated_provider.hpp"
 #include "order_json.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// The whole fault state `f` asks for (absent fields at their defaults), its
 /// outage starting at `now`.
 actors::provider_faults to_faults(const fault_request& f, actors::steady_time now);
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -21,7 +21,7 @@
 #include "order_json.hpp"
 #include "rate_limiter.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 namespace {
 
@@ -676,4 +676,4 @@ void http_api::stop() {
     impl_->server->stop();
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

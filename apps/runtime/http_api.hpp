@@ -7,7 +7,7 @@
 
 #include "http_server.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 class node;
 
@@ -39,4 +39,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -23,7 +23,7 @@
 
 #include "keel/events/error.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 namespace {
 
@@ -631,4 +631,4 @@ std::optional<std::string> percent_decode(std::string_view text) {
   return out;
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

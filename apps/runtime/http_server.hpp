@@ -12,7 +12,7 @@
 
 #include <caf/error.hpp>
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// One request as the API's handlers see it: method, path split into
 /// percent-decoded segments, query parameters, headers and the whole body
@@ -146,4 +146,4 @@ private:
 /// Percent-decodes `text` ("+" stays "+"); nothing when an escape is not two hex digits.
 std::optional<std::string> percent_decode(std::string_view text);
 
-} // namespace keel::node
+} // namespace keel::runtime

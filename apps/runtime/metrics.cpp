@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
-namespace keel::node {
+namespace keel::runtime {
 
 histogram::histogram(std::vector<double> bounds)
   : bounds_(std::move(bounds)),
@@ -150,4 +150,4 @@ void exposition::single(std::string_view name, std::string_view type, std::strin
   sample(name, {}, value);
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// A cumulative histogram with fixed upper bounds, for Prometheus.
 /// Thread-safe: `observe` is lock-free; a reader may see a sample in the
@@ -73,4 +73,4 @@ private:
   std::string out_;
 };
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -16,7 +16,7 @@
 #include "node_state.hpp"
 #include "pipeline_call.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 namespace {
 
@@ -534,4 +534,4 @@ void node::count_shed() {
   impl_->shed.fetch_add(1, std::memory_order_relaxed);
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -25,7 +25,7 @@ namespace keel::storage {
 class event_store;
 } // namespace keel::storage
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// Everything a node is started from (flags and config file of `keel-node run`).
 struct node_config {
@@ -199,4 +199,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace keel::node
+} // namespace keel::runtime

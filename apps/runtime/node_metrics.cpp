@@ -9,7 +9,7 @@
 #include "keel/events/json.hpp"
 #include "node_state.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 namespace {
 
@@ -393,4 +393,4 @@ health_report compute_health(const node::impl& s) {
   return r;
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

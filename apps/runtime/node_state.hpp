@@ -19,7 +19,7 @@
 #include "metrics.hpp"
 #include "node.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// Outcomes of finished sagas per second over the last minute (health's
 /// business component).
@@ -93,4 +93,4 @@ std::string render_metrics(const node::impl& s, const health_report& health);
 /// Computes the health score (node_metrics.cpp).
 health_report compute_health(const node::impl& s);
 
-} // namespace keel::node
+} // namespace keel::runtime

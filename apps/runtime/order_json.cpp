@@ -11,7 +11,7 @@
 #include "keel/events/json.hpp"
 #include "keel/projections/read_models.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 using nlohmann::json;
 
@@ -117,4 +117,4 @@ std::string stock_body(const projections::stock_level& level) {
   return events::dump_json(j);
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

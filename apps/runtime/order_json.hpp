@@ -21,7 +21,7 @@ struct order_view;
 } // namespace keel::actors
 
 /// The JSON forms of the HTTP API's requests and answers.
-namespace keel::node {
+namespace keel::runtime {
 
 /// The largest request body the API reads (bytes); larger bodies get 400.
 constexpr std::size_t max_body_bytes = 64 * 1024;
@@ -98,4 +98,4 @@ std::string customer_orders_body(std::string_view customer_id,
 /// The answer of `GET /v1/stock/{sku}`.
 std::string stock_body(const projections::stock_level& level);
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -2,7 +2,7 @@
 
 #include <memory>
 
-namespace keel::node {
+namespace keel::runtime {
 
 namespace {
 
@@ -32,4 +32,4 @@ void drop_caller() {
   slot().self.reset();
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

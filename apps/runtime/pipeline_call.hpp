@@ -14,7 +14,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/sec.hpp>
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// The calling thread's blocking actor in `sys`, made on first use (one per
 /// thread; the threads end before the actor system does).
@@ -51,4 +51,4 @@ caf::expected<Reply> call(caf::actor_system& sys, const caf::actor& dest,
   return result;
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

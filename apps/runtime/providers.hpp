@@ -12,7 +12,7 @@
 
 #include "keel/actors/http_provider.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// One payment gateway or carrier of a node: simulated in process, or an
 /// HTTP provider (a real one, or keel-sim).
@@ -45,4 +45,4 @@ caf::expected<std::string> read_key_file(const std::string& path);
 /// Splits "HOST:PORT" (port 0..65535); false when malformed.
 bool split_endpoint(const std::string& text, std::string& host, int& port);
 
-} // namespace keel::node
+} // namespace keel::runtime

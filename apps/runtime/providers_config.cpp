@@ -9,7 +9,7 @@
 #include "keel/events/error.hpp"
 #include "providers.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 namespace {
 
@@ -194,4 +194,4 @@ caf::expected<provider_specs> load_providers(const std::string& path) {
   return parse_providers(buf.str());
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

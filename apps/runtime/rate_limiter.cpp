@@ -4,7 +4,7 @@
 #include <cmath>
 #include <functional>
 
-namespace keel::node {
+namespace keel::runtime {
 
 rate_limiter::rate_limiter(std::uint32_t limit, std::chrono::milliseconds window)
   : limit_(std::max<std::uint32_t>(1, limit)), window_ms_(std::max<std::int64_t>(1, window.count())) {
@@ -53,4 +53,4 @@ std::uint64_t rate_limiter::rejected() const {
   return n;
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace keel::node {
+namespace keel::runtime {
 
 /// A per-key sliding-window rate limit: at most `limit` requests per key in
 /// any window of length `window`, estimated from the counts of the current
@@ -51,4 +51,4 @@ private:
   std::array<shard, 16> shards_;
 };
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -10,7 +10,7 @@
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
 
-namespace keel::node {
+namespace keel::runtime {
 
 using nlohmann::json;
 
@@ -310,4 +310,4 @@ std::variant<fault_request, api_error> parse_faults(std::string_view body) {
   return f;
 }
 
-} // namespace keel::node
+} // namespace keel::runtime

@@ -87,13 +87,13 @@ struct sim_server::impl {
   void faults(const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res))
       return;
-    auto parsed = node::parse_faults(req.body);
-    if (auto* err = std::get_if<node::api_error>(&parsed)) {
+    auto parsed = runtime::parse_faults(req.body);
+    if (auto* err = std::get_if<runtime::api_error>(&parsed)) {
       res.status = err->status;
-      return res.set_content(node::error_body(*err), "application/json");
+      return res.set_content(runtime::error_body(*err), "application/json");
     }
-    auto& f = std::get<node::fault_request>(parsed);
-    auto faults = node::to_faults(f, std::chrono::steady_clock::now());
+    auto& f = std::get<runtime::fault_request>(parsed);
+    auto faults = runtime::to_faults(f, std::chrono::steady_clock::now());
     std::vector<std::string> targets;
     for (auto& [name, e] : providers)
       if (f.provider == "all" || f.provider == name

@@ -110,8 +110,8 @@ std::string sku(int i) {
 /// The same settings in both modes, so the saga policy that folds the streams
 /// is the one that wrote them. Parked payments come back within half a second
 /// (the production backoff starts at 1 s and would outlast a test run).
-node::engine_config config(const args& a) {
-  node::engine_config c;
+runtime::engine_config config(const args& a) {
+  runtime::engine_config c;
   c.store.path = a.data;
   c.store.durable = storage::durability::sync;
   c.threads = 2;
@@ -243,7 +243,7 @@ caf::behavior driver(driver_actor* self, caf::actor orders, std::uint64_t seed,
 
 // -- modes -------------------------------------------------------------------
 
-int run_load(node::engine& e, const args& a) {
+int run_load(runtime::engine& e, const args& a) {
   auto& p = e.pipeline();
   inject_faults(p);
   std::mt19937_64 rng{a.seed};
@@ -290,7 +290,7 @@ caf::expected<unfinished_orders> non_terminal(const storage::event_store& store,
   return result;
 }
 
-int run_recover(node::engine& e) {
+int run_recover(runtime::engine& e) {
   auto& p = e.pipeline();
   for (auto* name : {"gw-primary", "gw-secondary", "carrier-a", "carrier-b"})
     p.simulator(name).faults(actors::provider_faults{});
@@ -323,7 +323,7 @@ int run_recover(node::engine& e) {
 
 int main(int argc, char** argv) {
   auto a = parse(argc, argv);
-  auto opened = node::engine::open(config(a));
+  auto opened = runtime::engine::open(config(a));
   caf::error err = opened ? (*opened)->start() : opened.error();
   if (err) {
     std::fprintf(stderr, "keel-crash-pipeline: start: %s\n", describe(err).c_str());

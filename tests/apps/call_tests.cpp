@@ -39,16 +39,16 @@ TEST_CASE("answered calls leave no message behind in the calling thread's mailbo
   caf::actor_system sys{cfg};
   auto echo = sys.spawn(echo_actor, 0);
   for (int i = 0; i < 500; ++i) {
-    auto r = keel::node::call<int>(sys, echo, 250ms, i);
+    auto r = keel::runtime::call<int>(sys, echo, 250ms, i);
     REQUIRE(r);
     CHECK(*r == i);
   }
   // A CAF request timeout per call would have been delivered by now.
   std::this_thread::sleep_for(600ms);
-  auto& mailbox = keel::node::caller(sys)->mailbox();
+  auto& mailbox = keel::runtime::caller(sys)->mailbox();
   mailbox.flush_cache(); // messages skipped by earlier receives count too
   CHECK(mailbox.size() == 0);
-  keel::node::drop_caller();
+  keel::runtime::drop_caller();
   caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
 }
 
@@ -58,18 +58,18 @@ TEST_CASE("a call that gets no answer times out and the next call gets a fresh c
   caf::actor_system sys{cfg};
   auto mute = sys.spawn(mute_actor, 0);
   auto echo = sys.spawn(echo_actor, 0);
-  auto before = keel::node::caller(sys)->address();
+  auto before = keel::runtime::caller(sys)->address();
   auto t0 = std::chrono::steady_clock::now();
-  auto r = keel::node::call<int>(sys, mute, 50ms, 1);
+  auto r = keel::runtime::call<int>(sys, mute, 50ms, 1);
   auto waited = std::chrono::steady_clock::now() - t0;
   REQUIRE_FALSE(r);
   CHECK(r.error() == caf::sec::request_timeout);
   CHECK(waited >= 50ms);
-  CHECK(keel::node::caller(sys)->address() != before);
-  auto ok = keel::node::call<int>(sys, echo, 1000ms, 7);
+  CHECK(keel::runtime::caller(sys)->address() != before);
+  auto ok = keel::runtime::call<int>(sys, echo, 1000ms, 7);
   REQUIRE(ok);
   CHECK(*ok == 7);
-  keel::node::drop_caller();
+  keel::runtime::drop_caller();
   caf::anon_send_exit(mute, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
 }

@@ -28,7 +28,7 @@ namespace {
 httplib::Headers premium_auth(const std::string& sub) {
   using namespace std::chrono;
   auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
-  return {{"Authorization", "Bearer " + node::mint_token(test_secret, sub, false, now, hours(1),
+  return {{"Authorization", "Bearer " + runtime::mint_token(test_secret, sub, false, now, hours(1),
                                                          "", "", true)}};
 }
 

@@ -47,8 +47,8 @@ struct finish_counter {
   }
 };
 
-node::engine_config settings(const std::string& dir, finish_counter& done) {
-  node::engine_config ec;
+runtime::engine_config settings(const std::string& dir, finish_counter& done) {
+  runtime::engine_config ec;
   ec.store.path = dir;
   ec.store.durable = storage::durability::wal;
   ec.store.min_free_bytes = 0;
@@ -71,7 +71,7 @@ events::place_order order(int n) {
 /// on a failed REQUIRE (the actor system waits for it otherwise).
 struct caller_guard {
   ~caller_guard() {
-    node::drop_caller();
+    runtime::drop_caller();
   }
 };
 
@@ -82,7 +82,7 @@ TEST_CASE("an engine runs orders to their end and a reopened one finds them all 
   test::temp_dir dir;
   finish_counter done;
   {
-    auto e = node::engine::open(settings(dir.path(), done));
+    auto e = runtime::engine::open(settings(dir.path(), done));
     REQUIRE(e);
     CHECK_FALSE((*e)->started());
     REQUIRE_FALSE((*e)->start());
@@ -91,11 +91,11 @@ TEST_CASE("an engine runs orders to their end and a reopened one finds them all 
     CHECK(p.gateways() == std::vector<std::string>{"gw-primary", "gw-secondary"});
     CHECK(p.carriers() == std::vector<std::string>{"carrier-a", "carrier-b"});
     CHECK_FALSE((*e)->catalog()); // no currencies: orders keep their own prices
-    auto stock = node::call<actors::stock_reply>((*e)->system(), p.inventory(), 10s,
+    auto stock = runtime::call<actors::stock_reply>((*e)->system(), p.inventory(), 10s,
                                                  events::set_stock{"SKU-1", 100});
     REQUIRE(stock);
     for (int n = 0; n < 20; ++n) {
-      auto v = node::call<actors::order_view>((*e)->system(), p.orders(), 10s, order(n));
+      auto v = runtime::call<actors::order_view>((*e)->system(), p.orders(), 10s, order(n));
       INFO(n << ": " << (v ? std::string{} : describe(v.error())));
       REQUIRE(v);
     }
@@ -108,12 +108,12 @@ TEST_CASE("an engine runs orders to their end and a reopened one finds them all 
     for (int i = 0; i < 500 && in_flight->load() != 0; ++i)
       std::this_thread::sleep_for(10ms);
     CHECK(in_flight->load() == 0);
-    node::drop_caller();
+    runtime::drop_caller();
     (*e)->stop();
     (*e)->stop(); // idempotent
   }
   finish_counter again;
-  auto e = node::engine::open(settings(dir.path(), again));
+  auto e = runtime::engine::open(settings(dir.path(), again));
   REQUIRE(e);
   REQUIRE_FALSE((*e)->start());
   CHECK((*e)->pipeline().recovered().orders == 20);
@@ -129,16 +129,16 @@ TEST_CASE("an engine that cannot open its store or build a provider says why",
   finish_counter done;
   auto blocked = dir.sub("a-file");
   { std::ofstream{blocked} << "not a directory"; }
-  auto bad_store = node::engine::open(settings(blocked + "/store", done));
+  auto bad_store = runtime::engine::open(settings(blocked + "/store", done));
   REQUIRE_FALSE(bad_store);
 
   auto cfg = settings(dir.sub("store"), done);
-  node::provider_spec http;
-  http.kind = node::provider_spec::kind_t::http;
+  runtime::provider_spec http;
+  http.kind = runtime::provider_spec::kind_t::http;
   http.http.name = "gw-real";
   http.http.base_url = "ftp://gateway.example";
   cfg.providers.gateways.insert(cfg.providers.gateways.begin(), http);
-  auto e = node::engine::open(cfg);
+  auto e = runtime::engine::open(cfg);
   REQUIRE(e);
   auto err = (*e)->start();
   REQUIRE(err);

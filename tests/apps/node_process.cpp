@@ -150,7 +150,7 @@ sim_process::sim_process(const std::string& base, std::vector<std::string> extra
 std::string bearer(const std::string& sub, bool admin) {
   using namespace std::chrono;
   auto now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
-  return "Bearer " + node::mint_token(test_secret, sub, admin, now, std::chrono::hours(1));
+  return "Bearer " + runtime::mint_token(test_secret, sub, admin, now, std::chrono::hours(1));
 }
 
 httplib::Headers auth(const std::string& sub, bool admin) {

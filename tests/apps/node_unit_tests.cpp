@@ -30,18 +30,18 @@ json good_order() {
     "postal_code":"1","country":"DE"},"premium":true})");
 }
 
-node::api_error error_of(const std::string& body) {
+runtime::api_error error_of(const std::string& body) {
   std::optional<bool> premium;
-  auto r = node::parse_place_order(body, premium);
-  REQUIRE(std::holds_alternative<node::api_error>(r));
-  return std::get<node::api_error>(r);
+  auto r = runtime::parse_place_order(body, premium);
+  REQUIRE(std::holds_alternative<runtime::api_error>(r));
+  return std::get<runtime::api_error>(r);
 }
 
 } // namespace
 
 TEST_CASE("a valid order body parses into place_order", "[node][json]") {
   std::optional<bool> premium;
-  auto r = node::parse_place_order(good_order().dump(), premium);
+  auto r = runtime::parse_place_order(good_order().dump(), premium);
   REQUIRE(std::holds_alternative<events::place_order>(r));
   auto& cmd = std::get<events::place_order>(r);
   CHECK(cmd.order_id == "o-1");
@@ -59,7 +59,7 @@ TEST_CASE("a valid order body parses into place_order", "[node][json]") {
   j["items"][0].erase("unit_price_cents");
   j.erase("currency");
   j.erase("premium");
-  r = node::parse_place_order(j.dump(), premium);
+  r = runtime::parse_place_order(j.dump(), premium);
   REQUIRE(std::holds_alternative<events::place_order>(r));
   CHECK(std::get<events::place_order>(r).lines[0].unit_price_cents == events::unpriced);
   CHECK(std::get<events::place_order>(r).currency.empty());
@@ -135,24 +135,24 @@ TEST_CASE("malformed, non-object and oversized bodies are 400s on the body", "[n
     CHECK(err.field == "body");
   }
   auto big = good_order();
-  big["shipping_address"]["name"] = std::string(node::max_body_bytes, 'x');
+  big["shipping_address"]["name"] = std::string(runtime::max_body_bytes, 'x');
   auto err = error_of(big.dump());
   CHECK(err.code == "body_too_large");
   CHECK(err.field == "body");
 }
 
 TEST_CASE("the error body is the API's JSON error object", "[node][json]") {
-  auto j = json::parse(node::error_body({400, "out_of_range", "must be 1..1000", "items[0].quantity"}));
+  auto j = json::parse(runtime::error_body({400, "out_of_range", "must be 1..1000", "items[0].quantity"}));
   CHECK(j["error"]["code"] == "out_of_range");
   CHECK(j["error"]["field"] == "items[0].quantity");
   CHECK(j["error"]["message"] == "must be 1..1000");
 }
 
 TEST_CASE("stock quantity bodies are checked", "[node][json]") {
-  CHECK(std::get<std::int64_t>(node::parse_stock_quantity(R"({"quantity":25})")) == 25);
+  CHECK(std::get<std::int64_t>(runtime::parse_stock_quantity(R"({"quantity":25})")) == 25);
   for (auto body : {R"({"quantity":-1})", R"({"quantity":"5"})", R"({})", R"({"quantity":1,"x":2})",
                     R"({"quantity":2000000000})"})
-    CHECK(std::holds_alternative<node::api_error>(node::parse_stock_quantity(body)));
+    CHECK(std::holds_alternative<runtime::api_error>(runtime::parse_stock_quantity(body)));
 }
 
 namespace {
@@ -175,25 +175,25 @@ std::string sign(const std::string& claims, const std::string& key, jwt_alg_t al
 } // namespace
 
 TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[node][auth]") {
-  node::token_policy policy;
+  runtime::token_policy policy;
   policy.secret = "a-secret-of-at-least-thirty-two-bytes";
   const auto& secret = policy.secret;
   const std::int64_t now = 1'800'000'000;
-  auto token = node::mint_token(secret, "cust-7", false, now, std::chrono::seconds(60));
+  auto token = runtime::mint_token(secret, "cust-7", false, now, std::chrono::seconds(60));
   REQUIRE_FALSE(token.empty());
-  auto ok = node::authenticate("Bearer " + token, policy, now + 1);
-  REQUIRE(std::holds_alternative<node::principal>(ok));
-  CHECK(std::get<node::principal>(ok).subject == "cust-7");
-  CHECK_FALSE(std::get<node::principal>(ok).admin);
+  auto ok = runtime::authenticate("Bearer " + token, policy, now + 1);
+  REQUIRE(std::holds_alternative<runtime::principal>(ok));
+  CHECK(std::get<runtime::principal>(ok).subject == "cust-7");
+  CHECK_FALSE(std::get<runtime::principal>(ok).admin);
 
-  auto admin = node::authenticate(
-    "Bearer " + node::mint_token(secret, "ops", true, now, std::chrono::seconds(60)), policy, now);
-  REQUIRE(std::holds_alternative<node::principal>(admin));
-  CHECK(std::get<node::principal>(admin).admin);
+  auto admin = runtime::authenticate(
+    "Bearer " + runtime::mint_token(secret, "ops", true, now, std::chrono::seconds(60)), policy, now);
+  REQUIRE(std::holds_alternative<runtime::principal>(admin));
+  CHECK(std::get<runtime::principal>(admin).admin);
 
   auto why = [&](const std::string& header, std::int64_t at) -> std::string {
-    auto r = node::authenticate(header, policy, at);
-    return std::holds_alternative<node::api_error>(r) ? std::get<node::api_error>(r).message : "ok";
+    auto r = runtime::authenticate(header, policy, at);
+    return std::holds_alternative<runtime::api_error>(r) ? std::get<runtime::api_error>(r).message : "ok";
   };
   auto status_of = [&](const std::string& header, std::int64_t at) {
     return why(header, at) == "ok" ? 200 : 401;
@@ -203,7 +203,7 @@ TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[no
   CHECK(status_of("Bearer ", now) == 401);
   CHECK(status_of("Bearer not.a.jwt", now) == 401);
   CHECK(status_of("Bearer " + token, now + 61 + 60) == 401); // expired (beyond the skew)
-  auto other = node::mint_token("another-secret-of-thirty-two-bytes!", "cust-7", true, now,
+  auto other = runtime::mint_token("another-secret-of-thirty-two-bytes!", "cust-7", true, now,
                                 std::chrono::seconds(60));
   CHECK(status_of("Bearer " + other, now) == 401); // wrong key
   // Flipping one character of the signature breaks it.
@@ -244,20 +244,20 @@ TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[no
   CHECK(status_of("Bearer " + std::string(9000, 'a'), now) == 401);
   // The tier: premium only when the token says so; anything else is refused.
   auto tier = [&](const std::string& claims) {
-    auto r = node::authenticate(sign(claims, secret), policy, now);
-    REQUIRE(std::holds_alternative<node::principal>(r));
-    return std::get<node::principal>(r).premium;
+    auto r = runtime::authenticate(sign(claims, secret), policy, now);
+    REQUIRE(std::holds_alternative<runtime::principal>(r));
+    return std::get<runtime::principal>(r).premium;
   };
   CHECK_FALSE(tier(R"({"sub":"c-1","exp":)" + exp + "}"));
   CHECK_FALSE(tier(R"({"sub":"c-1","tier":"standard","exp":)" + exp + "}"));
   CHECK(tier(R"({"sub":"c-1","tier":"premium","exp":)" + exp + "}"));
   CHECK(status_of(sign(R"({"sub":"c-1","tier":"gold","exp":)" + exp + "}", secret), now) == 401);
   CHECK(status_of(sign(R"({"sub":"c-1","tier":true,"exp":)" + exp + "}", secret), now) == 401);
-  auto vip = node::authenticate(
-    "Bearer " + node::mint_token(secret, "c-9", false, now, std::chrono::seconds(60), "", "", true),
+  auto vip = runtime::authenticate(
+    "Bearer " + runtime::mint_token(secret, "c-9", false, now, std::chrono::seconds(60), "", "", true),
     policy, now);
-  REQUIRE(std::holds_alternative<node::principal>(vip));
-  CHECK(std::get<node::principal>(vip).premium);
+  REQUIRE(std::holds_alternative<runtime::principal>(vip));
+  CHECK(std::get<runtime::principal>(vip).premium);
   // Issuer and audience when configured.
   policy.issuer = "keel";
   policy.audience = "orders";
@@ -267,45 +267,45 @@ TEST_CASE("tokens: minted ones pass, forged, expired and odd ones are 401", "[no
   CHECK(status_of(sign(R"({"sub":"c-1","iss":"keel","aud":["x","orders"],"exp":)" + exp + "}", secret),
                   now)
         == 200);
-  CHECK(status_of("Bearer " + node::mint_token(secret, "c-1", false, now, std::chrono::seconds(60),
+  CHECK(status_of("Bearer " + runtime::mint_token(secret, "c-1", false, now, std::chrono::seconds(60),
                                                "keel", "orders"),
                   now)
         == 200);
   // A short secret checks nothing.
   policy.secret = "short";
-  CHECK(why("Bearer " + node::mint_token("short", "c-1", false, now, std::chrono::seconds(60)), now)
+  CHECK(why("Bearer " + runtime::mint_token("short", "c-1", false, now, std::chrono::seconds(60)), now)
           .find("no JWT secret") != std::string::npos);
 }
 
 TEST_CASE("secrets come from a file or KEEL_JWT_SECRET and have at least 32 bytes", "[node][auth]") {
   auto path = std::string{"/tmp/keel-secret-test-"} + std::to_string(::getpid());
   ::unsetenv("KEEL_JWT_SECRET");
-  auto none = node::load_secret("");
+  auto none = runtime::load_secret("");
   REQUIRE_FALSE(none);
   CHECK(describe(none.error()).find("no JWT secret") != std::string::npos);
   std::ofstream{path} << "too-short\n";
-  auto r = node::load_secret(path);
+  auto r = runtime::load_secret(path);
   REQUIRE_FALSE(r);
   CHECK(describe(r.error()).find("at least 32") != std::string::npos);
   std::ofstream{path} << std::string(40, 'k') << "\n";
-  r = node::load_secret(path);
+  r = runtime::load_secret(path);
   REQUIRE(r);
   CHECK(*r == std::string(40, 'k')); // the trailing newline is not part of it
   ::unlink(path.c_str());
-  CHECK_FALSE(node::load_secret(path));
+  CHECK_FALSE(runtime::load_secret(path));
   ::setenv("KEEL_JWT_SECRET", "keel-demo-secret", 1);
-  CHECK_FALSE(node::load_secret(""));
+  CHECK_FALSE(runtime::load_secret(""));
   ::setenv("KEEL_JWT_SECRET", std::string(32, 'e').c_str(), 1);
-  r = node::load_secret("");
+  r = runtime::load_secret("");
   REQUIRE(r);
   CHECK(*r == std::string(32, 'e'));
   ::unsetenv("KEEL_JWT_SECRET");
-  CHECK(node::check_secret(std::string(31, 'x'), "given"));
-  CHECK_FALSE(node::check_secret(std::string(32, 'x'), "given"));
+  CHECK(runtime::check_secret(std::string(31, 'x'), "given"));
+  CHECK_FALSE(runtime::check_secret(std::string(32, 'x'), "given"));
 }
 
 TEST_CASE("the rate limit allows the limit per window and says when to retry", "[node][rate]") {
-  node::rate_limiter limiter{10, std::chrono::milliseconds(1000)};
+  runtime::rate_limiter limiter{10, std::chrono::milliseconds(1000)};
   std::int64_t t = 5000; // the start of a window
   for (int i = 0; i < 10; ++i)
     CHECK(limiter.acquire("a", t + i) == 0);
@@ -325,12 +325,12 @@ TEST_CASE("the rate limit allows the limit per window and says when to retry", "
 }
 
 TEST_CASE("the exposition format writes families, labels and histograms", "[node][metrics]") {
-  node::histogram h{{0.01, 0.1, 1}};
+  runtime::histogram h{{0.01, 0.1, 1}};
   h.observe(0.005);
   h.observe(0.05);
   h.observe(0.05);
   h.observe(5);
-  node::exposition out;
+  runtime::exposition out;
   out.family("keel_x_total", "counter", "Things.");
   out.sample("keel_x_total", {{"name", "a\"b\\c\nd"}}, 3);
   out.family("keel_lat_seconds", "histogram", "Latency.");
@@ -347,9 +347,9 @@ TEST_CASE("the exposition format writes families, labels and histograms", "[node
 }
 
 TEST_CASE("fault bodies are checked like order bodies", "[node][json]") {
-  auto ok = node::parse_faults(R"({"provider":"gateways","error_rate":0.5,"latency_ms":1000})");
-  REQUIRE(std::holds_alternative<node::fault_request>(ok));
-  auto& f = std::get<node::fault_request>(ok);
+  auto ok = runtime::parse_faults(R"({"provider":"gateways","error_rate":0.5,"latency_ms":1000})");
+  REQUIRE(std::holds_alternative<runtime::fault_request>(ok));
+  auto& f = std::get<runtime::fault_request>(ok);
   CHECK(f.provider == "gateways");
   CHECK(f.error_rate == 0.5);
   CHECK(f.latency_ms == 1000);
@@ -365,9 +365,9 @@ TEST_CASE("fault bodies are checked like order bodies", "[node][json]") {
                  bad_case{R"({"provider":"all","colour":1})", "colour"},
                  bad_case{R"({"provider":)", "body"}}) {
     INFO(x.body);
-    auto r = node::parse_faults(x.body);
-    REQUIRE(std::holds_alternative<node::api_error>(r));
-    CHECK(std::get<node::api_error>(r).field == x.field);
-    CHECK(std::get<node::api_error>(r).status == 400);
+    auto r = runtime::parse_faults(x.body);
+    REQUIRE(std::holds_alternative<runtime::api_error>(r));
+    CHECK(std::get<runtime::api_error>(r).field == x.field);
+    CHECK(std::get<runtime::api_error>(r).status == 400);
   }
 }

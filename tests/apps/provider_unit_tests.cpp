@@ -156,23 +156,23 @@ TEST_CASE("a providers file names gateways in order and carriers, simulated or H
   test::temp_dir dir;
   auto key = dir.sub("key");
   std::ofstream{key} << "secret-key\n";
-  auto ok = node::parse_providers(
+  auto ok = runtime::parse_providers(
     R"({"gateways": [{"name": "stripe", "type": "http", "base_url": "https://api.example/v1",
                       "api_key_file": ")" + key + R"(", "timeout_ms": 900, "connections": 4},
                      {"name": "backup", "type": "simulated"}],
         "carriers": [{"name": "dhl", "type": "simulated"}]})");
   REQUIRE(ok);
   REQUIRE(ok->gateways.size() == 2);
-  CHECK(ok->gateways[0].kind == node::provider_spec::kind_t::http);
+  CHECK(ok->gateways[0].kind == runtime::provider_spec::kind_t::http);
   CHECK(ok->gateways[0].http.name == "stripe");
   CHECK(ok->gateways[0].http.api_key == "secret-key");
   CHECK(ok->gateways[0].http.timeout == 900ms);
   CHECK(ok->gateways[0].http.connections == 4);
-  CHECK(ok->gateways[1].kind == node::provider_spec::kind_t::simulated);
+  CHECK(ok->gateways[1].kind == runtime::provider_spec::kind_t::simulated);
   CHECK(ok->carriers.at(0).http.name == "dhl");
 
   auto error_of = [](const std::string& text) {
-    auto r = node::parse_providers(text);
+    auto r = runtime::parse_providers(text);
     REQUIRE_FALSE(r);
     return describe(r.error());
   };
@@ -241,16 +241,16 @@ TEST_CASE("key files are read without trailing whitespace and endpoints split at
   test::temp_dir dir;
   auto key = dir.sub("key");
   std::ofstream{key} << "k-1 \r\n";
-  REQUIRE(node::read_key_file(key));
-  CHECK(*node::read_key_file(key) == "k-1");
+  REQUIRE(runtime::read_key_file(key));
+  CHECK(*runtime::read_key_file(key) == "k-1");
   std::ofstream{dir.sub("empty")} << "\n";
-  CHECK_THAT(describe(node::read_key_file(dir.sub("empty")).error()), Catch::Contains("is empty"));
-  CHECK_FALSE(node::read_key_file(dir.sub("missing")));
+  CHECK_THAT(describe(runtime::read_key_file(dir.sub("empty")).error()), Catch::Contains("is empty"));
+  CHECK_FALSE(runtime::read_key_file(dir.sub("missing")));
   std::string host;
   int port = -1;
-  CHECK(node::split_endpoint("127.0.0.1:0", host, port));
+  CHECK(runtime::split_endpoint("127.0.0.1:0", host, port));
   CHECK(host == "127.0.0.1");
   CHECK(port == 0);
   for (auto* bad : {"127.0.0.1", ":80", "h:", "h:65536", "h:8x"})
-    CHECK_FALSE(node::split_endpoint(bad, host, port));
+    CHECK_FALSE(runtime::split_endpoint(bad, host, port));
 }

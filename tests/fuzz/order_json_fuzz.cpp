@@ -15,17 +15,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace keel;
   std::string_view body{reinterpret_cast<const char*>(data), size};
   std::optional<bool> premium;
-  auto order = node::parse_place_order(body, premium);
+  auto order = runtime::parse_place_order(body, premium);
   if (auto* cmd = std::get_if<events::place_order>(&order)) {
     if (events::validate(*cmd))
       std::abort(); // accepted but invalid
-  } else if (std::get<node::api_error>(order).status != 400
-             && std::get<node::api_error>(order).status != 413) {
+  } else if (std::get<runtime::api_error>(order).status != 400
+             && std::get<runtime::api_error>(order).status != 413) {
     std::abort();
   }
-  (void) node::parse_stock_quantity(body);
-  (void) node::parse_price(body);
-  (void) node::parse_skip(body);
-  (void) node::parse_faults(body);
+  (void) runtime::parse_stock_quantity(body);
+  (void) runtime::parse_price(body);
+  (void) runtime::parse_skip(body);
+  (void) runtime::parse_faults(body);
   return 0;
 }

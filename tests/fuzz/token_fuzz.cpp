@@ -36,12 +36,12 @@ std::string signed_token(const std::string& claims) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace keel;
   std::string input{reinterpret_cast<const char*>(data), size};
-  node::token_policy policy;
+  runtime::token_policy policy;
   policy.secret = secret;
   const std::int64_t now = 1'800'000'000;
   auto check = [&](const std::string& header) {
-    auto r = node::authenticate(header, policy, now);
-    if (auto* err = std::get_if<node::api_error>(&r); err && err->status != 401)
+    auto r = runtime::authenticate(header, policy, now);
+    if (auto* err = std::get_if<runtime::api_error>(&r); err && err->status != 401)
       std::abort();
   };
   check(input);
