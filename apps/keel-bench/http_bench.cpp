@@ -18,6 +18,7 @@
 #include "keel/events/error.hpp"
 #include "bench.hpp"
 #include "http_client.hpp"
+#include "server_process.hpp"
 
 namespace keel::bench {
 
@@ -88,7 +89,7 @@ struct bench_run {
 /// The node this benchmark runs when no --url is given.
 struct own_node {
   std::unique_ptr<temp_dir> tmp;
-  std::unique_ptr<node_process> process;
+  std::unique_ptr<server_process> process;
   std::string data;
 };
 
@@ -101,7 +102,7 @@ own_node* running_node = nullptr;
   std::cerr << "keel-bench http: " << msg << '\n';
   if (running_node != nullptr && running_node->process) {
     std::cerr << "keel-node log ends:\n" << running_node->process->log_tail(20);
-    running_node->process->stop(30);
+    running_node->process->stop(std::chrono::seconds(30));
     running_node->process.reset();
   }
   if (running_node != nullptr)
@@ -280,25 +281,24 @@ void start_own_node(http_options& o, own_node& n) {
   n.data = o.data.empty() ? n.tmp->path() + "/store" : o.data;
   if (o.secret.empty())
     o.secret = random_secret();
-  node_process::options po;
-  po.binary = executable_dir() + "/keel-node";
-  po.data = n.data;
-  po.log_file = n.tmp->path() + "/node.log";
-  po.port_file = n.tmp->path() + "/node.port";
-  po.jwt_secret = o.secret;
-  po.extra = {"--kafka", "embedded", "--log-level", "info"};
+  server_process::options po;
+  po.program = executable_dir() + "/keel-node";
+  po.args = {"run",     "--data",   n.data,        "--http", "127.0.0.1:0",
+             "--kafka", "embedded", "--log-level", "info"};
+  po.base = n.tmp->path() + "/node";
+  po.env = {{"KEEL_JWT_SECRET", o.secret}};
   std::string why;
-  n.process = node_process::start(po, 60, why);
+  n.process = server_process::start(po, why);
   if (!n.process)
-    fail("cannot start " + po.binary + ": " + why);
+    fail("cannot start " + po.program + ": " + why);
   o.url = "http://127.0.0.1:" + std::to_string(n.process->port());
   std::printf("keel-node started: %s (store %s, fsync on, Kafka embedded, log %s)\n",
-              o.url.c_str(), n.data.c_str(), po.log_file.c_str());
+              o.url.c_str(), n.data.c_str(), n.process->log_path().c_str());
 }
 
 /// SIGTERM; 0 when the node drained and exited 0, else 1 (its log's tail printed).
 int stop_own_node(own_node& n) {
-  auto code = n.process->stop(90);
+  auto code = n.process->stop(std::chrono::seconds(90));
   std::printf("  keel-node stopped by SIGTERM: exit %d\n", code);
   if (code != 0)
     std::printf("  its log ends:\n%s", n.process->log_tail(20).c_str());

@@ -171,49 +171,6 @@ std::string run_prefix(const std::string& base);
 /// A random JWT secret of 48 characters (for nodes a benchmark starts itself).
 std::string random_secret();
 
-/// A `keel-node run` child process. Lifecycle: `start` spawns it and waits
-/// until it wrote its port file; `stop` sends SIGTERM and reaps it; the
-/// destructor kills (SIGKILL) a child still running. Used from one thread.
-class node_process {
-public:
-  /// How to run the node; `extra` are further `run` arguments.
-  struct options {
-    std::string binary;
-    std::string data;
-    std::string log_file;
-    std::string port_file;
-    std::string jwt_secret;
-    std::vector<std::string> extra;
-  };
-
-  /// Spawns the node and waits up to `timeout_s` for its port; on failure
-  /// returns nothing and puts the reason (with the log's tail) in `why`.
-  static std::unique_ptr<node_process> start(const options& o, double timeout_s, std::string& why);
-
-  ~node_process();
-  node_process(const node_process&) = delete;
-  node_process& operator=(const node_process&) = delete;
-
-  int port() const noexcept {
-    return port_;
-  }
-
-  /// SIGTERM, then waits up to `timeout_s`. Returns the exit code; -1 when
-  /// it was killed by a signal or did not exit in time (then SIGKILLed).
-  int stop(double timeout_s);
-
-  /// The last `lines` lines of the node's log file.
-  std::string log_tail(std::size_t lines) const;
-
-private:
-  node_process(pid_t pid, options o) : pid_(pid), options_(std::move(o)) {
-  }
-
-  pid_t pid_ = -1;
-  int port_ = 0;
-  options options_;
-};
-
 /// For printf's %llu.
 inline unsigned long long u(std::uint64_t x) {
   return static_cast<unsigned long long>(x);

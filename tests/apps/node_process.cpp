@@ -21,99 +21,33 @@
 namespace keel::test {
 
 server_process::server_process(std::string base, std::string program,
-                               std::vector<std::string> args, std::string ready_path)
-  : base_(std::move(base)),
-    program_(std::move(program)),
-    args_(std::move(args)),
-    ready_path_(std::move(ready_path)) {
-  static int counter = 0;
-  log_path_ = base_ + ".log." + std::to_string(++counter);
-  spawn();
+                               std::vector<std::string> args, std::string ready_path) {
+  bench::server_process::options o;
+  o.program = std::move(program);
+  o.args = std::move(args);
+  o.base = std::move(base);
+  o.ready_path = std::move(ready_path);
+  std::string why;
+  p_ = bench::server_process::start(std::move(o), why);
+  if (!p_)
+    FAIL(why);
 }
 
-void server_process::spawn() {
-  auto port_file = base_ + ".port";
-  ::unlink(port_file.c_str());
-  std::vector<std::string> args{program_};
-  args.insert(args.end(), args_.begin(), args_.end());
-  args.insert(args.end(), {"--port-file", port_file});
-  pid_ = ::fork();
-  REQUIRE(pid_ >= 0);
-  if (pid_ == 0) {
-    auto fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, STDERR_FILENO);
-    ::dup2(fd, STDOUT_FILENO);
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      FAIL(program_ << " exited at start:\n" << log());
-    }
-    std::ifstream in{port_file};
-    if (in >> port_ && port_ > 0) {
-      auto c = client();
-      if (auto res = c.Get(ready_path_.c_str()); res && res->status == 200)
-        return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  FAIL(program_ << " did not become ready:\n" << log());
-}
+server_process::~server_process() = default;
 
 void server_process::restart(const std::string& replace, const std::string& with) {
-  REQUIRE(pid_ <= 0);
-  if (!replace.empty())
-    std::replace(args_.begin(), args_.end(), replace, with);
-  spawn();
-}
-
-server_process::~server_process() {
-  if (pid_ > 0)
-    signal_and_wait(SIGKILL, std::chrono::seconds(10));
-  ::unlink(log_path_.c_str());
-  ::unlink((base_ + ".port").c_str());
+  REQUIRE_FALSE(p_->running());
+  std::string why;
+  if (!p_->restart(replace, with, why))
+    FAIL(why);
 }
 
 httplib::Client server_process::client() const {
-  httplib::Client c{"127.0.0.1", port_};
+  httplib::Client c{"127.0.0.1", port()};
   c.set_keep_alive(true);
   c.set_connection_timeout(5, 0);
   c.set_read_timeout(30, 0);
   return c;
-}
-
-int server_process::signal_and_wait(int sig, std::chrono::milliseconds timeout) {
-  if (pid_ <= 0)
-    return -1;
-  ::kill(pid_, sig);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return status;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return -1;
-}
-
-std::string server_process::log() const {
-  std::ifstream in{log_path_};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 namespace {

@@ -5,6 +5,7 @@
 // SIGKILL.
 
 #include <chrono>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -12,11 +13,13 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "server_process.hpp"
+
 namespace keel::test {
 
-/// A real server process of ours (keel-node, keel-sim): started with
-/// `--port-file`, its output in a log file, ready once GET `ready_path`
-/// answers 200; SIGKILLed at the end if still running.
+/// A real server process of ours (keel-node, keel-sim): bench::server_process
+/// (the one launcher the benchmarks use too), started with `--port-file`,
+/// ready once GET `ready_path` answers 200; a start that fails fails the test.
 class server_process {
 public:
   /// Starts `program args... --port-file <base>.port` and waits until it serves.
@@ -28,40 +31,36 @@ public:
   server_process& operator=(const server_process&) = delete;
 
   int port() const noexcept {
-    return port_;
+    return p_->port();
   }
   /// A keep-alive client of this server.
   httplib::Client client() const;
 
   /// Sends `sig` and waits up to `timeout` for the exit; returns the wait
   /// status (-1 when it did not exit in time; it is SIGKILLed then).
-  int signal_and_wait(int sig, std::chrono::milliseconds timeout);
+  int signal_and_wait(int sig, std::chrono::milliseconds timeout) {
+    return p_->signal_and_wait(sig, timeout);
+  }
 
   /// Starts it again (after it exited) with the same arguments, but
   /// `replace` swapped for `with` (e.g. "127.0.0.1:0" for the port it had).
   void restart(const std::string& replace = {}, const std::string& with = {});
 
   /// The output so far.
-  std::string log() const;
+  std::string log() const {
+    return p_->log();
+  }
 
   int pid() const noexcept {
-    return pid_;
+    return p_->pid();
   }
 
   bool running() const noexcept {
-    return pid_ > 0;
+    return p_->running();
   }
 
 private:
-  void spawn();
-
-  std::string base_;
-  std::string program_;
-  std::vector<std::string> args_;
-  std::string ready_path_;
-  std::string log_path_;
-  int pid_ = -1;
-  int port_ = 0;
+  std::unique_ptr<bench::server_process> p_;
 };
 
 /// `keel-node run --data DATA --http 127.0.0.1:0 ...extra`, ready once /ready answers.
