@@ -146,6 +146,40 @@ bool matches(const route& r, const http_request& req) {
   return true;
 }
 
+/// The JSON of `GET /admin/projections`.
+json projections_body(const projections_report& r) {
+  auto list = json::array();
+  for (const auto& s : r.projections) {
+    json j{{"name", s.name},         {"generation", s.generation},
+           {"state", s.state},       {"position", s.position},
+           {"lag_events", s.lag_events}, {"lag_ms", s.lag_ms}};
+    if (s.failure)
+      j["failure"] = {{"position", s.failure->position}, {"type", s.failure->event_type},
+                      {"stream", s.failure->stream}, {"reason", s.failure->reason}};
+    if (s.rebuild_position)
+      j["rebuild_position"] = *s.rebuild_position;
+    list.push_back(std::move(j));
+  }
+  return json{{"projections", std::move(list)}, {"last_position", r.last_position}};
+}
+
+/// The JSON of `GET /admin/kafka`.
+json kafka_body(const kafka_report& r) {
+  if (!r.enabled)
+    return {{"enabled", false}};
+  auto topics = json::array();
+  for (auto& t : r.topics)
+    topics.push_back({{"name", t.name}, {"partitions", t.partitions}});
+  json j{{"enabled", true},
+         {"embedded", r.embedded},
+         {"bootstrap_servers", r.bootstrap_servers},
+         {"topics", std::move(topics)}};
+  if (r.outbox)
+    j["outbox"] = {{"checkpoint", r.outbox->checkpoint}, {"lag_events", r.outbox->lag_events},
+                   {"delivered", r.outbox->delivered}};
+  return j;
+}
+
 } // namespace
 
 struct http_api::impl {
@@ -506,7 +540,7 @@ void http_api::impl::faults(http_request& req, http_response& res) {
 
 void http_api::impl::list_projections(http_request& req, http_response& res) {
   if (authorize(req, res, true))
-    send_json(res, 200, n.projections_json());
+    send_json(res, 200, events::dump_json(projections_body(n.projections())));
 }
 
 void http_api::impl::skip_projection(http_request& req, http_response& res) {
@@ -524,7 +558,7 @@ void http_api::impl::skip_projection(http_request& req, http_response& res) {
       e = {409, "not_stopped_there", describe(err), "position"};
     return send_error(res, e);
   }
-  send_json(res, 200, n.projections_json());
+  send_json(res, 200, events::dump_json(projections_body(n.projections())));
 }
 
 void http_api::impl::rebuild_projection(http_request& req, http_response& res) {
@@ -538,7 +572,7 @@ void http_api::impl::rebuild_projection(http_request& req, http_response& res) {
       e = {409, "projection_stopped", describe(err), ""};
     return send_error(res, e);
   }
-  auto body = json::parse(n.projections_json());
+  auto body = projections_body(n.projections());
   body["rebuilt"] = name;
   body["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   send_json(res, 200, events::dump_json(body));
@@ -546,7 +580,7 @@ void http_api::impl::rebuild_projection(http_request& req, http_response& res) {
 
 void http_api::impl::kafka(http_request& req, http_response& res) {
   if (authorize(req, res, true))
-    send_json(res, 200, n.kafka_json());
+    send_json(res, 200, events::dump_json(kafka_body(n.kafka())));
 }
 
 void http_api::impl::metrics(http_request& req, http_response& res) {

@@ -5,13 +5,11 @@
 
 #include <sys/resource.h>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "keel/actors/catalog.hpp"
 #include "keel/events/correlation.hpp"
 #include "keel/events/error.hpp"
-#include "keel/events/json.hpp"
 #include "auth.hpp"
 #include "node_state.hpp"
 #include "pipeline_call.hpp"
@@ -434,21 +432,8 @@ const node_config& node::config() const noexcept {
   return impl_->cfg;
 }
 
-std::string node::projections_json() const {
-  auto list = nlohmann::json::array();
-  for (const auto& s : impl_->runner->status()) {
-    nlohmann::json j{{"name", s.name},         {"generation", s.generation},
-                     {"state", s.state},       {"position", s.position},
-                     {"lag_events", s.lag_events}, {"lag_ms", s.lag_ms}};
-    if (s.failure)
-      j["failure"] = {{"position", s.failure->position}, {"type", s.failure->event_type},
-                      {"stream", s.failure->stream}, {"reason", s.failure->reason}};
-    if (s.rebuild_position)
-      j["rebuild_position"] = *s.rebuild_position;
-    list.push_back(std::move(j));
-  }
-  return events::dump_json(nlohmann::json{{"projections", std::move(list)},
-                                          {"last_position", impl_->store->last_position()}});
+projections_report node::projections() const {
+  return {impl_->runner->status(), impl_->store->last_position()};
 }
 
 caf::error node::skip_projection(const std::string& name, std::uint64_t position,
@@ -460,26 +445,18 @@ caf::error node::rebuild_projection(const std::string& name) {
   return name == "all" ? impl_->runner->rebuild_all() : impl_->runner->rebuild(name);
 }
 
-std::string node::kafka_json() const {
-  nlohmann::json j;
+kafka_report node::kafka() const {
+  kafka_report r;
   auto& s = *impl_;
-  if (!s.kafka) {
-    j = {{"enabled", false}};
-    return events::dump_json(j);
-  }
-  auto topics = nlohmann::json::array();
-  for (auto& t : s.kafka->topics())
-    topics.push_back({{"name", t.name}, {"partitions", t.partitions}});
-  j = {{"enabled", true},
-       {"embedded", s.kafka->embedded()},
-       {"bootstrap_servers", s.kafka->bootstrap_servers()},
-       {"topics", std::move(topics)}};
-  if (s.outbox) {
-    auto st = s.outbox->status();
-    j["outbox"] = {{"checkpoint", st.checkpoint}, {"lag_events", st.lag_events},
-                   {"delivered", st.delivered}};
-  }
-  return events::dump_json(j);
+  if (!s.kafka)
+    return r;
+  r.enabled = true;
+  r.embedded = s.kafka->embedded();
+  r.bootstrap_servers = s.kafka->bootstrap_servers();
+  r.topics = s.kafka->topics();
+  if (s.outbox)
+    r.outbox = s.outbox->status();
+  return r;
 }
 
 std::string node::metrics_text() const {

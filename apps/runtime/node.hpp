@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@
 #include "http_server.hpp"
 #include "providers.hpp"
 #include "keel/events/commands.hpp"
+#include "keel/projections/runner.hpp"
+#include "keel/storage/kafka.hpp"
 
 namespace keel::projections {
 struct stock_level;
@@ -89,6 +92,22 @@ struct node_config {
   provider_specs providers = simulated_defaults();
 };
 
+/// What `GET /admin/projections` shows.
+struct projections_report {
+  std::vector<projections::projection_status> projections;
+  std::uint64_t last_position = 0;
+};
+
+/// What `GET /admin/kafka` shows: `enabled` false when the node runs
+/// without Kafka (`--kafka off`).
+struct kafka_report {
+  bool enabled = false;
+  bool embedded = false;
+  std::string bootstrap_servers;
+  std::vector<storage::kafka_topic_info> topics;
+  std::optional<storage::outbox_status> outbox;
+};
+
 /// One figure of `/health`.
 struct health_component {
   std::string name;
@@ -158,8 +177,8 @@ public:
   const storage::event_store& store() const;
   const node_config& config() const noexcept;
 
-  /// The projections' status (JSON of `GET /admin/projections`).
-  std::string projections_json() const;
+  /// The projections' status, and the store's last position.
+  projections_report projections() const;
   /// Skips the event projection `name` stopped at (see projection_runner::skip).
   caf::error skip_projection(const std::string& name, std::uint64_t position,
                              const std::string& by, const std::string& note);
@@ -167,8 +186,8 @@ public:
   /// blocks until swapped in.
   caf::error rebuild_projection(const std::string& name);
 
-  /// The bootstrap list and topics (JSON of `GET /admin/kafka`).
-  std::string kafka_json() const;
+  /// The Kafka bridge: cluster, topics, outbox progress.
+  kafka_report kafka() const;
 
   /// The node's metrics in Prometheus text format.
   std::string metrics_text() const;
