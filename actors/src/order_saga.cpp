@@ -451,9 +451,9 @@ void execute(saga_actor* self, std::vector<saga_command> cmds) {
   }
   auto& first = cmds.front();
   if (auto* x = std::get_if<record_rejected>(&first)) {
-    record(self, events::order_rejected{s.st.order_id, x->reason}, s.st.last_event);
+    record(self, events::order_rejected{s.st.order_id, x->reason, x->code}, s.st.last_event);
   } else if (auto* x = std::get_if<record_cancelled>(&first)) {
-    record(self, events::order_cancelled{s.st.order_id, x->reason}, s.st.last_event);
+    record(self, events::order_cancelled{s.st.order_id, x->reason, x->code}, s.st.last_event);
   } else if (std::holds_alternative<park_payment>(first)) {
     if (s.deferred_cancel) {
       record_deferred_cancel(self);

@@ -90,8 +90,8 @@ std::vector<saga_command> commands_of(step s, const order_state& st) {
     case step::cancel_shipment: return {events::cancel_shipment{id, st.tracking_id}};
     case step::void_payment: return {events::void_payment{id, st.payment_id}};
     case step::release_stock: return {events::release_stock{id, st.lines}};
-    case step::record_rejected: return {record_rejected{st.reason}};
-    case step::record_cancelled: return {record_cancelled{st.reason}};
+    case step::record_rejected: return {record_rejected{st.reason_detail, st.reason_code}};
+    case step::record_cancelled: return {record_cancelled{st.reason_detail, st.reason_code}};
   }
   return {};
 }
@@ -158,16 +158,27 @@ std::string misfit(const order_state& st, [[maybe_unused]] const T& x) {
   }
 }
 
-std::vector<saga_command> compensate(order_state& st, order_status ending, std::string reason) {
+std::vector<saga_command> compensate(order_state& st, order_status ending,
+                                     events::end_reason code, std::string detail) {
   st.status = order_status::compensating;
   st.ending = ending;
-  st.reason = std::move(reason);
+  st.reason_code = code;
+  st.reason_detail = std::move(detail);
+  st.reason = events::reason_text(code, st.reason_detail);
   return drive(st);
+}
+
+/// Records the terminal reason of `x` (order_rejected / order_cancelled).
+template <class T>
+void take_reason(order_state& st, const T& x) {
+  st.reason_code = x.code;
+  st.reason_detail = x.reason;
+  st.reason = events::reason_text(x.code, x.reason);
 }
 
 std::vector<saga_command> cancel_or_advance(order_state& st, order_status next) {
   if (st.cancel_requested)
-    return compensate(st, order_status::cancelled, "cancelled by customer");
+    return compensate(st, order_status::cancelled, events::end_reason::cancelled_by_customer, {});
   st.status = next;
   return drive(st);
 }
@@ -200,9 +211,8 @@ std::vector<saga_command> apply(order_state& st, const events::order_stock_reser
 std::vector<saga_command> apply(order_state& st, const events::order_stock_refused& x, context) {
   if (x.partially_reserved)
     st.stock_held = true;
-  return compensate(st, order_status::rejected,
-                    "out of stock: " + x.sku + " (requested " + std::to_string(x.requested)
-                      + ", available " + std::to_string(x.available) + ")");
+  return compensate(st, order_status::rejected, events::end_reason::out_of_stock,
+                    events::out_of_stock_detail(x.sku, x.requested, x.available));
 }
 
 std::vector<saga_command> apply(order_state& st, const events::order_payment_authorized& x,
@@ -212,7 +222,7 @@ std::vector<saga_command> apply(order_state& st, const events::order_payment_aut
 }
 
 std::vector<saga_command> apply(order_state& st, const events::order_payment_declined& x, context) {
-  return compensate(st, order_status::cancelled, "payment declined: " + x.reason);
+  return compensate(st, order_status::cancelled, events::end_reason::payment_declined, x.reason);
 }
 
 std::vector<saga_command> apply(order_state& st, const events::order_payment_pending& x,
@@ -221,12 +231,13 @@ std::vector<saga_command> apply(order_state& st, const events::order_payment_pen
   st.retry_at_us = x.retry_at_us;
   st.pending_reason = x.reason;
   if (st.cancel_requested)
-    return compensate(st, order_status::cancelled, "cancelled by customer");
-  auto unavailable = "payment unavailable after " + std::to_string(x.attempt) + " attempts";
+    return compensate(st, order_status::cancelled, events::end_reason::cancelled_by_customer, {});
+  auto attempts = std::to_string(x.attempt) + " attempts";
+  auto unavailable = events::end_reason::payment_unavailable;
   if (x.attempt >= c.policy.max_payment_attempts)
-    return compensate(st, order_status::cancelled, unavailable);
+    return compensate(st, order_status::cancelled, unavailable, attempts);
   if (c.at_us - st.placed_at_us >= c.policy.payment_deadline_us)
-    return compensate(st, order_status::cancelled, unavailable + ", deadline passed");
+    return compensate(st, order_status::cancelled, unavailable, attempts + ", deadline passed");
   st.status = order_status::pending_payment;
   return {park_payment{x.retry_at_us, x.attempt, st.premium}};
 }
@@ -240,7 +251,7 @@ std::vector<saga_command> apply(order_state& st, const events::order_shipment_sc
 }
 
 std::vector<saga_command> apply(order_state& st, const events::order_shipment_failed& x, context) {
-  return compensate(st, order_status::cancelled, "shipping failed: " + x.reason);
+  return compensate(st, order_status::cancelled, events::end_reason::shipping_failed, x.reason);
 }
 
 std::vector<saga_command> apply(order_state&, const events::order_payment_captured&, context) {
@@ -256,7 +267,7 @@ std::vector<saga_command> apply(order_state& st, const events::order_completed&,
 std::vector<saga_command> apply(order_state& st, const events::order_cancel_requested&, context) {
   st.cancel_requested = true;
   if (st.status == order_status::pending_payment)
-    return compensate(st, order_status::cancelled, "cancelled by customer");
+    return compensate(st, order_status::cancelled, events::end_reason::cancelled_by_customer, {});
   return {};
 }
 
@@ -282,13 +293,13 @@ std::vector<saga_command> apply(order_state& st, const events::order_stock_relea
 
 std::vector<saga_command> apply(order_state& st, const events::order_rejected& x, context) {
   st.status = order_status::rejected;
-  st.reason = x.reason;
+  take_reason(st, x);
   return {};
 }
 
 std::vector<saga_command> apply(order_state& st, const events::order_cancelled& x, context) {
   st.status = order_status::cancelled;
-  st.reason = x.reason;
+  take_reason(st, x);
   return {};
 }
 

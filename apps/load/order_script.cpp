@@ -184,11 +184,11 @@ void order_script::run(std::vector<actors::saga_command> cmds) {
     return; // terminal, or the outstanding step is still outstanding
   const auto& first = cmds.front();
   if (auto* x = std::get_if<actors::record_rejected>(&first)) {
-    event ev{order_rejected{st_.order_id, x->reason}};
+    event ev{order_rejected{st_.order_id, x->reason, x->code}};
     auto at = emit_(ev, st_.last_event);
     fold(ev, at);
   } else if (auto* x = std::get_if<actors::record_cancelled>(&first)) {
-    event ev{order_cancelled{st_.order_id, x->reason}};
+    event ev{order_cancelled{st_.order_id, x->reason, x->code}};
     auto at = emit_(ev, st_.last_event);
     fold(ev, at);
   } else if (std::holds_alternative<actors::park_payment>(first)) {

@@ -43,6 +43,9 @@ template <class T, class = std::enable_if_t<std::is_integral_v<T>>>
 json to_value(T x) {
   return x;
 }
+json to_value(end_reason x) {
+  return to_string(x);
+}
 json to_value(order_line x);
 json to_value(address x);
 json to_value(const std::vector<order_line>& xs) {
@@ -115,6 +118,15 @@ std::enable_if_t<std::is_integral_v<T>> read(const json& j, const std::string& p
   }
 }
 
+void read(const json& j, const std::string& path, end_reason& x) {
+  if (!j.is_string())
+    fail(path, "expected an end reason");
+  auto code = parse_end_reason(j.get<std::string>());
+  if (!code)
+    fail(path, "\"" + j.get<std::string>() + "\" is not an end reason");
+  x = *code;
+}
+
 void read(const json& j, const std::string& path, order_line& x);
 void read(const json& j, const std::string& path, address& x);
 void read(const json& j, const std::string& path, std::vector<order_line>& xs);
@@ -123,10 +135,14 @@ template <class T>
 void read_object(const json& j, const std::string& path, T& x) {
   if (!j.is_object())
     fail(path, "expected an object");
-  fields(x, [&](const char* name, auto& v) {
+  // A field a later schema added may be missing (files written before it).
+  fields_since(x, [&](const char* name, auto& v, std::uint16_t since) {
     auto i = j.find(name);
-    if (i == j.end())
+    if (i == j.end()) {
+      if (since > 1)
+        return;
       fail(path + "." + name, "missing");
+    }
     read(*i, path + "." + name, v);
   });
 }

@@ -132,14 +132,18 @@ std::vector<json> evidence(const order_records& o, const step_instance& s) {
   }
   if (s.name == "record_rejected") {
     auto cmd = named("record_rejected");
-    if (auto* x = outcome<order_rejected>(o, s))
+    if (auto* x = outcome<order_rejected>(o, s)) {
       cmd["reason"] = x->reason;
+      cmd["code"] = to_string(x->code);
+    }
     return {cmd};
   }
   if (s.name == "record_cancelled") {
     auto cmd = named("record_cancelled");
-    if (auto* x = outcome<order_cancelled>(o, s))
+    if (auto* x = outcome<order_cancelled>(o, s)) {
       cmd["reason"] = x->reason;
+      cmd["code"] = to_string(x->code);
+    }
     return {cmd};
   }
   return {};

@@ -30,6 +30,18 @@ const char* invalid_field(const breaker_transitioned& x) {
   return nullptr;
 }
 
+bool bad_code(end_reason x) {
+  return static_cast<std::uint8_t>(x) > static_cast<std::uint8_t>(end_reason::cancelled_by_customer);
+}
+
+const char* invalid_field(const order_rejected& x) {
+  return bad_code(x.code) ? "order_rejected.code: not an end reason" : nullptr;
+}
+
+const char* invalid_field(const order_cancelled& x) {
+  return bad_code(x.code) ? "order_cancelled.code: not an end reason" : nullptr;
+}
+
 template <class T>
 caf::error decode_into(T& x, std::uint16_t version, std::string_view bytes) {
   try {

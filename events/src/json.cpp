@@ -18,6 +18,14 @@ NLOHMANN_JSON_SERIALIZE_ENUM(breaker_state, {{breaker_state::closed, "closed"},
                                              {breaker_state::open, "open"},
                                              {breaker_state::half_open, "half_open"}})
 
+NLOHMANN_JSON_SERIALIZE_ENUM(end_reason,
+                             {{end_reason::unspecified, "unspecified"},
+                              {end_reason::out_of_stock, "out_of_stock"},
+                              {end_reason::payment_declined, "payment_declined"},
+                              {end_reason::payment_unavailable, "payment_unavailable"},
+                              {end_reason::shipping_failed, "shipping_failed"},
+                              {end_reason::cancelled_by_customer, "cancelled_by_customer"}})
+
 namespace {
 
 /// Accepts any field, so the overload below exists only for types with a

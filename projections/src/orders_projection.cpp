@@ -132,24 +132,24 @@ private:
     s.cancel_requested = true;
   }
   static void update(order_summary& s, const order_stock_refused& x) {
-    s.reason = "out of stock: " + x.sku + " (requested " + std::to_string(x.requested)
-               + ", available " + std::to_string(x.available) + ")";
+    s.reason = reason_text(end_reason::out_of_stock,
+                        out_of_stock_detail(x.sku, x.requested, x.available));
   }
   static void update(order_summary& s, const order_payment_declined& x) {
-    s.reason = "payment declined by " + x.provider + ": " + x.reason;
+    s.reason = reason_text(end_reason::payment_declined, x.reason);
   }
   static void update(order_summary& s, const order_shipment_failed& x) {
-    s.reason = "shipment failed: " + x.reason;
+    s.reason = reason_text(end_reason::shipping_failed, x.reason);
   }
   static void update(order_summary& s, const order_rejected& x) {
     s.status = "rejected";
-    if (!x.reason.empty())
-      s.reason = x.reason;
+    if (!x.reason.empty() || x.code != end_reason::unspecified)
+      s.reason = reason_text(x.code, x.reason);
   }
   static void update(order_summary& s, const order_cancelled& x) {
     s.status = "cancelled";
-    if (!x.reason.empty())
-      s.reason = x.reason;
+    if (!x.reason.empty() || x.code != end_reason::unspecified)
+      s.reason = reason_text(x.code, x.reason);
   }
   // Compensations and anything else: a step only.
   template <class T>

@@ -55,8 +55,13 @@ std::string show_one(const events::schedule_shipment& x) {
 std::string show_one(const events::cancel_shipment& x) {
   return "cancel_shipment{" + x.order_id + ", " + x.tracking_id + "}";
 }
-std::string show_one(const record_rejected& x) { return "record_rejected{" + x.reason + "}"; }
-std::string show_one(const record_cancelled& x) { return "record_cancelled{" + x.reason + "}"; }
+// The reason as its text (code and detail through events::reason_text).
+std::string show_one(const record_rejected& x) {
+  return "record_rejected{" + events::reason_text(x.code, x.reason) + "}";
+}
+std::string show_one(const record_cancelled& x) {
+  return "record_cancelled{" + events::reason_text(x.code, x.reason) + "}";
+}
 std::string show_one(const park_payment& x) {
   return "park_payment{" + std::to_string(x.retry_at_us) + ", " + std::to_string(x.attempt)
          + (x.premium ? ", premium}" : ", standard}");
@@ -736,10 +741,10 @@ private:
     record(events::order_stock_released{x.order_id});
   }
   void answer_one(const record_rejected& x) {
-    record(events::order_rejected{state().order_id, x.reason});
+    record(events::order_rejected{state().order_id, x.reason, x.code});
   }
   void answer_one(const record_cancelled& x) {
-    record(events::order_cancelled{state().order_id, x.reason});
+    record(events::order_cancelled{state().order_id, x.reason, x.code});
   }
   void answer_one(const events::commit_stock&) {
     FAIL("commit_stock is only ever issued after capture_payment");

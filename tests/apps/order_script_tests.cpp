@@ -111,7 +111,8 @@ TEST_CASE("a reservation refused after a held line releases that line and is rej
   auto& released = std::get<events::stock_released>(r.log[4].ev);
   CHECK(released.sku == "SKU-0"); // only the line that was held
   auto& rejected = std::get<events::order_rejected>(r.log.back().ev);
-  CHECK_THAT(rejected.reason, Catch::Contains("out of stock: SKU-1"));
+  CHECK(rejected.code == events::end_reason::out_of_stock);
+  CHECK(rejected.reason == "SKU-1 (requested 2, available 1)");
   CHECK(r.log.back().cause == r.log[5].id); // recorded after the last outcome
 }
 

@@ -71,6 +71,9 @@ events::event make_random(std::uint64_t seed) {
     x.from = static_cast<events::breaker_state>(static_cast<std::uint8_t>(x.from) % 3);
     x.to = static_cast<events::breaker_state>(static_cast<std::uint8_t>(x.to) % 3);
   }
+  if constexpr (std::is_same_v<decltype(x), events::order_rejected>
+                || std::is_same_v<decltype(x), events::order_cancelled>)
+    x.code = static_cast<events::end_reason>(static_cast<std::uint8_t>(x.code) % 6);
   return events::event{std::in_place_index<I>, std::move(x)};
 }
 

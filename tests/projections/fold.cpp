@@ -143,17 +143,17 @@ struct folder {
           << x->available << ")";
       s.reason = why.str();
     } else if (auto* x = std::get_if<order_payment_declined>(&ev)) {
-      s.reason = "payment declined by " + x->provider + ": " + x->reason;
+      s.reason = reason_text(end_reason::payment_declined, x->reason);
     } else if (auto* x = std::get_if<order_shipment_failed>(&ev)) {
-      s.reason = "shipment failed: " + x->reason;
+      s.reason = reason_text(end_reason::shipping_failed, x->reason);
     } else if (auto* x = std::get_if<order_rejected>(&ev)) {
       s.status = "rejected";
-      if (x->reason != "")
-        s.reason = x->reason;
+      if (x->reason != "" || x->code != end_reason::unspecified)
+        s.reason = reason_text(x->code, x->reason);
     } else if (auto* x = std::get_if<order_cancelled>(&ev)) {
       s.status = "cancelled";
-      if (x->reason != "")
-        s.reason = x->reason;
+      if (x->reason != "" || x->code != end_reason::unspecified)
+        s.reason = reason_text(x->code, x->reason);
     }
     // order_stock_released, order_payment_voided, order_shipment_cancelled:
     // a step, nothing else.

@@ -12,7 +12,7 @@ event sample_event(std::size_t i) {
   const std::string oid = "order-2026-0001";
   std::vector<event> all{
     order_placed{oid, "customer-7", lines, "USD", addr, true, total_cents(lines)},
-    order_rejected{oid, "out of stock: SKU-0042"},
+    order_rejected{oid, "SKU-0042 (requested 1, available 0)", end_reason::out_of_stock},
     order_stock_reserved{oid},
     order_payment_authorized{oid, "pay-81", "primary", 53998},
     order_payment_pending{oid, "circuit_open", 3, 1795300000000000},
@@ -23,7 +23,7 @@ event sample_event(std::size_t i) {
     order_stock_released{oid},
     order_payment_voided{oid, "pay-81"},
     order_payment_refunded{oid, "pay-81", 53998},
-    order_cancelled{oid, "payment declined"},
+    order_cancelled{oid, "insufficient funds", end_reason::payment_declined},
     order_stock_refused{oid, "SKU-0042", 1, 0, true},
     order_payment_declined{oid, "secondary", "insufficient funds"},
     order_shipment_failed{oid, "no carrier serves postal code 22201"},

@@ -8,6 +8,7 @@
 #include "keel/events/commands.hpp"
 #include "keel/events/event.hpp"
 #include "keel/events/order_status.hpp"
+#include "keel/events/reasons.hpp"
 
 /// The order saga's pure decider: `(state, event) -> (state, commands)`.
 ///
@@ -76,8 +77,11 @@ struct order_state {
   /// Why the last payment attempt was unavailable (order_payment_pending).
   std::string pending_reason;
   /// While compensating: the terminal status to end in (rejected or
-  /// cancelled) and the reason recorded with it.
+  /// cancelled) and the reason recorded with it: its code and detail, and
+  /// `reason`, their text (events::reason_text).
   order_status ending = order_status::none;
+  events::end_reason reason_code = events::end_reason::unspecified;
+  std::string reason_detail;
   std::string reason;
   /// Number of events folded (the stream version the state reflects).
   std::uint64_t version = 0;
@@ -89,14 +93,17 @@ struct order_state {
 
 /// Saga-internal command: record `order_rejected{reason}` (terminal).
 struct record_rejected {
+  /// The detail; `code` says why (events/reasons.hpp).
   std::string reason;
-  KEEL_FIELD_LIST(reason)
+  events::end_reason code = events::end_reason::unspecified;
+  KEEL_FIELD_LIST(reason, code)
 };
 
 /// Saga-internal command: record `order_cancelled{reason}` (terminal).
 struct record_cancelled {
   std::string reason;
-  KEEL_FIELD_LIST(reason)
+  events::end_reason code = events::end_reason::unspecified;
+  KEEL_FIELD_LIST(reason, code)
 };
 
 /// Saga-internal command: park the order on the payment retry queue until

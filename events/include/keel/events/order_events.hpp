@@ -1,5 +1,6 @@
 #pragma once
 
+#include "keel/events/reasons.hpp"
 #include "keel/events/types.hpp"
 
 /// Events of the order saga, stored in stream "order-<order id>".
@@ -33,12 +34,23 @@ struct order_placed {
 };
 
 /// The order was refused before anything was done (e.g. out of stock).
+/// Schema 2 added `code`: `reason` is then the detail for people and
+/// `reason_text(code, reason)` the text; schema-1 records decode with code
+/// `unspecified` and their whole text as `reason`.
 struct order_rejected {
   static constexpr const char* type_name = "order_rejected";
-  static constexpr std::uint16_t schema_version = 1;
+  static constexpr std::uint16_t schema_version = 2;
   std::string order_id;
   std::string reason;
-  KEEL_FIELDS(order_id, reason)
+  end_reason code = end_reason::unspecified;
+
+  template <class Self, class F>
+  static void keel_fields(Self& self, F&& f) {
+    f("order_id", self.order_id, std::uint16_t{1});
+    f("reason", self.reason, std::uint16_t{1});
+    f("code", self.code, std::uint16_t{2});
+  }
+  KEEL_SERIALIZE_FIELDS
 };
 
 /// Every line of the order is reserved in inventory.
@@ -137,13 +149,22 @@ struct order_payment_refunded {
   KEEL_FIELDS(order_id, payment_id, amount_cents)
 };
 
-/// Terminal: the order was cancelled after its compensations ran.
+/// Terminal: the order was cancelled after its compensations ran. Schema 2
+/// added `code`, as for order_rejected.
 struct order_cancelled {
   static constexpr const char* type_name = "order_cancelled";
-  static constexpr std::uint16_t schema_version = 1;
+  static constexpr std::uint16_t schema_version = 2;
   std::string order_id;
   std::string reason;
-  KEEL_FIELDS(order_id, reason)
+  end_reason code = end_reason::unspecified;
+
+  template <class Self, class F>
+  static void keel_fields(Self& self, F&& f) {
+    f("order_id", self.order_id, std::uint16_t{1});
+    f("reason", self.reason, std::uint16_t{1});
+    f("code", self.code, std::uint16_t{2});
+  }
+  KEEL_SERIALIZE_FIELDS
 };
 
 /// Inventory could not reserve a line of the order. `partially_reserved`
