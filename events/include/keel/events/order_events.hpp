@@ -33,6 +33,14 @@ struct order_placed {
   KEEL_SERIALIZE_FIELDS
 };
 
+/// The field list of order_rejected and order_cancelled (schema 2).
+template <class Self, class F>
+void end_fields(Self& self, F&& f) {
+  f("order_id", self.order_id, std::uint16_t{1});
+  f("reason", self.reason, std::uint16_t{1});
+  f("code", self.code, std::uint16_t{2});
+}
+
 /// The order was refused before anything was done (e.g. out of stock).
 /// Schema 2 added `code`: `reason` is then the detail for people and
 /// `reason_text(code, reason)` the text; schema-1 records decode with code
@@ -46,9 +54,7 @@ struct order_rejected {
 
   template <class Self, class F>
   static void keel_fields(Self& self, F&& f) {
-    f("order_id", self.order_id, std::uint16_t{1});
-    f("reason", self.reason, std::uint16_t{1});
-    f("code", self.code, std::uint16_t{2});
+    end_fields(self, f);
   }
   KEEL_SERIALIZE_FIELDS
 };
@@ -160,9 +166,7 @@ struct order_cancelled {
 
   template <class Self, class F>
   static void keel_fields(Self& self, F&& f) {
-    f("order_id", self.order_id, std::uint16_t{1});
-    f("reason", self.reason, std::uint16_t{1});
-    f("code", self.code, std::uint16_t{2});
+    end_fields(self, f);
   }
   KEEL_SERIALIZE_FIELDS
 };
