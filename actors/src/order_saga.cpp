@@ -85,8 +85,8 @@ void end(saga_actor* self, bool report = true) {
                             "order " + s.st.order_id + " is " + to_string(s.st.status)));
   s.cancel_waiters.clear();
   if (report && s.env->on_finished)
-    s.env->on_finished(
-      finished_order{s.st.order_id, s.st.status, s.st.reason, s.st.placed_at_us, s.env->env.now_us()});
+    s.env->on_finished(finished_order{s.st.order_id, s.st.status, reason_of(s.st),
+                                      s.st.placed_at_us, s.env->env.now_us()});
   self->send(s.orders, done_atom::value, s.st.order_id);
   self->quit();
 }
@@ -599,7 +599,7 @@ caf::error same_order(const order_state& st, const events::place_order& cmd) {
 }
 
 order_view view_of(const order_state& st, bool created) {
-  return order_view{st.order_id,    to_string(st.status), st.reason,
+  return order_view{st.order_id,    to_string(st.status), reason_of(st),
                     st.total_cents, st.payment_id,        st.tracking_id,
                     st.estimated_delivery_us, created};
 }

@@ -164,7 +164,6 @@ std::vector<saga_command> compensate(order_state& st, order_status ending,
   st.ending = ending;
   st.reason_code = code;
   st.reason_detail = std::move(detail);
-  st.reason = events::reason_text(code, st.reason_detail);
   return drive(st);
 }
 
@@ -173,7 +172,6 @@ template <class T>
 void take_reason(order_state& st, const T& x) {
   st.reason_code = x.code;
   st.reason_detail = x.reason;
-  st.reason = events::reason_text(x.code, x.reason);
 }
 
 std::vector<saga_command> cancel_or_advance(order_state& st, order_status next) {
@@ -304,6 +302,10 @@ std::vector<saga_command> apply(order_state& st, const events::order_cancelled& 
 }
 
 } // namespace
+
+std::string reason_of(const order_state& st) {
+  return events::reason_text(st.reason_code, st.reason_detail);
+}
 
 const char* command_name(const saga_command& x) {
   static constexpr const char* names[] = {

@@ -258,7 +258,7 @@ timeline build_timeline(const order_records& o, const derivation& d,
       st = std::move(x.state);
   }
   t.status = events::to_string(st.status);
-  t.reason = st.reason;
+  t.reason = actors::reason_of(st);
   for (std::size_t v = 0; v < o.order.size(); ++v) {
     auto r = row_of(o.order[v], t.placed_us);
     if (d.answers[v])

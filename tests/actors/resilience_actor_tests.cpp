@@ -208,7 +208,7 @@ TEST_CASE_METHOD(pipeline_fixture, "an order whose payment stays unavailable is 
   auto st = actors::load_order(*store, "o-1", policy);
   REQUIRE(st);
   CHECK(st->payment_attempts == 3);
-  CHECK(st->reason.find("payment unavailable") != std::string::npos);
+  CHECK(reason_of(*st).find("payment unavailable") != std::string::npos);
   CHECK(stock("SKU-1").available == 10);
   CHECK(audit().ok());
 }

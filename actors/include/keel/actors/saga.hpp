@@ -77,12 +77,11 @@ struct order_state {
   /// Why the last payment attempt was unavailable (order_payment_pending).
   std::string pending_reason;
   /// While compensating: the terminal status to end in (rejected or
-  /// cancelled) and the reason recorded with it: its code and detail, and
-  /// `reason`, their text (events::reason_text).
+  /// cancelled) and the reason recorded with it, as code and detail (its
+  /// text: `reason_of`).
   order_status ending = order_status::none;
   events::end_reason reason_code = events::end_reason::unspecified;
   std::string reason_detail;
-  std::string reason;
   /// Number of events folded (the stream version the state reflects).
   std::uint64_t version = 0;
   /// The id of the last event folded. Like `version`, set by whoever folds
@@ -154,6 +153,10 @@ struct decision {
 /// outstanding (pending_payment), otherwise they follow the outstanding outcome.
 decision decide(const order_state& state, const events::event& ev, std::int64_t at_us,
                 const saga_policy& policy = {});
+
+/// The text of the order's end reason (events::reason_text of its code and
+/// detail); empty while it has none.
+std::string reason_of(const order_state& st);
 
 /// Returns the commands that (re-)drive the step `state` waits for: used
 /// after a restart, when a parked payment is due, and after a cancel was
