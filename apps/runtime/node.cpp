@@ -103,7 +103,7 @@ storage::retry_topic::verdict node::impl::check_entry(const storage::retry_entry
   constexpr std::int64_t horizon_us = 10 * 60 * 1'000'000LL;
   actors::parked_payment p{e.order_id, e.retry_at_us, e.premium, e.retry_count,
                            e.fallback_reason, e.correlation_id};
-  switch (actors::check_parked(*store, p, wall_us(), horizon_us)) {
+  switch (actors::check_parked(store(), p, wall_us(), horizon_us)) {
     case actors::park_check::valid: return verdict::accept;
     case actors::park_check::stale: return verdict::stale;
     case actors::park_check::far_future: return verdict::far_future;
@@ -186,14 +186,12 @@ caf::error open_store(node::impl& s) {
   if (!opened)
     return opened.error();
   s.core = std::move(*opened);
-  s.store = &s.core->store();
-  s.registry = &s.core->metrics();
   return caf::error{};
 }
 
 caf::error start_read_side(node::impl& s) {
-  s.cache = std::make_shared<projections::stock_cache>(*s.store);
-  s.runner = std::make_unique<projections::projection_runner>(*s.store);
+  s.cache = std::make_shared<projections::stock_cache>(s.store());
+  s.runner = std::make_unique<projections::projection_runner>(s.store());
   s.runner->add_standard(s.cache);
   return s.runner->start();
 }
@@ -283,7 +281,7 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   if (auto err = open_store(*s))
     return err;
   spdlog::info("component=node msg=\"store open\" data={} last_position={}", s->cfg.data,
-               s->store->last_position());
+               s->store().last_position());
   if (auto err = start_read_side(*s))
     return err;
   if (auto err = start_kafka(*s))
@@ -326,14 +324,14 @@ void node::wait_for_stop() {
 
 std::int64_t node::shutdown() {
   auto& s = *impl_;
-  if (!s.store)
+  if (!s.core)
     return 0;
   s.is_ready = false;
   if (s.http) {
     s.http->stop(); // no new requests; in-flight ones are answered first
     s.http.reset();
   }
-  auto in_flight = s.registry->value("sagas.in_flight");
+  auto in_flight = s.registry().value("sagas.in_flight");
   auto deadline = std::chrono::steady_clock::now() + s.cfg.drain_timeout;
   while (in_flight->load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -348,7 +346,7 @@ std::int64_t node::shutdown() {
   // Waits for every actor (a saga parking now still calls the pipeline
   // through hand_back).
   s.core->stop();
-  if (auto err = s.store->flush())
+  if (auto err = s.store().flush())
     spdlog::error("component=node msg=\"flush failed\" error=\"{}\"", describe(err));
   if (s.runner)
     s.runner->stop();
@@ -359,7 +357,6 @@ std::int64_t node::shutdown() {
   s.kafka.reset();
   s.runner.reset();
   s.cache.reset();
-  s.store = nullptr;
   s.core.reset();
   spdlog::info("component=node msg=\"stopped\"");
   return left;
@@ -377,7 +374,7 @@ caf::expected<actors::order_view> node::cancel(const std::string& order_id,
 }
 
 caf::expected<actors::order_state> node::order(const std::string& order_id) const {
-  return actors::load_order(*impl_->store, order_id);
+  return actors::load_order(impl_->store(), order_id);
 }
 
 actors::catalog& node::catalog() const noexcept {
@@ -425,7 +422,7 @@ bool node::simulated(const std::string& name) const {
 }
 
 const storage::event_store& node::store() const {
-  return *impl_->store;
+  return impl_->store();
 }
 
 const node_config& node::config() const noexcept {
@@ -433,7 +430,7 @@ const node_config& node::config() const noexcept {
 }
 
 projections_report node::projections() const {
-  return {impl_->runner->status(), impl_->store->last_position()};
+  return {impl_->runner->status(), impl_->store().last_position()};
 }
 
 caf::error node::skip_projection(const std::string& name, std::uint64_t position,
@@ -473,7 +470,7 @@ bool node::ready() const {
 
 std::vector<std::string> node::escalated_supervisors() const {
   std::vector<std::string> names;
-  for (auto& x : impl_->registry->supervisors())
+  for (auto& x : impl_->registry().supervisors())
     if (x->escalated.load())
       names.push_back(x->name);
   return names;
@@ -481,10 +478,10 @@ std::vector<std::string> node::escalated_supervisors() const {
 
 bool node::store_writable() const {
   auto& s = *impl_;
-  auto writable = s.store->writable(); // one atomic load on every write request
+  auto writable = s.store().writable(); // one atomic load on every write request
   // One line per change, not per request.
   if (s.store_was_writable.exchange(writable) != writable) {
-    auto h = s.store->health();
+    auto h = s.store().health();
     if (writable)
       spdlog::info("component=storage msg=\"writing again\" resumes={}", h.resumes);
     else

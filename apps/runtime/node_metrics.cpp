@@ -35,14 +35,14 @@ std::string fixed(double x, int digits = 2) {
 
 /// Parked payments: in the in-process scheduler plus those still on the topic.
 std::int64_t retry_depth(const node::impl& s) {
-  auto depth = s.registry->value("retry_queue.depth")->load();
+  auto depth = s.registry().value("retry_queue.depth")->load();
   if (s.retry)
     depth += std::max<std::int64_t>(0, s.retry->stats().lag);
   return depth;
 }
 
 void breakers(exposition& out, const node::impl& s) {
-  auto all = s.registry->breakers();
+  auto all = s.registry().breakers();
   out.family("keel_breaker_state", "gauge",
              "Circuit breaker state per service or provider: 0 closed, 1 open, 2 half-open.");
   for (auto& b : all)
@@ -70,7 +70,7 @@ void breakers(exposition& out, const node::impl& s) {
 }
 
 void bulkheads(exposition& out, const node::impl& s) {
-  auto all = s.registry->bulkheads();
+  auto all = s.registry().bulkheads();
   out.family("keel_bulkhead_capacity", "gauge", "Pending requests a bulkhead admits.");
   for (auto& b : all)
     out.sample("keel_bulkhead_capacity", {{"bulkhead", b->name}},
@@ -91,7 +91,7 @@ void bulkheads(exposition& out, const node::impl& s) {
 }
 
 void pools(exposition& out, const node::impl& s) {
-  auto all = s.registry->pools();
+  auto all = s.registry().pools();
   out.family("keel_provider_pool_workers", "gauge", "Workers of a provider adapter pool (1..10).");
   for (auto& p : all)
     out.sample("keel_provider_pool_workers", {{"provider", p->name}},
@@ -124,8 +124,8 @@ void sagas(exposition& out, const node::impl& s) {
   for (auto& [outcome, h] : s.saga_seconds)
     out.samples("keel_saga_duration_seconds", {{"outcome", outcome}}, *h);
   out.single("keel_sagas_in_flight", "gauge", "Sagas running now.",
-             static_cast<double>(s.registry->value("sagas.in_flight")->load()));
-  auto sups = s.registry->supervisors();
+             static_cast<double>(s.registry().value("sagas.in_flight")->load()));
+  auto sups = s.registry().supervisors();
   out.family("keel_supervisor_restarts_total", "counter", "Child restarts by supervisor.");
   for (auto& x : sups)
     out.sample("keel_supervisor_restarts_total", {{"supervisor", x->name}},
@@ -192,15 +192,15 @@ void kafka(exposition& out, const node::impl& s) {
              "Parked payments: waiting in the scheduler plus not yet consumed from the topic.",
              static_cast<double>(retry_depth(s)));
   out.single("keel_retry_queue_redriven_total", "counter", "Parked payments sent back to payment.",
-             static_cast<double>(s.registry->value("retry_queue.redriven")->load()));
+             static_cast<double>(s.registry().value("retry_queue.redriven")->load()));
   out.single("keel_retry_queue_overflow_total", "counter",
              "Parks dropped because the in-process queue was full (the orders stay pending; "
              "a restart re-fills the queue from their streams).",
-             static_cast<double>(s.registry->value("retry_queue.overflow")->load()));
-  auto storage_health = s.store->health();
+             static_cast<double>(s.registry().value("retry_queue.overflow")->load()));
+  auto storage_health = s.store().health();
   out.single("keel_storage_writable", "gauge", "1 while the store can write, 0 after a failed write.",
              storage_health.writable ? 1 : 0);
-  auto memory = s.store->memory();
+  auto memory = s.store().memory();
   out.family("keel_store_memory_bytes", "gauge",
              "Memory the event store holds: memtables, cached blocks (the two share the budget), "
              "table readers (index and filter blocks outside the cache).");
@@ -219,10 +219,10 @@ void kafka(exposition& out, const node::impl& s) {
              static_cast<double>(storage_health.write_failures));
   out.single("keel_sagas_crashed_total", "counter",
              "Sagas that crashed and were re-driven from their stream (with backoff).",
-             static_cast<double>(s.registry->value("sagas.crashed")->load()));
+             static_cast<double>(s.registry().value("sagas.crashed")->load()));
   out.single("keel_sagas_redrives_ignored_total", "counter",
              "Re-drives refused because the id is not an order id.",
-             static_cast<double>(s.registry->value("sagas.redrives_ignored")->load()));
+             static_cast<double>(s.registry().value("sagas.redrives_ignored")->load()));
   out.single("keel_retry_queue_publish_fallbacks_total", "counter",
              "Parked payments kept in process because publishing to the topic failed.",
              static_cast<double>(s.park_fallbacks.load()));
@@ -273,7 +273,7 @@ void projections_and_today(exposition& out, const node::impl& s) {
   out.family("keel_projection_stopped", "gauge", "1 while a projection is stopped at an event.");
   for (auto& p : status)
     out.sample("keel_projection_stopped", {{"projection", p.name}}, p.failure ? 1.0 : 0.0);
-  auto today = projections::figures_of_day(*s.store, projections::day_of(now_s() * 1000000));
+  auto today = projections::figures_of_day(s.store(), projections::day_of(now_s() * 1000000));
   out.family("keel_orders_today", "gauge",
              "Orders of today (UTC) by status, from the figures read model.");
   if (today) {
@@ -318,7 +318,7 @@ std::string render_metrics(const node::impl& s, const health_report& health) {
 health_report compute_health(const node::impl& s) {
   health_report r;
   double sum = 0;
-  auto all_breakers = s.registry->breakers();
+  auto all_breakers = s.registry().breakers();
   std::size_t open = 0;
   for (auto& b : all_breakers) {
     sum += breaker_score(b->current());
@@ -330,7 +330,7 @@ health_report compute_health(const node::impl& s) {
                             + " open"});
   double worst = 0;
   std::string worst_name = "none";
-  for (auto& b : s.registry->bulkheads()) {
+  for (auto& b : s.registry().bulkheads()) {
     auto cap = std::max<std::int64_t>(1, b->capacity.load());
     auto u = static_cast<double>(b->in_use.load()) / static_cast<double>(cap);
     if (u > worst) {
@@ -359,7 +359,7 @@ health_report compute_health(const node::impl& s) {
   r.status = r.score >= 0.7 ? "ok" : r.score >= 0.4 ? "warn" : "critical";
   // Storage is a gate, not a weight: a node that cannot write is critical
   // whatever the other figures say.
-  auto st = s.store->health();
+  auto st = s.store().health();
   std::string detail = "writable";
   if (!st.writable) {
     detail = "cannot write since " + events::format_timestamp(st.failing_since_us) + ": "
@@ -372,7 +372,7 @@ health_report compute_health(const node::impl& s) {
   r.components.push_back({"storage", 0.0, st.writable ? 1.0 : 0.0, detail});
   // So are the supervisors: one that gave up leaves its service dead.
   std::string gave_up;
-  for (auto& x : s.registry->supervisors())
+  for (auto& x : s.registry().supervisors())
     if (x->escalated.load())
       gave_up += (gave_up.empty() ? "" : ", ") + x->name;
   if (!gave_up.empty())

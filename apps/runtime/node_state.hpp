@@ -43,9 +43,6 @@ struct node::impl {
   node_config cfg;
   /// The store, the catalogue, the actor system and the pipeline.
   std::unique_ptr<engine> core;
-  /// Shorthands into `core` (set when it opens).
-  storage::event_store* store = nullptr;
-  actors::registry* registry = nullptr;
   std::shared_ptr<projections::stock_cache> cache;
   /// The store's writability last seen (transitions are logged once).
   mutable std::atomic<bool> store_was_writable{true};
@@ -75,6 +72,13 @@ struct node::impl {
   std::atomic<std::uint64_t> shed{0};
   std::atomic<std::uint64_t> park_fallbacks{0};
   std::int64_t started_us = 0;
+
+  storage::event_store& store() const {
+    return core->store();
+  }
+  actors::registry& registry() const {
+    return core->metrics();
+  }
 
   void finished(const actors::finished_order& x);
   void park(const actors::parked_payment& p);
