@@ -18,6 +18,22 @@ struct history::order_run {
   std::string carrier;
   event_id correlation;
   std::unique_ptr<bench::order_script> script;
+
+  /// When a planned cancel comes (variant % 5): 0 at once, 1 while the
+  /// payment is authorized, 2 while it is parked, 3 and 4 while the shipment
+  /// is scheduled; -1 on paths without a cancel.
+  int cancel_moment() const {
+    bool cancels = path == planned_path::cancelled_by_customer
+                   || path == planned_path::cancelled_other;
+    return cancels ? static_cast<int>(variant % 5) : -1;
+  }
+
+  /// Records the planned cancel: the customer's, or an operator's on the
+  /// cancelled_other path.
+  void cancel() {
+    script->cancel(path == planned_path::cancelled_other ? std::string{"operator"}
+                                                         : script->state().customer_id);
+  }
 };
 
 namespace {
@@ -210,14 +226,12 @@ bench::step_answer history::answer_of(order_run& o) {
     return s.on_hand - s.reserved;
   };
   const auto& first = script.step().front();
-  bool cancels = o.path == planned_path::cancelled_by_customer
-                 || o.path == planned_path::cancelled_other;
-  auto who = o.path == planned_path::cancelled_other ? std::string{"operator"} : st.customer_id;
+  auto moment = o.cancel_moment();
   if (std::holds_alternative<authorize_payment>(first)) {
     std::uint32_t unavailable = o.path == planned_path::completed_after_retry ? 1 + o.variant % 2
                                 : o.path == planned_path::gave_up             ? gave_up_attempts
                                 : o.path == planned_path::declined && o.variant % 4 == 1 ? 1
-                                : cancels && o.variant % 5 == 2                          ? 1
+                                : moment == 2                                            ? 1
                                                                                          : 0;
     if (st.payment_attempts < unavailable) {
       a.result = bench::step_answer::kind::unavailable;
@@ -226,8 +240,8 @@ bench::step_answer history::answer_of(order_run& o) {
     } else if (o.path == planned_path::declined) {
       a.result = bench::step_answer::kind::refused;
       a.reason = decline_reasons[o.variant % 3];
-    } else if (cancels && o.variant % 5 == 1) {
-      script.cancel(who); // while the payment is authorized
+    } else if (moment == 1) {
+      o.cancel(); // while the payment is authorized
     }
   } else if (std::holds_alternative<schedule_shipment>(first)) {
     a.provider = o.carrier;
@@ -235,8 +249,8 @@ bench::step_answer history::answer_of(order_run& o) {
     if (o.path == planned_path::shipment_failed) {
       a.result = bench::step_answer::kind::refused;
       a.reason = shipping_reasons[o.variant % 2];
-    } else if (cancels && o.variant % 5 >= 3) {
-      script.cancel(who); // the shipment is scheduled meanwhile: cancelled too
+    } else if (moment >= 3) {
+      o.cancel(); // the shipment is scheduled meanwhile: cancelled too
     }
   } else if (std::holds_alternative<cancel_shipment>(first)) {
     a.provider = o.carrier;
@@ -247,11 +261,8 @@ bench::step_answer history::answer_of(order_run& o) {
 void history::advance(order_run& o) {
   auto& script = *o.script;
   if (script.parked()) {
-    bool cancels = o.path == planned_path::cancelled_by_customer
-                   || o.path == planned_path::cancelled_other;
-    if (cancels && o.variant % 5 == 2) { // while the payment is pending
-      script.cancel(o.path == planned_path::cancelled_other ? std::string{"operator"}
-                                                            : script.state().customer_id);
+    if (o.cancel_moment() == 2) { // while the payment is pending
+      o.cancel();
       return;
     }
     now_ = std::max(now_, script.state().retry_at_us);
