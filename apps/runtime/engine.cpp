@@ -27,9 +27,8 @@ caf::expected<provider_lists> make_providers(const provider_specs& specs, std::u
                   std::vector<actors::provider_ptr>& to) -> caf::error {
     for (const auto& spec : from) {
       if (spec.kind == provider_spec::kind_t::simulated) {
-        // 20,000 idempotency keys: every retry in flight, flat memory.
-        to.push_back(std::make_shared<actors::simulated_provider>(spec.http.name, next_seed++,
-                                                                  20000));
+        to.push_back(std::make_shared<actors::simulated_provider>(
+          spec.http.name, next_seed++, actors::pipeline_simulator_keys));
         continue;
       }
       auto p = actors::make_http_provider(spec.http);

@@ -241,7 +241,7 @@ private:
 void simulate_providers(pipeline_config& cfg,
                         const std::vector<std::string>& gateways = {"gw-primary", "gw-secondary"},
                         const std::vector<std::string>& carriers = {"carrier-a", "carrier-b"},
-                        std::size_t key_capacity = 20000);
+                        std::size_t key_capacity = pipeline_simulator_keys);
 
 /// Folds the stream "order-<id>" through the decider with `policy` (use the
 /// pipeline's). Errors: storage and decoding errors; an order that does not

@@ -92,6 +92,10 @@ inline std::uint64_t first_simulator_seed(std::uint64_t seed) noexcept {
   return seed * 7919 + 1;
 }
 
+/// Idempotency keys each simulator of a pipeline remembers (node, tests,
+/// benchmarks): every retry in flight, in flat memory.
+constexpr std::size_t pipeline_simulator_keys = 20000;
+
 /// Simulated providers named `names`, seeded `first_seed`, `first_seed + 1`, ...
 std::vector<provider_ptr> simulated_providers(const std::vector<std::string>& names,
                                               std::uint64_t first_seed,
