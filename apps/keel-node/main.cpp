@@ -11,7 +11,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <pthread.h>
 #include <thread>
@@ -101,11 +100,8 @@ int run(run_options& o) {
   std::printf("keel-node: serving http://%s:%d (data %s)\n", o.cfg.http_host.c_str(), n.port(),
               o.cfg.data.c_str());
   std::fflush(stdout);
-  if (!o.port_file.empty()) {
-    auto tmp = o.port_file + ".tmp";
-    std::ofstream{tmp} << n.port() << '\n';
-    std::rename(tmp.c_str(), o.port_file.c_str());
-  }
+  if (!o.port_file.empty() && !runtime::write_port_file(o.port_file, n.port()))
+    spdlog::error("component=node msg=\"cannot write the port file\" file={}", o.port_file);
   std::thread waiter{[&n, set] {
     int sig = 0;
     sigwait(&set, &sig);

@@ -6,7 +6,6 @@
 
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -67,11 +66,8 @@ int main(int argc, char** argv) {
     return fail(keel::describe(server.error()));
   std::printf("keel-sim: serving http://%s:%d\n", cfg.host.c_str(), (*server)->port());
   std::fflush(stdout);
-  if (!port_file.empty()) {
-    auto tmp = port_file + ".tmp";
-    std::ofstream{tmp} << (*server)->port() << '\n';
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
+  if (!port_file.empty() && !keel::runtime::write_port_file(port_file, (*server)->port()))
+    std::fprintf(stderr, "keel-sim: cannot write the port file %s\n", port_file.c_str());
   std::thread waiter{[&server, set] {
     int sig = 0;
     sigwait(&set, &sig);

@@ -45,4 +45,9 @@ caf::expected<std::string> read_key_file(const std::string& path);
 /// Splits "HOST:PORT" (port 0..65535); false when malformed.
 bool split_endpoint(const std::string& text, std::string& host, int& port);
 
+/// Writes `port` to `path` for whoever started the server (`--port-file`):
+/// into `<path>.tmp` first, then renamed, so a reader never sees half a
+/// number. False when it cannot be written.
+bool write_port_file(const std::string& path, int port);
+
 } // namespace keel::runtime

@@ -1,4 +1,5 @@
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -192,6 +193,16 @@ caf::expected<provider_specs> load_providers(const std::string& path) {
   std::stringstream buf;
   buf << in.rdbuf();
   return parse_providers(buf.str());
+}
+
+bool write_port_file(const std::string& path, int port) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out{tmp};
+    if (!(out << port << '\n'))
+      return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 } // namespace keel::runtime

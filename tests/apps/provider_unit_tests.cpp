@@ -2,6 +2,7 @@
 // sockets), and the providers file of keel-node.
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -253,4 +254,14 @@ TEST_CASE("key files are read without trailing whitespace and endpoints split at
   CHECK(port == 0);
   for (auto* bad : {"127.0.0.1", ":80", "h:", "h:65536", "h:8x"})
     CHECK_FALSE(runtime::split_endpoint(bad, host, port));
+}
+
+TEST_CASE("a port file is written whole, and a missing directory is an error", "[providers]") {
+  test::temp_dir dir;
+  REQUIRE(runtime::write_port_file(dir.sub("p.port"), 43210));
+  std::ifstream in{dir.sub("p.port")};
+  int port = 0;
+  CHECK((in >> port && port == 43210));
+  CHECK_FALSE(std::filesystem::exists(dir.sub("p.port.tmp")));
+  CHECK_FALSE(runtime::write_port_file(dir.sub("missing/p.port"), 1));
 }
