@@ -601,7 +601,7 @@ caf::error same_order(const order_state& st, const events::place_order& cmd) {
 order_view view_of(const order_state& st, bool created) {
   return order_view{st.order_id,    to_string(st.status), reason_of(st),
                     st.total_cents, st.payment_id,        st.tracking_id,
-                    st.estimated_delivery_us, created};
+                    st.estimated_delivery_us, created,    st.reason_code};
 }
 
 caf::actor spawn_saga(caf::actor_system& sys, std::shared_ptr<const saga_env> env,

@@ -3,10 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
-
-#include <stdlib.h>
 
 namespace keel::bench {
 
@@ -70,19 +67,6 @@ double percentile(std::vector<double>& values, double p) {
 
 double median(std::vector<double>& values) {
   return percentile(values, 50);
-}
-
-temp_dir::temp_dir(const std::string& prefix) {
-  auto base = std::filesystem::temp_directory_path() / (prefix + "-XXXXXX");
-  std::string tmpl = base.string();
-  if (::mkdtemp(tmpl.data()) == nullptr)
-    fail("cannot create a temporary directory");
-  path_ = tmpl;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
 }
 
 double seconds_now() {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace keel::bench {
 
 /// Parsed `--name value` options and flags of one subcommand.
@@ -31,20 +33,6 @@ double percentile(std::vector<double>& values, double p);
 
 /// Returns the p-th percentile (0..100) of `sorted` (ascending), 0 when empty.
 double sorted_percentile(const std::vector<double>& sorted, double p);
-
-/// A directory under the system temp directory, removed on destruction
-/// unless `keep` is set.
-class temp_dir {
-public:
-  explicit temp_dir(const std::string& prefix);
-  ~temp_dir();
-  const std::string& path() const {
-    return path_;
-  }
-
-private:
-  std::string path_;
-};
 
 /// Seconds since an arbitrary epoch (steady clock).
 double seconds_now();

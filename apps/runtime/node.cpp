@@ -193,7 +193,13 @@ caf::error start_read_side(node::impl& s) {
   s.cache = std::make_shared<projections::stock_cache>(s.store());
   s.runner = std::make_unique<projections::projection_runner>(s.store());
   s.runner->add_standard(s.cache);
-  return s.runner->start();
+  if (auto err = s.runner->start())
+    return err;
+  for (auto& u : s.runner->upgrades())
+    spdlog::info("component=projections msg=\"stored values given their format version\" "
+                 "projection={} values={} generation={} from_generation={} seconds={:.2f}",
+                 u.projection, u.values, u.to_generation, u.from_generation, u.seconds);
+  return caf::error{};
 }
 
 caf::error start_kafka(node::impl& s) {

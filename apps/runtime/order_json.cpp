@@ -33,6 +33,10 @@ json empty_or(const std::string& x) {
   return x.empty() ? json(nullptr) : json(x);
 }
 
+json code_or_null(events::end_reason x) {
+  return x == events::end_reason::unspecified ? json(nullptr) : json(events::to_string(x));
+}
+
 } // namespace
 
 std::string order_body(const projections::order_summary& s, const actors::order_view* view) {
@@ -42,6 +46,7 @@ std::string order_body(const projections::order_summary& s, const actors::order_
                      {"position", st.position}});
   auto status = view ? view->status : s.status;
   auto reason = view ? view->reason : s.reason;
+  auto reason_code = view ? view->reason_code : s.reason_code;
   auto payment_id = view && !view->payment_id.empty() ? view->payment_id : s.payment_id;
   auto tracking_id = view && !view->tracking_id.empty() ? view->tracking_id : s.tracking_id;
   auto eta = view && view->estimated_delivery_us != 0 ? view->estimated_delivery_us
@@ -50,6 +55,7 @@ std::string order_body(const projections::order_summary& s, const actors::order_
          {"customer_id", s.customer_id},
          {"status", status},
          {"reason", empty_or(reason)},
+         {"reason_code", code_or_null(reason_code)},
          {"items", items_json(s.items)},
          {"currency", s.currency},
          {"total_cents", s.total_cents},
@@ -74,6 +80,7 @@ std::string order_body(const actors::order_state& st) {
          {"customer_id", st.customer_id},
          {"status", v.status},
          {"reason", empty_or(v.reason)},
+         {"reason_code", code_or_null(v.reason_code)},
          {"items", items_json(st.lines)},
          {"currency", st.currency},
          {"total_cents", st.total_cents},

@@ -3,9 +3,16 @@
 // A compact binary form for read-model values: LEB128 varints (zigzag for
 // signed), length-prefixed strings and vectors. A type lists its fields once,
 // `template <class F, class T> void fields(F& f, T& x) { f(x.a, x.b); }`
-// (found by argument-dependent lookup), for the writer and the reader. Readers check every length against the
-// bytes left, so a damaged value decodes to an error, never to garbage or a
-// large allocation.
+// (found by argument-dependent lookup), for the writer and the reader. Readers
+// check every length against the bytes left, so a damaged value decodes to an
+// error, never to garbage or a large allocation.
+//
+// A stored value starts with its format version (a varint, `format_version`
+// of its type); `decode_value` reads any version up to the type's current
+// one. A field added in version N is listed as `f.since(N, x.field)` after the
+// older fields: readers of an older value leave it at its default. A type
+// stored inside another has no version of its own: change it only together
+// with a new version of every type that holds it.
 
 #include <cstdint>
 #include <cstring>
@@ -20,7 +27,9 @@ namespace keel::projections::codec {
 
 class writer {
 public:
-  explicit writer(std::string& out) : out_(out) {
+  /// Writes the fields of format version `version` (default: every field).
+  explicit writer(std::string& out, std::uint32_t version = ~std::uint32_t{0})
+    : out_(out), version_(version) {
   }
 
   void u64(std::uint64_t x) {
@@ -56,6 +65,14 @@ public:
     (field(xs), ...);
   }
 
+  /// Fields added in format version `version`: written unless the writer
+  /// writes an older version.
+  template <class... Ts>
+  void since(std::uint32_t version, const Ts&... xs) {
+    if (version_ >= version)
+      (field(xs), ...);
+  }
+
   void field(bool x) {
     boolean(x);
   }
@@ -68,6 +85,10 @@ public:
       i64(x);
     else
       u64(x);
+  }
+  template <class T>
+  std::enable_if_t<std::is_enum_v<T>> field(T x) {
+    u64(static_cast<std::uint64_t>(x));
   }
   template <class A, class B>
   void field(const std::pair<A, B>& x) {
@@ -87,6 +108,7 @@ public:
 
 private:
   std::string& out_;
+  std::uint32_t version_;
 };
 
 class reader {
@@ -157,6 +179,19 @@ public:
     (field(xs), ...);
   }
 
+  /// Fields added in format version `version`: read from values of that
+  /// version or later, left as they are in older ones.
+  template <class... Ts>
+  void since(std::uint32_t version, Ts&... xs) {
+    if (version_ >= version)
+      (field(xs), ...);
+  }
+
+  /// The format version of the value being read (see `decode_value`).
+  void set_version(std::uint32_t version) noexcept {
+    version_ = version;
+  }
+
   void field(bool& x) {
     boolean(x);
   }
@@ -175,6 +210,12 @@ public:
         fail();
       x = static_cast<T>(v);
     }
+  }
+  template <class T>
+  std::enable_if_t<std::is_enum_v<T>> field(T& x) {
+    std::underlying_type_t<T> v{};
+    field(v);
+    x = static_cast<T>(v);
   }
   template <class A, class B>
   void field(std::pair<A, B>& x) {
@@ -210,23 +251,66 @@ private:
   std::string_view in_;
   std::size_t pos_ = 0;
   bool ok_ = true;
+  std::uint32_t version_ = 1;
 };
 
-/// Encodes `x` by its field list.
+/// `x` by the field list of format version 1 alone, without the version
+/// (the values of stores of builds before values carried one).
 template <class T>
 std::string encode_fields(const T& x) {
   std::string out;
-  writer w{out};
+  writer w{out, 1};
   fields(w, x);
   return out;
 }
 
-/// Decodes `x` by its field list; false unless every byte was used.
+/// Decodes `x` (of format version 1) by its field list; false unless every
+/// byte was used.
 template <class T>
 bool decode_fields(std::string_view bytes, T& x) {
   reader r{bytes};
   fields(r, x);
   return r.done();
+}
+
+/// The format version values of `T` are written in; a type whose field list
+/// uses `since(N, ...)` specializes it to N or more.
+template <class T>
+struct format_version {
+  static constexpr std::uint32_t value = 1;
+};
+
+/// `x` as a stored value: its format version, then its fields (the fields
+/// of an older `version` on request: tests and tools write old values).
+template <class T>
+std::string encode_value(const T& x, std::uint32_t version = format_version<T>::value) {
+  std::string out;
+  writer w{out, version};
+  w.u64(version);
+  fields(w, x);
+  return out;
+}
+
+enum class decoded {
+  ok,
+  /// Truncated, trailing bytes, an out-of-range field or version 0.
+  damaged,
+  /// Of a format version newer than this build's.
+  newer,
+};
+
+/// Decodes a stored value of any format version up to `T`'s; `version` is
+/// the value's.
+template <class T>
+decoded decode_value(std::string_view bytes, T& x, std::uint32_t& version) {
+  reader r{bytes};
+  if (!r.u32(version) || version == 0)
+    return decoded::damaged;
+  if (version > format_version<T>::value)
+    return decoded::newer;
+  r.set_version(version);
+  fields(r, x);
+  return r.done() ? decoded::ok : decoded::damaged;
 }
 
 } // namespace keel::projections::codec

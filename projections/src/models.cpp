@@ -44,19 +44,50 @@ std::string checkpoint_name(std::string_view projection, std::uint32_t generatio
   return name;
 }
 
-caf::expected<std::string> serving_prefix(const storage::event_store& store,
-                                          std::string_view projection) {
+std::string framing_value(value_framing x) {
+  return std::to_string(static_cast<int>(x));
+}
+
+caf::expected<value_framing> framing_of(const storage::event_store& store,
+                                        std::string_view projection) {
+  auto key = meta_key(projection, "format");
+  auto value = store.get_model(key);
+  if (!value)
+    return value.error();
+  if (!*value)
+    return value_framing::unversioned;
+  for (auto x : {value_framing::unversioned, value_framing::versioned})
+    if (**value == framing_value(x))
+      return x;
+  return make_error(errc::unknown_event_type,
+                    "the stored values of projection " + std::string{projection}
+                      + " are framed as format " + **value + " (" + key
+                      + "); this build knows formats 1 and 2: a newer keel wrote them");
+}
+
+caf::expected<serving_models> serving_prefix(const storage::event_store& store,
+                                             std::string_view projection) {
   auto gen = active_generation(store, projection);
   if (!gen)
     return gen.error();
   if (*gen == 0)
     return make_error(errc::not_found,
                       "projection " + std::string{projection} + " has not been built yet");
-  return generation_prefix(projection, *gen);
+  auto framing = framing_of(store, projection);
+  if (!framing)
+    return framing.error();
+  return serving_models{generation_prefix(projection, *gen), *framing};
 }
 
 caf::error corrupt_model(std::string_view key) {
   return make_error(errc::corrupt_record, "read model " + std::string{key} + " does not decode");
+}
+
+caf::error newer_model(std::string_view key, std::uint32_t version, std::uint32_t known) {
+  return make_error(errc::unknown_event_type,
+                    "read model " + std::string{key} + " is of format version "
+                      + std::to_string(version) + "; this build reads versions up to "
+                      + std::to_string(known) + " (a newer keel wrote it)");
 }
 
 // -- orders --------------------------------------------------------------------

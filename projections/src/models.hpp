@@ -5,6 +5,7 @@
 // and the queries that read them. Layout (column family read_models):
 //
 //   p/<projection>/active            serving generation (decimal)
+//   p/<projection>/format            how its values are framed (see value_framing)
 //   p/<projection>/failure           the event a stopped projection cannot apply
 //   p/<projection>/skip/<position>   an event an operator skipped (20 digits)
 //   m/<projection>/g<gen:8 hex>/...  the models of one generation:
@@ -54,10 +55,36 @@ std::string meta_key(std::string_view projection, std::string_view what);
 std::string generation_prefix(std::string_view projection, std::uint32_t generation);
 std::string checkpoint_name(std::string_view projection, std::uint32_t generation);
 
-/// The prefix of the serving generation of `projection`; `not_found` when it
-/// was never built.
-caf::expected<std::string> serving_prefix(const storage::event_store& store,
-                                          std::string_view projection);
+/// How the values of a projection are stored (`p/<projection>/format`): the
+/// runner's records (skips, failure) of every projection and the models of
+/// the standard ones (orders, stock, figures). Stores of builds before
+/// values carried their format version have no format key: their values
+/// are `unversioned` (format version 1 without the version). Since then
+/// every value starts with its format version (`codec::encode_value`). The
+/// runner upgrades a projection at start (`upgrade_framing`); queries read
+/// both.
+enum class value_framing : std::uint8_t {
+  unversioned = 1,
+  versioned = 2,
+};
+
+/// The framing of `projection`'s stored values; `unknown_event_type` when a
+/// newer build wrote a framing this one does not know.
+caf::expected<value_framing> framing_of(const storage::event_store& store,
+                                        std::string_view projection);
+
+/// The value of `p/<projection>/format` for `x`.
+std::string framing_value(value_framing x);
+
+/// The serving generation of a projection: its key prefix and framing.
+struct serving_models {
+  std::string prefix;
+  value_framing framing = value_framing::versioned;
+};
+
+/// The serving generation of `projection`; `not_found` when it was never built.
+caf::expected<serving_models> serving_prefix(const storage::event_store& store,
+                                             std::string_view projection);
 
 // -- orders --------------------------------------------------------------------
 
@@ -112,10 +139,14 @@ std::uint64_t bucket_width(std::uint32_t bucket) noexcept;
 /// "corrupt_record: read model <key> does not decode".
 caf::error corrupt_model(std::string_view key);
 
+/// "unknown_event_type: read model <key> is of format version N, ...".
+caf::error newer_model(std::string_view key, std::uint32_t version, std::uint32_t known);
+
 } // namespace keel::projections::detail
 
 // The field lists of every stored value (see codec.hpp), in storage order.
-// Adding a field at the end changes the format: rebuild the projection.
+// A field is added at the end as `f.since(N, ...)` with a new format version
+// N of the type (`format_version`); older values stay readable.
 namespace keel::projections::codec {
 
 #define KEEL_STORED_FIELDS(type, ...)                                                            \
@@ -126,10 +157,6 @@ namespace keel::projections::codec {
 
 KEEL_STORED_FIELDS(events::order_line, x.sku, x.quantity, x.unit_price_cents)
 KEEL_STORED_FIELDS(order_step, x.name, x.at_us, x.position)
-KEEL_STORED_FIELDS(order_summary, x.order_id, x.customer_id, x.status, x.reason, x.items,
-                   x.currency, x.total_cents, x.premium, x.payment_id, x.payment_provider,
-                   x.captured_cents, x.tracking_id, x.carrier, x.estimated_delivery_us,
-                   x.cancel_requested, x.payment_attempts, x.placed_us, x.updated_us, x.steps)
 KEEL_STORED_FIELDS(detail::customer_entry, x.order_id, x.placed_us, x.total_cents, x.currency)
 KEEL_STORED_FIELDS(stock_level, x.sku, x.on_hand, x.reserved, x.updated_us)
 KEEL_STORED_FIELDS(currency_revenue, x.currency, x.orders, x.revenue_cents)
@@ -144,18 +171,48 @@ KEEL_STORED_FIELDS(skip_record, x.position, x.event_type, x.stream, x.reason, x.
 
 #undef KEEL_STORED_FIELDS
 
+/// Version 2 added the reason code.
+template <class F, class T>
+std::enable_if_t<std::is_same_v<std::remove_const_t<T>, order_summary>> fields(F& f, T& x) {
+  f(x.order_id, x.customer_id, x.status, x.reason, x.items, x.currency, x.total_cents, x.premium,
+    x.payment_id, x.payment_provider, x.captured_cents, x.tracking_id, x.carrier,
+    x.estimated_delivery_us, x.cancel_requested, x.payment_attempts, x.placed_us, x.updated_us,
+    x.steps);
+  f.since(2, x.reason_code);
+}
+
+template <>
+struct format_version<order_summary> {
+  static constexpr std::uint32_t value = 2;
+};
+
 } // namespace keel::projections::codec
 
 namespace keel::projections::detail {
 
+/// `x` as stored in a projection of framing `framing`.
 template <class T>
-std::string encode(const T& x) {
-  return codec::encode_fields(x);
+std::string encode(const T& x, value_framing framing = value_framing::versioned) {
+  return framing == value_framing::versioned ? codec::encode_value(x) : codec::encode_fields(x);
 }
 
+/// Decodes the value stored at `key`: `corrupt_record` when it is damaged,
+/// `unknown_event_type` when a newer build wrote it.
 template <class T>
-bool decode(std::string_view bytes, T& x) {
-  return codec::decode_fields(bytes, x);
+caf::error decode(std::string_view key, std::string_view bytes, T& x,
+                  value_framing framing = value_framing::versioned) {
+  if (framing == value_framing::unversioned)
+    return codec::decode_fields(bytes, x) ? caf::error{} : corrupt_model(key);
+  std::uint32_t version = 0;
+  switch (codec::decode_value(bytes, x, version)) {
+    case codec::decoded::ok:
+      return caf::error{};
+    case codec::decoded::newer:
+      return newer_model(key, version, codec::format_version<T>::value);
+    case codec::decoded::damaged:
+      break;
+  }
+  return corrupt_model(key);
 }
 
 } // namespace keel::projections::detail

@@ -110,12 +110,14 @@ private:
   static void update(order_summary& s, const order_payment_authorized& x) {
     s.status = "payment_authorized";
     s.reason.clear();
+    s.reason_code = end_reason::unspecified;
     s.payment_id = x.payment_id;
     s.payment_provider = x.provider;
   }
   static void update(order_summary& s, const order_payment_pending& x) {
     s.status = "pending_payment";
     s.reason = x.reason;
+    s.reason_code = end_reason::unspecified;
     ++s.payment_attempts;
   }
   static void update(order_summary& s, const order_shipment_scheduled& x) {
@@ -127,29 +129,39 @@ private:
   static void update(order_summary& s, const order_completed&) {
     s.status = "completed";
     s.reason.clear();
+    s.reason_code = end_reason::unspecified;
   }
   static void update(order_summary& s, const order_cancel_requested&) {
     s.cancel_requested = true;
   }
   static void update(order_summary& s, const order_stock_refused& x) {
-    s.reason = reason_text(end_reason::out_of_stock,
-                        out_of_stock_detail(x.sku, x.requested, x.available));
+    s.reason_code = end_reason::out_of_stock;
+    s.reason = reason_text(s.reason_code, out_of_stock_detail(x.sku, x.requested, x.available));
   }
   static void update(order_summary& s, const order_payment_declined& x) {
-    s.reason = reason_text(end_reason::payment_declined, x.reason);
+    s.reason_code = end_reason::payment_declined;
+    s.reason = reason_text(s.reason_code, x.reason);
   }
   static void update(order_summary& s, const order_shipment_failed& x) {
-    s.reason = reason_text(end_reason::shipping_failed, x.reason);
+    s.reason_code = end_reason::shipping_failed;
+    s.reason = reason_text(s.reason_code, x.reason);
   }
   static void update(order_summary& s, const order_rejected& x) {
     s.status = "rejected";
-    if (!x.reason.empty() || x.code != end_reason::unspecified)
-      s.reason = reason_text(x.code, x.reason);
+    take_reason(s, x);
   }
   static void update(order_summary& s, const order_cancelled& x) {
     s.status = "cancelled";
-    if (!x.reason.empty() || x.code != end_reason::unspecified)
-      s.reason = reason_text(x.code, x.reason);
+    take_reason(s, x);
+  }
+  /// The reason of order_rejected / order_cancelled; a record that names
+  /// none keeps the refusal's that led to it.
+  template <class T>
+  static void take_reason(order_summary& s, const T& x) {
+    if (x.reason.empty() && x.code == end_reason::unspecified)
+      return;
+    s.reason_code = x.code;
+    s.reason = reason_text(x.code, x.reason);
   }
   // Compensations and anything else: a step only.
   template <class T>

@@ -83,8 +83,8 @@ public:
     if (!bytes)
       return bytes.error();
     if (*bytes) {
-      if (!decode(**bytes, s.value))
-        return corrupt_model(models.key(key));
+      if (auto err = decode(models.key(key), **bytes, s.value))
+        return err;
       s.exists = s.stored = true;
     }
     return &slots_.emplace(key, std::move(s)).first->second;

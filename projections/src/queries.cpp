@@ -21,7 +21,8 @@ bool operator==(const order_summary& x, const order_summary& y) {
          && x.carrier == y.carrier && x.estimated_delivery_us == y.estimated_delivery_us
          && x.cancel_requested == y.cancel_requested
          && x.payment_attempts == y.payment_attempts && x.placed_us == y.placed_us
-         && x.updated_us == y.updated_us && x.steps == y.steps;
+         && x.updated_us == y.updated_us && x.steps == y.steps
+         && x.reason_code == y.reason_code;
 }
 
 bool is_terminal(std::string_view status) noexcept {
@@ -53,17 +54,20 @@ std::string_view saga_path_of(std::string_view outcome, bool cancel_requested, b
 
 namespace {
 
+/// The model at `what` (after the prefix) of the serving generation `at`.
 template <class T>
 caf::expected<std::optional<T>> read_model(const storage::event_store& store,
-                                           const std::string& key) {
+                                           const detail::serving_models& at,
+                                           std::string_view what) {
+  auto key = at.prefix + std::string{what};
   auto bytes = store.get_model(key);
   if (!bytes)
     return bytes.error();
   if (!*bytes)
     return std::optional<T>{};
   T value;
-  if (!detail::decode(**bytes, value))
-    return detail::corrupt_model(key);
+  if (auto err = detail::decode(key, **bytes, value, at.framing))
+    return err;
   return std::optional<T>{std::move(value)};
 }
 
@@ -92,7 +96,7 @@ caf::expected<order_summary> find_order(const storage::event_store& store,
   auto prefix = detail::serving_prefix(store, "orders");
   if (!prefix)
     return prefix.error();
-  auto found = read_model<order_summary>(store, *prefix + "o/" + std::string{order_id});
+  auto found = read_model<order_summary>(store, *prefix, "o/" + std::string{order_id});
   if (!found)
     return found.error();
   if (!*found)
@@ -112,7 +116,7 @@ caf::expected<customer_orders_page> orders_of_customer(const storage::event_stor
   auto prefix = detail::serving_prefix(store, "orders");
   if (!prefix)
     return prefix.error();
-  auto list_prefix = *prefix + detail::customer_prefix(customer_id);
+  auto list_prefix = prefix->prefix + detail::customer_prefix(customer_id);
   std::string after = cursor.empty() ? std::string{} : list_prefix + std::string{cursor};
   auto entries = store.scan_models(list_prefix, after, limit + 1);
   if (!entries)
@@ -121,10 +125,10 @@ caf::expected<customer_orders_page> orders_of_customer(const storage::event_stor
   for (std::size_t i = 0; i < entries->size() && i < limit; ++i) {
     auto& [key, value] = (*entries)[i];
     detail::customer_entry entry;
-    if (!detail::decode(value, entry))
-      return detail::corrupt_model(key);
+    if (auto err = detail::decode(key, value, entry, prefix->framing))
+      return err;
     customer_order item{entry.order_id, entry.placed_us, entry.total_cents, entry.currency, {}};
-    auto summary = read_model<order_summary>(store, *prefix + "o/" + entry.order_id);
+    auto summary = read_model<order_summary>(store, *prefix, "o/" + entry.order_id);
     if (!summary)
       return summary.error();
     item.status = *summary ? (*summary)->status : std::string{"placed"};
@@ -139,7 +143,7 @@ caf::expected<stock_level> find_stock(const storage::event_store& store, std::st
   auto prefix = detail::serving_prefix(store, "stock");
   if (!prefix)
     return prefix.error();
-  auto found = read_model<stock_level>(store, *prefix + "s/" + std::string{sku});
+  auto found = read_model<stock_level>(store, *prefix, "s/" + std::string{sku});
   if (!found)
     return found.error();
   if (!*found)
@@ -154,7 +158,7 @@ caf::expected<day_figures> figures_of_day(const storage::event_store& store,
   auto prefix = detail::serving_prefix(store, "figures");
   if (!prefix)
     return prefix.error();
-  auto found = read_model<day_figures>(store, *prefix + "d/" + std::string{day});
+  auto found = read_model<day_figures>(store, *prefix, "d/" + std::string{day});
   if (!found)
     return found.error();
   if (!*found) {
@@ -176,7 +180,7 @@ caf::expected<std::vector<day_figures>> figures_between(const storage::event_sto
   if (!prefix)
     return prefix.error();
   std::vector<day_figures> result;
-  auto days_prefix = *prefix + "d/";
+  auto days_prefix = prefix->prefix + "d/";
   std::string after;
   for (;;) {
     auto entries = store.scan_models(days_prefix, after, 256);
@@ -189,8 +193,8 @@ caf::expected<std::vector<day_figures>> figures_between(const storage::event_sto
       if (day > to)
         return result;
       day_figures figures;
-      if (!detail::decode(value, figures))
-        return detail::corrupt_model(key);
+      if (auto err = detail::decode(key, value, figures, prefix->framing))
+        return err;
       result.push_back(std::move(figures));
     }
     if (entries->size() < 256)
@@ -203,16 +207,16 @@ caf::expected<std::vector<saga_path_stats>> saga_statistics(const storage::event
   auto prefix = detail::serving_prefix(store, "figures");
   if (!prefix)
     return prefix.error();
-  auto entries = store.scan_models(*prefix + "x/", {}, 64);
+  auto entries = store.scan_models(prefix->prefix + "x/", {}, 64);
   if (!entries)
     return entries.error();
   std::vector<saga_path_stats> result;
   for (auto& [key, value] : *entries) {
     detail::duration_histogram hist;
-    if (!detail::decode(value, hist))
-      return detail::corrupt_model(key);
+    if (auto err = detail::decode(key, value, hist, prefix->framing))
+      return err;
     saga_path_stats stats;
-    stats.path = key.substr(prefix->size() + 2);
+    stats.path = key.substr(prefix->prefix.size() + 2);
     stats.count = hist.count;
     stats.mean_ms = hist.count == 0 ? 0.0
                                     : static_cast<double>(hist.sum_us)

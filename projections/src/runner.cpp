@@ -99,6 +99,9 @@ caf::expected<std::uint32_t> active_generation(const storage::event_store& store
 
 caf::expected<std::optional<projection_failure>>
 recorded_failure(const storage::event_store& store, std::string_view name) {
+  auto framing = detail::framing_of(store, name);
+  if (!framing)
+    return framing.error();
   auto key = detail::meta_key(name, "failure");
   auto value = store.get_model(key);
   if (!value)
@@ -106,13 +109,16 @@ recorded_failure(const storage::event_store& store, std::string_view name) {
   if (!*value)
     return std::optional<projection_failure>{};
   projection_failure f;
-  if (!detail::decode(**value, f))
-    return detail::corrupt_model(key);
+  if (auto err = detail::decode(key, **value, f, *framing))
+    return err;
   return std::optional<projection_failure>{std::move(f)};
 }
 
 caf::expected<std::vector<skip_record>> list_skips(const storage::event_store& store,
                                                    std::string_view name) {
+  auto framing = detail::framing_of(store, name);
+  if (!framing)
+    return framing.error();
   std::vector<skip_record> result;
   auto prefix = detail::meta_key(name, "skip/");
   std::string after;
@@ -122,8 +128,8 @@ caf::expected<std::vector<skip_record>> list_skips(const storage::event_store& s
       return entries.error();
     for (auto& [key, value] : *entries) {
       skip_record s;
-      if (!detail::decode(value, s))
-        return detail::corrupt_model(key);
+      if (auto err = detail::decode(key, value, s, *framing))
+        return err;
       result.push_back(std::move(s));
     }
     if (entries->size() < 1000)
@@ -159,8 +165,13 @@ caf::error skip_event(storage::event_store& store, std::string_view name,
                                                 + std::to_string(position));
   skip_record rec{position,  (*failure)->event_type, (*failure)->stream, (*failure)->reason,
                   std::string{skipped_by}, std::string{note}, now_us()};
+  // In the framing of the store's other records (a store of an earlier
+  // build is upgraded by the next runner, this record with them).
+  auto framing = detail::framing_of(store, name);
+  if (!framing)
+    return framing.error();
   storage::write_batch wb;
-  wb.put(skip_key(name, position), detail::encode(rec));
+  wb.put(skip_key(name, position), detail::encode(rec, *framing));
   wb.erase(detail::meta_key(name, "failure"));
   wb.set_checkpoint(cp_name, position);
   return store.commit(std::move(wb), true);
@@ -169,6 +180,73 @@ caf::error skip_event(storage::event_store& store, std::string_view name,
 // -- the runner ---------------------------------------------------------------------
 
 namespace {
+
+/// Frames the stored values of projection `name` (serving generation `gen`)
+/// as `versioned` when an earlier build left them unversioned. Their bytes
+/// are the fields of format version 1, so each value gains the version in
+/// front. Skip records are rewritten in place; the models of a standard
+/// projection (`models_framed`) are copied into generation `gen + 1`, which
+/// becomes the serving one in the batch that records the framing. A crash
+/// before that batch leaves generation `gen` serving: the next start erases
+/// the partial copy and upgrades again. Returns what it did; nothing when
+/// the values carry their versions already.
+caf::expected<std::optional<framing_upgrade>>
+upgrade_framing(storage::event_store& store, const std::string& name, std::uint32_t gen,
+                bool models_framed) {
+  auto framing = detail::framing_of(store, name);
+  if (!framing)
+    return framing.error();
+  if (*framing == detail::value_framing::versioned)
+    return std::optional<framing_upgrade>{};
+  auto started = std::chrono::steady_clock::now();
+  framing_upgrade done{name, 0, gen, gen, 0.0};
+  const std::string version_1(1, '\x01');
+  constexpr std::size_t chunk = 4096;
+  storage::write_batch last;
+  auto copy = [&](const std::string& from, const std::string& to,
+                  storage::write_batch* into) -> caf::error {
+    std::string after;
+    for (;;) {
+      auto entries = store.scan_models(from, after, chunk);
+      if (!entries)
+        return entries.error();
+      storage::write_batch wb;
+      auto& target = into != nullptr ? *into : wb;
+      for (auto& [key, value] : *entries)
+        target.put(to + key.substr(from.size()), version_1 + value);
+      done.values += entries->size();
+      if (into == nullptr && !entries->empty())
+        if (auto err = store.commit(std::move(wb), false))
+          return err;
+      if (entries->size() < chunk)
+        return caf::error{};
+      after = entries->back().first;
+    }
+  };
+  if (models_framed) {
+    auto from = detail::generation_prefix(name, gen);
+    auto to = detail::generation_prefix(name, gen + 1);
+    if (auto err = copy(from, to, nullptr))
+      return err;
+    auto cp = store.load_checkpoint(detail::checkpoint_name(name, gen));
+    if (!cp)
+      return cp.error();
+    if (*cp)
+      last.set_checkpoint(detail::checkpoint_name(name, gen + 1), (*cp)->position);
+    last.erase_checkpoint(detail::checkpoint_name(name, gen));
+    last.erase_range(from, to);
+    last.put(detail::meta_key(name, "active"), std::to_string(gen + 1));
+    done.to_generation = gen + 1;
+  }
+  auto skips = detail::meta_key(name, "skip/");
+  if (auto err = copy(skips, skips, &last))
+    return err;
+  last.put(detail::meta_key(name, "format"), detail::framing_value(detail::value_framing::versioned));
+  if (auto err = store.commit(std::move(last), true))
+    return err;
+  done.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return std::optional<framing_upgrade>{std::move(done)};
+}
 
 using steady = std::chrono::steady_clock;
 
@@ -227,6 +305,9 @@ struct projection_runner::impl {
     /// A skip is between its check and its new lane (review L2: a second
     /// skip must not pass the same check and launch a second live lane).
     bool skipping = false;
+    /// A standard projection: its models are encoded by this module (see
+    /// `upgrade_framing`); other projections' models are their own bytes.
+    bool models_framed = false;
   };
 
   storage::event_store& store;
@@ -238,6 +319,7 @@ struct projection_runner::impl {
   bool stopping = false;
   /// Threads that delete swapped-out generations (joined by `stop`).
   std::vector<std::thread> janitors;
+  std::vector<framing_upgrade> upgrades;
 
   impl(storage::event_store& s, runner_options o) : store(s), opts(o) {
   }
@@ -693,17 +775,23 @@ projection_runner::~projection_runner() {
 }
 
 void projection_runner::add(std::string name, projection_factory make) {
+  add_entry(std::move(name), std::move(make), false);
+}
+
+void projection_runner::add_entry(std::string name, projection_factory make,
+                                  bool models_framed) {
   auto e = std::make_unique<impl::entry>();
   e->name = std::move(name);
   e->make = std::move(make);
+  e->models_framed = models_framed;
   std::lock_guard<std::mutex> guard{impl_->mtx};
   impl_->entries.push_back(std::move(e));
 }
 
 void projection_runner::add_standard(std::shared_ptr<stock_cache> cache) {
-  add("orders", [] { return make_orders_projection(); });
-  add("stock", [cache] { return make_stock_projection(cache); });
-  add("figures", [] { return make_figures_projection(); });
+  add_entry("orders", [] { return make_orders_projection(); }, true);
+  add_entry("stock", [cache] { return make_stock_projection(cache); }, true);
+  add_entry("figures", [] { return make_figures_projection(); }, true);
 }
 
 caf::error projection_runner::start() {
@@ -725,6 +813,8 @@ caf::error projection_runner::start() {
     if (*gen == 0) {
       *gen = 1;
       wb.put(detail::meta_key(e->name, "active"), "1");
+      wb.put(detail::meta_key(e->name, "format"),
+             detail::framing_value(detail::value_framing::versioned));
     }
     // Generations a crashed rebuild or an interrupted swap left behind.
     auto all = "m/" + e->name + "/";
@@ -740,6 +830,14 @@ caf::error projection_runner::start() {
     wb.erase(detail::meta_key(e->name, "failure"));
     if (auto err = d.store.commit(std::move(wb), true))
       return err;
+    auto upgrade = upgrade_framing(d.store, e->name, *gen, e->models_framed);
+    if (!upgrade)
+      return upgrade.error();
+    if (*upgrade) {
+      *gen = (*upgrade)->to_generation;
+      std::lock_guard<std::mutex> guard{d.mtx};
+      d.upgrades.push_back(std::move(**upgrade));
+    }
     auto l = d.make_lane(*e, *gen, false);
     if (!l)
       return l.error();
@@ -865,6 +963,11 @@ caf::error projection_runner::skip(std::string_view name, std::uint64_t position
   e->retired.push_back(std::move(e->active));
   e->active = *l;
   return d.launch(*e, *e->active);
+}
+
+std::vector<framing_upgrade> projection_runner::upgrades() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->upgrades;
 }
 
 caf::error projection_runner::rebuild(std::string_view name) {

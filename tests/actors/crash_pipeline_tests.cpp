@@ -198,7 +198,7 @@ void crash_runs(std::uint64_t seed, int runs) {
   // and again (every order acknowledged on it is checked after each run); on
   // that one, a recovery is sometimes killed too before a second one runs to
   // the end.
-  keel::test::temp_dir shared;
+  keel::temp_dir shared;
   std::vector<std::string> shared_acks;
   std::set<std::string> shared_reported;
   totals sum;
@@ -207,7 +207,7 @@ void crash_runs(std::uint64_t seed, int runs) {
     if (run % 2 == 1) {
       crash_run(shared.sub("store"), true, rng, shared_acks, shared_reported, sum);
     } else {
-      keel::test::temp_dir fresh;
+      keel::temp_dir fresh;
       std::vector<std::string> acks;
       std::set<std::string> reported;
       crash_run(fresh.sub("store"), false, rng, acks, reported, sum);

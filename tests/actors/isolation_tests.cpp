@@ -86,7 +86,7 @@ double median(std::vector<double> xs) {
 } // namespace
 
 TEST_CASE("a payment outage parks orders without slowing inventory and every order ends after recovery", "[isolation]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   storage::options opts;
   opts.path = dir.sub("store");
   auto opened = storage::event_store::open(opts);

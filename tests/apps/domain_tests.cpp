@@ -81,7 +81,7 @@ json unpriced(const std::string& id, const std::string& customer, const std::str
 
 TEST_CASE("prices come from the catalogue and premium from the token, never from the body",
           "[node][domain]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   std::vector<std::string> args{"--kafka", "off", "--currencies", "EUR,USD"};
   auto n = std::make_unique<node_process>(data, args);
@@ -217,7 +217,7 @@ TEST_CASE("prices come from the catalogue and premium from the token, never from
 
 TEST_CASE("an order id belongs to its customer and ids that need URL escaping are refused",
           "[node][domain]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   node_process n{data, {"--kafka", "off"}};
   auto c = n.client();
@@ -266,7 +266,7 @@ TEST_CASE("an order id belongs to its customer and ids that need URL escaping ar
 TEST_CASE("order reads need a token, show customers their own orders only and never go through "
           "the orders actor",
           "[node][domain]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off"}};
   auto c = n.client();
   stock(c, "sku-1", 100);

@@ -139,7 +139,7 @@ double percentile(std::vector<double> xs, double q) {
 
 TEST_CASE("hostile bodies, headers and ranges without a token are refused before they are buffered",
           "[node][edge]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off"}};
   auto c = n.client();
   for (int i = 0; i < 50; ++i) // warm up: the normal working set
@@ -208,7 +208,7 @@ TEST_CASE("hostile bodies, headers and ranges without a token are refused before
 TEST_CASE("500 trickling and idle connections do not stop a normal client, and are closed by the "
           "whole-request deadline",
           "[node][edge]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--read-timeout", "3", "--idle-timeout", "3"}};
   auto c = n.client();
   auto admin = httplib::Headers{{"Authorization", bearer("ops", true)}};
@@ -284,7 +284,7 @@ TEST_CASE("500 trickling and idle connections do not stop a normal client, and a
 
 TEST_CASE("connections are capped per client address and the cap leaves others served",
           "[node][edge]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--max-connections-per-ip", "8"}};
   std::vector<int> socks;
   for (int i = 0; i < 8; ++i)
@@ -306,7 +306,7 @@ TEST_CASE("connections are capped per client address and the cap leaves others s
 
 TEST_CASE("rate limits cover failed authentications, reads, unknown paths and the operations endpoints",
           "[node][edge]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--auth-failure-limit", "5",
                                     "--ops-rate-limit", "5", "--rate-limit", "10"}};
   std::this_thread::sleep_for(1100ms); // the start-up's /ready calls leave the window
@@ -475,7 +475,7 @@ double store_memory_mib(httplib::Client& c) {
 
 TEST_CASE("soak: 1,000,000 reads keep RSS and p99 of the last 10% within 1.2x of the first",
           "[node][edge][torture]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--rate-limit", "10000000"}};
   auto f = soak(n, 1000000, 8, false);
   CHECK(f.last_p99_ms <= 1.2 * f.first_p99_ms);
@@ -493,7 +493,7 @@ TEST_CASE("soak: 3 x 1,000,000 requests with 5,000 orders each keep RSS and p99 
   // serving requests adds nothing beyond those bounds. (With the default
   // 128 MiB budget the plateau comes later; the figures are in
   // docs/operations.md.)
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--rate-limit", "10000000", "--max-sagas",
                                     "100000", "--store-memory-mb", "16"}};
   auto c = n.client();

@@ -79,7 +79,7 @@ struct caller_guard {
 
 TEST_CASE("an engine runs orders to their end and a reopened one finds them all ended",
           "[node][engine]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   finish_counter done;
   {
     auto e = runtime::engine::open(settings(dir.path(), done));
@@ -125,7 +125,7 @@ TEST_CASE("an engine runs orders to their end and a reopened one finds them all 
 
 TEST_CASE("an engine that cannot open its store or build a provider says why",
           "[node][engine]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   finish_counter done;
   auto blocked = dir.sub("a-file");
   { std::ofstream{blocked} << "not a directory"; }

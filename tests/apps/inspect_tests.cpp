@@ -49,7 +49,7 @@ void fill(event_store& store, std::uint64_t n, std::uint64_t seed = 31) {
 
 TEST_CASE("keel-inspect verify exits 0 on a healthy store and 1 naming a corrupt record",
           "[inspect]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   {
     auto store = test::open_store(dir.path());
     fill(*store, 40);
@@ -80,7 +80,7 @@ TEST_CASE("keel-inspect verify exits 0 on a healthy store and 1 naming a corrupt
 }
 
 TEST_CASE("keel-inspect lists, reads and tails beside a running writer", "[inspect]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   fill(*store, 20);
 
@@ -117,7 +117,7 @@ TEST_CASE("keel-inspect lists, reads and tails beside a running writer", "[inspe
 }
 
 TEST_CASE("keel-inspect answers usage and I/O errors with exit code 2", "[inspect]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   CHECK(inspect("").code == 2);
   CHECK(inspect("verify").code == 2);
   CHECK(inspect("frobnicate --data " + dir.path()).code == 2);
@@ -223,7 +223,7 @@ std::uint64_t append_poison(const std::string& data) {
 }
 
 TEST_CASE("keel-inspect golden output of every subcommand", "[inspect][golden]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   sample_store(data, 30);
 
@@ -297,7 +297,7 @@ TEST_CASE("keel-inspect golden output of every subcommand", "[inspect][golden]")
 }
 
 TEST_CASE("keel-inspect audit names each planted violation with its position", "[inspect]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   sample_store(data, 40);
   auto clean = inspect("audit --data " + data);
@@ -403,7 +403,7 @@ TEST_CASE("keel-inspect audit names each planted violation with its position", "
 
 TEST_CASE("keel-inspect audit reports a record it cannot read as a violation at its position",
           "[inspect]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   {
     auto store = test::open_store(dir.path());
     fill(*store, 40);
@@ -424,7 +424,7 @@ TEST_CASE("keel-inspect audit reports a record it cannot read as a violation at 
 TEST_CASE("every saga outcome and service event names its cause, an event of the same order, "
           "and keel-inspect get resolves it",
           "[inspect][causation]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.path() + "/sagas";
   // The real pipeline (keel-bench sagas): 300 orders, with a payment outage
   // so that orders park and are re-driven.

@@ -122,7 +122,7 @@ void all_complete(node_process& n, const std::set<std::string>& ids) {
 
 TEST_CASE("SIGKILL under load then a restart keeps and completes every acknowledged order",
           "[node][crash]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   std::set<std::string> acked;
   {
@@ -144,7 +144,7 @@ TEST_CASE("SIGKILL under load then a restart keeps and completes every acknowled
 }
 
 TEST_CASE("SIGTERM stops accepting, drains in-flight sagas and exits 0", "[node][crash]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   std::set<std::string> acked;
   std::string log;
@@ -184,7 +184,7 @@ std::uint64_t head_of_store(const std::string& data) {
 
 TEST_CASE("keel-inspect tail --follow beside a node under load sees every event once, in order",
           "[node][inspect]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   node_process n{data, {"--kafka", "off"}};
   seed(n);
@@ -279,7 +279,7 @@ TEST_CASE("SIGTERM while payments keep parking after the drain timed out exits c
   // sanitizer build reports; the release build may survive it by chance).
   for (const char* kafka : {"off", "embedded"}) {
     DYNAMIC_SECTION("kafka " << kafka) {
-      temp_dir dir;
+      keel::temp_dir dir;
       auto data = dir.sub("store");
       std::vector<std::string> flags{"--kafka", kafka, "--drain-timeout", "1", "--payment-retry-ms",
                                      "20", "--breaker-wait-ms", "100"};

@@ -47,7 +47,7 @@ json get_json(httplib::Client& c, const std::string& path, int expect = 200,
 } // namespace
 
 TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][http]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off"}};
   auto c = n.client();
   set_stock(c, "sku-1", 100);
@@ -67,6 +67,8 @@ TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][htt
   CHECK(done["tracking_id"].is_string());
   CHECK(done["estimated_delivery"].is_string());
   CHECK(done["steps"].size() >= 5);
+  CHECK(done["reason"].is_null());
+  CHECK(done["reason_code"].is_null());
 
   // The same order id again: its current state, never a second order.
   auto head = head_of(dir.sub("store"));
@@ -109,7 +111,9 @@ TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][htt
   REQUIRE(res);
   INFO(res->body);
   CHECK(res->status == 202);
-  wait_status(c, "o-2", {"cancelled"});
+  auto cancelled = wait_status(c, "o-2", {"cancelled"});
+  CHECK(cancelled["reason_code"] == "cancelled_by_customer");
+  CHECK(cancelled["reason"] == "cancelled by customer");
   post(c, "/admin/faults", {{"provider", "gateways"}, {"latency_ms", 2}}, auth("ops", true));
   deadline = std::chrono::steady_clock::now() + 10s;
   do {
@@ -130,7 +134,7 @@ TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][htt
 }
 
 TEST_CASE("every bad input gets its status and stores nothing", "[node][http]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--read-timeout", "1"}};
   auto c = n.client();
   set_stock(c, "sku-1", 10);
@@ -203,7 +207,7 @@ TEST_CASE("every bad input gets its status and stores nothing", "[node][http]") 
 }
 
 TEST_CASE("writes need a valid token, the right customer or admin, and a rate", "[node][auth]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--rate-limit", "20"}};
   auto c = n.client();
   auto order = order_json("a-1", "c-1", "sku-1");
@@ -252,7 +256,7 @@ TEST_CASE("writes need a valid token, the right customer or admin, and a rate", 
 
 TEST_CASE("kcat reads the events from the embedded Kafka and promtool accepts /metrics",
           "[node][kafka]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "embedded"}};
   auto c = n.client();
   set_stock(c, "sku-1", 50);
@@ -344,7 +348,7 @@ TEST_CASE("kcat reads the events from the embedded Kafka and promtool accepts /m
 TEST_CASE("parked payments go through payment.retry.queue and complete once the gateways heal, "
           "also after a SIGKILL",
           "[node][kafka]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   std::vector<std::string> flags{"--kafka", "embedded", "--breaker-wait-ms", "500",
                                  "--payment-retry-ms", "300"};
@@ -409,7 +413,7 @@ TEST_CASE("parked payments go through payment.retry.queue and complete once the 
 
 TEST_CASE("requests beyond the HTTP threads and their queue are shed with 503, idle connections are not",
           "[node][http]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "off", "--http-threads", "1", "--http-queue", "0",
                                     "--rate-limit", "1000000"}};
   // Idle connections hold no handler thread: with more of them open than
@@ -456,7 +460,7 @@ TEST_CASE("requests beyond the HTTP threads and their queue are shed with 503, i
 }
 
 TEST_CASE("a config file sets options and the command line wins over it", "[node][config]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   std::ofstream{dir.sub("node.toml")} << "[run]\nkafka = \"off\"\nrate-limit = 3\nstore-memory-mb = 32\n"
                                       << "data = \"" << dir.sub("not-this-store") << "\"\n";
   node_process n{dir.sub("store"), {"--config", dir.sub("node.toml")}};
@@ -476,7 +480,7 @@ TEST_CASE("a config file sets options and the command line wins over it", "[node
 
 TEST_CASE("a stopped projection is skipped and rebuilt through keel-inspect --node while the node serves",
           "[node][inspect]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto data = dir.sub("store");
   std::uint64_t poison = 0;
   {
@@ -564,7 +568,7 @@ TEST_CASE("a stopped projection is skipped and rebuilt through keel-inspect --no
 TEST_CASE("the node refuses to start without a JWT secret of at least 32 bytes, and never takes it on "
           "the command line",
           "[node][auth]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto start = [&](std::vector<std::string> args) {
     std::vector<std::string> all{"run", "--data", dir.sub("store"), "--http", "127.0.0.1:0",
                                  "--kafka", "off"};
@@ -589,7 +593,7 @@ TEST_CASE("the node refuses to start without a JWT secret of at least 32 bytes, 
 TEST_CASE("Kafka TLS/SASL settings come from --kafka-config; anything else keeps the node from "
           "starting",
           "[node][kafka]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto start = [&](const std::string& properties) {
     std::ofstream{dir.sub("kafka.properties")} << properties;
     std::string cmd = "KEEL_JWT_SECRET='" + test_secret + "' exec '" + std::string{KEEL_NODE}

@@ -29,7 +29,7 @@ namespace {
 const std::string sim_key = "sim-api-key-0123456789";
 
 /// A providers file naming keel-sim's four providers, gw-b preferred.
-std::string providers_file(temp_dir& dir, int sim_port, const std::string& key_file) {
+std::string providers_file(keel::temp_dir& dir, int sim_port, const std::string& key_file) {
   auto entry = [&](const std::string& name) {
     return json{{"name", name},
                 {"type", "http"},
@@ -92,7 +92,7 @@ std::set<std::string> place(node_process& n, httplib::Client& c, const std::stri
 TEST_CASE("HTTP providers against keel-sim: orders complete, killing keel-sim opens the gateway "
           "breakers and parks payments, restarting it drains them",
           "[providers]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto key_file = dir.sub("sim.key");
   std::ofstream{key_file} << sim_key << '\n';
   sim_process sim{dir.sub("sim"), {"--gateways", "gw-a,gw-b", "--carriers", "ship-1,ship-2",
@@ -144,7 +144,7 @@ TEST_CASE("HTTP providers against keel-sim: orders complete, killing keel-sim op
 }
 
 TEST_CASE("a node refuses a providers file with an unknown field, naming it", "[providers]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto path = dir.sub("providers.json");
   std::ofstream{path} << R"({"gateways": [{"name": "g", "type": "simulated", "colour": "red"}],
                              "carriers": [{"name": "c", "type": "simulated"}]})";

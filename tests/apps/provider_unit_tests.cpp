@@ -154,7 +154,7 @@ TEST_CASE("an HTTP provider fails calls at once when nothing listens, and refuse
 TEST_CASE("a providers file names gateways in order and carriers, simulated or HTTP, and every "
           "mistake is named",
           "[providers]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto key = dir.sub("key");
   std::ofstream{key} << "secret-key\n";
   auto ok = runtime::parse_providers(
@@ -205,7 +205,7 @@ TEST_CASE("a providers file names gateways in order and carriers, simulated or H
 TEST_CASE("an HTTP provider speaks TLS: verified against the server's certificate, refused when "
           "it cannot verify it",
           "[providers]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto cert = dir.sub("cert.pem");
   auto key = dir.sub("key.pem");
   auto cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert
@@ -239,7 +239,7 @@ TEST_CASE("an HTTP provider speaks TLS: verified against the server's certificat
 
 TEST_CASE("key files are read without trailing whitespace and endpoints split at the last colon",
           "[providers]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto key = dir.sub("key");
   std::ofstream{key} << "k-1 \r\n";
   REQUIRE(runtime::read_key_file(key));
@@ -257,7 +257,7 @@ TEST_CASE("key files are read without trailing whitespace and endpoints split at
 }
 
 TEST_CASE("a port file is written whole, and a missing directory is an error", "[providers]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   REQUIRE(runtime::write_port_file(dir.sub("p.port"), 43210));
   std::ifstream in{dir.sub("p.port")};
   int port = 0;

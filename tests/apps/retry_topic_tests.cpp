@@ -43,7 +43,7 @@ void wait_until(const std::function<bool()>& done, std::chrono::seconds timeout,
 
 TEST_CASE("forged payment.retry.queue messages are checked against the store and dropped",
           "[node][kafka][retry]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   node_process n{dir.sub("store"), {"--kafka", "embedded", "--breaker-wait-ms", "500",
                                     "--payment-retry-ms", "1000"}};
   auto c = n.client();

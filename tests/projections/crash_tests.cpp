@@ -57,7 +57,7 @@ void only_serving_generations(const storage::event_store& store) {
 void crash_runs(std::uint64_t seed, int runs) {
   INFO("seed " << seed);
   std::mt19937_64 rng{seed};
-  test::temp_dir dir;
+  keel::temp_dir dir;
   {
     auto store = open_store(dir.path());
     test::history h{{seed, "base"}};

@@ -121,11 +121,13 @@ struct folder {
     } else if (auto* x = std::get_if<order_payment_authorized>(&ev)) {
       s.status = "payment_authorized";
       s.reason = "";
+      s.reason_code = end_reason::unspecified;
       s.payment_id = x->payment_id;
       s.payment_provider = x->provider;
     } else if (auto* x = std::get_if<order_payment_pending>(&ev)) {
       s.status = "pending_payment";
       s.reason = x->reason;
+      s.reason_code = end_reason::unspecified;
       s.payment_attempts += 1;
     } else if (auto* x = std::get_if<order_shipment_scheduled>(&ev)) {
       s.status = "shipment_scheduled";
@@ -135,6 +137,7 @@ struct folder {
     } else if (std::holds_alternative<order_completed>(ev)) {
       s.status = "completed";
       s.reason = "";
+      s.reason_code = end_reason::unspecified;
     } else if (std::holds_alternative<order_cancel_requested>(ev)) {
       s.cancel_requested = true;
     } else if (auto* x = std::get_if<order_stock_refused>(&ev)) {
@@ -142,18 +145,25 @@ struct folder {
       why << "out of stock: " << x->sku << " (requested " << x->requested << ", available "
           << x->available << ")";
       s.reason = why.str();
+      s.reason_code = end_reason::out_of_stock;
     } else if (auto* x = std::get_if<order_payment_declined>(&ev)) {
       s.reason = reason_text(end_reason::payment_declined, x->reason);
+      s.reason_code = end_reason::payment_declined;
     } else if (auto* x = std::get_if<order_shipment_failed>(&ev)) {
       s.reason = reason_text(end_reason::shipping_failed, x->reason);
+      s.reason_code = end_reason::shipping_failed;
     } else if (auto* x = std::get_if<order_rejected>(&ev)) {
       s.status = "rejected";
-      if (x->reason != "" || x->code != end_reason::unspecified)
+      if (x->reason != "" || x->code != end_reason::unspecified) {
         s.reason = reason_text(x->code, x->reason);
+        s.reason_code = x->code;
+      }
     } else if (auto* x = std::get_if<order_cancelled>(&ev)) {
       s.status = "cancelled";
-      if (x->reason != "" || x->code != end_reason::unspecified)
+      if (x->reason != "" || x->code != end_reason::unspecified) {
         s.reason = reason_text(x->code, x->reason);
+        s.reason_code = x->code;
+      }
     }
     // order_stock_released, order_payment_voided, order_shipment_cancelled:
     // a step, nothing else.
@@ -286,7 +296,8 @@ struct folder {
 std::string text(const order_summary& s) {
   std::ostringstream out;
   out << s.order_id << " customer=" << s.customer_id << " status=" << s.status << " reason='"
-      << s.reason << "' items=" << s.items.size() << " " << s.currency << " total=" << s.total_cents
+      << s.reason << "' code=" << to_string(s.reason_code) << " items=" << s.items.size() << " "
+      << s.currency << " total=" << s.total_cents
       << " premium=" << s.premium << " payment=" << s.payment_id << "/" << s.payment_provider
       << " captured=" << s.captured_cents << " tracking=" << s.tracking_id << "/" << s.carrier
       << " eta=" << s.estimated_delivery_us << " cancel_requested=" << s.cancel_requested

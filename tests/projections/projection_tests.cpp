@@ -18,6 +18,7 @@
 #include "keel/projections/read_models.hpp"
 #include "keel/projections/runner.hpp"
 #include "keel/projections/stock_cache.hpp"
+#include "models.hpp"
 #include "temp_dir.hpp"
 
 using namespace keel;
@@ -29,7 +30,7 @@ namespace {
 /// A fresh store in a temporary directory (appends acknowledged once in the
 /// WAL: the tests append thousands of events one by one).
 struct rig {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   std::unique_ptr<storage::event_store> store;
 
   rig() {
@@ -66,6 +67,17 @@ struct rig {
   }
 };
 
+/// `before` orders of `h`, an event the stock projection cannot apply
+/// (units released of a SKU never stocked), `after` more orders; returns the
+/// event's position.
+std::uint64_t append_stock_poison(rig& r, test::history& h, std::size_t before,
+                                  std::size_t after, std::uint32_t units = 1) {
+  r.append(h.plan(before));
+  auto poison = r.append(events::stock_released{"SKU-GHOST", "o-ghost", units}, r.last_time(), 1);
+  r.append(h.plan(after));
+  return poison;
+}
+
 void start(projection_runner& runner) {
   auto err = runner.start();
   INFO(describe(err));
@@ -75,6 +87,14 @@ void start(projection_runner& runner) {
 void caught_up(const projection_runner& runner, const storage::event_store& store,
                std::string_view name = {}) {
   REQUIRE(runner.wait_for(store.last_position(), 60s, name));
+}
+
+/// Runs the standard projections to the end of the log, then stops them.
+void project_to_end(storage::event_store& store) {
+  projection_runner runner{store};
+  runner.add_standard();
+  start(runner);
+  caught_up(runner, store);
 }
 
 /// The fold of a valid history (skipping `skipped`): it must have no anomalies.
@@ -1008,9 +1028,7 @@ TEST_CASE("the stock cache serves from memory and follows the stock projection")
 TEST_CASE("an operator skips a poison event offline and the next runner continues after it") {
   rig r;
   test::history h{{91}};
-  r.append(h.plan(100));
-  auto poison = r.append(events::stock_released{"SKU-GHOST", "o-ghost", 1}, r.last_time(), 1);
-  r.append(h.plan(50));
+  auto poison = append_stock_poison(r, h, 100, 50);
   {
     projection_runner runner{*r.store};
     runner.add_standard();
@@ -1097,4 +1115,218 @@ TEST_CASE("concurrent skips of one stopped projection: one wins, one live lane f
     CHECK(status_of(runner, "stock").state == "live");
     test::check_models(*r.store, valid_fold(*r.store, {poison}), {true, true, true});
   }
+}
+
+// -- stored values carry their format version -----------------------------------
+
+namespace {
+
+template <class T>
+std::string as_version_1(const std::string& key, const std::string& value) {
+  T x;
+  auto err = detail::decode(key, value, x);
+  INFO(describe(err));
+  REQUIRE_FALSE(err);
+  return projections::codec::encode_fields(x);
+}
+
+/// The value at `key` as a build before values carried their format version
+/// stored it: the fields of version 1, without the version.
+std::string unversioned(const std::string& key, const std::string& value) {
+  auto kind = [&](const char* what) { return key.find(what) != std::string::npos; };
+  if (kind("/skip/"))
+    return as_version_1<skip_record>(key, value);
+  if (kind("/o/"))
+    return as_version_1<order_summary>(key, value);
+  if (kind("/c/"))
+    return as_version_1<detail::customer_entry>(key, value);
+  if (kind("/s/"))
+    return as_version_1<stock_level>(key, value);
+  if (kind("/d/"))
+    return as_version_1<day_figures>(key, value);
+  if (kind("/f/"))
+    return as_version_1<detail::saga_in_flight>(key, value);
+  REQUIRE(kind("/x/"));
+  return as_version_1<detail::duration_histogram>(key, value);
+}
+
+/// Every read-model entry under `prefix`.
+std::vector<std::pair<std::string, std::string>> models_under(const storage::event_store& store,
+                                                             const std::string& prefix) {
+  std::vector<std::pair<std::string, std::string>> all;
+  for (;;) {
+    auto page = store.scan_models(prefix, all.empty() ? std::string{} : all.back().first, 1000);
+    REQUIRE(page);
+    all.insert(all.end(), page->begin(), page->end());
+    if (page->size() < 1000)
+      return all;
+  }
+}
+
+/// Rewrites the standard projections' values (models and skips) as a build
+/// before values carried their format version left them.
+void make_unversioned(storage::event_store& store) {
+  storage::write_batch wb;
+  for (std::string name : {"orders", "stock", "figures"}) {
+    auto prefix = test::generation_prefix(name, generation_of(store, name));
+    for (auto& [key, value] : models_under(store, prefix))
+      wb.put(key, unversioned(key, value));
+    for (auto& [key, value] : models_under(store, detail::meta_key(name, "skip/")))
+      wb.put(key, unversioned(key, value));
+    wb.erase(detail::meta_key(name, "format"));
+  }
+  REQUIRE_FALSE(store.commit(std::move(wb), true));
+}
+
+/// The runner moved every standard projection from its generation in
+/// `before` to the next one, each value now of format version 1; `skips`
+/// skip records of the stock projection were upgraded with them.
+void check_upgrades(const projection_runner& runner, const storage::event_store& store,
+                    std::map<std::string, std::uint32_t>& before, std::size_t skips) {
+  auto ups = runner.upgrades();
+  REQUIRE(ups.size() == 3);
+  for (auto& u : ups) {
+    INFO(u.projection);
+    CHECK(u.from_generation == before[u.projection]);
+    CHECK(u.to_generation == before[u.projection] + 1);
+    CHECK(generation_of(store, u.projection) == u.to_generation);
+    generation_gone(store, u.projection, u.from_generation);
+    auto models = models_under(store, test::generation_prefix(u.projection, u.to_generation));
+    CHECK(u.values == models.size() + (u.projection == "stock" ? skips : 0));
+    for (auto& [key, value] : models) {
+      INFO(key);
+      REQUIRE(!value.empty());
+      CHECK(value[0] == 1);
+    }
+  }
+}
+
+} // namespace
+
+TEST_CASE("an order summary of format version 1 reads without a reason code; newer ones are refused") {
+  order_summary s;
+  s.order_id = "o-1";
+  s.status = "cancelled";
+  s.reason = "payment declined: insufficient funds";
+  s.reason_code = events::end_reason::payment_declined;
+  s.items = {{"SKU-1", 2, 150}};
+  s.steps = {{"placed", 10, 1}, {"cancelled", 20, 9}};
+  const std::string key = "m/orders/g00000001/o/o-1";
+
+  order_summary v2;
+  REQUIRE_FALSE(detail::decode(key, detail::encode(s), v2));
+  CHECK(v2 == s);
+  auto bytes = projections::codec::encode_value(s, 1);
+  CHECK(bytes.size() < detail::encode(s).size());
+  order_summary v1;
+  REQUIRE_FALSE(detail::decode(key, bytes, v1));
+  CHECK(v1.reason_code == events::end_reason::unspecified);
+  v1.reason_code = s.reason_code;
+  CHECK(v1 == s);
+  // Format 1 without the version: the values of stores of earlier builds.
+  order_summary legacy;
+  REQUIRE_FALSE(detail::decode(key, bytes.substr(1), legacy, detail::value_framing::unversioned));
+  CHECK(legacy.order_id == "o-1");
+  CHECK(legacy.reason_code == events::end_reason::unspecified);
+
+  auto newer = detail::encode(s);
+  newer[0] = 3;
+  order_summary x;
+  auto err = detail::decode(key, newer, x);
+  CHECK(code_of(err) == errc::unknown_event_type);
+  CHECK_THAT(describe(err), Catch::Contains(key) && Catch::Contains("format version 3")
+                              && Catch::Contains("reads versions up to 2"));
+  auto zero = detail::encode(s);
+  zero[0] = 0;
+  CHECK(code_of(detail::decode(key, zero, x)) == errc::corrupt_record);
+  CHECK(code_of(detail::decode(key, detail::encode(s) + "x", x)) == errc::corrupt_record);
+  // Unversioned bytes are not mistaken for a value (the framing of the
+  // projection says which they are).
+  CHECK(detail::decode(key, bytes.substr(1), x));
+}
+
+TEST_CASE("a store whose values carry no format version is read, then upgraded at start") {
+  rig r;
+  test::history h{{73}};
+  auto poison = append_stock_poison(r, h, 200, 40, 2);
+  {
+    projection_runner runner{*r.store};
+    runner.add_standard();
+    start(runner);
+    caught_up(runner, *r.store);
+    auto err = runner.skip("stock", poison, "ops", "a ghost");
+    INFO(describe(err));
+    REQUIRE_FALSE(err);
+    caught_up(runner, *r.store);
+    all_live(runner, *r.store);
+  }
+  auto want = valid_fold(*r.store, {poison});
+  test::check_models(*r.store, want);
+  std::map<std::string, std::uint32_t> before;
+  for (std::string name : {"orders", "stock", "figures"})
+    before[name] = generation_of(*r.store, name);
+
+  make_unversioned(*r.store);
+  // Summaries of format 1 know no reason code.
+  auto legacy = want;
+  std::size_t with_code = 0;
+  for (auto& [id, s] : legacy.orders) {
+    with_code += s.reason_code != events::end_reason::unspecified;
+    s.reason_code = events::end_reason::unspecified;
+  }
+  REQUIRE(with_code > 0);
+  // Queries read the store as it is (a tool beside a node of the earlier build).
+  test::check_models(*r.store, legacy);
+  auto skips = list_skips(*r.store, "stock");
+  REQUIRE(skips);
+  REQUIRE(skips->size() == 1);
+  CHECK((*skips)[0].note == "a ghost");
+  // An upgrade that crashed half-way left part of a copy in the next generation.
+  storage::write_batch partial;
+  partial.put(test::generation_prefix("orders", before["orders"] + 1) + "o/o-partial", "\x01?");
+  REQUIRE_FALSE(r.store->commit(std::move(partial), true));
+
+  {
+    projection_runner runner{*r.store};
+    runner.add_standard();
+    start(runner);
+    check_upgrades(runner, *r.store, before, 1);
+    caught_up(runner, *r.store);
+    all_live(runner, *r.store);
+    test::check_models(*r.store, legacy);
+    skips = list_skips(*r.store, "stock");
+    REQUIRE(skips);
+    REQUIRE(skips->size() == 1);
+    CHECK((*skips)[0].position == poison);
+    CHECK((*skips)[0].note == "a ghost");
+    // New events go on in the upgraded generation; a rebuild of the orders
+    // gives every summary its code.
+    r.append(h.plan(30));
+    caught_up(runner, *r.store);
+    auto err = runner.rebuild("orders");
+    INFO(describe(err));
+    REQUIRE_FALSE(err);
+    test::check_models(*r.store, valid_fold(*r.store, {poison}));
+  }
+  projection_runner again{*r.store};
+  again.add_standard();
+  start(again);
+  CHECK(again.upgrades().empty());
+}
+
+TEST_CASE("stored values of a newer framing are refused by queries and the runner") {
+  rig r;
+  test::history h{{74}};
+  r.append(h.plan(20));
+  project_to_end(*r.store);
+  storage::write_batch wb;
+  wb.put(detail::meta_key("orders", "format"), "3");
+  REQUIRE_FALSE(r.store->commit(std::move(wb), true));
+  auto found = find_order(*r.store, "o-a-00001");
+  REQUIRE_FALSE(found);
+  CHECK(code_of(found.error()) == errc::unknown_event_type);
+  CHECK_THAT(describe(found.error()), Catch::Contains("format 3"));
+  projection_runner runner{*r.store};
+  runner.add_standard();
+  CHECK(code_of(runner.start()) == errc::unknown_event_type);
 }

@@ -19,7 +19,7 @@ namespace {
 /// streams of their own with `any`, mixing sync and async appends.
 void hammer(std::uint64_t seed, int threads, int per_thread, durability d) {
   INFO("seed " << seed);
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path(), open_mode::writer, d);
   std::atomic<std::uint64_t> ok{0};
   std::atomic<std::uint64_t> conflicts{0};
@@ -97,7 +97,7 @@ TEST_CASE("concurrent appenders lose and duplicate nothing, conflicts are versio
 }
 
 TEST_CASE("concurrent durable appenders share fsyncs in batches", "[store][concurrency]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   std::vector<std::thread> pool;
   for (int t = 0; t < 16; ++t)

@@ -24,7 +24,7 @@ void fill(const std::string& path, std::uint64_t n) {
 
 TEST_CASE("a record damaged behind the store's back is reported with its position",
           "[store][corruption]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   fill(dir.path(), 200);
   test::damage_record(dir.path(), 77);
   auto store = test::open_store(dir.path());
@@ -61,7 +61,7 @@ TEST_CASE("a record damaged behind the store's back is reported with its positio
 
 TEST_CASE("a subscription delivers every record before a damaged one, then reports it",
           "[store][corruption][subscribe]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   fill(dir.path(), 200);
   test::damage_record(dir.path(), 77);
   auto store = test::open_store(dir.path());
@@ -102,7 +102,7 @@ TEST_CASE("a subscription delivers every record before a damaged one, then repor
 
 TEST_CASE("a flipped byte inside an SST file is reported, and verify keeps going",
           "[store][corruption]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   fill(dir.path(), 3000);
   std::string sst;
   {

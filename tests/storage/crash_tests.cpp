@@ -101,10 +101,10 @@ void crash_runs(std::uint64_t seed, int runs) {
   std::mt19937_64 rng{seed};
   // Half the runs start from an empty store, half crash the same store again
   // and again (recovery after recovery).
-  test::temp_dir shared;
+  keel::temp_dir shared;
   std::uint64_t total_acks = 0;
   for (int run = 0; run < runs; ++run) {
-    test::temp_dir fresh;
+    keel::temp_dir fresh;
     bool reuse = run % 2 == 1;
     const auto& dir = reuse ? shared.path() : fresh.path();
     auto ms = 30 + static_cast<int>(rng() % 400);

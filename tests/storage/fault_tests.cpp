@@ -58,7 +58,7 @@ void check_after_reopen(const std::string& path, std::uint64_t acknowledged) {
 TEST_CASE("failed writes and syncs (EIO) fail appends fast, and writing resumes once the device "
           "answers",
           "[storage][faults]") {
-  temp_dir dir;
+  keel::temp_dir dir;
   auto faults = std::make_shared<storage::io_faults>();
   std::uint64_t acknowledged = 0;
   {

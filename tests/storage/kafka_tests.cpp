@@ -287,7 +287,7 @@ TEST_CASE("external brokers that do not answer fail the cluster's open with a ti
 }
 
 TEST_CASE("the outbox relays every domain event to its topic exactly once", "[kafka]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = shared_store(dir.path());
   auto cluster = open_cluster();
   auto expected = append_events(*store, 11, 1, 300);
@@ -313,7 +313,7 @@ TEST_CASE("the outbox relays every domain event to its topic exactly once", "[ka
 }
 
 TEST_CASE("a restarted outbox relay resumes from its checkpoint", "[kafka]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = shared_store(dir.path());
   auto cluster = open_cluster();
   auto expected = append_events(*store, 21, 1, 100);
@@ -339,7 +339,7 @@ TEST_CASE("a restarted outbox relay resumes from its checkpoint", "[kafka]") {
 }
 
 TEST_CASE("the outbox checkpoint never passes an undelivered event", "[kafka]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = shared_store(dir.path());
   auto cluster = open_cluster(4);
   auto expected = append_events(*store, 31, 1, 40);
@@ -376,7 +376,7 @@ TEST_CASE("the outbox checkpoint never passes an undelivered event", "[kafka]") 
 }
 
 TEST_CASE("a relay stopped while the brokers are down keeps its checkpoint", "[kafka]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = shared_store(dir.path());
   auto cluster = open_cluster(4);
   REQUIRE_FALSE(cluster->set_brokers_down(true));
@@ -395,7 +395,7 @@ TEST_CASE("a relay stopped while the brokers are down keeps its checkpoint", "[k
 
 TEST_CASE("the retry topic hands out new entries and drops duplicates and malformed messages",
           "[kafka]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto cluster = open_cluster(4);
   std::mutex mtx;
   std::condition_variable cv;
@@ -495,7 +495,7 @@ TEST_CASE("the retry topic hands out new entries and drops duplicates and malfor
 
 TEST_CASE("TLS and SASL settings come from a properties file, only those, checked by librdkafka",
           "[kafka][security]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto file = [&](const std::string& name, const std::string& text) {
     std::ofstream{dir.sub(name)} << text;
     return dir.sub(name);

@@ -13,7 +13,7 @@ using keel::test::make_event;
 using keel::test::one;
 
 TEST_CASE("appends get gap-free versions and positions", "[store]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   CHECK(store->last_position() == 0);
   auto a = store->append("order-1", expected_version::no_stream(), one(make_event(1, 1)));
@@ -40,7 +40,7 @@ TEST_CASE("appends get gap-free versions and positions", "[store]") {
 }
 
 TEST_CASE("a wrong expected version is a version_conflict that changes nothing", "[store]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   REQUIRE(store->append("s", expected_version::no_stream(), one(make_event(2, 1))));
   auto again = store->append("s", expected_version::no_stream(), one(make_event(2, 2)));
@@ -57,7 +57,7 @@ TEST_CASE("a wrong expected version is a version_conflict that changes nothing",
 }
 
 TEST_CASE("appends are idempotent by event id", "[store]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   std::vector<new_event> batch{make_event(3, 1), make_event(3, 2)};
   auto first = store->append("s", expected_version::no_stream(), batch);
@@ -86,7 +86,7 @@ TEST_CASE("appends are idempotent by event id", "[store]") {
 }
 
 TEST_CASE("bad appends get a clear error and change nothing", "[store]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   auto expect_error = [&](caf::expected<append_result> r, errc code, const char* text) {
     REQUIRE_FALSE(r);
@@ -125,7 +125,7 @@ TEST_CASE("bad appends get a clear error and change nothing", "[store]") {
 }
 
 TEST_CASE("readers return streams and the global log in order, bounded", "[store][read]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   test::append_range(*store, 5, 1, 300, "s-", 3);
   std::uint64_t expected = 41;
@@ -167,7 +167,7 @@ TEST_CASE("readers return streams and the global log in order, bounded", "[store
 }
 
 TEST_CASE("stream ids that extend each other keep separate streams", "[store][read]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   REQUIRE(store->append("a", expected_version::any(), one(make_event(6, 1))));
   REQUIRE(store->append("ab", expected_version::any(), one(make_event(6, 2))));
@@ -186,7 +186,7 @@ TEST_CASE("stream ids that extend each other keep separate streams", "[store][re
 }
 
 TEST_CASE("a reopened store continues where it stopped", "[store]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   {
     auto store = test::open_store(dir.path());
     REQUIRE(store->append("s", expected_version::any(), one(make_event(7, 1))));
@@ -205,7 +205,7 @@ TEST_CASE("a reopened store continues where it stopped", "[store]") {
 }
 
 TEST_CASE("subscriptions catch up, then follow live commits, each event once", "[store][subscribe]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
   test::append_range(*store, 8, 1, 500, "s-", 7);
   std::mutex mtx;
@@ -240,7 +240,7 @@ TEST_CASE("subscriptions catch up, then follow live commits, each event once", "
 
 TEST_CASE("a subscription stops when its handler says so and from a middle position",
           "[store][subscribe]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
   test::append_range(*store, 9, 1, 100, "s");
   std::atomic<std::uint64_t> first{0};
@@ -259,7 +259,7 @@ TEST_CASE("a subscription stops when its handler says so and from a middle posit
 }
 
 TEST_CASE("wait_for wakes on commit and times out without one", "[store][subscribe]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
   CHECK_FALSE(store->wait_for(1, std::chrono::milliseconds{20}));
   std::thread writer{[&] {
@@ -271,7 +271,7 @@ TEST_CASE("wait_for wakes on commit and times out without one", "[store][subscri
 }
 
 TEST_CASE("snapshots keep the latest state of a stream, checksummed", "[store][snapshot]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   CHECK_FALSE(*store->load_snapshot("order-1"));
   REQUIRE_FALSE(store->save_snapshot("order-1", {10, "order_state", 1, "state@10"}));
@@ -285,7 +285,7 @@ TEST_CASE("snapshots keep the latest state of a stream, checksummed", "[store][s
 }
 
 TEST_CASE("checkpoints commit atomically with read-model writes", "[store][checkpoint]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   CHECK_FALSE(*store->load_checkpoint("orders"));
   write_batch batch;
@@ -313,7 +313,7 @@ TEST_CASE("checkpoints commit atomically with read-model writes", "[store][check
 }
 
 TEST_CASE("read-only and secondary stores read beside a running writer", "[store][secondary]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto writer = test::open_store(dir.path());
   test::append_range(*writer, 11, 1, 100, "s");
   auto secondary = test::open_store(dir.path(), open_mode::secondary);
@@ -337,7 +337,7 @@ TEST_CASE("read-only and secondary stores read beside a running writer", "[store
 }
 
 TEST_CASE("opening a directory that holds no store is an error for readers", "[store]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   options opts;
   opts.path = dir.sub("nothing");
   opts.mode = open_mode::secondary;
@@ -347,7 +347,7 @@ TEST_CASE("opening a directory that holds no store is an error for readers", "[s
 }
 
 TEST_CASE("verify finds nothing on a healthy store", "[store][verify]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path(), open_mode::writer, durability::wal);
   test::append_range(*store, 12, 1, 1000, "s-", 13);
   REQUIRE_FALSE(store->flush());
@@ -362,7 +362,7 @@ TEST_CASE("verify finds nothing on a healthy store", "[store][verify]") {
 
 TEST_CASE("a retry racing its unacknowledged first attempt never stores the events twice",
           "[store]") {
-  test::temp_dir dir;
+  keel::temp_dir dir;
   auto store = test::open_store(dir.path());
   constexpr std::uint64_t pairs = 200;
   std::mutex mtx;
@@ -411,7 +411,7 @@ TEST_CASE("a retry racing its unacknowledged first attempt never stores the even
 }
 
 TEST_CASE("memtables and cached blocks stay within the store's memory budget", "[store][memory]") {
-  keel::test::temp_dir dir;
+  keel::temp_dir dir;
   storage::options opts;
   opts.path = dir.sub("store");
   opts.durable = storage::durability::wal;
@@ -458,7 +458,7 @@ TEST_CASE("memtables and cached blocks stay within the store's memory budget", "
 }
 
 TEST_CASE("a memory budget below 4 MiB is refused", "[store][memory]") {
-  keel::test::temp_dir dir;
+  keel::temp_dir dir;
   storage::options opts;
   opts.path = dir.sub("store");
   opts.memory_budget_bytes = 1u << 20;

@@ -10,6 +10,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "keel/events/commands.hpp"
+#include "keel/events/reasons.hpp"
 #include "keel/events/types.hpp"
 
 /// The messages between Keel's actors: atoms, the replies of each service,
@@ -116,6 +117,9 @@ struct order_view {
   std::int64_t estimated_delivery_us = 0;
   /// True when this call created the order (false: it existed already).
   bool created = false;
+  /// The code of `reason` when the order ends (or is ending) other than
+  /// completed.
+  events::end_reason reason_code = events::end_reason::unspecified;
 };
 
 // -- inspect -------------------------------------------------------------------
@@ -153,7 +157,7 @@ typename Inspector::result_type inspect(Inspector& f, provider_answer& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, order_view& x) {
   return f(caf::meta::type_name("order_view"), x.order_id, x.status, x.reason, x.total_cents,
-           x.payment_id, x.tracking_id, x.estimated_delivery_us, x.created);
+           x.payment_id, x.tracking_id, x.estimated_delivery_us, x.created, x.reason_code);
 }
 
 /// Registers every message type of Keel's actors with `cfg` (needed for

@@ -14,6 +14,7 @@
 
 #include <caf/expected.hpp>
 
+#include "keel/events/reasons.hpp"
 #include "keel/events/types.hpp"
 #include "keel/storage/fwd.hpp"
 
@@ -42,7 +43,8 @@ struct order_summary {
   /// "placed", "stock_reserved", "payment_authorized", "pending_payment",
   /// "shipment_scheduled", "completed", "rejected" or "cancelled".
   std::string status;
-  /// Why the order was rejected or cancelled, or why payment is pending.
+  /// Why the order was rejected or cancelled (or is being: a refusal's
+  /// compensations run), or why payment is pending; text for people.
   std::string reason;
   std::vector<events::order_line> items;
   std::string currency;
@@ -60,6 +62,10 @@ struct order_summary {
   std::int64_t placed_us = 0;
   std::int64_t updated_us = 0;
   std::vector<order_step> steps;
+  /// The code of `reason` when the order ends (or is ending) other than
+  /// completed; `unspecified` otherwise, for records that named none, and in
+  /// summaries stored before the code was (format version 1).
+  events::end_reason reason_code = events::end_reason::unspecified;
 
   friend bool operator==(const order_summary& x, const order_summary& y);
 };

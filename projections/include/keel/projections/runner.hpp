@@ -67,6 +67,19 @@ struct projection_status {
   std::optional<std::uint64_t> rebuild_position;
 };
 
+/// What `projection_runner::start` did to a projection whose stored values an
+/// earlier build wrote without their format version.
+struct framing_upgrade {
+  std::string projection;
+  /// Values given their version: the models copied and the skip records.
+  std::uint64_t values = 0;
+  /// The serving generation before and after (the standard projections'
+  /// models move to the next generation; others keep theirs).
+  std::uint32_t from_generation = 0;
+  std::uint32_t to_generation = 0;
+  double seconds = 0;
+};
+
 /// Tuning of the runner.
 struct runner_options {
   /// Commit after this many events at most (throughput while catching up).
@@ -108,8 +121,11 @@ public:
   void add_standard(std::shared_ptr<stock_cache> cache = nullptr);
 
   /// Removes generations a crashed rebuild left behind, builds generation 1
-  /// of projections that never ran, and starts every projection. Errors:
-  /// `storage_failure`, `corrupt_record`, `not_writable`.
+  /// of projections that never ran, upgrades the stored values of a store an
+  /// earlier build wrote without format versions (the standard models move
+  /// to the next generation, a copy), and starts every projection. Errors:
+  /// `storage_failure`, `corrupt_record`, `not_writable`,
+  /// `unknown_event_type` (values of a newer build).
   caf::error start();
 
   /// Stops every projection after its current delivery; changes not
@@ -151,10 +167,15 @@ public:
   /// projection's that failed (the others are swapped in).
   caf::error rebuild_all();
 
+  /// The upgrades of stored values `start` made, in the order of projections.
+  std::vector<framing_upgrade> upgrades() const;
+
   /// Clears the recent applied-lag samples (benchmarks measure a phase).
   void reset_lag_samples();
 
 private:
+  void add_entry(std::string name, projection_factory make, bool models_framed);
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };
