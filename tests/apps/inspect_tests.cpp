@@ -296,6 +296,71 @@ TEST_CASE("keel-inspect golden output of every subcommand", "[inspect][golden]")
   bad("projection rebuild nope", "nope");
 }
 
+namespace {
+
+/// Where `plant_violations` put what the audit must find.
+struct planted {
+  std::uint64_t oversell_at = 0;
+  std::uint64_t double_charge_at = 0;
+  std::uint64_t gap_at = 0;
+  std::string charged_order;
+};
+
+/// Plants one violation of each kind in the 40-order sample store at `data`.
+planted plant_violations(const std::string& data) {
+  planted p;
+  auto store = test::open_store(data);
+  auto append = [&](const std::string& stream, events::event ev, std::int64_t at_us) {
+    std::vector<storage::new_event> evs;
+    evs.push_back(storage::new_event::from(ev, events::event_id::random(), at_us));
+    auto r = store->append(stream, storage::expected_version::any(), std::move(evs));
+    REQUIRE(r);
+    return store->last_position();
+  };
+  auto end_us = sample_start_us + 40 * 2000;
+  // Oversell: a reservation far beyond the million units on hand.
+  p.oversell_at = append("stock-SKU-0001",
+                         events::stock_reserved{"SKU-0001", "planted-1", 2'000'000}, end_us + 10);
+  // Double charge: capture a completed order's payment a second time.
+  for (int n = 0; n < 40 && p.charged_order.empty(); ++n) {
+    char id[16];
+    std::snprintf(id, sizeof id, "%08d", n);
+    auto r = store->read_stream(std::string{"payment-"} + id);
+    while (r.next())
+      if (r.current().type == "payment_captured") {
+        auto ev = r.current().decode_payload();
+        REQUIRE(ev);
+        p.charged_order = id;
+        p.double_charge_at = append(std::string{"payment-"} + id, *ev, end_us + 20);
+        break;
+      }
+  }
+  REQUIRE_FALSE(p.charged_order.empty());
+  // A saga that never ended: placed an hour before the rest, then nothing.
+  events::order_placed stuck;
+  stuck.order_id = "planted-stuck";
+  stuck.customer_id = "c";
+  stuck.lines.push_back({"SKU-0002", 1, 100});
+  stuck.currency = "EUR";
+  stuck.total_cents = 100;
+  append("order-planted-stuck", stuck, sample_start_us - 3'600'000'000LL);
+  // The record of order 00000002's last event, to be given a later version.
+  std::uint64_t version = 0;
+  {
+    auto r = store->read_stream("order-00000002");
+    while (r.next()) {
+      p.gap_at = r.current().position;
+      version = r.current().version;
+    }
+  }
+  REQUIRE(p.gap_at != 0);
+  store.reset();
+  test::reversion_record(data, p.gap_at, version + 1);
+  return p;
+}
+
+} // namespace
+
 TEST_CASE("keel-inspect audit names each planted violation with its position", "[inspect]") {
   keel::temp_dir dir;
   auto data = dir.sub("store");
@@ -305,59 +370,7 @@ TEST_CASE("keel-inspect audit names each planted violation with its position", "
   REQUIRE(clean.code == 0);
   CHECK_THAT(clean.out, Catch::Contains("every invariant holds"));
 
-  std::uint64_t oversell_at = 0;
-  std::uint64_t double_charge_at = 0;
-  std::uint64_t gap_at = 0;
-  std::string charged_order;
-  {
-    auto store = test::open_store(data);
-    auto append = [&](const std::string& stream, events::event ev, std::int64_t at_us) {
-      std::vector<storage::new_event> evs;
-      evs.push_back(storage::new_event::from(ev, events::event_id::random(), at_us));
-      auto r = store->append(stream, storage::expected_version::any(), std::move(evs));
-      REQUIRE(r);
-      return store->last_position();
-    };
-    auto end_us = sample_start_us + 40 * 2000;
-    // Oversell: a reservation far beyond the million units on hand.
-    oversell_at = append("stock-SKU-0001", events::stock_reserved{"SKU-0001", "planted-1", 2'000'000},
-                         end_us + 10);
-    // Double charge: capture a completed order's payment a second time.
-    for (int n = 0; n < 40 && charged_order.empty(); ++n) {
-      char id[16];
-      std::snprintf(id, sizeof id, "%08d", n);
-      auto r = store->read_stream(std::string{"payment-"} + id);
-      while (r.next())
-        if (r.current().type == "payment_captured") {
-          auto ev = r.current().decode_payload();
-          REQUIRE(ev);
-          charged_order = id;
-          double_charge_at = append(std::string{"payment-"} + id, *ev, end_us + 20);
-          break;
-        }
-    }
-    REQUIRE_FALSE(charged_order.empty());
-    // A saga that never ended: placed an hour before the rest, then nothing.
-    events::order_placed stuck;
-    stuck.order_id = "planted-stuck";
-    stuck.customer_id = "c";
-    stuck.lines.push_back({"SKU-0002", 1, 100});
-    stuck.currency = "EUR";
-    stuck.total_cents = 100;
-    append("order-planted-stuck", stuck, sample_start_us - 3'600'000'000LL);
-    // The record of order 00000002's last event, to be given a later version.
-    std::uint64_t version = 0;
-    {
-      auto r = store->read_stream("order-00000002");
-      while (r.next()) {
-        gap_at = r.current().position;
-        version = r.current().version;
-      }
-    }
-    REQUIRE(gap_at != 0);
-    store.reset();
-    test::reversion_record(data, gap_at, version + 1);
-  }
+  auto p = plant_violations(data);
 
   auto r = inspect("audit --json --data " + data);
   INFO(r.out);
@@ -379,16 +392,16 @@ TEST_CASE("keel-inspect audit names each planted violation with its position", "
     return nlohmann::json{};
   };
   auto oversell = find("oversell");
-  CHECK(oversell["position"] == oversell_at);
+  CHECK(oversell["position"] == p.oversell_at);
   CHECK(oversell["subject"] == "SKU-0001");
   auto charged = find("double_charge");
-  CHECK(charged["position"] == double_charge_at);
-  CHECK(charged["subject"] == charged_order);
+  CHECK(charged["position"] == p.double_charge_at);
+  CHECK(charged["subject"] == p.charged_order);
   auto stuck = find("non_terminal");
   CHECK(stuck["subject"] == "planted-stuck");
   CHECK(stuck["stream"] == "order-planted-stuck");
   auto gap = find("version_gap");
-  CHECK(gap["position"] == gap_at);
+  CHECK(gap["position"] == p.gap_at);
   CHECK(gap["stream"] == "order-00000002");
 
   // The table names them too (golden), and verify sees the rewritten

@@ -44,6 +44,17 @@ json get_json(httplib::Client& c, const std::string& path, int expect = 200,
   return json::parse(res->body);
 }
 
+/// The stock of `sku` once its `field` is `value` (the read model follows
+/// within milliseconds), or as it is after 10 s.
+json stock_once(httplib::Client& c, const std::string& sku, const char* field, int value) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  json stock;
+  do {
+    stock = get_json(c, "/v1/stock/" + sku);
+  } while (stock[field] != value && std::chrono::steady_clock::now() < deadline);
+  return stock;
+}
+
 } // namespace
 
 TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][http]") {
@@ -84,11 +95,7 @@ TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][htt
   CHECK(list["orders"][0]["order_id"] == "o-1");
   CHECK(get_json(c, "/v1/customers/c-2/orders")["orders"].empty());
 
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  json stock;
-  do {
-    stock = get_json(c, "/v1/stock/sku-1");
-  } while (stock["on_hand"] != 98 && std::chrono::steady_clock::now() < deadline);
+  auto stock = stock_once(c, "sku-1", "on_hand", 98);
   CHECK(stock["on_hand"] == 98);
   CHECK(stock["reserved"] == 0);
 
@@ -115,10 +122,7 @@ TEST_CASE("orders are placed, read, listed and cancelled over HTTP", "[node][htt
   CHECK(cancelled["reason_code"] == "cancelled_by_customer");
   CHECK(cancelled["reason"] == "cancelled by customer");
   post(c, "/admin/faults", {{"provider", "gateways"}, {"latency_ms", 2}}, auth("ops", true));
-  deadline = std::chrono::steady_clock::now() + 10s;
-  do {
-    stock = get_json(c, "/v1/stock/sku-1");
-  } while (stock["reserved"] != 0 && std::chrono::steady_clock::now() < deadline);
+  stock = stock_once(c, "sku-1", "reserved", 0);
   CHECK(stock["on_hand"] == 98);
   CHECK(stock["reserved"] == 0);
 
