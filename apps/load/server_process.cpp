@@ -79,7 +79,8 @@ bool server_process::spawn(std::string& why) {
   ::unlink(port_file.c_str());
   std::vector<std::string> args{o_.program};
   args.insert(args.end(), o_.args.begin(), o_.args.end());
-  args.insert(args.end(), {"--port-file", port_file});
+  if (o_.port == 0)
+    args.insert(args.end(), {"--port-file", port_file});
   port_ = 0;
   pid_ = ::fork();
   if (pid_ < 0) {
@@ -96,7 +97,7 @@ bool server_process::spawn(std::string& why) {
       why = o_.program + " exited at start; its log ends:\n" + log_tail(20);
       return false;
     }
-    port_ = read_port(port_file);
+    port_ = o_.port != 0 ? o_.port : read_port(port_file);
     if (port_ > 0 && (o_.ready_path.empty() || serves(port_, o_.ready_path)))
       return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

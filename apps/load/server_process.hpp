@@ -1,10 +1,11 @@
 #pragma once
 
-// One of our servers (keel-node, keel-sim) as a child process, for the
-// benchmarks that start their own node and for the integration tests: started
-// with `--port-file`, its stdout and stderr in a log file, ready once it wrote
-// its port (and, with a ready path, once GET answers 200 there); stopped by a
-// signal, SIGKILLed when dropped while running. Used from one thread.
+// A server (keel-node, keel-sim, etcd) as a child process, for the benchmarks
+// that start their own node and for the integration tests: ours are started
+// with `--port-file`, others on a port given; its stdout and stderr in a log
+// file, ready once it wrote its port (and, with a ready path, once GET answers
+// 200 there); stopped by a signal, SIGKILLed when dropped while running. Used
+// from one thread.
 
 #include <chrono>
 #include <map>
@@ -29,6 +30,9 @@ public:
     std::map<std::string, std::string> env;
     /// How long it may take to become ready.
     std::chrono::milliseconds start_timeout{60000};
+    /// A program without `--port-file` (etcd): the port its arguments make
+    /// it listen on; 0 for ours.
+    int port = 0;
   };
 
   /// Spawns it and waits until it is ready; on failure returns nothing and
