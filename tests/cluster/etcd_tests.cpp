@@ -4,30 +4,13 @@
 #include <chrono>
 #include <thread>
 
-#include "etcd_client.hpp"
-#include "etcd_process.hpp"
-#include "keel/events/error.hpp"
+#include "etcd_fixture.hpp"
 
 using namespace keel;
 using namespace keel::cluster;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::unique_ptr<bench::etcd_process> start_etcd() {
-  std::string why;
-  auto e = bench::etcd_process::start(why);
-  INFO(why);
-  REQUIRE(e);
-  return e;
-}
-
-std::unique_ptr<etcd_client> client_of(const bench::etcd_process& e) {
-  auto c = etcd_client::connect(e.url());
-  INFO((c ? std::string{} : describe(c.error())));
-  REQUIRE(c);
-  return std::move(*c);
-}
 
 template <class T>
 T ok(caf::expected<T> x) {
@@ -40,8 +23,8 @@ T ok(caf::expected<T> x) {
 
 TEST_CASE("the etcd client writes, reads, compares and deletes through the JSON gateway",
           "[cluster][etcd]") {
-  auto etcd = start_etcd();
-  auto c = client_of(*etcd);
+  auto etcd = test::start_etcd();
+  auto c = test::client_of(*etcd);
 
   // Keys and values are bytes: a NUL and 0xff survive base64 both ways.
   const std::string key{"/keel/t/a\0\xff", 11};
@@ -90,8 +73,8 @@ TEST_CASE("the etcd client writes, reads, compares and deletes through the JSON 
 
 TEST_CASE("a lease keeps its keys while renewed; a watch sees them go when it lapses",
           "[cluster][etcd]") {
-  auto etcd = start_etcd();
-  auto c = client_of(*etcd);
+  auto etcd = test::start_etcd();
+  auto c = test::client_of(*etcd);
   auto lease = ok(c->grant(1));
   CHECK(lease.id != 0);
   CHECK(lease.ttl == 1);
@@ -99,7 +82,7 @@ TEST_CASE("a lease keeps its keys while renewed; a watch sees them go when it la
   CHECK(ok(c->get("/keel/m/n1"))->lease == lease.id);
 
   // A watch on its own client, from the put on.
-  auto w = client_of(*etcd);
+  auto w = test::client_of(*etcd);
   std::atomic<bool> created{false};
   std::atomic<bool> saw_put{false};
   std::atomic<std::int64_t> deleted_at_ms{0};
@@ -160,7 +143,7 @@ TEST_CASE("a lease keeps its keys while renewed; a watch sees them go when it la
 TEST_CASE("an etcd that is not there is an error at once, not a hang", "[cluster][etcd]") {
   std::string port;
   {
-    auto etcd = start_etcd();
+    auto etcd = test::start_etcd();
     port = std::to_string(etcd->port());
   }
   auto c = etcd_client::connect("http://127.0.0.1:" + port, 500);
