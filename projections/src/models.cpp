@@ -79,6 +79,24 @@ caf::expected<serving_models> serving_prefix(const storage::event_store& store,
   return serving_models{generation_prefix(projection, *gen), *framing};
 }
 
+caf::error for_each_page(const storage::event_store& store, const std::string& prefix,
+                         std::size_t page_size, const std::function<caf::error(model_page&)>& f) {
+  std::string after;
+  for (;;) {
+    auto page = store.scan_models(prefix, after, page_size);
+    if (!page)
+      return page.error();
+    if (page->empty())
+      return caf::error{};
+    after = page->back().first;
+    auto full = page->size() == page_size;
+    if (auto err = f(*page))
+      return err;
+    if (!full)
+      return caf::error{};
+  }
+}
+
 caf::error corrupt_model(std::string_view key) {
   return make_error(errc::corrupt_record, "read model " + std::string{key} + " does not decode");
 }

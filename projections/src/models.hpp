@@ -17,6 +17,7 @@
 //              x/<path>                                   duration histogram
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -135,6 +136,14 @@ std::uint32_t bucket_of(std::uint64_t us) noexcept;
 /// [lower, lower + width) of a bucket.
 std::uint64_t bucket_lower(std::uint32_t bucket) noexcept;
 std::uint64_t bucket_width(std::uint32_t bucket) noexcept;
+
+/// A page of read-model entries (key, value).
+using model_page = std::vector<std::pair<std::string, std::string>>;
+
+/// Calls `f(page)` for every page of at most `page_size` read-model entries
+/// under `prefix`, in key order, until `f` returns an error.
+caf::error for_each_page(const storage::event_store& store, const std::string& prefix,
+                         std::size_t page_size, const std::function<caf::error(model_page&)>& f);
 
 /// "corrupt_record: read model <key> does not decode".
 caf::error corrupt_model(std::string_view key);

@@ -120,22 +120,19 @@ caf::expected<std::vector<skip_record>> list_skips(const storage::event_store& s
   if (!framing)
     return framing.error();
   std::vector<skip_record> result;
-  auto prefix = detail::meta_key(name, "skip/");
-  std::string after;
-  for (;;) {
-    auto entries = store.scan_models(prefix, after, 1000);
-    if (!entries)
-      return entries.error();
-    for (auto& [key, value] : *entries) {
-      skip_record s;
-      if (auto err = detail::decode(key, value, s, *framing))
-        return err;
-      result.push_back(std::move(s));
-    }
-    if (entries->size() < 1000)
-      return result;
-    after = entries->back().first;
-  }
+  auto err = detail::for_each_page(
+    store, detail::meta_key(name, "skip/"), 1000, [&](detail::model_page& page) {
+      for (auto& [key, value] : page) {
+        skip_record s;
+        if (auto err = detail::decode(key, value, s, *framing))
+          return err;
+        result.push_back(std::move(s));
+      }
+      return caf::error{};
+    });
+  if (err)
+    return err;
+  return result;
 }
 
 caf::error skip_event(storage::event_store& store, std::string_view name,
@@ -201,32 +198,23 @@ upgrade_framing(storage::event_store& store, const std::string& name, std::uint3
   auto started = std::chrono::steady_clock::now();
   framing_upgrade done{name, 0, gen, gen, 0.0};
   const std::string version_1(1, '\x01');
-  constexpr std::size_t chunk = 4096;
-  storage::write_batch last;
-  auto copy = [&](const std::string& from, const std::string& to,
-                  storage::write_batch* into) -> caf::error {
-    std::string after;
-    for (;;) {
-      auto entries = store.scan_models(from, after, chunk);
-      if (!entries)
-        return entries.error();
-      storage::write_batch wb;
-      auto& target = into != nullptr ? *into : wb;
-      for (auto& [key, value] : *entries)
-        target.put(to + key.substr(from.size()), version_1 + value);
-      done.values += entries->size();
-      if (into == nullptr && !entries->empty())
-        if (auto err = store.commit(std::move(wb), false))
-          return err;
-      if (entries->size() < chunk)
-        return caf::error{};
-      after = entries->back().first;
-    }
+  // Each value of `from` put under `to` with its version in front.
+  auto framed = [&](storage::write_batch& wb, const std::string& from, const std::string& to,
+                    const detail::model_page& page) {
+    for (auto& [key, value] : page)
+      wb.put(to + key.substr(from.size()), version_1 + value);
+    done.values += page.size();
   };
+  storage::write_batch last;
   if (models_framed) {
     auto from = detail::generation_prefix(name, gen);
     auto to = detail::generation_prefix(name, gen + 1);
-    if (auto err = copy(from, to, nullptr))
+    auto err = detail::for_each_page(store, from, 4096, [&](detail::model_page& page) {
+      storage::write_batch wb;
+      framed(wb, from, to, page);
+      return store.commit(std::move(wb), false);
+    });
+    if (err)
       return err;
     auto cp = store.load_checkpoint(detail::checkpoint_name(name, gen));
     if (!cp)
@@ -239,11 +227,15 @@ upgrade_framing(storage::event_store& store, const std::string& name, std::uint3
     done.to_generation = gen + 1;
   }
   auto skips = detail::meta_key(name, "skip/");
-  if (auto err = copy(skips, skips, &last))
+  auto err = detail::for_each_page(store, skips, 1000, [&](detail::model_page& page) {
+    framed(last, skips, skips, page);
+    return caf::error{};
+  });
+  if (err)
     return err;
   last.put(detail::meta_key(name, "format"), detail::framing_value(detail::value_framing::versioned));
-  if (auto err = store.commit(std::move(last), true))
-    return err;
+  if (auto failed = store.commit(std::move(last), true))
+    return failed;
   done.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return std::optional<framing_upgrade>{std::move(done)};
 }
