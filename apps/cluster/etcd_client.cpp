@@ -397,4 +397,8 @@ caf::error etcd_client::watch(const std::string& prefix, std::int64_t start_revi
                                              + httplib::to_string(err));
 }
 
+void etcd_client::cancel() {
+  impl_->http.stop();
+}
+
 } // namespace keel::cluster

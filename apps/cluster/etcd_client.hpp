@@ -155,6 +155,11 @@ public:
                    const std::function<bool(const etcd_watch_batch&)>& on_batch,
                    int idle_seconds = 10);
 
+  /// Ends a `watch` (or any call) blocked on another thread: its connection
+  /// is shut down and it returns an error. Thread-safe; a call that starts
+  /// after this one is not affected.
+  void cancel();
+
 private:
   struct impl;
   explicit etcd_client(std::unique_ptr<impl> x);

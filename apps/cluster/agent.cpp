@@ -1,0 +1,379 @@
+#include "agent.hpp"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "keel/events/error.hpp"
+
+namespace keel::cluster {
+
+using nlohmann::json;
+
+const member_info* cluster_view::member(const std::string& id) const {
+  for (auto& m : members)
+    if (m.node_id == id)
+      return &m;
+  return nullptr;
+}
+
+const member_info* cluster_view::owner(std::uint32_t slot) const {
+  if (slot >= holders.size() || holders[slot].node.empty())
+    return nullptr;
+  return member(holders[slot].node);
+}
+
+std::size_t cluster_view::held_by(const std::string& node) const {
+  return static_cast<std::size_t>(
+    std::count_if(holders.begin(), holders.end(), [&](auto& h) { return h.node == node; }));
+}
+
+namespace {
+
+std::optional<member_info> parse_member(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_object())
+    return std::nullopt;
+  return member_info{j.value("node_id", std::string{}), j.value("http", std::string{}),
+                     j.value("cluster_listen", std::string{})};
+}
+
+std::optional<std::uint32_t> parse_slot(const std::string& text, std::uint32_t slots) {
+  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  auto n = std::stoul(text);
+  if (n >= slots)
+    return std::nullopt;
+  return static_cast<std::uint32_t>(n);
+}
+
+/// Applies one key's put or delete to `v` (keys below the cluster's root).
+void apply(cluster_view& v, const std::string& root, const etcd_kv& kv, bool deleted) {
+  if (kv.key.compare(0, root.size(), root) != 0)
+    return;
+  auto rest = kv.key.substr(root.size());
+  if (rest == "config") {
+    auto j = json::parse(kv.value, nullptr, false);
+    if (!deleted && j.is_object() && j.contains("slots") && j["slots"].is_number_unsigned()
+        && v.slots == 0) {
+      v.slots = j["slots"].get<std::uint32_t>();
+      v.holders.resize(v.slots);
+    }
+  } else if (rest == "controller") {
+    v.controller = deleted ? std::string{} : kv.value;
+  } else if (rest == "map") {
+    if (deleted)
+      return;
+    if (auto m = decode_map(kv.value); m && m->owners.size() == v.slots) {
+      v.map = std::move(*m);
+      v.map.revision = kv.mod_revision;
+    } else {
+      spdlog::error("cluster: etcd key {} is not a slot map of {} slots; kept the last one",
+                    kv.key, v.slots);
+    }
+  } else if (rest.compare(0, 8, "members/") == 0) {
+    auto id = rest.substr(8);
+    v.members.erase(std::remove_if(v.members.begin(), v.members.end(),
+                                   [&](auto& m) { return m.node_id == id; }),
+                    v.members.end());
+    if (!deleted)
+      if (auto m = parse_member(kv.value)) {
+        m->node_id = id;
+        auto at = std::lower_bound(v.members.begin(), v.members.end(), id,
+                                   [](auto& x, auto& k) { return x.node_id < k; });
+        v.members.insert(at, std::move(*m));
+      }
+  } else if (rest.compare(0, 6, "slots/") == 0) {
+    if (auto s = parse_slot(rest.substr(6), v.slots))
+      v.holders[*s] = deleted ? slot_holder{} : slot_holder{kv.value, kv.create_revision, kv.lease};
+  }
+}
+
+} // namespace
+
+caf::expected<cluster_view> read_view(etcd_client& etcd, std::string_view cluster) {
+  auto root = cluster_root(cluster);
+  auto r = etcd.range(root);
+  if (!r)
+    return r.error();
+  cluster_view v;
+  v.revision = r->revision;
+  // The config first: it sizes the slot vectors.
+  for (auto& kv : r->kvs)
+    if (kv.key == root + "config")
+      apply(v, root, kv, false);
+  if (v.slots == 0)
+    return make_error(errc::not_found, "cluster " + std::string{cluster} + " has no config");
+  v.map.owners.resize(v.slots);
+  for (auto& kv : r->kvs)
+    apply(v, root, kv, false);
+  return v;
+}
+
+agent::agent(options o) : o_(std::move(o)) {
+}
+
+caf::expected<std::unique_ptr<agent>> agent::start(options o) {
+  std::unique_ptr<agent> a{new agent(std::move(o))};
+  for (auto* c : {&a->watcher_, &a->writer_}) {
+    auto etcd = etcd_client::connect(a->o_.etcd_url);
+    if (!etcd)
+      return etcd.error();
+    *c = std::move(*etcd);
+  }
+  auto slots = ensure_config(*a->writer_, a->o_.cluster, a->o_.slots);
+  if (!slots)
+    return slots.error();
+  a->slots_ = *slots;
+  auto v = read_view(*a->writer_, a->o_.cluster);
+  if (!v)
+    return v.error();
+  a->view_ = std::make_shared<cluster_view>(std::move(*v));
+  a->members_changed_ = std::chrono::steady_clock::now();
+  if (auto err = a->join())
+    return err;
+  a->watch_thread_ = std::thread{[p = a.get()] { p->watch_loop(); }};
+  a->work_thread_ = std::thread{[p = a.get()] { p->work_loop(); }};
+  return a;
+}
+
+caf::error agent::join() {
+  membership::options mo;
+  mo.etcd_url = o_.etcd_url;
+  mo.cluster = o_.cluster;
+  mo.self = o_.self;
+  mo.ttl_seconds = o_.ttl_seconds;
+  mo.on_lost = [this](const std::string& why) {
+    live_ = false;
+    spdlog::error("cluster: membership of {} lost: {}; its slots are not served until it "
+                  "joins again",
+                  o_.self.node_id, why);
+    if (o_.on_membership)
+      o_.on_membership(false, why);
+    std::lock_guard<std::mutex> guard{mtx_};
+    dirty_ = true;
+    cv_.notify_all();
+  };
+  auto m = membership::join(std::move(mo));
+  if (!m)
+    return m.error();
+  member_ = std::move(*m);
+  lease_ = member_->lease();
+  live_ = true;
+  return caf::error{};
+}
+
+agent::~agent() {
+  stop_threads();
+}
+
+std::shared_ptr<const cluster_view> agent::view() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return view_;
+}
+
+bool agent::serves(std::uint32_t slot, std::int64_t* token) const {
+  if (!live_)
+    return false;
+  auto v = view();
+  if (slot >= v->holders.size())
+    return false;
+  auto& h = v->holders[slot];
+  if (h.node != o_.self.node_id || h.lease != lease_)
+    return false;
+  if (token)
+    *token = h.token;
+  return true;
+}
+
+bool agent::wait_for(const std::function<bool(const cluster_view&)>& pred,
+                     std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> guard{mtx_};
+  return cv_.wait_for(guard, timeout, [&] { return pred(*view_); });
+}
+
+void agent::publish(std::shared_ptr<cluster_view> v) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (view_->members.size() != v->members.size()
+        || !std::equal(v->members.begin(), v->members.end(), view_->members.begin(),
+                       [](auto& a, auto& b) { return a.node_id == b.node_id; }))
+      members_changed_ = std::chrono::steady_clock::now();
+    view_ = v;
+    dirty_ = true;
+  }
+  cv_.notify_all();
+  if (o_.on_change)
+    o_.on_change(*v);
+}
+
+void agent::watch_loop() {
+  watch_rounds();
+  watch_done_ = true;
+  cv_.notify_all();
+}
+
+void agent::watch_rounds() {
+  auto root = cluster_root(o_.cluster);
+  while (true) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopping_)
+        return;
+    }
+    auto v = read_view(*watcher_, o_.cluster);
+    if (!v) {
+      spdlog::warn("cluster: reading the cluster's keys: {}", describe(v.error()));
+      std::unique_lock<std::mutex> guard{mtx_};
+      cv_.wait_for(guard, std::chrono::milliseconds(250), [this] { return stopping_; });
+      continue;
+    }
+    auto current = std::make_shared<cluster_view>(std::move(*v));
+    publish(current);
+    auto err = watcher_->watch(root, current->revision + 1, [&](const etcd_watch_batch& b) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        if (stopping_)
+          return false;
+      }
+      if (b.compact_revision != 0)
+        return false; // read the whole view afresh
+      if (b.events.empty() && b.revision <= current->revision)
+        return true;
+      auto next = std::make_shared<cluster_view>(*current);
+      for (auto& ev : b.events)
+        apply(*next, root, ev.kv, ev.deleted);
+      next->revision = std::max(b.revision, current->revision);
+      current = next;
+      publish(current);
+      return true;
+    });
+    if (err) {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!stopping_)
+        spdlog::debug("cluster: watch ended ({}); reading the keys afresh", describe(err));
+    }
+  }
+}
+
+void agent::work_loop() {
+  std::unique_lock<std::mutex> guard{mtx_};
+  while (!stopping_) {
+    // Woken by every change; also every 250 ms to retry what failed and to
+    // see the first map's settle time pass.
+    cv_.wait_for(guard, std::chrono::milliseconds(250), [this] { return stopping_ || dirty_; });
+    if (stopping_)
+      return;
+    dirty_ = false;
+    guard.unlock();
+    reconcile();
+    guard.lock();
+  }
+}
+
+void agent::reconcile() {
+  if (!live_) {
+    // Join again once etcd let the old lease (and its keys) go.
+    if (member_) {
+      member_->leave();
+      writer_->revoke(member_->lease()); // if etcd still has it (renewals only lagged)
+    }
+    if (auto err = join()) {
+      spdlog::debug("cluster: joining again: {}", describe(err));
+      return;
+    }
+    spdlog::info("cluster: {} joined again (lease {})", o_.self.node_id, lease_.load());
+    if (o_.on_membership)
+      o_.on_membership(true, "joined again");
+  }
+  auto v = view();
+  control(*v);
+  if (live_)
+    claim(*v);
+}
+
+void agent::control(const cluster_view& v) {
+  if (v.controller.empty()) {
+    auto won = campaign(*writer_, o_.cluster, o_.self.node_id, lease_);
+    if (!won) {
+      spdlog::warn("cluster: campaign: {}", describe(won.error()));
+      return;
+    }
+    if (*won)
+      spdlog::info("cluster: {} is the controller", o_.self.node_id);
+    return; // the watch brings the new controller key and another round
+  }
+  if (v.controller != o_.self.node_id)
+    return;
+  bool unassigned = std::any_of(v.map.owners.begin(), v.map.owners.end(),
+                                [](auto& o) { return o.empty(); });
+  if (!unassigned || v.members.empty())
+    return;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (v.map.version == 0 && std::chrono::steady_clock::now() - members_changed_ < o_.settle)
+      return; // the first map waits for the nodes started together
+  }
+  std::vector<std::string> ids;
+  for (auto& m : v.members)
+    ids.push_back(m.node_id);
+  auto next = plan_map(v.map, ids, {}, 0);
+  auto wrote = write_map(*writer_, o_.cluster, next);
+  if (!wrote)
+    spdlog::warn("cluster: writing the slot map: {}", describe(wrote.error()));
+  else if (*wrote)
+    spdlog::info("cluster: slot map version {} written by controller {}", next.version,
+                 o_.self.node_id);
+}
+
+void agent::claim(const cluster_view& v) {
+  auto root = cluster_root(o_.cluster);
+  std::size_t claimed = 0;
+  for (std::uint32_t s = 0; s < v.slots; ++s) {
+    if (v.map.owners[s] != o_.self.node_id || !v.holders[s].node.empty())
+      continue;
+    auto key = root + "slots/" + std::to_string(s);
+    auto r = writer_->txn({etcd_compare::absent(key)}, {etcd_op::put(key, o_.self.node_id, lease_)});
+    if (!r) {
+      spdlog::warn("cluster: claiming slot {}: {}", s, describe(r.error()));
+      return;
+    }
+    claimed += r->succeeded ? 1 : 0;
+  }
+  if (claimed > 0)
+    spdlog::info("cluster: {} claimed {} slots (lease {})", o_.self.node_id, claimed,
+                 lease_.load());
+}
+
+void agent::stop_threads() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopping_)
+      return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (work_thread_.joinable())
+    work_thread_.join();
+  // The watch blocks in etcd's stream: cut its connection until it notices.
+  while (watch_thread_.joinable()) {
+    watcher_->cancel();
+    std::unique_lock<std::mutex> guard{mtx_};
+    cv_.wait_for(guard, std::chrono::milliseconds(20));
+    guard.unlock();
+    if (watch_done_) {
+      watch_thread_.join();
+      break;
+    }
+  }
+}
+
+void agent::leave() {
+  stop_threads();
+  live_ = false;
+  if (member_)
+    member_->leave();
+}
+
+} // namespace keel::cluster

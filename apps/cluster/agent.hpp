@@ -1,0 +1,147 @@
+#pragma once
+
+// A node's part in a cluster: its membership, its view of the cluster fed by
+// one etcd watch, the slots it holds, and - while it is the controller - the
+// slot map. Key layout (docs/cluster.md):
+//
+//   /keel/<cluster>/slots/<n>   the node id holding slot n, on that node's lease
+//
+// The map says which node should own a slot; the node named there claims
+// the slot by creating its slot key on its own lease (only if absent). The
+// key's create revision is the ownership's fencing token: a later holder
+// always has a larger one. A node serves a slot only while its membership is
+// live and the slot key it created is the one etcd holds; the key goes with
+// the lease, so within the lease's TTL (+ etcd's 0.5 s expiry check) of a
+// node's loss every other node sees the slot without a holder and answers
+// for it with 503 at once.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "membership.hpp"
+#include "slot_map.hpp"
+
+namespace keel::cluster {
+
+/// The holder of one slot: whose slot key etcd has.
+struct slot_holder {
+  std::string node;
+  /// The key's create revision: the fencing token (0: no holder).
+  std::int64_t token = 0;
+  std::int64_t lease = 0;
+};
+
+/// What one watch of the cluster's keys shows, at one etcd revision.
+struct cluster_view {
+  std::int64_t revision = 0;
+  std::uint32_t slots = 0;
+  slot_map map;
+  /// Live members, by node id.
+  std::vector<member_info> members;
+  /// Per slot (`slots` entries).
+  std::vector<slot_holder> holders;
+  std::string controller;
+
+  const member_info* member(const std::string& id) const;
+  /// The live holder of `slot`, if any (a holder whose member is gone is
+  /// treated as none: its lease is about to go).
+  const member_info* owner(std::uint32_t slot) const;
+  /// Slots held by `node`.
+  std::size_t held_by(const std::string& node) const;
+};
+
+/// Reads the whole view of `cluster` at one revision.
+caf::expected<cluster_view> read_view(etcd_client& etcd, std::string_view cluster);
+
+class agent {
+public:
+  struct options {
+    std::string etcd_url;
+    std::string cluster = "keel";
+    member_info self;
+    /// Slots of a new cluster (ignored when the cluster exists).
+    std::uint32_t slots = 64;
+    std::int64_t ttl_seconds = 3;
+    /// The first map is written once the members stayed the same this long
+    /// (so nodes started together share the first map).
+    std::chrono::milliseconds settle{2000};
+    /// Called on the watch thread after every change of the view.
+    std::function<void(const cluster_view&)> on_change;
+    /// Called when the membership is lost and when it is back (live).
+    std::function<void(bool live, const std::string& why)> on_membership;
+  };
+
+  /// Creates the cluster's config if needed, joins (errors as
+  /// membership::join) and starts the watch and the work loop.
+  static caf::expected<std::unique_ptr<agent>> start(options o);
+  /// Stops (without leaving: see `leave`); the lease lapses by itself.
+  ~agent();
+  agent(const agent&) = delete;
+  agent& operator=(const agent&) = delete;
+
+  const std::string& node_id() const noexcept {
+    return o_.self.node_id;
+  }
+  std::uint32_t slots() const noexcept {
+    return slots_;
+  }
+  /// The latest view (never null after `start`).
+  std::shared_ptr<const cluster_view> view() const;
+  /// Whether the membership is live.
+  bool live() const noexcept {
+    return live_;
+  }
+  /// Whether this node may serve `slot` now: live, and etcd holds the slot
+  /// key this node created on its current lease. `token`: set to the
+  /// ownership's fencing token.
+  bool serves(std::uint32_t slot, std::int64_t* token = nullptr) const;
+  /// Blocks until `pred(view)` holds or `timeout` passed; returns whether it held.
+  bool wait_for(const std::function<bool(const cluster_view&)>& pred,
+                std::chrono::milliseconds timeout) const;
+
+  /// Revokes the lease: the member and slot keys go at once; stops.
+  void leave();
+
+private:
+  explicit agent(options o);
+  void watch_loop();
+  void watch_rounds();
+  void work_loop();
+  void publish(std::shared_ptr<cluster_view> v);
+  void reconcile();
+  caf::error join();
+  void claim(const cluster_view& v);
+  void control(const cluster_view& v);
+  void stop_threads();
+
+  options o_;
+  std::uint32_t slots_ = 0;
+  std::unique_ptr<etcd_client> watcher_;
+  std::unique_ptr<etcd_client> writer_;
+  std::unique_ptr<membership> member_;
+  std::atomic<std::int64_t> lease_{0};
+  std::atomic<bool> live_{false};
+  mutable std::mutex mtx_;
+  mutable std::condition_variable cv_;
+  std::shared_ptr<const cluster_view> view_;
+  bool dirty_ = true;
+  bool stopping_ = false;
+  /// When the member set last changed (for the first map's settle time).
+  std::chrono::steady_clock::time_point members_changed_;
+  std::atomic<bool> watch_done_{false};
+  std::thread watch_thread_;
+  std::thread work_thread_;
+};
+
+} // namespace keel::cluster
