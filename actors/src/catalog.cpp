@@ -94,6 +94,37 @@ std::size_t catalog::size() const {
   return entries_.size();
 }
 
+std::vector<std::pair<catalog_entry, bool>> catalog::entries() const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  std::vector<std::pair<catalog_entry, bool>> out;
+  out.reserve(entries_.size() + withdrawn_.size());
+  for (auto& kv : entries_)
+    out.emplace_back(kv.second, false);
+  for (auto& kv : withdrawn_)
+    out.emplace_back(catalog_entry{kv.first, 0, {}, kv.second}, true);
+  std::sort(out.begin(), out.end(),
+            [](auto& a, auto& b) { return a.first.sku < b.first.sku; });
+  return out;
+}
+
+void catalog::mirror(const catalog_entry& e, bool withdrawn) {
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  std::uint64_t known = 0;
+  if (auto i = entries_.find(e.sku); i != entries_.end())
+    known = i->second.version;
+  else if (auto w = withdrawn_.find(e.sku); w != withdrawn_.end())
+    known = w->second;
+  if (e.version <= known)
+    return;
+  if (withdrawn) {
+    entries_.erase(e.sku);
+    withdrawn_[e.sku] = e.version;
+  } else {
+    entries_[e.sku] = e;
+    withdrawn_.erase(e.sku);
+  }
+}
+
 caf::expected<catalog_entry> catalog::set(const std::string& sku, std::int64_t price_cents,
                                           const std::string& currency, const std::string& by) {
   if (!events::valid_key(sku))

@@ -200,12 +200,18 @@ void retry_later(saga_actor* self) {
   self->delayed_send(self, delay, tick_atom::value, s.step_id);
 }
 
-/// Splits `lines` by inventory shard: one request per shard.
+/// Splits `lines` by inventory shard (and in a cluster by slot as well):
+/// one request per shard and slot.
 std::map<std::size_t, std::vector<events::order_line>>
 by_shard(const saga_actor* self, const std::vector<events::order_line>& lines) {
   std::map<std::size_t, std::vector<events::order_line>> result;
-  for (auto& l : lines)
-    result[shard_of(l.sku, self->state.env->inventory_shards)].push_back(l);
+  auto& env = *self->state.env;
+  for (auto& l : lines) {
+    auto key = shard_of(l.sku, env.inventory_shards);
+    if (env.stock_slots > 0)
+      key += shard_of(l.sku, env.stock_slots) * env.inventory_shards;
+    result[key].push_back(l);
+  }
   return result;
 }
 

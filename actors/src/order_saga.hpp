@@ -20,6 +20,8 @@ struct saga_env {
   caf::actor shipping;
   caf::actor retry_queue;
   std::size_t inventory_shards = 1;
+  /// See pipeline_config::stock_slots.
+  std::uint32_t stock_slots = 0;
   service_env env;
   saga_policy policy;
   backoff_policy payment_retry;

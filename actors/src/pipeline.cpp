@@ -172,6 +172,7 @@ std::shared_ptr<saga_env> saga_env_of(const pipeline_config& cfg, caf::actor inv
   env->payment = std::move(payment);
   env->shipping = std::move(shipping);
   env->inventory_shards = cfg.inventory_shards;
+  env->stock_slots = cfg.stock_slots;
   env->env = env_of(cfg);
   env->policy = cfg.saga;
   env->payment_retry = cfg.payment_retry;
@@ -299,7 +300,10 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
                                                                    const std::string& name) {
                    return spawn_inventory(s, inventory_config{name, cap, 200, env});
                  }));
-  auto env = saga_env_of(cfg, p->inventory_, p->payment_, p->shipping_);
+  if (cfg.inventory_front)
+    p->stock_front_ = cfg.inventory_front(sys, p->inventory_);
+  auto env = saga_env_of(cfg, p->stock_front_ ? p->stock_front_ : p->inventory_, p->payment_,
+                         p->shipping_);
   p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.catalog, cfg.admission});
 
   retry_queue_config rq{p->orders_,     {}, {}, cfg.retry_tick, cfg.redrives_per_tick,
@@ -391,7 +395,7 @@ void pipeline::park(const parked_payment& x) {
 }
 
 void pipeline::stop() {
-  for (auto* hdl : {&orders_, &retry_queue_, &inventory_, &payment_, &shipping_})
+  for (auto* hdl : {&orders_, &retry_queue_, &stock_front_, &inventory_, &payment_, &shipping_})
     if (*hdl)
       caf::anon_send_exit(*hdl, caf::exit_reason::user_shutdown);
   for (auto& kvp : provider_handles_)

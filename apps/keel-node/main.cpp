@@ -2,6 +2,8 @@
 // shipping, projections), embedded defaults.
 //
 //   keel-node run --data DIR --http HOST:PORT --jwt-secret-file FILE [--kafka ...] [--config FILE]
+//                 [--etcd URL --node-id ID --cluster-listen HOST:PORT [--cluster NAME]
+//                  [--slots N]]
 //   keel-node mint-token --jwt-secret-file FILE --sub ID [--role admin] [--tier premium]
 //                        [--ttl SECONDS]
 // The secret may come from KEEL_JWT_SECRET instead; never from the command
@@ -54,7 +56,40 @@ struct run_options {
   std::string secret_file;
   std::string providers_file;
   std::int64_t max_token_ttl_s = 24 * 3600;
+  // A cluster (all empty: the node runs alone).
+  std::string etcd;
+  std::string node_id;
+  std::string cluster_listen = "127.0.0.1:0";
+  runtime::cluster_config cluster;
+  std::int64_t settle_ms = 2000;
 };
+
+/// The cluster settings of `o`, when --etcd is given; false (after saying
+/// why) when they are incomplete.
+bool cluster_settings(run_options& o) {
+  if (o.etcd.empty()) {
+    if (!o.node_id.empty()) {
+      std::cerr << "keel-node: --node-id needs --etcd (a node alone has no id)\n";
+      return false;
+    }
+    return true;
+  }
+  if (o.node_id.empty()) {
+    std::cerr << "keel-node: --etcd needs --node-id\n";
+    return false;
+  }
+  auto& c = o.cluster;
+  c.etcd = o.etcd;
+  c.node_id = o.node_id;
+  if (!runtime::split_endpoint(o.cluster_listen, c.listen_host, c.listen_port)) {
+    std::cerr << "keel-node: --cluster-listen must be HOST:PORT, not \"" << o.cluster_listen
+              << "\"\n";
+    return false;
+  }
+  c.settle = std::chrono::milliseconds{o.settle_ms};
+  o.cfg.cluster = c;
+  return true;
+}
 
 int run(run_options& o) {
   if (!runtime::split_endpoint(o.http, o.cfg.http_host, o.cfg.http_port)) {
@@ -83,6 +118,8 @@ int run(run_options& o) {
   o.cfg.http.write_timeout = std::chrono::seconds{o.read_timeout_s};
   o.cfg.http.idle_timeout = std::chrono::seconds{o.idle_timeout_s};
   o.cfg.request_timeout = std::chrono::milliseconds{o.call_timeout_ms};
+  if (!cluster_settings(o))
+    return 2;
   setup_logging(o.log_level);
   // Signals go to one thread that asks the node to stop; every other thread
   // (actors, HTTP, Kafka, RocksDB) inherits the blocked mask.
@@ -200,6 +237,31 @@ void add_edge_options(CLI::App* run_cmd, run_options& o) {
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str();
 }
 
+/// Options of a cluster.
+void add_cluster_options(CLI::App* run_cmd, run_options& o) {
+  run_cmd->add_option("--etcd", o.etcd,
+                      "etcd's client URL http://HOST:PORT: run as a member of a cluster "
+                      "(without it the node runs alone)");
+  run_cmd->add_option("--node-id", o.node_id,
+                      "this node's id in the cluster (1-64 of A-Z a-z 0-9 - _ .); one process "
+                      "per id");
+  run_cmd->add_option("--cluster-listen", o.cluster_listen,
+                      "where other nodes reach this one (HOST:PORT; port 0: any)")
+    ->capture_default_str();
+  run_cmd->add_option("--cluster", o.cluster.cluster, "the cluster's name (its etcd prefix)")
+    ->capture_default_str();
+  run_cmd->add_option("--slots", o.cluster.slots,
+                      "slots of a new cluster (the key space's parts; ignored once it exists)")
+    ->check(CLI::Range(1u, 65536u))->capture_default_str();
+  run_cmd->add_option("--lease-ttl", o.cluster.ttl_seconds,
+                      "seconds of the node's etcd lease: a lost node's slots answer 503 "
+                      "within this (+ etcd's expiry check)")
+    ->check(CLI::Range(1, 60))->capture_default_str();
+  run_cmd->add_option("--settle-ms", o.settle_ms,
+                      "a new cluster's first slot map waits until no node joined for this long")
+    ->check(CLI::Range(0, 600000))->capture_default_str();
+}
+
 /// What `mint-token` prints a token from.
 struct mint_options {
   std::string secret_file;
@@ -256,6 +318,7 @@ int main(int argc, char** argv) {
   run_cmd->fallthrough();
   add_store_options(run_cmd, o);
   add_edge_options(run_cmd, o);
+  add_cluster_options(run_cmd, o);
   mint_options m;
   auto* mint_cmd = add_mint(app, m);
 

@@ -81,6 +81,8 @@ caf::error engine::start() {
   caf_cfg_->set("scheduler.max-threads", cfg_.threads);
   caf_cfg_->set("logger.verbosity", caf::atom("quiet"));
   actors::add_message_types(*caf_cfg_);
+  if (cfg_.configure)
+    cfg_.configure(*caf_cfg_);
   system_ = std::make_unique<caf::actor_system>(*caf_cfg_);
   auto pc = cfg_.pipeline;
   pc.store = store_;

@@ -7,6 +7,7 @@
 // library's own tests.
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ struct engine_config {
   /// saga policy and the hooks (on_finished, on_park, admission). Its store,
   /// providers, catalogue and metrics are the engine's and are overwritten.
   actors::pipeline_config pipeline;
+  /// Called on the actor system's config before the system exists (a
+  /// cluster loads CAF's middleman and registers its messages).
+  std::function<void(caf::actor_system_config&)> configure;
 };
 
 /// Lifecycle: `open` opens the store and the catalogue (a node starts its

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -90,6 +91,8 @@ api_error from_error(const caf::error& err) {
     case errc::price_changed: return {409, "price_changed", text, split_field(err).field};
     case errc::currency_mismatch: return {409, "currency_mismatch", text, split_field(err).field};
     case errc::order_id_taken: return {409, "order_id_taken", text, "order_id"};
+    case errc::unavailable: return {503, "unavailable", text, ""};
+    case errc::not_owner: return {421, "not_owner", text, ""};
     case errc::storage_failure:
     case errc::not_writable:
       // RocksDB's text names files and keys: the log has it (one line per
@@ -182,6 +185,9 @@ json kafka_body(const kafka_report& r) {
 
 } // namespace
 
+/// Set while this thread serves a request another node forwarded.
+thread_local bool serving_forwarded = false;
+
 struct http_api::impl {
   node& n;
   /// Requests per customer (writes) or per client address (reads).
@@ -231,6 +237,8 @@ struct http_api::impl {
 
   /// Takes one request of `key` from `l`; answers 429 when exceeded.
   bool limit(rate_limiter& l, const std::string& key, http_response& res) {
+    if (serving_forwarded)
+      return true; // the node the client reached took the limit
     auto wait_ms = l.acquire(key, steady_ms());
     if (wait_ms == 0)
       return true;
@@ -268,6 +276,13 @@ struct http_api::impl {
     return false;
   }
 
+  /// A cluster: serves a request whose key (an order id, a SKU) another
+  /// node owns by forwarding it there, or answers 503 when no node serves
+  /// the key's slot now; false when the key is this node's to serve. On the
+  /// owner (a forwarded request), answers 421 not_owner when the slot is no
+  /// longer this node's, so that the sender routes again.
+  bool elsewhere(http_request& req, http_response& res, const std::string& key);
+
   void place(http_request& req, http_response& res);
   void get_order(http_request& req, http_response& res);
   void cancel(http_request& req, http_response& res);
@@ -297,8 +312,6 @@ void http_api::impl::place(http_request& req, http_response& res) {
   auto who = authorize(req, res, false);
   if (!who)
     return;
-  if (!storage_gate(res))
-    return;
   std::optional<bool> premium;
   auto parsed = parse_place_order(req.body, premium);
   if (auto* err = std::get_if<api_error>(&parsed))
@@ -323,6 +336,8 @@ void http_api::impl::place(http_request& req, http_response& res) {
                               "premium"});
     cmd.premium = who->premium;
   }
+  if (elsewhere(req, res, cmd.order_id) || !storage_gate(res))
+    return;
   auto view = n.place(cmd);
   if (!view)
     return answer_pipeline_error(res, view.error());
@@ -368,6 +383,8 @@ void http_api::impl::get_order(http_request& req, http_response& res) {
     return;
   std::string id = req.segments[2];
   req.order_id = id;
+  if (elsewhere(req, res, id))
+    return;
   auto st = owned_order(*who, id, res);
   if (!st)
     return;
@@ -382,10 +399,10 @@ void http_api::impl::cancel(http_request& req, http_response& res) {
   auto who = authorize(req, res, false);
   if (!who)
     return;
-  if (!storage_gate(res))
-    return;
   std::string id = req.segments[2];
   req.order_id = id;
+  if (elsewhere(req, res, id) || !storage_gate(res))
+    return;
   if (!owned_order(*who, id, res))
     return;
   auto view = n.cancel(id, who->subject);
@@ -439,7 +456,7 @@ void http_api::impl::set_price(http_request& req, http_response& res) {
   auto who = authorize(req, res, true);
   if (!who)
     return;
-  if (!storage_gate(res))
+  if (elsewhere(req, res, req.segments[2]) || !storage_gate(res))
     return;
   auto parsed = parse_price(req.body);
   if (auto* err = std::get_if<api_error>(&parsed))
@@ -448,6 +465,8 @@ void http_api::impl::set_price(http_request& req, http_response& res) {
   auto entry = n.catalog().set(req.segments[2], p.price_cents, p.currency, who->subject);
   if (!entry)
     return answer_pipeline_error(res, entry.error());
+  if (auto* link = n.cluster())
+    link->publish_price(*entry, false);
   send_json(res, 200, catalog_body(*entry));
 }
 
@@ -455,19 +474,26 @@ void http_api::impl::withdraw(http_request& req, http_response& res) {
   auto who = authorize(req, res, true);
   if (!who)
     return;
-  if (!storage_gate(res))
+  if (elsewhere(req, res, req.segments[2]) || !storage_gate(res))
     return;
   auto& sku = req.segments[2];
+  auto before = n.catalog().find(sku);
   if (auto err = n.catalog().withdraw(sku, who->subject)) {
     if (code_of(err) == errc::not_found)
       return send_error(res, {404, "not_for_sale", "SKU " + sku + " is not for sale", ""});
     return answer_pipeline_error(res, err);
+  }
+  if (auto* link = n.cluster(); link && before) {
+    before->version += 1; // the withdrawal's version of the stream
+    link->publish_price(*before, true);
   }
   send_json(res, 200, events::dump_json(json{{"sku", sku}, {"withdrawn", true}}));
 }
 
 void http_api::impl::stock(http_request& req, http_response& res) {
   if (!limit("ip:" + req.remote_addr, res))
+    return;
+  if (elsewhere(req, res, req.segments[2]))
     return;
   auto level = projections::find_stock(n.store(), req.segments[2]);
   if (!level)
@@ -478,7 +504,7 @@ void http_api::impl::stock(http_request& req, http_response& res) {
 void http_api::impl::set_stock(http_request& req, http_response& res) {
   if (!authorize(req, res, true))
     return;
-  if (!storage_gate(res))
+  if (elsewhere(req, res, req.segments[2]) || !storage_gate(res))
     return;
   auto parsed = parse_stock_quantity(req.body);
   if (auto* err = std::get_if<api_error>(&parsed))
@@ -654,6 +680,54 @@ void http_api::impl::serve(http_request& req, http_response& res) {
   send_error(res, {404, "not_found", "no such resource", ""});
 }
 
+bool http_api::impl::elsewhere(http_request& req, http_response& res, const std::string& key) {
+  auto* link = n.cluster();
+  if (link == nullptr)
+    return false;
+  if (req.forwarded) {
+    if (link->serves(req.slot, req.token))
+      return false;
+    send_error(res, {421, "not_owner",
+                     "node " + link->config().node_id + " does not own slot "
+                       + std::to_string(req.slot) + " now",
+                     ""});
+    return true;
+  }
+  std::string why;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto r = link->route_of(key);
+    if (r.where == slot_route::kind::local)
+      return false;
+    if (r.where == slot_route::kind::unavailable) {
+      why = "no node serves slot " + std::to_string(r.slot)
+            + " now (its owner was lost or is starting); nothing was changed";
+      break;
+    }
+    forwarded_call call{req.method, req.path, req.segments, req.params, req.body,
+                        req.header("Authorization"), req.remote_addr, 0, 0};
+    auto answer = link->forward(r, std::move(call));
+    if (!answer) {
+      why = describe(answer.error()) + " (retry; an order is placed once per order id)";
+      continue; // the handle was dropped: the next round sees whether it comes back
+    }
+    if (answer->status == 421) { // the owner's view is newer than ours
+      why = "slot " + std::to_string(r.slot) + " is moving between nodes";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+      continue;
+    }
+    res.status = answer->status;
+    res.content_type = std::move(answer->content_type);
+    res.body = std::move(answer->body);
+    for (auto& h : answer->headers)
+      res.set_header(h.first, h.second);
+    return true;
+  }
+  n.count_shed();
+  res.set_header("Retry-After", "1");
+  send_error(res, {503, "unavailable", why, ""});
+  return true;
+}
+
 void http_api::impl::completed(const http_request& req, const http_response& res, double secs) {
   n.count_request(req.route.empty() ? "other" : req.route, res.status, secs);
   auto level = res.status >= 500 ? spdlog::level::warn : spdlog::level::debug;
@@ -708,6 +782,32 @@ http_server_stats http_api::stats() const {
 void http_api::stop() {
   if (impl_->server)
     impl_->server->stop();
+}
+
+forwarded_answer http_api::serve_forwarded(const forwarded_call& call) {
+  http_request req;
+  req.method = call.method;
+  req.path = call.path;
+  req.segments = call.segments;
+  req.params = call.params;
+  req.body = call.body;
+  req.remote_addr = call.remote_addr;
+  if (!call.authorization.empty())
+    req.headers.emplace_back("Authorization", call.authorization);
+  req.forwarded = true;
+  req.slot = call.slot;
+  req.token = call.token;
+  http_response res;
+  if (!impl_->n.serving()) {
+    res.set_header("Retry-After", "1");
+    send_error(res, {503, "unavailable", "the node that owns this key is not ready (starting "
+                                         "or stopping)", ""});
+  } else {
+    serving_forwarded = true;
+    impl_->serve(req, res);
+    serving_forwarded = false;
+  }
+  return {res.status, res.content_type, std::move(res.body), std::move(res.headers)};
 }
 
 } // namespace keel::runtime

@@ -5,6 +5,7 @@
 
 #include <caf/error.hpp>
 
+#include "cluster_link.hpp"
 #include "http_server.hpp"
 
 namespace keel::runtime {
@@ -32,6 +33,10 @@ public:
   http_server_stats stats() const;
 
   void stop();
+
+  /// Serves a request another node of the cluster forwarded here (no rate
+  /// limits: the node it reached took them; the token is checked again).
+  forwarded_answer serve_forwarded(const forwarded_call& call);
 
   struct impl;
 

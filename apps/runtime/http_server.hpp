@@ -33,6 +33,11 @@ struct http_request {
   std::string route;
   std::string order_id;
   std::string subject;
+  /// A cluster: the request came from another node, which routed it to
+  /// this one as the owner of `slot` with fencing token `token`.
+  bool forwarded = false;
+  std::uint32_t slot = 0;
+  std::int64_t token = 0;
 
   /// The value of header `name` (case-insensitive), or "".
   std::string header(std::string_view name) const;

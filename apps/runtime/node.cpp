@@ -174,8 +174,23 @@ engine_config engine_settings(node::impl& s) {
   pc.max_sagas = s.cfg.max_sagas;
   pc.on_finished = [&s](const actors::finished_order& x) { s.finished(x); };
   // The read side starts after the store opens and before the pipeline.
-  pc.admission = [&s](const events::place_order& cmd) { return s.cache->check(cmd.lines); };
+  pc.admission = [&s](const events::place_order& cmd) {
+    if (!s.link)
+      return s.cache->check(cmd.lines);
+    // In a cluster the local read model knows the stock of the slots this
+    // node serves; other SKUs are left to their owner's inventory.
+    std::vector<events::order_line> local;
+    for (auto& l : cmd.lines)
+      if (s.link->serves(s.link->slot_of(l.sku)))
+        local.push_back(l);
+    return s.cache->check(local);
+  };
   pc.on_park = [&s](const actors::parked_payment& p) { s.park(p); };
+  if (s.link) {
+    pc.stock_slots = s.link->slots();
+    pc.inventory_front = s.link->inventory_front();
+    ec.configure = [](caf::actor_system_config& c) { cluster_link::configure(c); };
+  }
   return ec;
 }
 
@@ -284,6 +299,12 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
     return err;
   init_figures(*s);
   fit_fd_budget(s->cfg);
+  if (s->cfg.cluster) {
+    auto link = cluster_link::open(*s->cfg.cluster);
+    if (!link)
+      return link.error();
+    s->link = std::move(*link);
+  }
   if (auto err = open_store(*s))
     return err;
   spdlog::info("component=node msg=\"store open\" data={} last_position={}", s->cfg.data,
@@ -305,10 +326,22 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   n->impl_->http = std::make_unique<http_api>(*n);
   if (auto err = n->impl_->http->listen(n->impl_->cfg.http_host, n->impl_->cfg.http_port))
     return err;
+  if (auto& link = n->impl_->link) {
+    auto* api = n->impl_->http.get();
+    auto& core = *n->impl_->core;
+    if (auto err = link->start(core.system(), core.pipeline().inventory(), core.catalog().get(),
+                               [api](const forwarded_call& c) { return api->serve_forwarded(c); },
+                               n->impl_->cfg.http_host + ":" + std::to_string(n->port())))
+      return err;
+  }
   n->impl_->is_ready = true;
   spdlog::info("component=http msg=\"listening\" url=http://{}:{}", n->impl_->cfg.http_host,
                n->port());
   return n;
+}
+
+cluster_link* node::cluster() const noexcept {
+  return impl_->link.get();
 }
 
 int node::port() const noexcept {
@@ -332,17 +365,21 @@ std::int64_t node::shutdown() {
   auto& s = *impl_;
   if (!s.core)
     return 0;
-  s.is_ready = false;
-  if (s.http) {
+  s.is_ready = false; // forwarded requests are refused from now on
+  if (s.http)
     s.http->stop(); // no new requests; in-flight ones are answered first
-    s.http.reset();
-  }
   auto in_flight = s.registry().value("sagas.in_flight");
   auto deadline = std::chrono::steady_clock::now() + s.cfg.drain_timeout;
   while (in_flight->load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto left = in_flight->load();
   spdlog::info("component=node msg=\"drained\" sagas_in_flight={}", left);
+  // In a cluster the sagas above could still reach other nodes' stock, and
+  // theirs this node's; now the member and slot keys go (the others answer
+  // for its slots with 503 until it is back).
+  if (s.link)
+    s.link->stop();
+  s.http.reset();
   if (s.retry)
     s.retry->stop(); // joins the consumer thread: no more hand_back from it
   {
@@ -471,7 +508,13 @@ health_report node::health() const {
 }
 
 bool node::ready() const {
-  return impl_->is_ready.load() && store_writable() && escalated_supervisors().empty();
+  // In a cluster: while a member (its lease live; else it serves nothing).
+  return impl_->is_ready.load() && store_writable() && escalated_supervisors().empty()
+         && (!impl_->link || impl_->link->live());
+}
+
+bool node::serving() const {
+  return impl_->is_ready.load();
 }
 
 std::vector<std::string> node::escalated_supervisors() const {

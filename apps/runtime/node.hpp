@@ -14,6 +14,7 @@
 #include "keel/actors/fwd.hpp"
 #include "keel/actors/simulated_provider.hpp"
 #include "keel/actors/saga.hpp"
+#include "cluster_link.hpp"
 #include "http_server.hpp"
 #include "providers.hpp"
 #include "keel/events/commands.hpp"
@@ -90,6 +91,8 @@ struct node_config {
   std::uint64_t seed = 1;
   /// Payment gateways (in order of preference) and carriers.
   provider_specs providers = simulated_defaults();
+  /// Set: the node is a member of a cluster (keel-node run --etcd ...).
+  std::optional<cluster_config> cluster;
 };
 
 /// What `GET /admin/projections` shows.
@@ -198,6 +201,9 @@ public:
   /// supervisor gave up.
   bool ready() const;
 
+  /// Started and not stopping (forwarded requests are served only then).
+  bool serving() const;
+
   /// Supervisors that spent their restart budget and gave up (their
   /// service is gone until the node restarts).
   std::vector<std::string> escalated_supervisors() const;
@@ -205,6 +211,9 @@ public:
   /// Whether the store can write (a failed write, ENOSPC or EIO, makes it
   /// false until RocksDB resumed or the node restarted); logs each change once.
   bool store_writable() const;
+
+  /// The node's link to its cluster; null when it runs alone.
+  cluster_link* cluster() const noexcept;
 
   /// HTTP counters the API layer feeds.
   void count_request(const std::string& route, int status, double seconds);

@@ -295,6 +295,48 @@ void projections_and_today(exposition& out, const node::impl& s) {
 
 } // namespace
 
+namespace {
+
+void cluster(exposition& out, const cluster_link& link) {
+  auto f = link.figures();
+  auto d = [](auto x) { return static_cast<double>(x); };
+  out.single("keel_cluster_member_live", "gauge",
+             "1 while this node's etcd lease is live (it serves its slots only then).",
+             f.live ? 1.0 : 0.0);
+  out.single("keel_cluster_members", "gauge", "Live members of the cluster, as this node sees them.",
+             d(f.members));
+  out.single("keel_cluster_slots", "gauge", "Slots of the cluster.", d(f.slots));
+  out.single("keel_cluster_slots_owned", "gauge", "Slots this node serves now.", d(f.slots_owned));
+  out.single("keel_cluster_slots_without_owner", "gauge",
+             "Slots no live node holds: their keys get 503 unavailable.",
+             d(f.slots_without_owner));
+  out.single("keel_cluster_map_version", "gauge", "Version of the slot map this node sees.",
+             d(f.map_version));
+  out.single("keel_cluster_controller", "gauge", "1 when this node is the cluster's controller.",
+             f.controller ? 1.0 : 0.0);
+  out.single("keel_cluster_peers_connected", "gauge", "Other nodes this node has a connection to.",
+             d(f.peers_connected));
+  out.family("keel_cluster_forwarded_requests_total", "counter",
+             "HTTP requests forwarded to a key's owner (out) and served for another node (in).");
+  out.sample("keel_cluster_forwarded_requests_total", {{"direction", "out"}}, d(f.forwarded));
+  out.sample("keel_cluster_forwarded_requests_total", {{"direction", "in"}}, d(f.forwarded_in));
+  out.single("keel_cluster_forward_failures_total", "counter",
+             "Forwarded requests the owner did not answer (connection lost, timeout).",
+             d(f.forward_failures));
+  out.single("keel_cluster_not_owner_total", "counter",
+             "Requests from other nodes for slots this node does not serve.", d(f.not_owner));
+  out.family("keel_cluster_stock_calls_total", "counter",
+             "Stock requests of sagas sent to a SKU's owner (out) and served for another "
+             "node's sagas (in).");
+  out.sample("keel_cluster_stock_calls_total", {{"direction", "out"}}, d(f.stock_calls_out));
+  out.sample("keel_cluster_stock_calls_total", {{"direction", "in"}}, d(f.stock_calls_in));
+  out.family("keel_cluster_forward_duration_seconds", "histogram",
+             "Latency of forwarded requests, as the forwarding node sees it.");
+  out.samples("keel_cluster_forward_duration_seconds", {}, link.forward_seconds());
+}
+
+} // namespace
+
 std::string render_metrics(const node::impl& s, const health_report& health) {
   exposition out;
   sagas(out, s);
@@ -305,6 +347,8 @@ std::string render_metrics(const node::impl& s, const health_report& health) {
   cache(out, s);
   kafka(out, s);
   projections_and_today(out, s);
+  if (s.link)
+    cluster(out, *s.link);
   out.family("keel_health_score", "gauge", "Weighted health score 0..1 (warn below 0.7).");
   out.sample("keel_health_score", {}, health.score);
   out.family("keel_health_component_score", "gauge", "Health score of one component 0..1.");

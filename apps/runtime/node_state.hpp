@@ -51,6 +51,8 @@ struct node::impl {
   std::unique_ptr<storage::outbox_relay> outbox;
   std::unique_ptr<storage::retry_topic> retry;
   std::unique_ptr<http_api> http;
+  /// Set in a cluster (before the engine: it shapes the pipeline).
+  std::unique_ptr<cluster_link> link;
 
   /// Retry-queue entries consumed before the pipeline existed.
   std::mutex early_mtx;

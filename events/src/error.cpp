@@ -32,6 +32,8 @@ std::string_view to_string(errc x) {
     case errc::price_changed: return "price_changed";
     case errc::currency_mismatch: return "currency_mismatch";
     case errc::order_id_taken: return "order_id_taken";
+    case errc::unavailable: return "unavailable";
+    case errc::not_owner: return "not_owner";
   }
   return "unknown_error";
 }

@@ -67,6 +67,15 @@ public:
   /// The SKUs on sale.
   std::size_t size() const;
 
+  /// Every entry this catalogue knows, by SKU, with whether it is
+  /// withdrawn (then only `sku` and `version` are set).
+  std::vector<std::pair<catalog_entry, bool>> entries() const;
+
+  /// A cluster's copy of an entry whose stream another node's store holds:
+  /// applied (in memory only) when `e.version` is newer than the version
+  /// this catalogue has of `e.sku`; `withdrawn`: taken off sale at that version.
+  void mirror(const catalog_entry& e, bool withdrawn);
+
   catalog(std::shared_ptr<storage::event_store> store, std::vector<std::string> currencies);
 
 private:

@@ -133,6 +133,18 @@ struct pipeline_config {
   std::function<caf::error(const events::place_order&)> admission;
   /// Created when null.
   std::shared_ptr<class registry> metrics;
+
+  /// A cluster's slot count (0: the node runs alone). Sagas then split
+  /// stock lines by slot (`stable_hash(sku) % stock_slots`) as well as by
+  /// inventory shard, so that each stock request concerns one slot, and so
+  /// one owner.
+  std::uint32_t stock_slots = 0;
+  /// When set, sagas send their stock requests (reserve, release, commit)
+  /// to the actor this returns instead of to the local inventory, which it
+  /// is given: a cluster's router to each SKU's owner. Called once, from
+  /// `pipeline::start`.
+  std::function<caf::actor(caf::actor_system&, const caf::actor& local_inventory)>
+    inventory_front;
 };
 
 /// What `pipeline::start` found in the store and re-drove.
@@ -228,6 +240,8 @@ private:
   caf::actor payment_;
   caf::actor shipping_;
   caf::actor retry_queue_;
+  /// pipeline_config::inventory_front's actor (ended with the pipeline).
+  caf::actor stock_front_;
   std::map<std::string, caf::actor> provider_handles_;
   std::map<std::string, provider_ptr> providers_;
   std::vector<std::string> gateway_names_;

@@ -77,6 +77,13 @@ enum class errc : std::uint8_t {
   /// The order id is taken by another customer's order, or by an order of
   /// the same customer with other lines, currency or address.
   order_id_taken,
+  /// A cluster: no node serves the key's slot now (its owner was lost or is
+  /// restarting), or the owner could not be reached. Retry later (with the
+  /// same order id: the request may have run there when it timed out).
+  unavailable,
+  /// A cluster: the node asked does not own the key's slot (the sender's
+  /// routing table was stale); ask the current owner.
+  not_owner,
 };
 
 /// Returns the name of `x`, e.g. "version_conflict".

@@ -1,0 +1,620 @@
+#include "cluster_link.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/stateful_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent.hpp"
+#include "keel/actors/catalog.hpp"
+#include "keel/actors/messages.hpp"
+#include "keel/events/error.hpp"
+#include "metrics.hpp"
+#include "pipeline_call.hpp"
+
+namespace keel::runtime {
+
+using price_atom = caf::atom_constant<caf::atom("kprice")>;
+using prices_atom = caf::atom_constant<caf::atom("kprices")>;
+using watch_atom = caf::atom_constant<caf::atom("kwatch")>;
+using served_atom = caf::atom_constant<caf::atom("kserved")>;
+
+/// A catalogue entry on the wire.
+struct price_update {
+  std::string sku;
+  std::int64_t price_cents = 0;
+  std::string currency;
+  std::uint64_t version = 0;
+  bool withdrawn = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, forwarded_call& x) {
+  return f(caf::meta::type_name("keel::forwarded_call"), x.method, x.path, x.segments, x.params,
+           x.body, x.authorization, x.remote_addr, x.slot, x.token);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, forwarded_answer& x) {
+  return f(caf::meta::type_name("keel::forwarded_answer"), x.status, x.content_type, x.body,
+           x.headers);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, price_update& x) {
+  return f(caf::meta::type_name("keel::price_update"), x.sku, x.price_cents, x.currency,
+           x.version, x.withdrawn);
+}
+
+} // namespace keel::runtime
+
+namespace keel::runtime {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+/// A forwarded request waiting for a thread of the link.
+struct job {
+  forwarded_call call;
+  caf::actor endpoint;
+  std::uint64_t id = 0;
+};
+
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  host = text.substr(0, colon);
+  auto p = std::strtoul(text.c_str() + colon + 1, nullptr, 10);
+  if (p == 0 || p > 65535)
+    return false;
+  port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+} // namespace
+
+struct cluster_link::impl {
+  cluster_config cfg;
+  std::uint32_t slots = 0;
+  std::atomic<cluster::agent*> agent{nullptr};
+  std::unique_ptr<cluster::agent> agent_owner;
+  caf::actor_system* sys = nullptr;
+  caf::actor endpoint;
+  caf::actor local_inventory;
+  actors::catalog* catalog = nullptr;
+  std::function<forwarded_answer(const forwarded_call&)> serve;
+  int port = 0;
+
+  mutable std::mutex peers_mtx;
+  /// Node id -> its endpoint, and the address it was reached at.
+  std::map<std::string, std::pair<caf::actor, std::string>> peers;
+
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool stopping = false;
+  bool dirty = true;
+  std::thread connector;
+  std::deque<job> jobs;
+  std::vector<std::thread> workers;
+
+  std::atomic<std::uint64_t> forwarded{0};
+  std::atomic<std::uint64_t> forward_failures{0};
+  std::atomic<std::uint64_t> forwarded_in{0};
+  std::atomic<std::uint64_t> not_owner{0};
+  std::atomic<std::uint64_t> stock_out{0};
+  std::atomic<std::uint64_t> stock_in{0};
+  histogram forward_seconds{latency_buckets()};
+
+  std::optional<caf::actor> handle(const std::string& node) const {
+    std::lock_guard<std::mutex> guard{peers_mtx};
+    auto i = peers.find(node);
+    if (i == peers.end())
+      return std::nullopt;
+    return i->second.first;
+  }
+
+  void wake() {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      dirty = true;
+    }
+    cv.notify_all();
+  }
+
+  /// A call to `node` failed: drop its handle (the connector connects again).
+  void call_failed(const std::string& node, const caf::error& err) {
+    spdlog::debug("component=cluster msg=\"call failed\" node={} error=\"{}\"", node,
+                  describe(err));
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx};
+      peers.erase(node);
+    }
+    wake();
+  }
+
+  void peer_down(const caf::actor_addr& who) {
+    std::string gone;
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx};
+      for (auto i = peers.begin(); i != peers.end(); ++i)
+        if (i->second.first.address() == who) {
+          gone = i->first;
+          peers.erase(i);
+          break;
+        }
+    }
+    if (!gone.empty()) {
+      spdlog::warn("component=cluster msg=\"connection to a node lost\" node={}", gone);
+      wake();
+    }
+  }
+
+  bool enqueue(job j) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (stopping || jobs.size() >= cfg.forward_threads * 64)
+        return false;
+      jobs.push_back(std::move(j));
+    }
+    cv.notify_all();
+    return true;
+  }
+
+  void work() {
+    std::unique_lock<std::mutex> guard{mtx};
+    while (true) {
+      cv.wait(guard, [this] { return stopping || !jobs.empty(); });
+      if (jobs.empty())
+        return; // stopping
+      auto j = std::move(jobs.front());
+      jobs.pop_front();
+      guard.unlock();
+      auto answer = serve(j.call);
+      caf::anon_send(j.endpoint, served_atom::value, j.id, std::move(answer));
+      guard.lock();
+    }
+  }
+
+  void connect_all();
+  void connect_loop();
+};
+
+namespace {
+
+/// Sends `cmd` on to `dest` and answers with its answer (or error).
+template <class Self, class Cmd, class Timeout>
+caf::result<actors::stock_reply> relay(Self* self, const caf::actor& dest, Timeout timeout,
+                                       Cmd& cmd,
+                                       std::function<void(const caf::error&)> failed = {}) {
+  auto rp = self->template make_response_promise<actors::stock_reply>();
+  self->request(dest, timeout, std::move(cmd))
+    .then([rp](actors::stock_reply& r) mutable { rp.deliver(std::move(r)); },
+          [rp, failed](caf::error& err) mutable {
+            if (failed)
+              failed(err);
+            rp.deliver(std::move(err));
+          });
+  return rp;
+}
+
+struct endpoint_state {
+  std::uint64_t next_id = 0;
+  std::unordered_map<std::uint64_t, caf::typed_response_promise<forwarded_answer>> pending;
+  static inline const char* name = "cluster-endpoint";
+};
+
+template <class Cmd>
+caf::result<actors::stock_reply> stock_from_peer(caf::stateful_actor<endpoint_state>* self,
+                                                 cluster_link::impl* link, Cmd& cmd) {
+  if (cmd.lines.empty())
+    return make_error(errc::invalid_argument, "a stock request without lines");
+  auto slot = cluster::slot_of(cmd.lines.front().sku, link->slots);
+  auto* a = link->agent.load();
+  if (a == nullptr || !a->serves(slot)) {
+    link->not_owner.fetch_add(1, std::memory_order_relaxed);
+    return make_error(errc::not_owner, "node " + link->cfg.node_id + " does not serve slot "
+                                         + std::to_string(slot) + " (SKU "
+                                         + cmd.lines.front().sku + ")");
+  }
+  link->stock_in.fetch_add(1, std::memory_order_relaxed);
+  return relay(self, link->local_inventory, caf::infinite, cmd);
+}
+
+caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::impl* link) {
+  self->set_down_handler([link](caf::down_msg& m) { link->peer_down(m.source); });
+  return {
+    [=](events::reserve_stock& cmd) { return stock_from_peer(self, link, cmd); },
+    [=](events::release_stock& cmd) { return stock_from_peer(self, link, cmd); },
+    [=](events::commit_stock& cmd) { return stock_from_peer(self, link, cmd); },
+    [=](forwarded_call& call) -> caf::result<forwarded_answer> {
+      link->forwarded_in.fetch_add(1, std::memory_order_relaxed);
+      auto id = ++self->state.next_id;
+      auto rp = self->make_response_promise<forwarded_answer>();
+      if (!link->enqueue(job{std::move(call), caf::actor{self}, id}))
+        return forwarded_answer{503, "application/json",
+                                R"({"error":"overloaded","message":"this node's forwarding )"
+                                R"(queue is full","field":null})",
+                                {{"Retry-After", "1"}}};
+      self->state.pending.emplace(id, rp);
+      return rp;
+    },
+    [=](served_atom, std::uint64_t id, forwarded_answer& answer) {
+      auto i = self->state.pending.find(id);
+      if (i == self->state.pending.end())
+        return;
+      i->second.deliver(std::move(answer));
+      self->state.pending.erase(i);
+    },
+    [=](price_atom, price_update& u) {
+      if (link->catalog != nullptr)
+        link->catalog->mirror({u.sku, u.price_cents, u.currency, u.version}, u.withdrawn);
+    },
+    [=](prices_atom) {
+      // Every entry this node knows (its own and its copies): a node that
+      // missed an update while disconnected gets it here, and a copy never
+      // replaces a newer version.
+      std::vector<price_update> out;
+      if (link->catalog != nullptr)
+        for (auto& [e, withdrawn] : link->catalog->entries())
+          out.push_back({e.sku, e.price_cents, e.currency, e.version, withdrawn});
+      return out;
+    },
+    [=](watch_atom, caf::actor& peer) { self->monitor(peer); },
+  };
+}
+
+/// What sagas send stock requests to: the local inventory for the slots
+/// served here, the owner's endpoint for the others (with a timeout; a
+/// failure is an error the saga retries after a backoff).
+template <class Cmd>
+caf::result<actors::stock_reply> route_stock(caf::event_based_actor* self,
+                                             cluster_link::impl* link,
+                                             const caf::actor& local, Cmd& cmd) {
+  if (cmd.lines.empty())
+    return relay(self, local, caf::infinite, cmd);
+  auto slot = cluster::slot_of(cmd.lines.front().sku, link->slots);
+  auto* a = link->agent.load();
+  if (a == nullptr)
+    return make_error(errc::unavailable, "the node has not joined its cluster yet");
+  if (a->serves(slot))
+    return relay(self, local, caf::infinite, cmd);
+  auto v = a->view();
+  auto* owner = v->owner(slot);
+  if (owner == nullptr)
+    return make_error(errc::unavailable, "no node serves slot " + std::to_string(slot));
+  auto peer = link->handle(owner->node_id);
+  if (!peer) {
+    link->wake();
+    return make_error(errc::unavailable, "no connection to node " + owner->node_id);
+  }
+  link->stock_out.fetch_add(1, std::memory_order_relaxed);
+  return relay(self, *peer, link->cfg.call_timeout, cmd,
+               [link, node = owner->node_id](const caf::error& err) {
+                 if (code_of(err) != errc::not_owner)
+                   link->call_failed(node, err);
+               });
+}
+
+caf::behavior stock_front(caf::event_based_actor* self, cluster_link::impl* link,
+                          caf::actor local) {
+  return {
+    [=](events::reserve_stock& cmd) { return route_stock(self, link, local, cmd); },
+    [=](events::release_stock& cmd) { return route_stock(self, link, local, cmd); },
+    [=](events::commit_stock& cmd) { return route_stock(self, link, local, cmd); },
+  };
+}
+
+} // namespace
+
+void cluster_link::impl::connect_all() {
+  auto* a = agent.load();
+  if (a == nullptr)
+    return;
+  auto v = a->view();
+  {
+    // Members that left or were lost: drop their handles.
+    std::lock_guard<std::mutex> guard{peers_mtx};
+    for (auto i = peers.begin(); i != peers.end();)
+      i = v->member(i->first) == nullptr ? peers.erase(i) : std::next(i);
+  }
+  for (auto& m : v->members) {
+    if (m.node_id == cfg.node_id)
+      continue;
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx};
+      auto i = peers.find(m.node_id);
+      if (i != peers.end() && i->second.second == m.cluster_listen)
+        continue;
+    }
+    std::string host;
+    std::uint16_t p = 0;
+    if (!split_host_port(m.cluster_listen, host, p)) {
+      spdlog::error("component=cluster msg=\"member with a bad address\" node={} address={}",
+                    m.node_id, m.cluster_listen);
+      continue;
+    }
+    auto h = sys->middleman().remote_actor(host, p);
+    if (!h) {
+      spdlog::debug("component=cluster msg=\"connect failed\" node={} address={} error=\"{}\"",
+                    m.node_id, m.cluster_listen, sys->render(h.error()));
+      continue;
+    }
+    caf::anon_send(endpoint, watch_atom::value, *h);
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx};
+      peers[m.node_id] = {*h, m.cluster_listen};
+    }
+    spdlog::info("component=cluster msg=\"connected\" node={} address={}", m.node_id,
+                 m.cluster_listen);
+    // Its catalogue entries (later changes come as they happen).
+    auto prices = call<std::vector<price_update>>(*sys, *h, cfg.call_timeout, prices_atom::value);
+    if (prices && catalog != nullptr)
+      for (auto& u : *prices)
+        catalog->mirror({u.sku, u.price_cents, u.currency, u.version}, u.withdrawn);
+  }
+}
+
+void cluster_link::impl::connect_loop() {
+  std::unique_lock<std::mutex> guard{mtx};
+  while (!stopping) {
+    cv.wait_for(guard, std::chrono::milliseconds(500), [this] { return stopping || dirty; });
+    if (stopping)
+      break;
+    dirty = false;
+    guard.unlock();
+    connect_all();
+    guard.lock();
+  }
+  guard.unlock();
+  drop_caller();
+}
+
+cluster_link::cluster_link(std::unique_ptr<impl> x) : impl_(std::move(x)) {
+}
+
+cluster_link::~cluster_link() {
+  stop();
+}
+
+caf::expected<std::unique_ptr<cluster_link>> cluster_link::open(cluster_config cfg) {
+  auto x = std::make_unique<impl>();
+  x->cfg = std::move(cfg);
+  auto etcd = cluster::etcd_client::connect(x->cfg.etcd);
+  if (!etcd)
+    return etcd.error();
+  auto slots = cluster::ensure_config(**etcd, x->cfg.cluster, x->cfg.slots);
+  if (!slots)
+    return slots.error();
+  x->slots = *slots;
+  return std::unique_ptr<cluster_link>{new cluster_link(std::move(x))};
+}
+
+const cluster_config& cluster_link::config() const noexcept {
+  return impl_->cfg;
+}
+
+std::uint32_t cluster_link::slots() const noexcept {
+  return impl_->slots;
+}
+
+void cluster_link::configure(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+  // A silent peer (frozen, partitioned) is seen within a second; CAF 0.17
+  // sends no heartbeats unless asked.
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(250)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(1)});
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"keel-1"});
+  cfg.add_message_type<forwarded_call>("keel::forwarded_call");
+  cfg.add_message_type<forwarded_answer>("keel::forwarded_answer");
+  cfg.add_message_type<price_update>("keel::price_update");
+  cfg.add_message_type<std::vector<price_update>>("keel::price_updates");
+}
+
+std::function<caf::actor(caf::actor_system&, const caf::actor&)> cluster_link::inventory_front() {
+  return [x = impl_.get()](caf::actor_system& sys, const caf::actor& local) {
+    return sys.spawn(stock_front, x, local);
+  };
+}
+
+caf::error cluster_link::start(caf::actor_system& sys, const caf::actor& local_inventory,
+                               actors::catalog* catalog,
+                               std::function<forwarded_answer(const forwarded_call&)> serve,
+                               const std::string& http) {
+  auto& x = *impl_;
+  x.sys = &sys;
+  x.local_inventory = local_inventory;
+  x.catalog = catalog;
+  x.serve = std::move(serve);
+  x.endpoint = sys.spawn(endpoint, &x);
+  auto bound = sys.middleman().publish(x.endpoint, static_cast<std::uint16_t>(x.cfg.listen_port),
+                                       x.cfg.listen_host.c_str(), true);
+  if (!bound)
+    return make_error(errc::invalid_argument, "--cluster-listen " + x.cfg.listen_host + ":"
+                                                + std::to_string(x.cfg.listen_port) + ": "
+                                                + sys.render(bound.error()));
+  x.port = *bound;
+  for (std::size_t i = 0; i < x.cfg.forward_threads; ++i)
+    x.workers.emplace_back([&x] { x.work(); });
+  cluster::agent::options o;
+  o.etcd_url = x.cfg.etcd;
+  o.cluster = x.cfg.cluster;
+  o.self = {x.cfg.node_id, http, x.cfg.listen_host + ":" + std::to_string(x.port)};
+  o.slots = x.slots;
+  o.ttl_seconds = x.cfg.ttl_seconds;
+  o.settle = x.cfg.settle;
+  o.on_change = [&x](const cluster::cluster_view&) { x.wake(); };
+  auto a = cluster::agent::start(std::move(o));
+  if (!a)
+    return a.error();
+  x.agent_owner = std::move(*a);
+  x.agent = x.agent_owner.get();
+  x.connector = std::thread{[&x] { x.connect_loop(); }};
+  spdlog::info("component=cluster msg=\"joined\" cluster={} node={} endpoint={}:{} slots={}",
+               x.cfg.cluster, x.cfg.node_id, x.cfg.listen_host, x.port, x.slots);
+  return caf::error{};
+}
+
+int cluster_link::port() const noexcept {
+  return impl_->port;
+}
+
+std::uint32_t cluster_link::slot_of(std::string_view key) const noexcept {
+  return cluster::slot_of(key, impl_->slots);
+}
+
+slot_route cluster_link::route_of(std::string_view key) const {
+  slot_route r;
+  r.slot = cluster::slot_of(key, impl_->slots);
+  auto* a = impl_->agent.load();
+  if (a == nullptr)
+    return r;
+  if (a->serves(r.slot, &r.token)) {
+    r.where = slot_route::kind::local;
+    return r;
+  }
+  auto v = a->view();
+  if (auto* owner = v->owner(r.slot)) {
+    r.where = slot_route::kind::remote;
+    r.node = owner->node_id;
+    r.token = v->holders[r.slot].token;
+  }
+  return r;
+}
+
+bool cluster_link::serves(std::uint32_t slot, std::int64_t token) const {
+  auto* a = impl_->agent.load();
+  std::int64_t held = 0;
+  return a != nullptr && a->serves(slot, &held) && (token == 0 || token == held);
+}
+
+caf::expected<forwarded_answer> cluster_link::forward(const slot_route& r, forwarded_call c) {
+  auto& x = *impl_;
+  auto peer = x.handle(r.node);
+  if (!peer) {
+    x.wake();
+    return make_error(errc::unavailable, "no connection to node " + r.node + ", owner of slot "
+                                           + std::to_string(r.slot));
+  }
+  c.slot = r.slot;
+  c.token = r.token;
+  x.forwarded.fetch_add(1, std::memory_order_relaxed);
+  auto t0 = clock::now();
+  auto answer = call<forwarded_answer>(*x.sys, *peer, x.cfg.call_timeout, std::move(c));
+  if (answer)
+    x.forward_seconds.observe(std::chrono::duration<double>(clock::now() - t0).count());
+  if (!answer) {
+    x.forward_failures.fetch_add(1, std::memory_order_relaxed);
+    x.call_failed(r.node, answer.error());
+    return make_error(errc::unavailable, "node " + r.node + ", owner of slot "
+                                           + std::to_string(r.slot) + ", did not answer: "
+                                           + x.sys->render(answer.error()));
+  }
+  return answer;
+}
+
+void cluster_link::publish_price(const actors::catalog_entry& e, bool withdrawn) {
+  auto& x = *impl_;
+  price_update u{e.sku, e.price_cents, e.currency, e.version, withdrawn};
+  std::lock_guard<std::mutex> guard{x.peers_mtx};
+  for (auto& kv : x.peers)
+    caf::anon_send(kv.second.first, price_atom::value, u);
+}
+
+bool cluster_link::live() const {
+  auto* a = impl_->agent.load();
+  return a != nullptr && a->live();
+}
+
+bool cluster_link::connected() const {
+  auto* a = impl_->agent.load();
+  if (a == nullptr || !a->live())
+    return false;
+  auto v = a->view();
+  for (std::uint32_t s = 0; s < v->slots; ++s) {
+    auto* o = v->owner(s);
+    if (o != nullptr && o->node_id != impl_->cfg.node_id && !impl_->handle(o->node_id))
+      return false;
+  }
+  return true;
+}
+
+std::shared_ptr<const cluster::cluster_view> cluster_link::view() const {
+  auto* a = impl_->agent.load();
+  return a == nullptr ? std::make_shared<const cluster::cluster_view>() : a->view();
+}
+
+cluster_figures cluster_link::figures() const {
+  auto& x = *impl_;
+  cluster_figures f;
+  f.node_id = x.cfg.node_id;
+  auto* a = x.agent.load();
+  f.live = a != nullptr && a->live();
+  auto v = view();
+  f.members = v->members.size();
+  f.slots = x.slots;
+  for (std::uint32_t s = 0; s < v->slots; ++s) {
+    if (serves(s))
+      ++f.slots_owned;
+    if (v->owner(s) == nullptr)
+      ++f.slots_without_owner;
+  }
+  f.map_version = v->map.version;
+  f.controller = v->controller == x.cfg.node_id;
+  {
+    std::lock_guard<std::mutex> guard{x.peers_mtx};
+    f.peers_connected = x.peers.size();
+  }
+  f.forwarded = x.forwarded.load();
+  f.forward_failures = x.forward_failures.load();
+  f.forwarded_in = x.forwarded_in.load();
+  f.not_owner = x.not_owner.load();
+  f.stock_calls_out = x.stock_out.load();
+  f.stock_calls_in = x.stock_in.load();
+  return f;
+}
+
+const histogram& cluster_link::forward_seconds() const {
+  return impl_->forward_seconds;
+}
+
+void cluster_link::stop() {
+  auto& x = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{x.mtx};
+    if (x.stopping)
+      return;
+    x.stopping = true;
+  }
+  x.cv.notify_all();
+  if (x.connector.joinable())
+    x.connector.join();
+  for (auto& w : x.workers)
+    w.join();
+  x.workers.clear();
+  if (x.agent_owner) {
+    x.agent = nullptr;
+    x.agent_owner->leave();
+  }
+  {
+    std::lock_guard<std::mutex> guard{x.peers_mtx};
+    x.peers.clear();
+  }
+  if (x.endpoint) {
+    x.sys->middleman().unpublish(x.endpoint, static_cast<std::uint16_t>(x.port));
+    caf::anon_send_exit(x.endpoint, caf::exit_reason::user_shutdown);
+    x.endpoint = nullptr;
+  }
+}
+
+} // namespace keel::runtime

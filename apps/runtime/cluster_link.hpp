@@ -1,0 +1,172 @@
+#pragma once
+
+// A node's link to the other nodes of its cluster: the agent (membership,
+// slot claims, the etcd-fed view), the CAF endpoint other nodes call, the
+// handles of theirs, and the routing of keys (order ids, SKUs) to the node
+// that owns their slot. keel-node runs with one when started with --etcd.
+// No CAF header here: the HTTP layer includes this.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <caf/fwd.hpp>
+
+#include "metrics.hpp"
+
+namespace keel::actors {
+class catalog;
+struct catalog_entry;
+} // namespace keel::actors
+
+namespace keel::cluster {
+struct cluster_view;
+} // namespace keel::cluster
+
+namespace keel::runtime {
+
+struct cluster_config {
+  /// etcd's client URL, http://HOST:PORT.
+  std::string etcd;
+  std::string cluster = "keel";
+  std::string node_id;
+  /// Where the CAF endpoint listens (HOST:PORT; port 0: any free one).
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 0;
+  /// Slots of a new cluster.
+  std::uint32_t slots = 64;
+  std::int64_t ttl_seconds = 3;
+  /// See cluster::agent::options::settle.
+  std::chrono::milliseconds settle{2000};
+  /// Time given to one call to another node.
+  std::chrono::milliseconds call_timeout{2000};
+  /// Threads that serve the HTTP requests other nodes forward.
+  std::size_t forward_threads = 16;
+};
+
+/// An HTTP request another node forwards to the owner of its key.
+struct forwarded_call {
+  std::string method;
+  /// The raw path (for logs), its percent-decoded segments and the query.
+  std::string path;
+  std::vector<std::string> segments;
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string body;
+  std::string authorization;
+  std::string remote_addr;
+  std::uint32_t slot = 0;
+  /// The fencing token the sender saw for the slot's owner.
+  std::int64_t token = 0;
+};
+
+struct forwarded_answer {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Where a key goes.
+struct slot_route {
+  enum class kind { local, remote, unavailable };
+  kind where = kind::unavailable;
+  std::uint32_t slot = 0;
+  /// The owner (remote) and its fencing token.
+  std::string node;
+  std::int64_t token = 0;
+};
+
+/// Figures of `/metrics` and `/health`.
+struct cluster_figures {
+  std::string node_id;
+  bool live = false;
+  std::size_t members = 0;
+  std::size_t slots = 0;
+  std::size_t slots_owned = 0;
+  std::size_t slots_without_owner = 0;
+  std::size_t peers_connected = 0;
+  std::int64_t map_version = 0;
+  bool controller = false;
+  std::uint64_t forwarded = 0;
+  std::uint64_t forward_failures = 0;
+  std::uint64_t forwarded_in = 0;
+  std::uint64_t not_owner = 0;
+  std::uint64_t stock_calls_out = 0;
+  std::uint64_t stock_calls_in = 0;
+};
+
+class cluster_link {
+public:
+  /// Reads (or creates) the cluster's config; starts nothing else.
+  static caf::expected<std::unique_ptr<cluster_link>> open(cluster_config cfg);
+  ~cluster_link();
+  cluster_link(const cluster_link&) = delete;
+  cluster_link& operator=(const cluster_link&) = delete;
+
+  const cluster_config& config() const noexcept;
+  std::uint32_t slots() const noexcept;
+
+  /// Loads CAF's middleman (with heartbeats) and registers the messages
+  /// nodes exchange; call on the config before the actor system exists.
+  static void configure(caf::actor_system_config& cfg);
+
+  /// pipeline_config::inventory_front: the actor that sends each stock
+  /// request to its SKU's owner (the local inventory for slots served here).
+  std::function<caf::actor(caf::actor_system&, const caf::actor&)> inventory_front();
+
+  /// Publishes the endpoint, joins the cluster and connects to its members.
+  /// `serve`: runs a forwarded HTTP request here (on the link's threads).
+  /// `http`: this node's HTTP address, published to the others.
+  caf::error start(caf::actor_system& sys, const caf::actor& local_inventory,
+                   actors::catalog* catalog,
+                   std::function<forwarded_answer(const forwarded_call&)> serve,
+                   const std::string& http);
+
+  /// The endpoint's bound port.
+  int port() const noexcept;
+
+  /// The slot of `key` (an order id, a SKU).
+  std::uint32_t slot_of(std::string_view key) const noexcept;
+
+  /// The slot of `key` and who serves it now.
+  slot_route route_of(std::string_view key) const;
+  /// Whether this node serves `slot` now (with fencing token `token`, when not 0).
+  bool serves(std::uint32_t slot, std::int64_t token = 0) const;
+
+  /// Sends `call` to the owner `r` names and waits (call_timeout) for its
+  /// answer. Errors: `unavailable` (no connection to the owner, or it did
+  /// not answer in time: the request may or may not have run there).
+  caf::expected<forwarded_answer> forward(const slot_route& r, forwarded_call call);
+
+  /// Tells every other member the price of a SKU this node owns changed.
+  void publish_price(const actors::catalog_entry& e, bool withdrawn);
+
+  /// Whether this node's membership (its etcd lease) is live.
+  bool live() const;
+  /// Whether every other member that holds slots is connected.
+  bool connected() const;
+  cluster_figures figures() const;
+  /// Latency of the requests this node forwarded (answered ones).
+  const histogram& forward_seconds() const;
+  std::shared_ptr<const cluster::cluster_view> view() const;
+
+  /// Leaves etcd (member and slot keys go at once; the map keeps this
+  /// node's slots) and closes the connections.
+  void stop();
+
+  struct impl;
+
+private:
+  explicit cluster_link(std::unique_ptr<impl> x);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace keel::runtime
