@@ -69,7 +69,7 @@ void apply(cluster_view& v, const std::string& root, const etcd_kv& kv, bool del
       v.map = std::move(*m);
       v.map.revision = kv.mod_revision;
     } else {
-      spdlog::error("cluster: etcd key {} is not a slot map of {} slots; kept the last one",
+      spdlog::error("component=cluster msg=\"not a slot map; the last one is kept\" key={} slots={}",
                     kv.key, v.slots);
     }
   } else if (rest.compare(0, 8, "members/") == 0) {
@@ -146,8 +146,8 @@ caf::error agent::join() {
   mo.ttl_seconds = o_.ttl_seconds;
   mo.on_lost = [this](const std::string& why) {
     live_ = false;
-    spdlog::error("cluster: membership of {} lost: {}; its slots are not served until it "
-                  "joins again",
+    spdlog::error("component=cluster msg=\"membership lost: its slots are not served until it joins "
+                  "again\" node={} why=\"{}\"",
                   o_.self.node_id, why);
     if (o_.on_membership)
       o_.on_membership(false, why);
@@ -224,7 +224,8 @@ void agent::watch_rounds() {
     }
     auto v = read_view(*watcher_, o_.cluster);
     if (!v) {
-      spdlog::warn("cluster: reading the cluster's keys: {}", describe(v.error()));
+      spdlog::warn("component=cluster msg=\"reading the cluster's keys failed\" error=\"{}\"",
+                   describe(v.error()));
       std::unique_lock<std::mutex> guard{mtx_};
       cv_.wait_for(guard, std::chrono::milliseconds(250), [this] { return stopping_; });
       continue;
@@ -252,7 +253,8 @@ void agent::watch_rounds() {
     if (err) {
       std::lock_guard<std::mutex> guard{mtx_};
       if (!stopping_)
-        spdlog::debug("cluster: watch ended ({}); reading the keys afresh", describe(err));
+        spdlog::debug("component=cluster msg=\"watch ended; reading the keys afresh\" error=\"{}\"",
+                      describe(err));
     }
   }
 }
@@ -280,10 +282,11 @@ void agent::reconcile() {
       writer_->revoke(member_->lease()); // if etcd still has it (renewals only lagged)
     }
     if (auto err = join()) {
-      spdlog::debug("cluster: joining again: {}", describe(err));
+      spdlog::debug("component=cluster msg=\"joining again failed\" error=\"{}\"", describe(err));
       return;
     }
-    spdlog::info("cluster: {} joined again (lease {})", o_.self.node_id, lease_.load());
+    spdlog::info("component=cluster msg=\"joined again\" node={} lease={}", o_.self.node_id,
+                 lease_.load());
     if (o_.on_membership)
       o_.on_membership(true, "joined again");
   }
@@ -297,11 +300,11 @@ void agent::control(const cluster_view& v) {
   if (v.controller.empty()) {
     auto won = campaign(*writer_, o_.cluster, o_.self.node_id, lease_);
     if (!won) {
-      spdlog::warn("cluster: campaign: {}", describe(won.error()));
+      spdlog::warn("component=cluster msg=\"campaign failed\" error=\"{}\"", describe(won.error()));
       return;
     }
     if (*won)
-      spdlog::info("cluster: {} is the controller", o_.self.node_id);
+      spdlog::info("component=cluster msg=\"this node is the controller\" node={}", o_.self.node_id);
     return; // the watch brings the new controller key and another round
   }
   if (v.controller != o_.self.node_id)
@@ -321,10 +324,11 @@ void agent::control(const cluster_view& v) {
   auto next = plan_map(v.map, ids, {}, 0);
   auto wrote = write_map(*writer_, o_.cluster, next);
   if (!wrote)
-    spdlog::warn("cluster: writing the slot map: {}", describe(wrote.error()));
+    spdlog::warn("component=cluster msg=\"writing the slot map failed\" error=\"{}\"",
+                 describe(wrote.error()));
   else if (*wrote)
-    spdlog::info("cluster: slot map version {} written by controller {}", next.version,
-                 o_.self.node_id);
+    spdlog::info("component=cluster msg=\"slot map written\" version={} controller={}",
+                 next.version, o_.self.node_id);
 }
 
 void agent::claim(const cluster_view& v) {
@@ -336,14 +340,15 @@ void agent::claim(const cluster_view& v) {
     auto key = root + "slots/" + std::to_string(s);
     auto r = writer_->txn({etcd_compare::absent(key)}, {etcd_op::put(key, o_.self.node_id, lease_)});
     if (!r) {
-      spdlog::warn("cluster: claiming slot {}: {}", s, describe(r.error()));
+      spdlog::warn("component=cluster msg=\"claiming a slot failed\" slot={} error=\"{}\"", s,
+                   describe(r.error()));
       return;
     }
     claimed += r->succeeded ? 1 : 0;
   }
   if (claimed > 0)
-    spdlog::info("cluster: {} claimed {} slots (lease {})", o_.self.node_id, claimed,
-                 lease_.load());
+    spdlog::info("component=cluster msg=\"slots claimed\" node={} slots={} lease={}",
+                 o_.self.node_id, claimed, lease_.load());
 }
 
 void agent::stop_threads() {

@@ -393,6 +393,17 @@ caf::expected<std::unique_ptr<cluster_link>> cluster_link::open(cluster_config c
   auto etcd = cluster::etcd_client::connect(x->cfg.etcd);
   if (!etcd)
     return etcd.error();
+  // Refused here already, before the store opens; joining checks it again
+  // atomically.
+  auto twin = cluster::list_members(**etcd, x->cfg.cluster);
+  if (!twin)
+    return twin.error();
+  for (auto& m : *twin)
+    if (m.node_id == x->cfg.node_id)
+      return make_error(errc::invalid_argument,
+                        "node id " + m.node_id + " is held by a live member of cluster "
+                          + x->cfg.cluster + " (at " + m.cluster_listen
+                          + "); two processes never share one");
   auto slots = cluster::ensure_config(**etcd, x->cfg.cluster, x->cfg.slots);
   if (!slots)
     return slots.error();

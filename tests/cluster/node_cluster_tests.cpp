@@ -1,0 +1,394 @@
+// Real keel-node processes in a cluster on a real etcd: orders placed on
+// every node with stock on the others, a node SIGKILLed under load, a lease
+// revoked in etcd, a second process with a live node's id.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent.hpp"
+#include "child_process.hpp"
+#include "etcd_fixture.hpp"
+#include "keel/projections/audit.hpp"
+#include "keel/storage/event_store.hpp"
+#include "node_process.hpp"
+#include "temp_dir.hpp"
+
+using namespace keel;
+using namespace keel::test;
+using nlohmann::json;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::uint32_t test_slots = 16;
+
+/// etcd and keel-node processes of one cluster ("t"), each with its own store.
+struct test_cluster {
+  std::unique_ptr<bench::etcd_process> etcd = start_etcd();
+  keel::temp_dir dir;
+  std::map<std::string, std::unique_ptr<node_process>> nodes;
+
+  /// Starts nodes `ids` and waits until they share the slots.
+  test_cluster(std::initializer_list<const char*> ids) {
+    for (auto id : ids)
+      add(id);
+    settle();
+  }
+
+  std::vector<std::string> args_of(const std::string& id) const {
+    // Nodes started one after the other within the settle time share the
+    // first map; a lease of 2 s is renewed every 667 ms.
+    return {"--kafka",    "off",        "--etcd",      etcd->url(), "--node-id",
+            id,           "--cluster",  "t",           "--cluster-listen",
+            "127.0.0.1:0", "--slots",    std::to_string(test_slots), "--settle-ms",
+            "3000",       "--lease-ttl", "2",          "--drain-timeout", "5"};
+  }
+  node_process& add(const std::string& id) {
+    auto n = std::make_unique<node_process>(dir.sub(id), args_of(id));
+    return *(nodes[id] = std::move(n));
+  }
+  node_process& operator[](const std::string& id) {
+    return *nodes.at(id);
+  }
+  /// Waits until every running node sees every slot held and is connected to
+  /// the other running nodes.
+  void settle(std::chrono::seconds timeout = 30s) {
+    auto running = std::count_if(nodes.begin(), nodes.end(),
+                                 [](auto& kv) { return kv.second->running(); });
+    auto deadline = clock_type::now() + timeout;
+    for (auto& [id, n] : nodes) {
+      if (!n->running())
+        continue;
+      auto c = n->client();
+      while (metric(c, "keel_cluster_slots_without_owner") != 0
+             || metric(c, "keel_cluster_peers_connected") != static_cast<double>(running - 1)) {
+        INFO(id << ": " << n->log());
+        REQUIRE(clock_type::now() < deadline);
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+  }
+  /// The cluster's view, read from etcd.
+  cluster::cluster_view view() {
+    auto etcd_client = client_of(*etcd);
+    auto v = cluster::read_view(*etcd_client, "t");
+    REQUIRE(v);
+    return *v;
+  }
+};
+
+/// `n` keys with prefix `prefix` whose slots `owner` holds.
+std::vector<std::string> keys_of(const cluster::cluster_view& v, const std::string& owner,
+                                 const std::string& prefix, std::size_t n) {
+  std::vector<std::string> out;
+  for (int i = 0; out.size() < n && i < 100000; ++i) {
+    auto k = prefix + std::to_string(i);
+    if (v.holders[cluster::slot_of(k, v.slots)].node == owner)
+      out.push_back(k);
+  }
+  REQUIRE(out.size() == n);
+  return out;
+}
+
+json order_body(const std::string& id, const std::string& customer,
+                const std::vector<std::pair<std::string, int>>& lines) {
+  json items = json::array();
+  for (auto& [sku, qty] : lines)
+    items.push_back({{"sku", sku}, {"quantity", qty}, {"unit_price_cents", 1250}});
+  return {{"order_id", id},
+          {"customer_id", customer},
+          {"items", items},
+          {"currency", "EUR"},
+          {"shipping_address",
+           {{"name", "Ada"}, {"street", "Main 1"}, {"city", "Berlin"}, {"postal_code", "10115"},
+            {"country", "DE"}}}};
+}
+
+/// Polls until GET `path` on `c` answers 200 (catalogue copies and read
+/// models follow within milliseconds).
+void until_200(httplib::Client& c, const std::string& path) {
+  auto deadline = clock_type::now() + 10s;
+  for (;;) {
+    auto res = c.Get(path.c_str(), auth("ops", true));
+    if (res && res->status == 200)
+      return;
+    INFO(path << " -> " << (res ? res->status : 0));
+    REQUIRE(clock_type::now() < deadline);
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+/// Stocks and prices `skus` through `entry` (forwarded to each SKU's
+/// owner), then waits until every node prices them.
+void stock_all(test_cluster& tc, node_process& entry, const std::vector<std::string>& skus,
+               int quantity) {
+  auto c = entry.client();
+  for (auto& sku : skus) {
+    stock(c, sku, quantity);
+    put_on_sale(c, sku);
+  }
+  for (auto& [id, n] : tc.nodes) {
+    auto nc = n->client();
+    for (auto& sku : skus)
+      until_200(nc, "/v1/catalog/" + sku);
+  }
+}
+
+/// Audits the store of node `id` beside the running node.
+void audit_clean(test_cluster& tc, const std::string& id) {
+  auto store = storage::event_store::open_beside(tc.dir.sub(id));
+  REQUIRE(store);
+  projections::audit_options o;
+  o.require_terminal = true;
+  auto rep = projections::audit(**store, o);
+  REQUIRE(rep);
+  std::string found;
+  for (auto& v : rep->violations)
+    found += v.to_string() + "\n";
+  INFO(id << " audit: " << found);
+  CHECK(rep->ok());
+}
+
+std::string status_of(httplib::Client& c, const std::string& id) {
+  auto res = c.Get(("/v1/orders/" + id).c_str(), auth("ops", true));
+  REQUIRE(res);
+  if (res->status != 200)
+    return "http " + std::to_string(res->status);
+  return json::parse(res->body)["status"].get<std::string>();
+}
+
+} // namespace
+
+TEST_CASE("orders placed on every node with stock on the others all end; none is oversold",
+          "[cluster][etcd]") {
+  test_cluster tc{"n1", "n2", "n3"};
+  auto v = tc.view();
+  CHECK(v.held_by("n1") + v.held_by("n2") + v.held_by("n3") == test_slots);
+  // Three SKUs on each node; every order takes one of each node's.
+  std::map<std::string, std::vector<std::string>> skus;
+  std::vector<std::string> all;
+  for (auto id : {"n1", "n2", "n3"}) {
+    skus[id] = keys_of(v, id, "sku-", 3);
+    all.insert(all.end(), skus[id].begin(), skus[id].end());
+  }
+  constexpr int on_hand = 40;
+  stock_all(tc, tc["n2"], all, on_hand);
+
+  // 30 orders through each node at once, 1-2 units of three SKUs each:
+  // about 45 units asked of each SKU, so some orders are refused.
+  std::mutex mtx;
+  std::map<std::string, std::vector<std::pair<std::string, int>>> accepted;
+  std::vector<std::thread> clients;
+  for (auto entry : {"n1", "n2", "n3"}) {
+    clients.emplace_back([&, entry] {
+      auto c = tc[entry].client();
+      for (int i = 0; i < 30; ++i) {
+        auto id = std::string{"o-"} + entry + "-" + std::to_string(i);
+        std::vector<std::pair<std::string, int>> lines;
+        for (auto owner : {"n1", "n2", "n3"})
+          lines.emplace_back(skus[owner][static_cast<std::size_t>(i) % 3], 1 + i % 2);
+        auto res = post(c, "/v1/orders", order_body(id, "c-" + std::to_string(i), lines),
+                        auth("ops", true));
+        std::lock_guard<std::mutex> guard{mtx};
+        if (res && res->status == 202)
+          accepted[id] = lines;
+      }
+    });
+  }
+  for (auto& t : clients)
+    t.join();
+  CHECK(accepted.size() >= 60); // the cache-first check refuses some at the door
+
+  // Every order ends; read each through a node that does not own it too.
+  auto reader = tc["n1"].client();
+  std::map<std::string, int> sold;
+  std::size_t completed = 0;
+  for (auto& [id, lines] : accepted) {
+    auto order = wait_status(reader, id, {"completed", "rejected", "cancelled"}, 60s);
+    if (order["status"] == "completed") {
+      ++completed;
+      for (auto& [sku, qty] : lines)
+        sold[sku] += qty;
+    }
+  }
+  CHECK(completed > 30);
+  for (auto& sku : all) {
+    INFO(sku << " sold " << sold[sku]);
+    CHECK(sold[sku] <= on_hand);
+    auto c = tc["n3"].client();
+    auto deadline = clock_type::now() + 10s;
+    json level;
+    do {
+      auto res = c.Get(("/v1/stock/" + sku).c_str());
+      REQUIRE(res);
+      REQUIRE(res->status == 200);
+      level = json::parse(res->body);
+    } while ((level["on_hand"] != on_hand - sold[sku] || level["reserved"] != 0)
+             && clock_type::now() < deadline);
+    CHECK(level["on_hand"] == on_hand - sold[sku]);
+    CHECK(level["reserved"] == 0);
+  }
+  for (auto id : {"n1", "n2", "n3"}) {
+    auto c = tc[id].client();
+    CHECK(metric(c, "keel_cluster_members") == 3);
+    audit_clean(tc, id);
+  }
+}
+
+TEST_CASE("a SIGKILLed node's slots get 503 at once, the rest serve, its orders end when it is back",
+          "[cluster][etcd]") {
+  test_cluster tc{"n1", "n2", "n3"};
+  auto v = tc.view();
+  // Stock on n1 and n2 only: orders of their slots need nothing of n3.
+  auto skus = keys_of(v, "n1", "sku-", 2);
+  for (auto& s : keys_of(v, "n2", "sku-", 2))
+    skus.push_back(s);
+  stock_all(tc, tc["n1"], skus, 100000);
+
+  struct attempt {
+    std::string id;
+    std::string owner;
+    int status = 0;
+    double ms = 0;
+    clock_type::time_point at;
+    bool retry_after = false;
+  };
+  std::vector<attempt> attempts;
+  std::atomic<bool> stop{false};
+  // One client places orders through n1, round robin over the three owners' slots.
+  std::map<std::string, std::vector<std::string>> ids;
+  for (auto id : {"n1", "n2", "n3"})
+    ids[id] = keys_of(v, id, "k-", 400);
+  std::thread load{[&] {
+    auto c = tc["n1"].client();
+    for (std::size_t i = 0; !stop && i < 400; ++i)
+      for (auto owner : {"n1", "n2", "n3"}) {
+        attempt a;
+        a.id = ids[owner][i];
+        a.owner = owner;
+        a.at = clock_type::now();
+        auto res = post(c, "/v1/orders",
+                        order_body(a.id, "c-1", {{skus[i % skus.size()], 1}}), auth("ops", true));
+        a.ms = std::chrono::duration<double, std::milli>(clock_type::now() - a.at).count();
+        a.status = res ? res->status : 0;
+        a.retry_after = res && res->has_header("Retry-After");
+        attempts.push_back(a);
+      }
+  }};
+  std::this_thread::sleep_for(1500ms);
+  auto killed_at = clock_type::now();
+  tc["n3"].signal_and_wait(SIGKILL, 5s);
+  std::this_thread::sleep_for(2500ms);
+  stop = true;
+  load.join();
+
+  std::size_t before_ok = 0, after_fast_503 = 0, after_n3 = 0, after_others_ok = 0,
+              after_others = 0;
+  double first_503_ms = -1, worst_503_ms = 0;
+  std::set<std::string> acknowledged;
+  for (auto& a : attempts) {
+    if (a.status == 202)
+      acknowledged.insert(a.id);
+    if (a.at < killed_at) {
+      before_ok += a.status == 202;
+      continue;
+    }
+    if (a.owner == "n3") {
+      ++after_n3;
+      if (a.status == 503 && a.retry_after) {
+        ++after_fast_503;
+        worst_503_ms = std::max(worst_503_ms, a.ms);
+        if (first_503_ms < 0)
+          first_503_ms = std::chrono::duration<double, std::milli>(a.at - killed_at).count();
+      }
+    } else {
+      ++after_others;
+      after_others_ok += a.status == 202;
+    }
+  }
+  WARN("before the kill: " << before_ok << " accepted; after: " << after_others_ok << " of "
+                           << after_others << " for n1/n2 accepted, " << after_fast_503
+                           << " of " << after_n3 << " for n3 answered 503 (first "
+                           << first_503_ms << " ms after the kill, slowest " << worst_503_ms
+                           << " ms)");
+  CHECK(before_ok > 30);
+  CHECK(after_n3 > 10);
+  // At most one request in flight at the kill may see another answer.
+  CHECK(after_fast_503 + 1 >= after_n3);
+  CHECK(worst_503_ms < 500);
+  CHECK(after_others_ok == after_others);
+
+  // Back with the same data: every acknowledged order ends.
+  tc["n3"].restart();
+  tc.settle();
+  auto reader = tc["n2"].client();
+  for (auto& id : acknowledged)
+    wait_status(reader, id, {"completed"}, 60s);
+  for (auto id : {"n1", "n2", "n3"})
+    audit_clean(tc, id);
+}
+
+TEST_CASE("a node whose lease is revoked in etcd stops serving within one renewal, then rejoins",
+          "[cluster][etcd]") {
+  test_cluster tc{"n1", "n2"};
+  auto v = tc.view();
+  auto sku = keys_of(v, "n2", "sku-", 1).front();
+  auto id = keys_of(v, "n2", "o-", 1).front();
+  stock_all(tc, tc["n1"], {sku}, 100);
+  auto c2 = tc["n2"].client();
+  REQUIRE(post(c2, "/v1/orders", order_body(id, "c-1", {{sku, 1}}), auth("ops", true))->status
+          == 202);
+  wait_status(c2, id, {"completed"});
+
+  auto lease = v.holders[cluster::slot_of(id, v.slots)].lease;
+  REQUIRE(lease != 0);
+  auto etcd = client_of(*tc.etcd);
+  auto t0 = clock_type::now();
+  REQUIRE_FALSE(etcd->revoke(lease));
+  double stopped_ms = -1;
+  while (clock_type::now() - t0 < 3s) {
+    auto s = status_of(c2, id);
+    if (s == "http 503") {
+      stopped_ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+      break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  WARN("n2 answered its own slot with 503 " << stopped_ms << " ms after its lease was revoked "
+                                             "(renewal every 667 ms)");
+  CHECK(stopped_ms >= 0);
+  CHECK(stopped_ms < 900);
+  // It joins again on a new lease and serves its slots.
+  tc.settle();
+  CHECK(status_of(c2, id) == "completed");
+  CHECK(tc.view().holders[cluster::slot_of(id, v.slots)].token
+        > v.holders[cluster::slot_of(id, v.slots)].token);
+}
+
+TEST_CASE("a second process with a live node's id does not serve", "[cluster][etcd]") {
+  test_cluster tc{"n1"};
+  auto secret = tc.dir.sub("twin.secret");
+  std::ofstream{secret} << test_secret << '\n';
+  auto args = tc.args_of("n1");
+  args.insert(args.begin(), {"run", "--data", tc.dir.sub("twin"), "--http", "127.0.0.1:0",
+                             "--jwt-secret-file", secret});
+  auto r = run_child(KEEL_NODE, args, 20s);
+  REQUIRE(WIFEXITED(r.status));
+  CHECK(WEXITSTATUS(r.status) == 1);
+  CHECK(tc.view().held_by("n1") == test_slots);
+  auto c = tc["n1"].client();
+  CHECK(metric(c, "keel_cluster_member_live") == 1);
+}
