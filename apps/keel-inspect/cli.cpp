@@ -46,9 +46,12 @@ commands:
         recorded skips; on the store of a stopped node (--data), or through a running
         node's admin API (--node http://HOST:PORT, an admin token from --token or
         KEEL_TOKEN; the node records the token's subject as who skipped)
+  cluster --etcd URL [--cluster NAME]
+        a cluster as etcd records it (members, slot map, holders and their fencing
+        tokens) and as each member sees it; exit 1 while a slot has no live holder
 
 options:
-  --data DIR   the store's data directory (not needed with --node)
+  --data DIR   the store's data directory (not needed with --node or cluster)
   --json       one JSON object per line (NDJSON) instead of a table
 
 TIME is RFC 3339 UTC (2026-11-22T03:00:00Z) or a duration back from now (90s, 15m, 2h, 1d).

@@ -14,5 +14,6 @@ int cmd_verify(const args& a);
 int cmd_audit(const args& a);
 int cmd_checkpoints(const args& a);
 int cmd_projection(const args& a);
+int cmd_cluster(const args& a);
 
 } // namespace keel::inspect

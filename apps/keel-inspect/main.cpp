@@ -17,7 +17,8 @@ int run(int argc, char** argv) {
     {"--top", true},        {"--bucket", true},      {"--require-terminal", false},
     {"--stuck-after", true}, {"--max", true},        {"--position", true},
     {"--by", true},         {"--note", true},        {"--all", false},
-    {"--node", true},       {"--token", true},
+    {"--node", true},       {"--token", true},       {"--etcd", true},
+    {"--cluster", true},
   };
   auto a = parse_args(argc, argv, spec);
   if (a.command.empty())
@@ -34,6 +35,7 @@ int run(int argc, char** argv) {
     {"audit", {"--data", "--require-terminal", "--stuck-after", "--max"}},
     {"checkpoints", {"--data"}},
     {"projection", {"--data", "--position", "--by", "--note", "--all", "--node", "--token"}},
+    {"cluster", {"--etcd", "--cluster"}},
   };
   auto cmd = allowed.find(a.command);
   if (cmd == allowed.end())
@@ -62,6 +64,8 @@ int run(int argc, char** argv) {
     return cmd_audit(a);
   if (a.command == "checkpoints")
     return cmd_checkpoints(a);
+  if (a.command == "cluster")
+    return cmd_cluster(a);
   return cmd_projection(a);
 }
 

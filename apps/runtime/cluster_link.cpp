@@ -542,6 +542,14 @@ void cluster_link::publish_price(const actors::catalog_entry& e, bool withdrawn)
     caf::anon_send(kv.second.first, price_atom::value, u);
 }
 
+std::vector<std::string> cluster_link::other_members() const {
+  std::vector<std::string> out;
+  for (auto& m : view()->members)
+    if (m.node_id != impl_->cfg.node_id)
+      out.push_back(m.node_id);
+  return out;
+}
+
 bool cluster_link::live() const {
   auto* a = impl_->agent.load();
   return a != nullptr && a->live();

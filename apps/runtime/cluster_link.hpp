@@ -149,6 +149,8 @@ public:
   /// Tells every other member the price of a SKU this node owns changed.
   void publish_price(const actors::catalog_entry& e, bool withdrawn);
 
+  /// The node ids of the other live members.
+  std::vector<std::string> other_members() const;
   /// Whether this node's membership (its etcd lease) is live.
   bool live() const;
   /// Whether every other member that holds slots is connected.

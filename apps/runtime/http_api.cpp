@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -287,6 +288,8 @@ struct http_api::impl {
   void get_order(http_request& req, http_response& res);
   void cancel(http_request& req, http_response& res);
   void customer_orders(http_request& req, http_response& res);
+  void gather_orders(http_request& req, http_response& res, const std::string& id,
+                     std::size_t limit, const projections::customer_orders_page& own);
   void catalog_entry(http_request& req, http_response& res);
   void set_price(http_request& req, http_response& res);
   void withdraw(http_request& req, http_response& res);
@@ -436,10 +439,66 @@ void http_api::impl::customer_orders(http_request& req, http_response& res) {
   if (!page && code_of(page.error()) == errc::invalid_argument)
     return send_error(res, {400, "invalid_value", describe(page.error()), "cursor"});
   if (!page && code_of(page.error()) == errc::not_found)
-    return send_json(res, 200, customer_orders_body(id, {}));
+    page = projections::customer_orders_page{};
   if (!page)
     return answer_pipeline_error(res, page.error());
-  send_json(res, 200, customer_orders_body(id, *page));
+  if (n.cluster() == nullptr || req.forwarded) // a node alone, or this node's part of a list
+    return send_json(res, 200, customer_orders_body(id, *page, req.forwarded));
+  gather_orders(req, res, id, limit_n, *page);
+}
+
+void http_api::impl::gather_orders(http_request& req, http_response& res, const std::string& id,
+                                   std::size_t limit, const projections::customer_orders_page& own) {
+  // Every node's first `limit` orders after the cursor, merged in cursor
+  // order (newest first): the cursor is the same key in every store.
+  auto* link = n.cluster();
+  auto items = json::parse(customer_orders_body(id, own, true))["orders"];
+  bool more = !own.next_cursor.empty();
+  for (auto& node : link->other_members()) {
+    slot_route r;
+    r.where = slot_route::kind::remote;
+    r.node = node;
+    auto answer = link->forward(r, {req.method, req.path, req.segments, req.params, req.body,
+                                    req.header("Authorization"), req.remote_addr, 0, 0});
+    if (!answer || answer->status != 200) {
+      n.count_shed();
+      res.set_header("Retry-After", "1");
+      std::string why = answer ? "answered " + std::to_string(answer->status)
+                               : "did not answer: " + describe(answer.error());
+      return send_error(res, {503, "unavailable",
+                              "a customer's orders are gathered from every node; node " + node
+                                + " " + why,
+                              ""});
+    }
+    auto page = json::parse(answer->body, nullptr, false);
+    if (!page.is_object() || !page["orders"].is_array())
+      return send_error(res, {502, "bad_gateway", "node " + node + " sent no order list", ""});
+    for (auto& o : page["orders"])
+      items.push_back(std::move(o));
+    more = more || !page["next_cursor"].is_null();
+  }
+  std::vector<json> merged(items.begin(), items.end());
+  std::stable_sort(merged.begin(), merged.end(), [](const json& a, const json& b) {
+    return a.value("cursor", std::string{}) < b.value("cursor", std::string{});
+  });
+  std::set<std::string> seen; // a moved order may be listed by its old node too
+  json orders = json::array();
+  std::string last;
+  for (auto& o : merged) {
+    if (!seen.insert(o.value("order_id", std::string{})).second)
+      continue;
+    if (orders.size() == limit) {
+      more = true;
+      break;
+    }
+    last = o.value("cursor", std::string{});
+    o.erase("cursor");
+    orders.push_back(std::move(o));
+  }
+  send_json(res, 200, events::dump_json(json{{"customer_id", id},
+                                             {"orders", std::move(orders)},
+                                             {"next_cursor", more && !last.empty()
+                                                               ? json(last) : json(nullptr)}}));
 }
 
 void http_api::impl::catalog_entry(http_request& req, http_response& res) {

@@ -104,12 +104,16 @@ std::string catalog_body(const actors::catalog_entry& e) {
 }
 
 std::string customer_orders_body(std::string_view customer_id,
-                                 const projections::customer_orders_page& page) {
+                                 const projections::customer_orders_page& page,
+                                 bool with_cursors) {
   auto orders = json::array();
-  for (auto& o : page.orders)
+  for (auto& o : page.orders) {
     orders.push_back({{"order_id", o.order_id}, {"status", o.status},
                       {"placed_at", time_or_null(o.placed_us)}, {"total_cents", o.total_cents},
                       {"currency", o.currency}});
+    if (with_cursors)
+      orders.back()["cursor"] = o.cursor;
+  }
   json j{{"customer_id", customer_id}, {"orders", std::move(orders)},
          {"next_cursor", empty_or(page.next_cursor)}};
   return events::dump_json(j);

@@ -93,7 +93,8 @@ std::string catalog_body(const actors::catalog_entry& entry);
 
 /// The answer of `GET /v1/customers/{id}/orders`.
 std::string customer_orders_body(std::string_view customer_id,
-                                 const projections::customer_orders_page& page);
+                                 const projections::customer_orders_page& page,
+                                 bool with_cursors = false);
 
 /// The answer of `GET /v1/stock/{sku}`.
 std::string stock_body(const projections::stock_level& level);

@@ -127,7 +127,8 @@ caf::expected<customer_orders_page> orders_of_customer(const storage::event_stor
     detail::customer_entry entry;
     if (auto err = detail::decode(key, value, entry, prefix->framing))
       return err;
-    customer_order item{entry.order_id, entry.placed_us, entry.total_cents, entry.currency, {}};
+    customer_order item{entry.order_id, entry.placed_us, entry.total_cents, entry.currency, {},
+                        key.substr(list_prefix.size())};
     auto summary = read_model<order_summary>(store, *prefix, "o/" + entry.order_id);
     if (!summary)
       return summary.error();

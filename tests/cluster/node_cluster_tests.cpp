@@ -241,6 +241,36 @@ TEST_CASE("orders placed on every node with stock on the others all end; none is
     CHECK(level["on_hand"] == on_hand - sold[sku]);
     CHECK(level["reserved"] == 0);
   }
+  // A customer's orders live on the nodes of their ids: any node lists
+  // them all, page by page.
+  std::set<std::string> of_c1;
+  for (auto& kv : accepted)
+    if (kv.first.substr(kv.first.rfind('-')) == "-1")
+      of_c1.insert(kv.first);
+  REQUIRE(of_c1.size() >= 2);
+  auto lister = tc["n3"].client();
+  std::set<std::string> listed;
+  auto deadline = clock_type::now() + 10s;
+  while (listed != of_c1 && clock_type::now() < deadline) {
+    listed.clear();
+    std::string cursor;
+    for (int page = 0; page < 10; ++page) {
+      auto path = "/v1/customers/c-1/orders?limit=1" + (cursor.empty() ? "" : "&cursor=" + cursor);
+      auto res = lister.Get(path.c_str(), auth("c-1"));
+      REQUIRE(res);
+      REQUIRE(res->status == 200);
+      auto j = json::parse(res->body);
+      REQUIRE(j["orders"].size() <= 1);
+      for (auto& o : j["orders"]) {
+        CHECK_FALSE(o.contains("cursor"));
+        listed.insert(o["order_id"].get<std::string>());
+      }
+      if (j["next_cursor"].is_null())
+        break;
+      cursor = j["next_cursor"].get<std::string>();
+    }
+  }
+  CHECK(listed == of_c1);
   for (auto id : {"n1", "n2", "n3"}) {
     auto c = tc[id].client();
     CHECK(metric(c, "keel_cluster_members") == 3);
@@ -331,6 +361,28 @@ TEST_CASE("a SIGKILLed node's slots get 503 at once, the rest serve, its orders 
   CHECK(worst_503_ms < 500);
   CHECK(after_others_ok == after_others);
 
+  // Once its lease lapsed, keel-inspect names its slots as without a holder.
+  auto n3_slots = v.held_by("n3");
+  json seen;
+  int code = -1;
+  for (auto deadline = clock_type::now() + 10s; clock_type::now() < deadline;) {
+    auto r = run_child(KEEL_INSPECT, {"cluster", "--etcd", tc.etcd->url(), "--cluster", "t",
+                                      "--json"},
+                       20s);
+    REQUIRE(WIFEXITED(r.status));
+    code = WEXITSTATUS(r.status);
+    seen = json::parse(r.out);
+    if (code == 1)
+      break;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(code == 1);
+  std::size_t unserved = 0;
+  for (auto& s : seen["slot_table"])
+    unserved += s["served"] == false && s["mapped_to"] == "n3";
+  CHECK(unserved == n3_slots);
+  CHECK(seen["members"].size() == 2);
+
   // Back with the same data: every acknowledged order ends.
   tc["n3"].restart();
   tc.settle();
@@ -391,4 +443,10 @@ TEST_CASE("a second process with a live node's id does not serve", "[cluster][et
   CHECK(tc.view().held_by("n1") == test_slots);
   auto c = tc["n1"].client();
   CHECK(metric(c, "keel_cluster_member_live") == 1);
+  auto shown = run_child(KEEL_INSPECT, {"cluster", "--etcd", tc.etcd->url(), "--cluster", "t"},
+                         20s);
+  INFO(shown.out);
+  REQUIRE(WIFEXITED(shown.status));
+  CHECK(WEXITSTATUS(shown.status) == 0);
+  CHECK(shown.out.find("cluster t: 1 members, 16 slots, map version 1, controller n1") == 0);
 }

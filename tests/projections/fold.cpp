@@ -578,7 +578,7 @@ expected_models fold(const storage::event_store& store, const std::set<std::uint
     for (auto& [currency, r] : by_currency)
       m.days[day].revenue.push_back(r); // std::map: sorted by currency
   for (auto& [id, s] : m.orders)
-    m.customers[s.customer_id].push_back({id, s.placed_us, s.total_cents, s.currency, s.status});
+    m.customers[s.customer_id].push_back({id, s.placed_us, s.total_cents, s.currency, s.status, {}});
   for (auto& [customer, list] : m.customers)
     std::sort(list.begin(), list.end(), [](const auto& x, const auto& y) {
       return x.placed_us != y.placed_us ? x.placed_us > y.placed_us : x.order_id < y.order_id;

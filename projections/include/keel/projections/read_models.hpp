@@ -88,6 +88,9 @@ struct customer_order {
   std::string currency;
   /// The order's current status (from its summary).
   std::string status;
+  /// Where a list continues after this order (a `next_cursor` value; lists
+  /// of several stores merge in its order).
+  std::string cursor;
 
   friend bool operator==(const customer_order& x, const customer_order& y) {
     return x.order_id == y.order_id && x.placed_us == y.placed_us
