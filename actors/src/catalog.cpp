@@ -77,6 +77,11 @@ caf::error catalog::load(const std::string& sku) {
   return caf::error{};
 }
 
+caf::error catalog::reload(const std::string& sku) {
+  std::lock_guard<std::mutex> writer{write_mtx_};
+  return load(sku);
+}
+
 std::optional<catalog_entry> catalog::find(const std::string& sku) const {
   std::shared_lock<std::shared_mutex> guard{mtx_};
   auto i = entries_.find(sku);

@@ -124,6 +124,17 @@ public:
         auto& s = load(sku);
         return stock_reply{true, sku, 0, s.available(), s.on_hand, s.reserved};
       },
+      [this](forget_atom, const std::string& sku) {
+        release();
+        // A cluster moved the SKU's stream here (or away): read it afresh
+        // next time.
+        auto i = skus_.find(sku);
+        if (i != skus_.end() && i->second.in_flight > 0)
+          return false;
+        if (i != skus_.end())
+          skus_.erase(i);
+        return true;
+      },
       [this](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
              std::uint64_t last, std::uint64_t pos) { log_.complete(token, err, first, last, pos); },
       [this](crash_atom) -> caf::result<stock_reply> {

@@ -56,8 +56,18 @@ public:
           ignored_->fetch_add(1);
           return;
         }
+        if (!owns(id))
+          return; // its owner re-drives it
         if (sagas_.count(id) == 0)
           send(start(id), redrive_atom::value);
+      },
+      [this](in_flight_atom) {
+        release();
+        std::vector<std::string> ids;
+        ids.reserve(sagas_.size());
+        for (auto& kv : sagas_)
+          ids.push_back(kv.first);
+        return ids;
       },
       [this](done_atom, const std::string& id) {
         crashes_by_id_.erase(id);
@@ -90,11 +100,21 @@ private:
     return true;
   }
 
+  bool owns(const std::string& id) const {
+    return !conf_.owns_order || conf_.owns_order(id);
+  }
+
+  caf::error not_owner(const std::string& id) const {
+    return make_error(errc::not_owner, "this node does not own order " + id + " now");
+  }
+
   caf::result<order_view> place(events::place_order& cmd) {
     if (auto err = events::validate(cmd))
       return err;
     if (to_saga(cmd.order_id, cmd))
       return caf::delegated<order_view>{};
+    if (!owns(cmd.order_id))
+      return not_owner(cmd.order_id);
     auto st = load(cmd.order_id);
     if (!st)
       return std::move(st.error());
@@ -118,6 +138,8 @@ private:
   caf::result<order_view> cancel(events::cancel_order& cmd) {
     if (to_saga(cmd.order_id, cmd))
       return caf::delegated<order_view>{};
+    if (!owns(cmd.order_id))
+      return not_owner(cmd.order_id);
     auto st = load(cmd.order_id);
     if (!st)
       return std::move(st.error());

@@ -63,7 +63,8 @@ std::string_view order_key(const caf::message& msg) {
 std::string_view sku_key(const caf::message& msg) {
   if (auto* x = only_element<events::set_stock>(msg))
     return x->sku;
-  if (msg.size() == 2 && msg.match_element<get_atom>(0) && msg.match_element<std::string>(1))
+  if (msg.size() == 2 && (msg.match_element<get_atom>(0) || msg.match_element<forget_atom>(0))
+      && msg.match_element<std::string>(1))
     return msg.get_as<std::string>(1);
   return first_sku_in<events::reserve_stock, events::release_stock, events::commit_stock>(msg);
 }
@@ -269,6 +270,9 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
     cfg.metrics = std::make_shared<registry>();
   std::unique_ptr<pipeline> p{new pipeline};
   p->sys_ = &sys;
+  p->store_ = cfg.store;
+  p->policy_ = cfg.saga;
+  p->on_park_ = cfg.on_park;
   p->metrics_ = cfg.metrics;
   std::uint64_t seed = 1;
   auto gateways = spawn_providers(sys, cfg, cfg.gateways, cfg.gateway_capacity, seed,
@@ -304,7 +308,8 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
     p->stock_front_ = cfg.inventory_front(sys, p->inventory_);
   auto env = saga_env_of(cfg, p->stock_front_ ? p->stock_front_ : p->inventory_, p->payment_,
                          p->shipping_);
-  p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.catalog, cfg.admission});
+  p->orders_ = spawn_orders(sys, orders_config{env, cfg.orders_capacity, cfg.max_sagas, cfg.catalog, cfg.admission,
+                                                cfg.owns_order});
 
   retry_queue_config rq{p->orders_,     {}, {}, cfg.retry_tick, cfg.redrives_per_tick,
                         cfg.retry_queue_capacity, env_of(cfg)};
@@ -315,22 +320,34 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
   p->retry_queue_ = spawn_retry_queue(sys, std::move(rq));
   env->retry_queue = p->retry_queue_; // before any saga exists
 
-  if (auto err = p->recover(cfg))
+  auto all = [owns = cfg.owns_order](const std::string& id) { return !owns || owns(id); };
+  if (auto err = p->recover(all, p->recovered_))
     return err;
   return p;
 }
 
-caf::error pipeline::recover(const pipeline_config& cfg) {
+caf::expected<recovery_report>
+pipeline::redrive(const std::function<bool(const std::string&)>& which) {
+  recovery_report r;
+  if (auto err = recover(which, r))
+    return err;
+  return r;
+}
+
+caf::error pipeline::recover(const std::function<bool(const std::string&)>& which,
+                             recovery_report& into) {
   std::string after;
   for (;;) {
-    auto page = cfg.store->list_streams(events::order_prefix, 1000, after);
+    auto page = store_->list_streams(events::order_prefix, 1000, after);
     if (!page)
       return std::move(page.error());
     if (page->empty())
       return caf::none;
     for (auto& info : *page) {
       auto id = info.stream.substr(6);
-      auto st = load_order(*cfg.store, id, cfg.saga);
+      if (!which(id))
+        continue;
+      auto st = load_order(*store_, id, policy_);
       if (!st) {
         // A stream that does not fold must not keep the node from starting
         // (review M6): reported, and left for an operator (keel-inspect).
@@ -338,24 +355,24 @@ caf::error pipeline::recover(const pipeline_config& cfg) {
         if (code != errc::malformed_payload && code != errc::unknown_event_type
             && code != errc::corrupt_record)
           return std::move(st.error()); // the store itself fails: do not start
-        if (recovered_.quarantine.size() < 100)
-          recovered_.quarantine.emplace_back(info.stream, describe(st.error()));
-        recovered_.quarantined++;
+        if (into.quarantine.size() < 100)
+          into.quarantine.emplace_back(info.stream, describe(st.error()));
+        into.quarantined++;
         continue;
       }
-      recovered_.orders++;
+      into.orders++;
       if (is_terminal(st->status) || st->status == order_status::none)
         continue;
       if (st->status == order_status::pending_payment) {
         auto parked = parked_of(*st);
-        if (cfg.on_park)
-          cfg.on_park(parked);
+        if (on_park_)
+          on_park_(parked);
         else
           park(parked);
-        recovered_.parked++;
+        into.parked++;
       } else {
         caf::anon_send(orders_, redrive_atom::value, id);
-        recovered_.redriven++;
+        into.redriven++;
       }
     }
     after = page->back().stream;

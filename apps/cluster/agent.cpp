@@ -24,6 +24,19 @@ const member_info* cluster_view::owner(std::uint32_t slot) const {
   return member(holders[slot].node);
 }
 
+bool cluster_view::settled() const {
+  for (std::uint32_t s = 0; s < slots; ++s) {
+    auto& o = map.owners[s];
+    if (o.empty() || member(o) == nullptr || holders[s].node == o)
+      continue;
+    // A move is under way - unless the node with the slot's data is lost:
+    // then it waits for that node, and the others may move meanwhile.
+    if (data_at[s].empty() || member(data_at[s]) != nullptr)
+      return false;
+  }
+  return true;
+}
+
 std::size_t cluster_view::held_by(const std::string& node) const {
   return static_cast<std::size_t>(
     std::count_if(holders.begin(), holders.end(), [&](auto& h) { return h.node == node; }));
@@ -59,6 +72,7 @@ void apply(cluster_view& v, const std::string& root, const etcd_kv& kv, bool del
         && v.slots == 0) {
       v.slots = j["slots"].get<std::uint32_t>();
       v.holders.resize(v.slots);
+      v.data_at.resize(v.slots);
     }
   } else if (rest == "controller") {
     v.controller = deleted ? std::string{} : kv.value;
@@ -84,6 +98,14 @@ void apply(cluster_view& v, const std::string& root, const etcd_kv& kv, bool del
                                    [](auto& x, auto& k) { return x.node_id < k; });
         v.members.insert(at, std::move(*m));
       }
+  } else if (rest.compare(0, 8, "leaving/") == 0) {
+    if (deleted)
+      v.leaving.erase(rest.substr(8));
+    else
+      v.leaving.insert(rest.substr(8));
+  } else if (rest.compare(0, 5, "data/") == 0) {
+    if (auto s = parse_slot(rest.substr(5), v.slots))
+      v.data_at[*s] = deleted ? std::string{} : kv.value;
   } else if (rest.compare(0, 6, "slots/") == 0) {
     if (auto s = parse_slot(rest.substr(6), v.slots))
       v.holders[*s] = deleted ? slot_holder{} : slot_holder{kv.value, kv.create_revision, kv.lease};
@@ -307,38 +329,59 @@ void agent::control(const cluster_view& v) {
       spdlog::info("component=cluster msg=\"this node is the controller\" node={}", o_.self.node_id);
     return; // the watch brings the new controller key and another round
   }
-  if (v.controller != o_.self.node_id)
-    return;
-  bool unassigned = std::any_of(v.map.owners.begin(), v.map.owners.end(),
-                                [](auto& o) { return o.empty(); });
-  if (!unassigned || v.members.empty())
+  if (v.controller != o_.self.node_id || v.members.empty())
     return;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (v.map.version == 0 && std::chrono::steady_clock::now() - members_changed_ < o_.settle)
       return; // the first map waits for the nodes started together
   }
+  // One round of moves at a time: the next map once every move of the last
+  // one is done (the new owners hold their slots).
+  if (!v.settled())
+    return;
   std::vector<std::string> ids;
-  for (auto& m : v.members)
+  std::vector<std::string> leaving;
+  for (auto& m : v.members) {
     ids.push_back(m.node_id);
-  auto next = plan_map(v.map, ids, {}, 0);
+    if (v.leaving.count(m.node_id) != 0)
+      leaving.push_back(m.node_id);
+  }
+  auto max_moves = o_.max_moves != 0 ? o_.max_moves : std::max<std::size_t>(1, v.slots / 10);
+  auto next = plan_map(v.map, ids, leaving, v.map.version == 0 ? 0 : max_moves);
+  if (next.owners == v.map.owners)
+    return;
+  auto moves = v.map.version == 0 ? 0 : moved_slots(v.map, next).size();
   auto wrote = write_map(*writer_, o_.cluster, next);
   if (!wrote)
     spdlog::warn("component=cluster msg=\"writing the slot map failed\" error=\"{}\"",
                  describe(wrote.error()));
   else if (*wrote)
-    spdlog::info("component=cluster msg=\"slot map written\" version={} controller={}",
-                 next.version, o_.self.node_id);
+    spdlog::info("component=cluster msg=\"slot map written\" version={} controller={} "
+                 "moves={}",
+                 next.version, o_.self.node_id, moves);
 }
 
 void agent::claim(const cluster_view& v) {
   auto root = cluster_root(o_.cluster);
   std::size_t claimed = 0;
+  auto& me = o_.self.node_id;
   for (std::uint32_t s = 0; s < v.slots; ++s) {
-    if (v.map.owners[s] != o_.self.node_id || !v.holders[s].node.empty())
+    // Only the node with the slot's data claims it: the one data/<s> names
+    // (a slot moving here once its copy is complete; a slot of this node's
+    // own, whatever the map says: it hands it over once it serves again),
+    // or for a slot never held, the node the map gives it to.
+    auto& data = v.data_at[s];
+    bool mine = data == me || (data.empty() && v.map.owners[s] == me);
+    if (!mine || !v.holders[s].node.empty())
       continue;
     auto key = root + "slots/" + std::to_string(s);
-    auto r = writer_->txn({etcd_compare::absent(key)}, {etcd_op::put(key, o_.self.node_id, lease_)});
+    auto data_key = root + "data/" + std::to_string(s);
+    auto r = data.empty()
+               ? writer_->txn({etcd_compare::absent(key), etcd_compare::absent(data_key)},
+                              {etcd_op::put(key, me, lease_), etcd_op::put(data_key, me)})
+               : writer_->txn({etcd_compare::absent(key), etcd_compare::holds(data_key, me)},
+                              {etcd_op::put(key, me, lease_)});
     if (!r) {
       spdlog::warn("component=cluster msg=\"claiming a slot failed\" slot={} error=\"{}\"", s,
                    describe(r.error()));
@@ -349,6 +392,30 @@ void agent::claim(const cluster_view& v) {
   if (claimed > 0)
     spdlog::info("component=cluster msg=\"slots claimed\" node={} slots={} lease={}",
                  o_.self.node_id, claimed, lease_.load());
+}
+
+caf::expected<bool> agent::release(std::uint32_t slot, const std::string& to) {
+  std::int64_t token = 0;
+  if (!serves(slot, &token))
+    return false;
+  auto key = cluster_root(o_.cluster) + "slots/" + std::to_string(slot);
+  etcd_compare mine{key, etcd_compare::target::create, etcd_compare::result::equal, token, {}};
+  auto etcd = etcd_client::connect(o_.etcd_url); // the writer belongs to the work thread
+  if (!etcd)
+    return etcd.error();
+  auto data_key = cluster_root(o_.cluster) + "data/" + std::to_string(slot);
+  auto r = (*etcd)->txn({mine}, {etcd_op::erase(key), etcd_op::put(data_key, to)});
+  if (!r)
+    return r.error();
+  return r->succeeded;
+}
+
+caf::error agent::set_leaving() {
+  auto etcd = etcd_client::connect(o_.etcd_url);
+  if (!etcd)
+    return etcd.error();
+  auto r = (*etcd)->put(cluster_root(o_.cluster) + "leaving/" + o_.self.node_id, "1", lease_);
+  return r ? caf::error{} : r.error();
 }
 
 void agent::stop_threads() {

@@ -5,6 +5,8 @@
 // slot map. Key layout (docs/cluster.md):
 //
 //   /keel/<cluster>/slots/<n>   the node id holding slot n, on that node's lease
+//   /keel/<cluster>/data/<n>    the node whose store has slot n's streams
+//   /keel/<cluster>/leaving/<id>  a node that hands its slots over before it stops
 //
 // The map says which node should own a slot; the node named there claims
 // the slot by creating its slot key on its own lease (only if absent). The
@@ -23,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,7 +54,15 @@ struct cluster_view {
   std::vector<member_info> members;
   /// Per slot (`slots` entries).
   std::vector<slot_holder> holders;
+  /// Per slot: the node whose store has the slot's data (empty: never held).
+  std::vector<std::string> data_at;
   std::string controller;
+  /// Members that leave: the controller moves their slots away.
+  std::set<std::string> leaving;
+
+  /// Every slot held by the node the map gives it to (slots of lost
+  /// nodes aside): no move is under way.
+  bool settled() const;
 
   const member_info* member(const std::string& id) const;
   /// The live holder of `slot`, if any (a holder whose member is gone is
@@ -76,6 +87,8 @@ public:
     /// The first map is written once the members stayed the same this long
     /// (so nodes started together share the first map).
     std::chrono::milliseconds settle{2000};
+    /// Slots one new map may move (0: a tenth of the slots, at least one).
+    std::size_t max_moves = 0;
     /// Called on the watch thread after every change of the view.
     std::function<void(const cluster_view&)> on_change;
     /// Called when the membership is lost and when it is back (live).
@@ -109,6 +122,14 @@ public:
   /// Blocks until `pred(view)` holds or `timeout` passed; returns whether it held.
   bool wait_for(const std::function<bool(const cluster_view&)>& pred,
                 std::chrono::milliseconds timeout) const;
+
+  /// Deletes the key of `slot` this node created on its current lease and
+  /// names `to` as the node with the slot's data, in one compare-and-swap:
+  /// `to` claims the slot next. False when the key was not this node's.
+  caf::expected<bool> release(std::uint32_t slot, const std::string& to);
+
+  /// Asks the controller to move this node's slots to the others.
+  caf::error set_leaving();
 
   /// Revokes the lease: the member and slot keys go at once; stops.
   void leave();

@@ -257,6 +257,9 @@ void add_cluster_options(CLI::App* run_cmd, run_options& o) {
                       "seconds of the node's etcd lease: a lost node's slots answer 503 "
                       "within this (+ etcd's expiry check)")
     ->check(CLI::Range(1, 60))->capture_default_str();
+  run_cmd->add_flag("--leave", o.cluster.leave_on_stop,
+                    "on SIGTERM, hand this node's slots over to the others before stopping "
+                    "(without it they wait for the node, answered with 503)");
   run_cmd->add_option("--settle-ms", o.settle_ms,
                       "a new cluster's first slot map waits until no node joined for this long")
     ->check(CLI::Range(0, 600000))->capture_default_str();

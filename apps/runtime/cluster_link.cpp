@@ -1,4 +1,5 @@
 #include "cluster_link.hpp"
+#include "cluster_state.hpp"
 
 #include <condition_variable>
 #include <deque>
@@ -17,58 +18,14 @@
 #include "agent.hpp"
 #include "keel/actors/catalog.hpp"
 #include "keel/actors/messages.hpp"
+#include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
 #include "metrics.hpp"
 #include "pipeline_call.hpp"
 
 namespace keel::runtime {
 
-using price_atom = caf::atom_constant<caf::atom("kprice")>;
-using prices_atom = caf::atom_constant<caf::atom("kprices")>;
-using watch_atom = caf::atom_constant<caf::atom("kwatch")>;
-using served_atom = caf::atom_constant<caf::atom("kserved")>;
-
-/// A catalogue entry on the wire.
-struct price_update {
-  std::string sku;
-  std::int64_t price_cents = 0;
-  std::string currency;
-  std::uint64_t version = 0;
-  bool withdrawn = false;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, forwarded_call& x) {
-  return f(caf::meta::type_name("keel::forwarded_call"), x.method, x.path, x.segments, x.params,
-           x.body, x.authorization, x.remote_addr, x.slot, x.token);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, forwarded_answer& x) {
-  return f(caf::meta::type_name("keel::forwarded_answer"), x.status, x.content_type, x.body,
-           x.headers);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, price_update& x) {
-  return f(caf::meta::type_name("keel::price_update"), x.sku, x.price_cents, x.currency,
-           x.version, x.withdrawn);
-}
-
-} // namespace keel::runtime
-
-namespace keel::runtime {
-
 namespace {
-
-using clock = std::chrono::steady_clock;
-
-/// A forwarded request waiting for a thread of the link.
-struct job {
-  forwarded_call call;
-  caf::actor endpoint;
-  std::uint64_t id = 0;
-};
 
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
   auto colon = text.rfind(':');
@@ -81,116 +38,6 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
   port = static_cast<std::uint16_t>(p);
   return true;
 }
-
-} // namespace
-
-struct cluster_link::impl {
-  cluster_config cfg;
-  std::uint32_t slots = 0;
-  std::atomic<cluster::agent*> agent{nullptr};
-  std::unique_ptr<cluster::agent> agent_owner;
-  caf::actor_system* sys = nullptr;
-  caf::actor endpoint;
-  caf::actor local_inventory;
-  actors::catalog* catalog = nullptr;
-  std::function<forwarded_answer(const forwarded_call&)> serve;
-  int port = 0;
-
-  mutable std::mutex peers_mtx;
-  /// Node id -> its endpoint, and the address it was reached at.
-  std::map<std::string, std::pair<caf::actor, std::string>> peers;
-
-  std::mutex mtx;
-  std::condition_variable cv;
-  bool stopping = false;
-  bool dirty = true;
-  std::thread connector;
-  std::deque<job> jobs;
-  std::vector<std::thread> workers;
-
-  std::atomic<std::uint64_t> forwarded{0};
-  std::atomic<std::uint64_t> forward_failures{0};
-  std::atomic<std::uint64_t> forwarded_in{0};
-  std::atomic<std::uint64_t> not_owner{0};
-  std::atomic<std::uint64_t> stock_out{0};
-  std::atomic<std::uint64_t> stock_in{0};
-  histogram forward_seconds{latency_buckets()};
-
-  std::optional<caf::actor> handle(const std::string& node) const {
-    std::lock_guard<std::mutex> guard{peers_mtx};
-    auto i = peers.find(node);
-    if (i == peers.end())
-      return std::nullopt;
-    return i->second.first;
-  }
-
-  void wake() {
-    {
-      std::lock_guard<std::mutex> guard{mtx};
-      dirty = true;
-    }
-    cv.notify_all();
-  }
-
-  /// A call to `node` failed: drop its handle (the connector connects again).
-  void call_failed(const std::string& node, const caf::error& err) {
-    spdlog::debug("component=cluster msg=\"call failed\" node={} error=\"{}\"", node,
-                  describe(err));
-    {
-      std::lock_guard<std::mutex> guard{peers_mtx};
-      peers.erase(node);
-    }
-    wake();
-  }
-
-  void peer_down(const caf::actor_addr& who) {
-    std::string gone;
-    {
-      std::lock_guard<std::mutex> guard{peers_mtx};
-      for (auto i = peers.begin(); i != peers.end(); ++i)
-        if (i->second.first.address() == who) {
-          gone = i->first;
-          peers.erase(i);
-          break;
-        }
-    }
-    if (!gone.empty()) {
-      spdlog::warn("component=cluster msg=\"connection to a node lost\" node={}", gone);
-      wake();
-    }
-  }
-
-  bool enqueue(job j) {
-    {
-      std::lock_guard<std::mutex> guard{mtx};
-      if (stopping || jobs.size() >= cfg.forward_threads * 64)
-        return false;
-      jobs.push_back(std::move(j));
-    }
-    cv.notify_all();
-    return true;
-  }
-
-  void work() {
-    std::unique_lock<std::mutex> guard{mtx};
-    while (true) {
-      cv.wait(guard, [this] { return stopping || !jobs.empty(); });
-      if (jobs.empty())
-        return; // stopping
-      auto j = std::move(jobs.front());
-      jobs.pop_front();
-      guard.unlock();
-      auto answer = serve(j.call);
-      caf::anon_send(j.endpoint, served_atom::value, j.id, std::move(answer));
-      guard.lock();
-    }
-  }
-
-  void connect_all();
-  void connect_loop();
-};
-
-namespace {
 
 /// Sends `cmd` on to `dest` and answers with its answer (or error).
 template <class Self, class Cmd, class Timeout>
@@ -211,6 +58,7 @@ caf::result<actors::stock_reply> relay(Self* self, const caf::actor& dest, Timeo
 struct endpoint_state {
   std::uint64_t next_id = 0;
   std::unordered_map<std::uint64_t, caf::typed_response_promise<forwarded_answer>> pending;
+  std::unordered_map<std::uint64_t, caf::typed_response_promise<std::uint64_t>> imports;
   static inline const char* name = "cluster-endpoint";
 };
 
@@ -220,8 +68,7 @@ caf::result<actors::stock_reply> stock_from_peer(caf::stateful_actor<endpoint_st
   if (cmd.lines.empty())
     return make_error(errc::invalid_argument, "a stock request without lines");
   auto slot = cluster::slot_of(cmd.lines.front().sku, link->slots);
-  auto* a = link->agent.load();
-  if (a == nullptr || !a->serves(slot)) {
+  if (!link->serving_stock(slot)) {
     link->not_owner.fetch_add(1, std::memory_order_relaxed);
     return make_error(errc::not_owner, "node " + link->cfg.node_id + " does not serve slot "
                                          + std::to_string(slot) + " (SKU "
@@ -241,7 +88,11 @@ caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::
       link->forwarded_in.fetch_add(1, std::memory_order_relaxed);
       auto id = ++self->state.next_id;
       auto rp = self->make_response_promise<forwarded_answer>();
-      if (!link->enqueue(job{std::move(call), caf::actor{self}, id}))
+      caf::actor me{self};
+      auto run = [link, me, id, call = std::move(call)] {
+        caf::anon_send(me, served_atom::value, id, link->serve(call));
+      };
+      if (!link->enqueue(std::move(run)))
         return forwarded_answer{503, "application/json",
                                 R"({"error":"overloaded","message":"this node's forwarding )"
                                 R"(queue is full","field":null})",
@@ -255,6 +106,44 @@ caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::
         return;
       i->second.deliver(std::move(answer));
       self->state.pending.erase(i);
+    },
+    [=](stream_import& x) -> caf::result<std::uint64_t> {
+      // Appending blocks (fsync): on the link's threads, not this actor's.
+      auto id = ++self->state.next_id;
+      auto rp = self->make_response_promise<std::uint64_t>();
+      caf::actor me{self};
+      auto run = [link, me, id, x = std::move(x)] {
+        auto v = link->import(x);
+        if (v)
+          caf::anon_send(me, imported_atom::value, id, *v);
+        else
+          caf::anon_send(me, imported_atom::value, id, v.error());
+      };
+      if (!link->enqueue(std::move(run)))
+        return make_error(errc::overloaded, "node " + link->cfg.node_id + ": queue full");
+      self->state.imports.emplace(id, rp);
+      return rp;
+    },
+    [=](imported_atom, std::uint64_t id, std::uint64_t version) {
+      if (auto i = self->state.imports.find(id); i != self->state.imports.end()) {
+        i->second.deliver(version);
+        self->state.imports.erase(i);
+      }
+    },
+    [=](imported_atom, std::uint64_t id, caf::error& err) {
+      if (auto i = self->state.imports.find(id); i != self->state.imports.end()) {
+        i->second.deliver(std::move(err));
+        self->state.imports.erase(i);
+      }
+    },
+    [=](slot_imported& x) {
+      // The inventory drops what it cached of the slot's SKUs (a request:
+      // its answer must not come back to the supervisor as a message).
+      for (auto& sku : x.skus)
+        self->request(link->local_inventory, caf::infinite, actors::forget_atom::value, sku)
+          .then([](bool) {}, [](caf::error&) {});
+      link->imported(x);
+      return true;
     },
     [=](price_atom, price_update& u) {
       if (link->catalog != nullptr)
@@ -287,12 +176,14 @@ caf::result<actors::stock_reply> route_stock(caf::event_based_actor* self,
   auto* a = link->agent.load();
   if (a == nullptr)
     return make_error(errc::unavailable, "the node has not joined its cluster yet");
-  if (a->serves(slot))
+  if (link->serving_stock(slot))
     return relay(self, local, caf::infinite, cmd);
   auto v = a->view();
   auto* owner = v->owner(slot);
   if (owner == nullptr)
     return make_error(errc::unavailable, "no node serves slot " + std::to_string(slot));
+  if (owner->node_id == link->cfg.node_id)
+    return make_error(errc::unavailable, "slot " + std::to_string(slot) + " is moving away");
   auto peer = link->handle(owner->node_id);
   if (!peer) {
     link->wake();
@@ -430,6 +321,8 @@ void cluster_link::configure(caf::actor_system_config& cfg) {
   cfg.add_message_type<forwarded_answer>("keel::forwarded_answer");
   cfg.add_message_type<price_update>("keel::price_update");
   cfg.add_message_type<std::vector<price_update>>("keel::price_updates");
+  cfg.add_message_type<stream_import>("keel::stream_import");
+  cfg.add_message_type<slot_imported>("keel::slot_imported");
 }
 
 std::function<caf::actor(caf::actor_system&, const caf::actor&)> cluster_link::inventory_front() {
@@ -438,13 +331,15 @@ std::function<caf::actor(caf::actor_system&, const caf::actor&)> cluster_link::i
   };
 }
 
-caf::error cluster_link::start(caf::actor_system& sys, const caf::actor& local_inventory,
-                               actors::catalog* catalog,
+caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipeline,
+                               storage::event_store& store, actors::catalog* catalog,
                                std::function<forwarded_answer(const forwarded_call&)> serve,
                                const std::string& http) {
   auto& x = *impl_;
   x.sys = &sys;
-  x.local_inventory = local_inventory;
+  x.pipeline = &pipeline;
+  x.store = &store;
+  x.local_inventory = pipeline.inventory();
   x.catalog = catalog;
   x.serve = std::move(serve);
   x.endpoint = sys.spawn(endpoint, &x);
@@ -471,6 +366,7 @@ caf::error cluster_link::start(caf::actor_system& sys, const caf::actor& local_i
   x.agent_owner = std::move(*a);
   x.agent = x.agent_owner.get();
   x.connector = std::thread{[&x] { x.connect_loop(); }};
+  x.mover = std::thread{[&x] { x.move_loop(); }};
   spdlog::info("component=cluster msg=\"joined\" cluster={} node={} endpoint={}:{} slots={}",
                x.cfg.cluster, x.cfg.node_id, x.cfg.listen_host, x.port, x.slots);
   return caf::error{};
@@ -478,6 +374,34 @@ caf::error cluster_link::start(caf::actor_system& sys, const caf::actor& local_i
 
 int cluster_link::port() const noexcept {
   return impl_->port;
+}
+
+bool cluster_link::owns_order(const std::string& order_id) const {
+  return impl_->serving(cluster::slot_of(order_id, impl_->slots));
+}
+
+std::size_t cluster_link::hand_over_all(std::chrono::milliseconds timeout) {
+  auto* a = impl_->agent.load();
+  if (a == nullptr)
+    return 0;
+  if (other_members().empty()) {
+    spdlog::warn("component=cluster msg=\"leaving: no other member to take the slots; they "
+                 "wait for this node\" slots={}",
+                 a->view()->held_by(impl_->cfg.node_id));
+    return a->view()->held_by(impl_->cfg.node_id);
+  }
+  if (auto err = a->set_leaving()) {
+    spdlog::error("component=cluster msg=\"cannot mark this node as leaving\" error=\"{}\"",
+                  describe(err));
+    return a->view()->held_by(impl_->cfg.node_id);
+  }
+  spdlog::info("component=cluster msg=\"leaving: handing the slots over\" slots={}",
+               a->view()->held_by(impl_->cfg.node_id));
+  auto me = impl_->cfg.node_id;
+  a->wait_for([&](const cluster::cluster_view& v) { return v.held_by(me) == 0; }, timeout);
+  auto left = a->view()->held_by(me);
+  spdlog::info("component=cluster msg=\"left\" slots_still_here={}", left);
+  return left;
 }
 
 std::uint32_t cluster_link::slot_of(std::string_view key) const noexcept {
@@ -490,12 +414,13 @@ slot_route cluster_link::route_of(std::string_view key) const {
   auto* a = impl_->agent.load();
   if (a == nullptr)
     return r;
-  if (a->serves(r.slot, &r.token)) {
+  if (impl_->serving(r.slot, &r.token)) {
     r.where = slot_route::kind::local;
     return r;
   }
   auto v = a->view();
-  if (auto* owner = v->owner(r.slot)) {
+  auto* owner = v->owner(r.slot);
+  if (owner != nullptr && owner->node_id != impl_->cfg.node_id) { // not while moving from here
     r.where = slot_route::kind::remote;
     r.node = owner->node_id;
     r.token = v->holders[r.slot].token;
@@ -504,9 +429,8 @@ slot_route cluster_link::route_of(std::string_view key) const {
 }
 
 bool cluster_link::serves(std::uint32_t slot, std::int64_t token) const {
-  auto* a = impl_->agent.load();
   std::int64_t held = 0;
-  return a != nullptr && a->serves(slot, &held) && (token == 0 || token == held);
+  return impl_->serving(slot, &held) && (token == 0 || token == held);
 }
 
 caf::expected<forwarded_answer> cluster_link::forward(const slot_route& r, forwarded_call c) {
@@ -600,11 +524,23 @@ cluster_figures cluster_link::figures() const {
   f.not_owner = x.not_owner.load();
   f.stock_calls_out = x.stock_out.load();
   f.stock_calls_in = x.stock_in.load();
+  f.moves_out = x.moves_out.load();
+  f.moves_in = x.moves_in.load();
+  f.move_failures = x.move_failures.load();
+  f.events_moved = x.events_sent.load();
+  {
+    std::lock_guard<std::mutex> guard{x.slots_mtx};
+    f.slots_moving = x.frozen.size();
+  }
   return f;
 }
 
 const histogram& cluster_link::forward_seconds() const {
   return impl_->forward_seconds;
+}
+
+const histogram& cluster_link::move_seconds() const {
+  return impl_->move_seconds;
 }
 
 void cluster_link::stop() {
@@ -618,6 +554,8 @@ void cluster_link::stop() {
   x.cv.notify_all();
   if (x.connector.joinable())
     x.connector.join();
+  if (x.mover.joinable())
+    x.mover.join();
   for (auto& w : x.workers)
     w.join();
   x.workers.clear();

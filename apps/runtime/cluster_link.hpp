@@ -24,8 +24,13 @@
 
 namespace keel::actors {
 class catalog;
+class pipeline;
 struct catalog_entry;
 } // namespace keel::actors
+
+namespace keel::storage {
+class event_store;
+} // namespace keel::storage
 
 namespace keel::cluster {
 struct cluster_view;
@@ -50,6 +55,9 @@ struct cluster_config {
   std::chrono::milliseconds call_timeout{2000};
   /// Threads that serve the HTTP requests other nodes forward.
   std::size_t forward_threads = 16;
+  /// A graceful stop hands this node's slots over to the others first
+  /// (keel-node --leave); otherwise they wait for it, answered with 503.
+  bool leave_on_stop = false;
 };
 
 /// An HTTP request another node forwards to the owner of its key.
@@ -101,6 +109,11 @@ struct cluster_figures {
   std::uint64_t not_owner = 0;
   std::uint64_t stock_calls_out = 0;
   std::uint64_t stock_calls_in = 0;
+  std::uint64_t moves_out = 0;
+  std::uint64_t moves_in = 0;
+  std::uint64_t move_failures = 0;
+  std::uint64_t events_moved = 0;
+  std::size_t slots_moving = 0;
 };
 
 class cluster_link {
@@ -122,11 +135,15 @@ public:
   /// request to its SKU's owner (the local inventory for slots served here).
   std::function<caf::actor(caf::actor_system&, const caf::actor&)> inventory_front();
 
-  /// Publishes the endpoint, joins the cluster and connects to its members.
-  /// `serve`: runs a forwarded HTTP request here (on the link's threads).
-  /// `http`: this node's HTTP address, published to the others.
-  caf::error start(caf::actor_system& sys, const caf::actor& local_inventory,
-                   actors::catalog* catalog,
+  /// pipeline_config::owns_order: whether this node serves `order_id`'s slot now.
+  bool owns_order(const std::string& order_id) const;
+
+  /// Publishes the endpoint, joins the cluster, connects to its members and
+  /// starts moving slots (and re-driving the orders of the slots it starts
+  /// to serve). `serve`: runs a forwarded HTTP request here (on the link's
+  /// threads). `http`: this node's HTTP address, published to the others.
+  caf::error start(caf::actor_system& sys, actors::pipeline& pipeline,
+                   storage::event_store& store, actors::catalog* catalog,
                    std::function<forwarded_answer(const forwarded_call&)> serve,
                    const std::string& http);
 
@@ -158,7 +175,14 @@ public:
   cluster_figures figures() const;
   /// Latency of the requests this node forwarded (answered ones).
   const histogram& forward_seconds() const;
+  /// Duration of the slot moves this node made (freeze to release).
+  const histogram& move_seconds() const;
   std::shared_ptr<const cluster::cluster_view> view() const;
+
+  /// Asks the controller to move every slot of this node to the others and
+  /// waits until none is left here or `timeout` passed; returns the slots
+  /// still here.
+  std::size_t hand_over_all(std::chrono::milliseconds timeout);
 
   /// Leaves etcd (member and slot keys go at once; the map keeps this
   /// node's slots) and closes the connections.

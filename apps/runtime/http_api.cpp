@@ -473,20 +473,32 @@ void http_api::impl::gather_orders(http_request& req, http_response& res, const 
     auto page = json::parse(answer->body, nullptr, false);
     if (!page.is_object() || !page["orders"].is_array())
       return send_error(res, {502, "bad_gateway", "node " + node + " sent no order list", ""});
-    for (auto& o : page["orders"])
+    for (auto& o : page["orders"]) {
+      o["node"] = node;
       items.push_back(std::move(o));
+    }
     more = more || !page["next_cursor"].is_null();
   }
   std::vector<json> merged(items.begin(), items.end());
   std::stable_sort(merged.begin(), merged.end(), [](const json& a, const json& b) {
     return a.value("cursor", std::string{}) < b.value("cursor", std::string{});
   });
-  std::set<std::string> seen; // a moved order may be listed by its old node too
+  // A moved order is listed by the node it left too (a stale copy): the
+  // node that serves its slot now has the current one.
+  std::map<std::string, std::size_t> first_of;
+  for (std::size_t i = 0; i < merged.size(); ++i) {
+    auto id = merged[i].value("order_id", std::string{});
+    auto [at, fresh] = first_of.emplace(id, i);
+    if (!fresh && merged[i].value("node", std::string{}) == link->route_of(id).node)
+      std::swap(merged[at->second], merged[i]);
+  }
+  std::set<std::string> seen;
   json orders = json::array();
   std::string last;
   for (auto& o : merged) {
     if (!seen.insert(o.value("order_id", std::string{})).second)
       continue;
+    o.erase("node");
     if (orders.size() == limit) {
       more = true;
       break;

@@ -189,6 +189,7 @@ engine_config engine_settings(node::impl& s) {
   if (s.link) {
     pc.stock_slots = s.link->slots();
     pc.inventory_front = s.link->inventory_front();
+    pc.owns_order = [link = s.link.get()](const std::string& id) { return link->owns_order(id); };
     ec.configure = [](caf::actor_system_config& c) { cluster_link::configure(c); };
   }
   return ec;
@@ -329,7 +330,7 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   if (auto& link = n->impl_->link) {
     auto* api = n->impl_->http.get();
     auto& core = *n->impl_->core;
-    if (auto err = link->start(core.system(), core.pipeline().inventory(), core.catalog().get(),
+    if (auto err = link->start(core.system(), core.pipeline(), core.store(), core.catalog().get(),
                                [api](const forwarded_call& c) { return api->serve_forwarded(c); },
                                n->impl_->cfg.http_host + ":" + std::to_string(n->port())))
       return err;
@@ -365,6 +366,8 @@ std::int64_t node::shutdown() {
   auto& s = *impl_;
   if (!s.core)
     return 0;
+  if (s.link && s.link->config().leave_on_stop && s.is_ready)
+    s.link->hand_over_all(s.cfg.drain_timeout); // while it still serves
   s.is_ready = false; // forwarded requests are refused from now on
   if (s.http)
     s.http->stop(); // no new requests; in-flight ones are answered first

@@ -330,6 +330,20 @@ void cluster(exposition& out, const cluster_link& link) {
              "node's sagas (in).");
   out.sample("keel_cluster_stock_calls_total", {{"direction", "out"}}, d(f.stock_calls_out));
   out.sample("keel_cluster_stock_calls_total", {{"direction", "in"}}, d(f.stock_calls_in));
+  out.family("keel_cluster_slot_moves_total", "counter",
+             "Slots this node handed over (out) and received (in).");
+  out.sample("keel_cluster_slot_moves_total", {{"direction", "out"}}, d(f.moves_out));
+  out.sample("keel_cluster_slot_moves_total", {{"direction", "in"}}, d(f.moves_in));
+  out.single("keel_cluster_slot_move_failures_total", "counter",
+             "Slot moves that failed and were tried again later.", d(f.move_failures));
+  out.single("keel_cluster_slots_moving", "gauge",
+             "Slots this node holds but no longer serves: they are being handed over.",
+             d(f.slots_moving));
+  out.single("keel_cluster_events_moved_total", "counter",
+             "Events this node copied to the new owners of its slots.", d(f.events_moved));
+  out.family("keel_cluster_slot_move_duration_seconds", "histogram",
+             "Duration of the slot moves this node made, from freeze to release.");
+  out.samples("keel_cluster_slot_move_duration_seconds", {}, link.move_seconds());
   out.family("keel_cluster_forward_duration_seconds", "histogram",
              "Latency of forwarded requests, as the forwarding node sees it.");
   out.samples("keel_cluster_forward_duration_seconds", {}, link.forward_seconds());

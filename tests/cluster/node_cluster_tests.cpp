@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <sys/wait.h>
@@ -56,8 +57,10 @@ struct test_cluster {
             "127.0.0.1:0", "--slots",    std::to_string(test_slots), "--settle-ms",
             "3000",       "--lease-ttl", "2",          "--drain-timeout", "5"};
   }
-  node_process& add(const std::string& id) {
-    auto n = std::make_unique<node_process>(dir.sub(id), args_of(id));
+  node_process& add(const std::string& id, std::vector<std::string> extra = {}) {
+    auto args = args_of(id);
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto n = std::make_unique<node_process>(dir.sub(id), args);
     return *(nodes[id] = std::move(n));
   }
   node_process& operator[](const std::string& id) {
@@ -79,6 +82,21 @@ struct test_cluster {
         REQUIRE(clock_type::now() < deadline);
         std::this_thread::sleep_for(50ms);
       }
+    }
+    // And no move is under way or to come: the running nodes hold shares
+    // that differ by one slot at most.
+    auto balanced = [&](const cluster::cluster_view& v) {
+      std::size_t lo = test_slots, hi = 0;
+      for (auto& [id, n] : nodes)
+        if (n->running()) {
+          lo = std::min(lo, v.held_by(id));
+          hi = std::max(hi, v.held_by(id));
+        }
+      return v.settled() && hi <= lo + 1;
+    };
+    while (!balanced(view())) {
+      REQUIRE(clock_type::now() < deadline);
+      std::this_thread::sleep_for(50ms);
     }
   }
   /// The cluster's view, read from etcd.
@@ -449,4 +467,87 @@ TEST_CASE("a second process with a live node's id does not serve", "[cluster][et
   REQUIRE(WIFEXITED(shown.status));
   CHECK(WEXITSTATUS(shown.status) == 0);
   CHECK(shown.out.find("cluster t: 1 members, 16 slots, map version 1, controller n1") == 0);
+}
+
+TEST_CASE("a node joins and another leaves under load; every acknowledged order completes",
+          "[cluster][etcd]") {
+  test_cluster tc{"n1", "n2"};
+  tc.add("n3", {"--leave"});
+  tc.settle();
+  auto v = tc.view();
+  std::vector<std::string> skus;
+  for (auto id : {"n1", "n2", "n3"})
+    for (auto& s : keys_of(v, id, "sku-", 2))
+      skus.push_back(s);
+  stock_all(tc, tc["n1"], skus, 100000);
+
+  // Clients place orders through n1 and n2; a 503 (a slot moving, its owner
+  // changing) is retried with the same order id, as a client should.
+  std::atomic<bool> stop{false};
+  std::mutex mtx;
+  std::set<std::string> acknowledged;
+  std::atomic<int> retries{0};
+  std::vector<std::thread> clients;
+  for (auto entry : {"n1", "n2"})
+    clients.emplace_back([&, entry] {
+      auto c = tc[entry].client();
+      for (int i = 0; !stop; ++i) {
+        auto id = std::string{"j-"} + entry + "-" + std::to_string(i);
+        auto body = order_body(id, "c-1", {{skus[i % skus.size()], 1},
+                                           {skus[(i + 3) % skus.size()], 1}});
+        for (int attempt = 0; attempt < 200; ++attempt) {
+          auto res = post(c, "/v1/orders", body, auth("ops", true));
+          if (res && (res->status == 202 || res->status == 200)) {
+            std::lock_guard<std::mutex> guard{mtx};
+            acknowledged.insert(id);
+            break;
+          }
+          retries++;
+          std::this_thread::sleep_for(20ms);
+        }
+      }
+    });
+  std::this_thread::sleep_for(1s);
+  auto t0 = clock_type::now();
+  tc.add("n4");
+  auto joined = clock_type::now();
+  auto share = [&](const cluster::cluster_view& x) {
+    return x.settled() && x.held_by("n4") >= test_slots / 4 - 1;
+  };
+  auto deadline = clock_type::now() + 60s;
+  while (!share(tc.view()))
+    REQUIRE(clock_type::now() < deadline);
+  auto settled_ms = std::chrono::duration<double, std::milli>(clock_type::now() - joined).count();
+  auto start_ms = std::chrono::duration<double, std::milli>(joined - t0).count();
+
+  auto t1 = clock_type::now();
+  REQUIRE(tc["n3"].signal_and_wait(SIGTERM, 60s) != -1);
+  auto left_ms = std::chrono::duration<double, std::milli>(clock_type::now() - t1).count();
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  for (auto& t : clients)
+    t.join();
+  auto after = tc.view();
+  WARN("n4 started in " << start_ms << " ms and held " << after.held_by("n4") << " slots "
+                        << settled_ms << " ms later; n3 handed its slots over and stopped in "
+                        << left_ms << " ms; " << acknowledged.size() << " orders acknowledged, "
+                        << retries.load() << " 503s retried");
+  CHECK(after.held_by("n3") == 0);
+  CHECK(after.member("n3") == nullptr);
+  CHECK(after.settled());
+  CHECK(acknowledged.size() > 50);
+  auto reader = tc["n4"].client();
+  for (auto& [id, n] : tc.nodes) {
+    std::string moves;
+    std::istringstream lines{n->log()};
+    for (std::string line; std::getline(lines, line);)
+      if (line.find("component=cluster") != std::string::npos
+          && line.find("level=info") == std::string::npos)
+        moves += line + "\n";
+    UNSCOPED_INFO(id << " (cluster warnings):\n" << moves);
+  }
+  for (auto& id : acknowledged)
+    wait_status(reader, id, {"completed"}, 60s);
+  for (auto id : {"n1", "n2", "n3", "n4"})
+    audit_clean(tc, id);
 }

@@ -76,6 +76,10 @@ public:
   /// this catalogue has of `e.sku`; `withdrawn`: taken off sale at that version.
   void mirror(const catalog_entry& e, bool withdrawn);
 
+  /// Reads the entry of `sku` from its stream again (a cluster moved the
+  /// stream into this store).
+  caf::error reload(const std::string& sku);
+
   catalog(std::shared_ptr<storage::event_store> store, std::vector<std::string> currencies);
 
 private:

@@ -23,11 +23,14 @@
 ///     place_order                 -> order_view   (after order_placed is durable)
 ///     cancel_order                -> order_view   | not_cancellable
 ///     (get_atom, order id)        -> order_view   | not_found
+///     (in_flight_atom)            -> vector<string> (ids of the sagas in flight)
 ///   inventory (supervisor; routed to a shard by SKU)
 ///     reserve_stock               -> stock_reply  (reserved, or refused with the short line)
 ///     release_stock, commit_stock -> stock_reply
 ///     set_stock                   -> stock_reply
 ///     (get_atom, sku)             -> stock_reply  (levels)
+///     (forget_atom, sku)          -> bool         (drops the SKU's cached state; false
+///                                                  while an append of it is in flight)
 ///   payment (supervisor; routed to a shard by order id)
 ///     authorize_payment           -> payment_reply (authorized | declined | unavailable)
 ///     capture_payment, void_payment, refund_payment -> payment_reply
@@ -49,6 +52,8 @@ using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using redrive_atom = caf::atom_constant<caf::atom("redrive")>;
 using park_atom = caf::atom_constant<caf::atom("park")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
+using in_flight_atom = caf::atom_constant<caf::atom("inflight")>;
 
 /// The answer of inventory. For a refused reservation, `sku`, `requested`
 /// and `available` name the first short line.

@@ -145,6 +145,11 @@ struct pipeline_config {
   /// `pipeline::start`.
   std::function<caf::actor(caf::actor_system&, const caf::actor& local_inventory)>
     inventory_front;
+  /// When set, sagas run only for the orders it accepts (a cluster: the
+  /// orders of the slots this node serves now): others are refused with
+  /// `not_owner` and not re-driven, also by `start`'s recovery (see
+  /// `redrive`). Called from actor threads; must not block.
+  std::function<bool(const std::string& order_id)> owns_order;
 };
 
 /// What `pipeline::start` found in the store and re-drove.
@@ -216,6 +221,12 @@ public:
     return recovered_;
   }
 
+  /// Re-drives the non-terminal sagas of the store whose order ids `which`
+  /// accepts, as `start` does for all (parked ones through the retry queue
+  /// or `on_park`): a cluster node calls it for the slots it starts to
+  /// serve. Reads the store on the calling thread.
+  caf::expected<recovery_report> redrive(const std::function<bool(const std::string&)>& which);
+
   /// Puts a parked payment on the in-process retry queue, which re-drives it
   /// once due and a gateway can take it (within the closed gateways' free
   /// bulkhead slots). Thread-safe, never blocks. Safe with duplicates and
@@ -230,10 +241,15 @@ public:
 private:
   pipeline() = default;
 
-  /// Re-drives every non-terminal saga of the store (parked ones via the queue).
-  caf::error recover(const pipeline_config& cfg);
+  /// Re-drives every non-terminal saga of the store whose order `which`
+  /// accepts (parked ones via the queue), adding to `into`.
+  caf::error recover(const std::function<bool(const std::string&)>& which,
+                     recovery_report& into);
 
   caf::actor_system* sys_ = nullptr;
+  std::shared_ptr<storage::event_store> store_;
+  saga_policy policy_;
+  std::function<void(const parked_payment&)> on_park_;
   std::shared_ptr<class registry> metrics_;
   caf::actor orders_;
   caf::actor inventory_;
