@@ -13,5 +13,6 @@ int run_sample(int argc, char** argv);
 int run_sagas(int argc, char** argv);
 int run_projections(int argc, char** argv);
 int run_http(int argc, char** argv);
+int run_cluster(int argc, char** argv);
 
 } // namespace keel::bench

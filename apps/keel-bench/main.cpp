@@ -37,6 +37,13 @@ int main(int argc, char** argv) {
          every saga ended; without --url it runs its own keel-node (fsync on, embedded
          Kafka, store in DIR or a temporary directory) and stops it with SIGTERM
 
+  cluster [--seconds S] [--clients C] [--runs R] [--slots N]
+         a throwaway etcd and keel-nodes (Kafka off): orders/s through 3 nodes
+         against 1 node alone (R alternating runs of S seconds, C closed-loop
+         clients), forwarding overhead (GET on the owner vs on another node, idle
+         and under load, p50/p99), SIGKILL to the first 503, a fourth node's join
+         until the map is settled and balanced
+
 The Black Friday of `./keel demo` is keel-demo's.
 )";
   if (argc < 2) {
@@ -56,6 +63,8 @@ The Black Friday of `./keel demo` is keel-demo's.
     return run_projections(argc, argv);
   if (what == "http")
     return run_http(argc, argv);
+  if (what == "cluster")
+    return run_cluster(argc, argv);
   if (what == "-h" || what == "--help") {
     std::cout << usage;
     return 0;
