@@ -3,6 +3,7 @@
 //
 //   keel-demo --node http://HOST:PORT --jwt-secret-file FILE
 //             [--sim http://HOST:PORT [--sim-api-key-file FILE]] [--gateways a,b]
+//   keel-demo cluster [--slots N] [--phase-seconds S]   (./keel cluster-demo)
 
 #include <cctype>
 #include <fstream>
@@ -13,6 +14,7 @@
 
 #include "auth.hpp"
 #include "black_friday.hpp"
+#include "cluster_demo.hpp"
 #include "node.hpp"
 #include "keel/events/error.hpp"
 
@@ -25,7 +27,21 @@ int fail(const std::string& why) {
 
 } // namespace
 
+static int cluster_demo(int argc, char** argv) {
+  CLI::App app{"keel-demo cluster: etcd and keel-nodes; traffic, a node killed and restarted, "
+               "a node added"};
+  keel::bench::cluster_demo_options o;
+  app.add_option("--slots", o.slots, "slots of the cluster")->check(CLI::Range(4u, 4096u))
+    ->capture_default_str();
+  app.add_option("--phase-seconds", o.phase_seconds, "seconds of traffic per phase")
+    ->check(CLI::Range(1u, 600u))->capture_default_str();
+  CLI11_PARSE(app, argc - 1, argv + 1);
+  return keel::bench::run_cluster_demo(o);
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string{argv[1]} == "cluster")
+    return cluster_demo(argc, argv);
   CLI::App app{"keel-demo: the Black Friday scenario through a keel-node's HTTP API"};
   std::string node_url, sim_url, secret_file, sim_key_file;
   keel::bench::black_friday_options o;

@@ -91,6 +91,10 @@ std::string local_cluster::url(const std::string& id) const {
   return "http://127.0.0.1:" + std::to_string(nodes_.at(id)->port());
 }
 
+std::string local_cluster::data(const std::string& id) const {
+  return dir_->path() + "/" + id;
+}
+
 bool local_cluster::running(const std::string& id) const {
   auto i = nodes_.find(id);
   return i != nodes_.end() && i->second->running();

@@ -47,6 +47,8 @@ public:
   /// http://127.0.0.1:PORT of node `id`.
   std::string url(const std::string& id) const;
   bool running(const std::string& id) const;
+  /// Node `id`'s store directory.
+  std::string data(const std::string& id) const;
   std::vector<std::string> ids() const;
   const std::string& secret() const noexcept {
     return secret_;

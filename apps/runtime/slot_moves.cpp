@@ -120,6 +120,17 @@ void cluster_link::impl::move_loop() {
     guard.unlock();
     activate();
     auto* a = agent.load();
+    if (a != nullptr) {
+      // Slots handed over: thawed once the view shows them gone from here.
+      std::lock_guard<std::mutex> g{slots_mtx};
+      for (auto it = frozen.begin(); it != frozen.end();)
+        if (!a->serves(*it)) {
+          stock_frozen.erase(*it);
+          it = frozen.erase(it);
+        } else {
+          ++it;
+        }
+    }
     if (a != nullptr && a->live()) {
       auto v = a->view();
       auto now = clock::now();
@@ -130,6 +141,8 @@ void cluster_link::impl::move_loop() {
           continue;
         {
           std::lock_guard<std::mutex> g{slots_mtx};
+          if (frozen.count(s) != 0) // handed over; the view has not caught up
+            continue;
           if (auto i = retry_at.find(s); i != retry_at.end() && now < i->second)
             continue;
         }
@@ -210,6 +223,23 @@ bool cluster_link::impl::hand_over(std::uint32_t slot, const std::string& to) {
     std::lock_guard<std::mutex> guard{slots_mtx};
     stock_frozen.insert(slot);
   }
+  // A barrier per SKU: the inventory drops a SKU's cached state only once no
+  // append of it is in flight, and answers after the requests queued before.
+  auto stock = streams_of(*store, slot, slots, events::stock_prefix);
+  if (!stock)
+    return fail(describe(stock.error()));
+  for (auto& info : *stock) {
+    auto sku = info.stream.substr(events::stock_prefix.size());
+    for (auto deadline = clock::now() + rest_timeout;;) {
+      auto dropped = call<bool>(*sys, local_inventory, cfg.call_timeout,
+                                actors::forget_atom::value, sku);
+      if (dropped && *dropped)
+        break;
+      if (clock::now() > deadline || is_stopping())
+        return fail("the stock of " + sku + " kept an append in flight");
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   std::map<std::string, std::uint64_t> sent;
   std::set<std::string> skus;
   std::uint64_t events = 0;
@@ -272,9 +302,10 @@ bool cluster_link::impl::hand_over(std::uint32_t slot, const std::string& to) {
   spdlog::info("component=cluster msg=\"slot moved\" slot={} to={} streams={} events={} "
                "seconds={:.3f}",
                slot, to, sent.size(), events, secs);
+  // The slot stays frozen here until this node's view shows the key gone
+  // (move_loop thaws it then): until the watch catches up, the view still
+  // names this node as the holder.
   std::lock_guard<std::mutex> guard{slots_mtx};
-  frozen.erase(slot);
-  stock_frozen.erase(slot);
   active.erase(slot);
   return true;
 }

@@ -1,0 +1,263 @@
+#include "cluster_demo.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "http_client.hpp"
+#include "keel/projections/audit.hpp"
+#include "keel/storage/event_store.hpp"
+#include "local_cluster.hpp"
+#include "measure.hpp"
+
+namespace keel::bench {
+
+namespace {
+
+constexpr std::uint64_t demo_skus = 32;
+
+void say(const char* fmt, const std::string& a = {}, const std::string& b = {}) {
+  std::printf(fmt, a.c_str(), b.c_str());
+  std::fflush(stdout);
+}
+
+/// Clients placing orders through every running node until stopped; each
+/// 503 is retried with the same order id after a short pause.
+class traffic_clients {
+public:
+  traffic_clients(local_cluster& lc, token_cache& tokens, std::uint64_t clients)
+    : lc_(lc), tokens_(tokens) {
+    for (std::uint64_t i = 0; i < clients; ++i)
+      threads_.emplace_back([this, i] { run(i); });
+  }
+  ~traffic_clients() {
+    stop();
+  }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable())
+        t.join();
+  }
+  std::uint64_t acknowledged() const {
+    return ok_.load();
+  }
+  std::uint64_t unavailable() const {
+    return shed_.load();
+  }
+  std::vector<std::string> ids() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return {ids_.begin(), ids_.end()};
+  }
+
+private:
+  void run(std::uint64_t i) {
+    for (std::uint64_t n = 0; !stop_; ++n) {
+      auto nodes = lc_.ids();
+      auto& entry = nodes[(i + n) % nodes.size()];
+      if (!lc_.running(entry))
+        continue;
+      auto ep = parse_url(lc_.url(entry));
+      auto c = connect(*ep);
+      auto id = "demo-" + std::to_string(i) + "-" + std::to_string(n);
+      std::uint64_t k = i * 7919 + n;
+      std::vector<http_line> lines{{http_sku(1 + k % demo_skus), 1, http_price(1 + k % demo_skus)},
+                                   {http_sku(1 + (k / 3 + 11) % demo_skus), 1,
+                                    http_price(1 + (k / 3 + 11) % demo_skus)}};
+      auto who = "cust-" + std::to_string(k % 500);
+      // A 503 is retried a few times (a slot moving takes a moment); an
+      // order of a lost node's slot is given up (never acknowledged).
+      for (int attempt = 0; attempt < 10 && !stop_; ++attempt) {
+        auto a = send(*c, "POST", "/v1/orders", order_body(id, who, lines), tokens_.customer(who));
+        if (a.status == 202 || a.status == 200) {
+          ok_++;
+          std::lock_guard<std::mutex> guard{mtx_};
+          ids_.insert(id);
+          break;
+        }
+        if (a.status == 503)
+          shed_++;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (a.status == 0)
+          break; // the node it went to is gone: the next order goes elsewhere
+      }
+    }
+  }
+
+  local_cluster& lc_;
+  token_cache& tokens_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> ok_{0};
+  std::atomic<std::uint64_t> shed_{0};
+  std::mutex mtx_;
+  std::set<std::string> ids_;
+  std::vector<std::thread> threads_;
+};
+
+std::string shares(const cluster::cluster_view& v, const std::vector<std::string>& ids) {
+  std::string out;
+  for (auto& id : ids)
+    out += (out.empty() ? "" : ", ") + id + " " + std::to_string(v.held_by(id));
+  return out;
+}
+
+/// Where order `id`'s stream is, and what its owner answers (for a report).
+std::string whereabouts(local_cluster& lc, const std::string& id, const http_answer& last) {
+  auto v = lc.view();
+  auto slot = cluster::slot_of(id, v.slots);
+  std::string out = "answered " + std::to_string(last.status) + " " + last.body + "; slot "
+                    + std::to_string(slot) + " held by "
+                    + (v.holders[slot].node.empty() ? "nobody" : v.holders[slot].node)
+                    + ", data at " + v.data_at[slot] + "; its stream is in the stores of:";
+  for (auto& node : lc.ids()) {
+    auto store = storage::event_store::open_beside(lc.data(node));
+    auto version = store ? (*store)->stream_version("order-" + id) : caf::expected<std::uint64_t>{0};
+    if (version && *version > 0)
+      out += " " + node + " (version " + std::to_string(*version) + ")";
+  }
+  return out;
+}
+
+/// Every acknowledged order's status, read through `url` (waits up to 60 s
+/// for the ones in flight); returns the number not completed.
+std::size_t check_orders(local_cluster& lc, const std::string& url, token_cache& tokens,
+                         const std::vector<std::string>& ids) {
+  auto c = connect(*parse_url(url));
+  auto admin = tokens.admin("ops");
+  std::size_t bad = 0;
+  for (auto& id : ids) {
+    std::string status;
+    http_answer a;
+    for (auto t0 = seconds_now(); seconds_now() - t0 < 60;) {
+      a = send(*c, "GET", "/v1/orders/" + id, {}, admin);
+      status = a.status == 200 ? nlohmann::json::parse(a.body).value("status", "") : "";
+      if (status == "completed" || status == "rejected" || status == "cancelled")
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (status != "completed") {
+      if (bad < 3)
+        say("   order %s is not completed: %s\n", id, whereabouts(lc, id, a));
+      ++bad;
+    }
+  }
+  return bad;
+}
+
+} // namespace
+
+int run_cluster_demo(const cluster_demo_options& o) {
+  local_cluster::options co;
+  co.slots = o.slots;
+  co.node_args = {"--kafka", "off", "--log-level", "warn"};
+  std::string why;
+  auto lc = local_cluster::start(co, why);
+  if (!lc) {
+    say("cannot start etcd: %s\n", why);
+    return 1;
+  }
+  say("== etcd at %s; starting nodes n1, n2, n3\n", lc->etcd_url());
+  auto t0 = seconds_now();
+  if (!lc->add_all({"n1", "n2", "n3"}, why) || !lc->wait_balanced(std::chrono::seconds(60))) {
+    say("the cluster did not form: %s\n", why);
+    return 1;
+  }
+  std::printf("   formed in %.1f s: slots %s (of %u)\n", seconds_now() - t0,
+              shares(lc->view(), {"n1", "n2", "n3"}).c_str(), o.slots);
+  token_cache tokens{lc->secret()};
+  {
+    auto c = connect(*parse_url(lc->url("n1")));
+    for (std::uint64_t i = 1; i <= demo_skus; ++i) {
+      send(*c, "PUT", "/admin/catalog/" + http_sku(i),
+           nlohmann::json{{"price_cents", http_price(i)}, {"currency", "EUR"}}.dump(),
+           tokens.admin("ops"));
+      send(*c, "PUT", "/admin/stock/" + http_sku(i), nlohmann::json{{"quantity", 1000000}}.dump(),
+           tokens.admin("ops"));
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300)); // catalogue copies
+  say("== %s SKUs priced and stocked through n1 (each stored by its owner); traffic from "
+      "8 clients through every node\n", std::to_string(demo_skus));
+  traffic_clients traffic{*lc, tokens, 8};
+  std::this_thread::sleep_for(std::chrono::seconds(o.phase_seconds));
+  auto before = traffic.acknowledged();
+  std::printf("   %llu orders acknowledged in %u s\n", u(before), o.phase_seconds);
+
+  say("== SIGKILL n2\n");
+  auto v = lc->view();
+  std::string victim;
+  for (std::uint64_t i = 0; victim.empty() && i < 100000; ++i)
+    if (v.holders[cluster::slot_of("probe-" + std::to_string(i), v.slots)].node == "n2")
+      victim = "probe-" + std::to_string(i);
+  auto probe = connect(*parse_url(lc->url("n1")));
+  auto k0 = seconds_now();
+  lc->kill("n2");
+  double first_503 = -1;
+  while (seconds_now() - k0 < 2) {
+    auto a = send(*probe, "GET", "/v1/orders/" + victim, {}, tokens.admin("ops"));
+    if (a.status == 503 && first_503 < 0)
+      first_503 = (seconds_now() - k0) * 1000;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  auto during = traffic.acknowledged();
+  std::this_thread::sleep_for(std::chrono::seconds(o.phase_seconds));
+  std::printf("   n1 answered n2's keys with 503 %.0f ms after the kill; %llu orders "
+              "acknowledged in %u s meanwhile (n2's keys retried by the clients)\n",
+              first_503, u(traffic.acknowledged() - during), o.phase_seconds);
+
+  say("== n2 restarts with its data\n");
+  auto r0 = seconds_now();
+  if (!lc->restart("n2", why) || !lc->wait_balanced(std::chrono::seconds(60))) {
+    say("n2 did not come back: %s\n", why);
+    return 1;
+  }
+  std::printf("   serving its slots again %.1f s later\n", seconds_now() - r0);
+
+  say("== n4 joins\n");
+  auto j0 = seconds_now();
+  if (!lc->add("n4", why) || !lc->wait_balanced(std::chrono::seconds(120))) {
+    say("n4 did not join: %s\n", why);
+    return 1;
+  }
+  auto after_join = lc->view();
+  std::printf("   settled %.1f s after its start: slots %s; map version %lld\n",
+              seconds_now() - j0, shares(after_join, {"n1", "n2", "n3", "n4"}).c_str(),
+              static_cast<long long>(after_join.map.version));
+  std::this_thread::sleep_for(std::chrono::seconds(o.phase_seconds));
+  traffic.stop();
+  auto ids = traffic.ids();
+  std::printf("== traffic stopped: %llu orders acknowledged, %llu answers were 503 (retried)\n",
+              u(traffic.acknowledged()), u(traffic.unavailable()));
+  auto bad = check_orders(*lc, lc->url("n3"), tokens, ids);
+  std::printf("   %zu of %zu acknowledged orders completed\n", ids.size() - bad, ids.size());
+  for (auto& id : lc->ids()) {
+    auto store = storage::event_store::open_beside(lc->data(id));
+    projections::audit_options ao;
+    ao.require_terminal = true;
+    auto rep = store ? projections::audit(**store, ao)
+                     : caf::expected<projections::audit_report>{store.error()};
+    if (!rep || !rep->ok()) {
+      ++bad;
+      std::printf("   audit of %s: %s\n", id.c_str(),
+                  rep ? (std::to_string(rep->violation_count()) + " violations").c_str()
+                      : "cannot read the store");
+      continue;
+    }
+    std::printf("   audit of %s's store: %llu events, %llu orders, every invariant holds\n",
+                id.c_str(), u(rep->events), u(rep->orders));
+  }
+  say("== keel-inspect cluster --etcd %s\n", lc->etcd_url());
+  auto cmd = executable_dir() + "/keel-inspect cluster --etcd " + lc->etcd_url()
+             + " | head -8";
+  std::fflush(stdout);
+  if (std::system(cmd.c_str()) != 0)
+    std::printf("   (keel-inspect failed)\n");
+  return bad == 0 ? 0 : 1;
+}
+
+} // namespace keel::bench
