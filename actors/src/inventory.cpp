@@ -128,12 +128,13 @@ public:
         release();
         // A cluster moved the SKU's stream here (or away): read it afresh
         // next time.
+        // (A stock_reply, as every answer of the inventory's supervisor.)
         auto i = skus_.find(sku);
         if (i != skus_.end() && i->second.in_flight > 0)
-          return false;
+          return stock_reply{false, sku, 0, 0, 0, 0, {}};
         if (i != skus_.end())
           skus_.erase(i);
-        return true;
+        return stock_reply{true, sku, 0, 0, 0, 0, {}};
       },
       [this](persisted_atom, std::uint64_t token, caf::error& err, std::uint64_t first,
              std::uint64_t last, std::uint64_t pos) { log_.complete(token, err, first, last, pos); },

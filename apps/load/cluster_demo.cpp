@@ -149,6 +149,33 @@ std::size_t check_orders(local_cluster& lc, const std::string& url, token_cache&
   return bad;
 }
 
+/// What went wrong: the cluster's state and each node's last log lines.
+int failed(local_cluster& lc, const std::string& what, const std::string& why) {
+  say("%s %s\n", what, why);
+  auto v = lc.view();
+  std::printf("   map version %lld, settled %s, members %zu\n",
+              static_cast<long long>(v.map.version), v.settled() ? "yes" : "no",
+              v.members.size());
+  for (std::uint32_t s = 0; s < v.slots; ++s)
+    if (v.holders[s].node != v.map.owners[s])
+      std::printf("   slot %u: mapped to %s, held by %s, data at %s\n", s,
+                  v.map.owners[s].c_str(), v.holders[s].node.c_str(), v.data_at[s].c_str());
+  for (auto& id : lc.ids()) {
+    std::string text = lc.process(id).log(), moves;
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = text.find("component=cluster msg=\"slot move failed", at))
+                             != std::string::npos;
+         ++at)
+      if (++n <= 3)
+        moves += "  | " + text.substr(text.rfind('\n', at) + 1,
+                                      text.find('\n', at) - text.rfind('\n', at) - 1)
+                 + "\n";
+    std::printf("   %s: %zu failed slot moves%s\n%s", id.c_str(), n, n ? ", the first:" : "",
+                moves.c_str());
+  }
+  return 1;
+}
+
 } // namespace
 
 int run_cluster_demo(const cluster_demo_options& o) {
@@ -212,18 +239,14 @@ int run_cluster_demo(const cluster_demo_options& o) {
 
   say("== n2 restarts with its data\n");
   auto r0 = seconds_now();
-  if (!lc->restart("n2", why) || !lc->wait_balanced(std::chrono::seconds(60))) {
-    say("n2 did not come back: %s\n", why);
-    return 1;
-  }
+  if (!lc->restart("n2", why) || !lc->wait_balanced(std::chrono::seconds(60)))
+    return failed(*lc, "n2 did not come back:", why);
   std::printf("   serving its slots again %.1f s later\n", seconds_now() - r0);
 
   say("== n4 joins\n");
   auto j0 = seconds_now();
-  if (!lc->add("n4", why) || !lc->wait_balanced(std::chrono::seconds(120))) {
-    say("n4 did not join: %s\n", why);
-    return 1;
-  }
+  if (!lc->add("n4", why) || !lc->wait_balanced(std::chrono::seconds(120)))
+    return failed(*lc, "n4 did not join:", why);
   auto after_join = lc->view();
   std::printf("   settled %.1f s after its start: slots %s; map version %lld\n",
               seconds_now() - j0, shares(after_join, {"n1", "n2", "n3", "n4"}).c_str(),

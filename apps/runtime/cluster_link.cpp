@@ -141,7 +141,12 @@ caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::
       // its answer must not come back to the supervisor as a message).
       for (auto& sku : x.skus)
         self->request(link->local_inventory, caf::infinite, actors::forget_atom::value, sku)
-          .then([](bool) {}, [](caf::error&) {});
+          .then([](actors::stock_reply&) {},
+                [sku](caf::error& err) {
+                  spdlog::error("component=cluster msg=\"the inventory did not drop a moved "
+                                "SKU\" sku={} error=\"{}\"",
+                                sku, describe(err));
+                });
       link->imported(x);
       return true;
     },

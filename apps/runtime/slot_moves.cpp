@@ -231,9 +231,9 @@ bool cluster_link::impl::hand_over(std::uint32_t slot, const std::string& to) {
   for (auto& info : *stock) {
     auto sku = info.stream.substr(events::stock_prefix.size());
     for (auto deadline = clock::now() + rest_timeout;;) {
-      auto dropped = call<bool>(*sys, local_inventory, cfg.call_timeout,
-                                actors::forget_atom::value, sku);
-      if (dropped && *dropped)
+      auto dropped = call<actors::stock_reply>(*sys, local_inventory, cfg.call_timeout,
+                                               actors::forget_atom::value, sku);
+      if (dropped && dropped->ok)
         break;
       if (clock::now() > deadline || is_stopping())
         return fail("the stock of " + sku + " kept an append in flight");

@@ -29,8 +29,8 @@
 ///     release_stock, commit_stock -> stock_reply
 ///     set_stock                   -> stock_reply
 ///     (get_atom, sku)             -> stock_reply  (levels)
-///     (forget_atom, sku)          -> bool         (drops the SKU's cached state; false
-///                                                  while an append of it is in flight)
+///     (forget_atom, sku)          -> stock_reply  (drops the SKU's cached state; ok
+///                                                  false while an append of it is in flight)
 ///   payment (supervisor; routed to a shard by order id)
 ///     authorize_payment           -> payment_reply (authorized | declined | unavailable)
 ///     capture_payment, void_payment, refund_payment -> payment_reply
