@@ -150,6 +150,14 @@ caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::
       link->imported(x);
       return true;
     },
+    [=](stock_levels& x) {
+      std::lock_guard<std::mutex> guard{link->levels_mtx};
+      for (auto& l : x.levels) {
+        auto& known = link->levels_in[l.sku];
+        if (l.updated_us >= known.updated_us)
+          known = l;
+      }
+    },
     [=](price_atom, price_update& u) {
       if (link->catalog != nullptr)
         link->catalog->mirror({u.sku, u.price_cents, u.currency, u.version}, u.withdrawn);
@@ -269,6 +277,18 @@ void cluster_link::impl::connect_loop() {
       break;
     dirty = false;
     guard.unlock();
+    stock_levels out;
+    {
+      std::lock_guard<std::mutex> g{levels_mtx};
+      for (auto& kv : levels_out)
+        out.levels.push_back(std::move(kv.second));
+      levels_out.clear();
+    }
+    if (!out.levels.empty()) {
+      std::lock_guard<std::mutex> g{peers_mtx};
+      for (auto& kv : peers)
+        caf::anon_send(kv.second.first, out);
+    }
     connect_all();
     guard.lock();
   }
@@ -328,6 +348,7 @@ void cluster_link::configure(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<price_update>>("keel::price_updates");
   cfg.add_message_type<stream_import>("keel::stream_import");
   cfg.add_message_type<slot_imported>("keel::slot_imported");
+  cfg.add_message_type<stock_levels>("keel::stock_levels");
 }
 
 std::function<caf::actor(caf::actor_system&, const caf::actor&)> cluster_link::inventory_front() {
@@ -463,6 +484,35 @@ caf::expected<forwarded_answer> cluster_link::forward(const slot_route& r, forwa
   return answer;
 }
 
+void cluster_link::stock_changed(const std::string& sku, std::int64_t available,
+                                 std::int64_t updated_us) {
+  auto& x = *impl_;
+  if (!x.serving_stock(cluster::slot_of(sku, x.slots)))
+    return;
+  {
+    std::lock_guard<std::mutex> guard{x.levels_mtx};
+    x.levels_out[sku] = {sku, available, updated_us};
+  }
+  x.wake();
+}
+
+caf::error
+cluster_link::check_remote_stock(const std::vector<std::pair<std::string, std::uint32_t>>& lines) {
+  auto& x = *impl_;
+  std::lock_guard<std::mutex> guard{x.levels_mtx};
+  for (auto& [sku, quantity] : lines) {
+    auto i = x.levels_in.find(sku);
+    if (i == x.levels_in.end() || i->second.available >= static_cast<std::int64_t>(quantity))
+      continue;
+    x.remote_refusals.fetch_add(1, std::memory_order_relaxed);
+    return make_error(errc::out_of_stock,
+                      "SKU " + sku + ": " + std::to_string(quantity) + " requested, "
+                        + std::to_string(std::max<std::int64_t>(0, i->second.available))
+                        + " available");
+  }
+  return caf::error{};
+}
+
 void cluster_link::publish_price(const actors::catalog_entry& e, bool withdrawn) {
   auto& x = *impl_;
   price_update u{e.sku, e.price_cents, e.currency, e.version, withdrawn};
@@ -529,6 +579,7 @@ cluster_figures cluster_link::figures() const {
   f.not_owner = x.not_owner.load();
   f.stock_calls_out = x.stock_out.load();
   f.stock_calls_in = x.stock_in.load();
+  f.remote_stock_refusals = x.remote_refusals.load();
   f.moves_out = x.moves_out.load();
   f.moves_in = x.moves_in.load();
   f.move_failures = x.move_failures.load();

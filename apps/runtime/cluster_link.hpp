@@ -109,6 +109,7 @@ struct cluster_figures {
   std::uint64_t not_owner = 0;
   std::uint64_t stock_calls_out = 0;
   std::uint64_t stock_calls_in = 0;
+  std::uint64_t remote_stock_refusals = 0;
   std::uint64_t moves_out = 0;
   std::uint64_t moves_in = 0;
   std::uint64_t move_failures = 0;
@@ -165,6 +166,15 @@ public:
 
   /// Tells every other member the price of a SKU this node owns changed.
   void publish_price(const actors::catalog_entry& e, bool withdrawn);
+
+  /// The stock level of `sku` changed here (the stock projection): when this
+  /// node serves the SKU, the level goes to the other members (batched).
+  void stock_changed(const std::string& sku, std::int64_t available, std::int64_t updated_us);
+
+  /// The cache-first check of the lines whose SKUs other nodes serve,
+  /// against the levels those nodes sent: `out_of_stock` naming the first
+  /// short line. A SKU without a level passes (its owner's inventory decides).
+  caf::error check_remote_stock(const std::vector<std::pair<std::string, std::uint32_t>>& lines);
 
   /// The node ids of the other live members.
   std::vector<std::string> other_members() const;

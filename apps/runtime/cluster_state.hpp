@@ -75,6 +75,28 @@ struct stream_import {
   std::vector<storage::new_event> events;
 };
 
+/// The stock level of one SKU, from the node that serves it.
+struct level_update {
+  std::string sku;
+  std::int64_t available = 0;
+  std::int64_t updated_us = 0;
+};
+
+/// Levels that changed, sent to every other member.
+struct stock_levels {
+  std::vector<level_update> levels;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, level_update& x) {
+  return f(caf::meta::type_name("keel::level_update"), x.sku, x.available, x.updated_us);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stock_levels& x) {
+  return f(caf::meta::type_name("keel::stock_levels"), x.levels);
+}
+
 /// Sent after the streams of `slot`: the receiver drops what it cached of
 /// `skus` (inventory, catalogue) before it serves the slot.
 struct slot_imported {
@@ -162,6 +184,14 @@ struct cluster_link::impl {
   std::atomic<std::uint64_t> not_owner{0};
   std::atomic<std::uint64_t> stock_out{0};
   std::atomic<std::uint64_t> stock_in{0};
+
+  // Stock levels for the cache-first check of other nodes' SKUs.
+  std::mutex levels_mtx;
+  /// Levels of this node's SKUs not sent yet.
+  std::map<std::string, level_update> levels_out;
+  /// The latest level of each SKU of another node.
+  std::map<std::string, level_update> levels_in;
+  std::atomic<std::uint64_t> remote_refusals{0};
   histogram forward_seconds{latency_buckets()};
 
   std::optional<caf::actor> handle(const std::string& node) const {

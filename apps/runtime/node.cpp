@@ -178,12 +178,18 @@ engine_config engine_settings(node::impl& s) {
     if (!s.link)
       return s.cache->check(cmd.lines);
     // In a cluster the local read model knows the stock of the slots this
-    // node serves; other SKUs are left to their owner's inventory.
+    // node serves; other SKUs are checked against the levels their nodes
+    // sent (their inventories decide).
     std::vector<events::order_line> local;
+    std::vector<std::pair<std::string, std::uint32_t>> remote;
     for (auto& l : cmd.lines)
       if (s.link->serves(s.link->slot_of(l.sku)))
         local.push_back(l);
-    return s.cache->check(local);
+      else
+        remote.emplace_back(l.sku, l.quantity);
+    if (auto err = s.cache->check(local))
+      return err;
+    return s.link->check_remote_stock(remote);
   };
   pc.on_park = [&s](const actors::parked_payment& p) { s.park(p); };
   if (s.link) {
@@ -207,6 +213,10 @@ caf::error open_store(node::impl& s) {
 
 caf::error start_read_side(node::impl& s) {
   s.cache = std::make_shared<projections::stock_cache>(s.store());
+  if (s.link)
+    s.cache->on_update([link = s.link.get()](const projections::stock_level& l) {
+      link->stock_changed(l.sku, l.available(), l.updated_us);
+    });
   s.runner = std::make_unique<projections::projection_runner>(s.store());
   s.runner->add_standard(s.cache);
   if (auto err = s.runner->start())

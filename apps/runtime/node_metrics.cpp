@@ -323,6 +323,9 @@ void cluster(exposition& out, const cluster_link& link) {
   out.single("keel_cluster_forward_failures_total", "counter",
              "Forwarded requests the owner did not answer (connection lost, timeout).",
              d(f.forward_failures));
+  out.single("keel_cluster_remote_stock_refusals_total", "counter",
+             "Orders refused at the door by the stock levels other nodes sent for their SKUs.",
+             d(f.remote_stock_refusals));
   out.single("keel_cluster_not_owner_total", "counter",
              "Requests from other nodes for slots this node does not serve.", d(f.not_owner));
   out.family("keel_cluster_stock_calls_total", "counter",

@@ -71,16 +71,20 @@ caf::error stock_cache::check(const std::vector<events::order_line>& lines) {
 }
 
 void stock_cache::update(const stock_level& level) {
-  auto& s = *shards_[std::hash<std::string_view>{}(level.sku) % shard_count];
-  std::lock_guard<std::mutex> guard{s.mtx};
-  auto it = s.levels.find(level.sku);
-  if (it != s.levels.end()) {
-    it->second = level;
-    return;
+  {
+    auto& s = *shards_[std::hash<std::string_view>{}(level.sku) % shard_count];
+    std::lock_guard<std::mutex> guard{s.mtx};
+    auto it = s.levels.find(level.sku);
+    if (it != s.levels.end()) {
+      it->second = level;
+    } else {
+      if (s.levels.size() >= shard_capacity_)
+        s.levels.clear();
+      s.levels.emplace(level.sku, level);
+    }
   }
-  if (s.levels.size() >= shard_capacity_)
-    s.levels.clear();
-  s.levels.emplace(level.sku, level);
+  if (on_update_)
+    on_update_(level);
 }
 
 void stock_cache::clear() {

@@ -609,7 +609,7 @@ TEST_CASE("the node refuses to start without a JWT secret of at least 32 bytes, 
   CHECK_FALSE(std::filesystem::exists(dir.sub("store")));
 }
 
-TEST_CASE("Kafka TLS/SASL settings come from --kafka-config; anything else keeps the node from "
+TEST_CASE("Kafka TLS/SASL settings come from --kafka-config and anything else keeps the node from "
           "starting",
           "[node][kafka]") {
   keel::temp_dir dir;

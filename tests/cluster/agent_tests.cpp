@@ -72,7 +72,7 @@ TEST_CASE("agents started together share the first map and each serves only its 
   CHECK(nodes[2]->view()->controller == v->controller);
 }
 
-TEST_CASE("a revoked lease stops a node serving at once; it joins again with new tokens",
+TEST_CASE("a revoked lease stops a node serving at once and it joins again with new tokens",
           "[etcd]") {
   auto etcd = test::start_etcd();
   auto a = start_agent(agent_options(*etcd, "a"));

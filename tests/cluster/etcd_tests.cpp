@@ -71,7 +71,7 @@ TEST_CASE("the etcd client writes, reads, compares and deletes through the JSON 
   CHECK(ok(c->range("/keel/u/")).kvs.size() == 1);
 }
 
-TEST_CASE("a lease keeps its keys while renewed; a watch sees them go when it lapses",
+TEST_CASE("a lease keeps its keys while renewed and a watch sees them go when it lapses",
           "[cluster][etcd]") {
   auto etcd = test::start_etcd();
   auto c = test::client_of(*etcd);

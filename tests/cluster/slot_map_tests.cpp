@@ -68,7 +68,7 @@ TEST_CASE("a joining node gets slots at most max_moves at a time until the sprea
   CHECK(spread(m, four) == std::pair<std::size_t, std::size_t>{16, 16});
 }
 
-TEST_CASE("a leaving node's slots move away; a lost node keeps its slots", "[cluster]") {
+TEST_CASE("a leaving node's slots move away and a lost node keeps its slots", "[cluster]") {
   auto m = plan_map(unassigned(64), {"n1", "n2", "n3", "n4"}, {}, 64);
   // n4 is lost (not a member any more, not leaving): its slots stay with it.
   auto lost = plan_map(m, {"n1", "n2", "n3"}, {}, 6);

@@ -1203,7 +1203,7 @@ void check_upgrades(const projection_runner& runner, const storage::event_store&
 
 } // namespace
 
-TEST_CASE("an order summary of format version 1 reads without a reason code; newer ones are refused") {
+TEST_CASE("an order summary of format version 1 reads without a reason code and newer ones are refused") {
   order_summary s;
   s.order_id = "o-1";
   s.status = "cancelled";

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -45,6 +46,13 @@ public:
   /// Stores a level the stock projection committed.
   void update(const stock_level& level);
 
+  /// Called (on the projection's thread, after the entry is stored) with
+  /// every level `update` stores: a cluster node sends the levels of its
+  /// SKUs to the others. Set before the projection starts.
+  void on_update(std::function<void(const stock_level&)> f) {
+    on_update_ = std::move(f);
+  }
+
   /// Forgets every entry (a rebuilt projection was swapped in).
   void clear();
 
@@ -67,6 +75,7 @@ private:
   std::atomic<std::uint64_t> hits_{0};
   std::atomic<std::uint64_t> misses_{0};
   std::atomic<std::uint64_t> refusals_{0};
+  std::function<void(const stock_level&)> on_update_;
 };
 
 } // namespace keel::projections
