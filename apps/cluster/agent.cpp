@@ -44,14 +44,6 @@ std::size_t cluster_view::held_by(const std::string& node) const {
 
 namespace {
 
-std::optional<member_info> parse_member(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
-  if (!j.is_object())
-    return std::nullopt;
-  return member_info{j.value("node_id", std::string{}), j.value("http", std::string{}),
-                     j.value("cluster_listen", std::string{})};
-}
-
 std::optional<std::uint32_t> parse_slot(const std::string& text, std::uint32_t slots) {
   if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
     return std::nullopt;
@@ -92,7 +84,7 @@ void apply(cluster_view& v, const std::string& root, const etcd_kv& kv, bool del
                                    [&](auto& m) { return m.node_id == id; }),
                     v.members.end());
     if (!deleted)
-      if (auto m = parse_member(kv.value)) {
+      if (auto m = decode_member(kv.value)) {
         m->node_id = id;
         auto at = std::lower_bound(v.members.begin(), v.members.end(), id,
                                    [](auto& x, auto& k) { return x.node_id < k; });

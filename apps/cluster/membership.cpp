@@ -35,6 +35,19 @@ bool valid_name(const std::string& x) {
 
 } // namespace
 
+std::string encode_member(const member_info& m) {
+  return json{{"node_id", m.node_id}, {"http", m.http}, {"cluster_listen", m.cluster_listen}}
+    .dump();
+}
+
+std::optional<member_info> decode_member(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_object())
+    return std::nullopt;
+  return member_info{j.value("node_id", std::string{}), j.value("http", std::string{}),
+                     j.value("cluster_listen", std::string{})};
+}
+
 caf::expected<std::vector<member_info>> list_members(etcd_client& etcd,
                                                      std::string_view cluster) {
   auto r = etcd.range(members_prefix(cluster));
@@ -42,11 +55,10 @@ caf::expected<std::vector<member_info>> list_members(etcd_client& etcd,
     return r.error();
   std::vector<member_info> out;
   for (auto& kv : r->kvs) {
-    auto j = json::parse(kv.value, nullptr, false);
-    if (!j.is_object())
+    auto m = decode_member(kv.value);
+    if (!m)
       return make_error(errc::corrupt_record, "etcd key " + kv.key + " is not a member record");
-    out.push_back({j.value("node_id", std::string{}), j.value("http", std::string{}),
-                   j.value("cluster_listen", std::string{})});
+    out.push_back(std::move(*m));
   }
   return out;
 }
@@ -73,11 +85,8 @@ caf::expected<std::unique_ptr<membership>> membership::join(options o) {
   m->lease_ = lease->id;
   m->ttl_ = std::chrono::seconds(lease->ttl);
   auto key = members_prefix(m->o_.cluster) + m->o_.self.node_id;
-  json value{{"node_id", m->o_.self.node_id},
-             {"http", m->o_.self.http},
-             {"cluster_listen", m->o_.self.cluster_listen}};
   auto created = m->etcd_->txn({etcd_compare::absent(key)},
-                               {etcd_op::put(key, value.dump(), m->lease_)});
+                               {etcd_op::put(key, encode_member(m->o_.self), m->lease_)});
   if (!created || !created->succeeded) {
     m->etcd_->revoke(m->lease_);
     if (!created)

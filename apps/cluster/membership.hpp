@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -46,6 +47,10 @@ struct member_info {
   /// Where its cluster endpoint (CAF) listens, HOST:PORT.
   std::string cluster_listen;
 };
+
+/// A member key's stored form, and back (nothing for anything else).
+std::string encode_member(const member_info& m);
+std::optional<member_info> decode_member(const std::string& text);
 
 /// The live members of `cluster`, by node id.
 caf::expected<std::vector<member_info>> list_members(etcd_client& etcd, std::string_view cluster);
