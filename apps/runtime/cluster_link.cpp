@@ -20,6 +20,7 @@
 #include "keel/actors/messages.hpp"
 #include "keel/actors/pipeline.hpp"
 #include "keel/events/error.hpp"
+#include "keel/projections/stock_cache.hpp"
 #include "metrics.hpp"
 #include "pipeline_call.hpp"
 
@@ -173,6 +174,35 @@ caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::
       return out;
     },
     [=](watch_atom, caf::actor& peer) { self->monitor(peer); },
+    [=](storage::retry_entry& e) -> caf::result<bool> {
+      // Another node read it from the shared topic; checked here, by the
+      // order's owner (on the link's threads: the check reads the store).
+      if (!link->serving(cluster::slot_of(e.order_id, link->slots)))
+        return make_error(errc::not_owner, "node " + link->cfg.node_id
+                                              + " does not serve order " + e.order_id);
+      if (!link->retry_receiver)
+        return make_error(errc::unavailable,
+                          "node " + link->cfg.node_id + " runs without a retry topic");
+      if (!link->enqueue([link, e = std::move(e)] { link->retry_receiver(e); }))
+        return make_error(errc::overloaded, "node " + link->cfg.node_id + ": queue full");
+      link->retry_in.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    },
+    [=](pass_atom, storage::retry_entry& e, const std::string& node, std::int64_t deadline) {
+      auto until = clock::time_point{clock::duration{deadline}};
+      auto peer = link->handle(node);
+      if (!peer) {
+        link->retry_later(std::move(e), until);
+        return;
+      }
+      self->request(*peer, link->cfg.call_timeout, e)
+        .then([link](bool) { link->retry_passed.fetch_add(1, std::memory_order_relaxed); },
+              [link, e, node, until](caf::error& err) mutable {
+                if (code_of(err) != errc::not_owner && code_of(err) != errc::overloaded)
+                  link->call_failed(node, err);
+                link->retry_later(std::move(e), until);
+              });
+    },
   };
 }
 
@@ -269,6 +299,57 @@ void cluster_link::impl::connect_all() {
   }
 }
 
+void cluster_link::impl::retry_later(storage::retry_entry e, clock::time_point deadline) {
+  std::lock_guard<std::mutex> guard{retry_mtx};
+  retry_waiting.emplace_back(std::move(e), deadline);
+}
+
+void cluster_link::impl::pass_waiting() {
+  std::deque<std::pair<storage::retry_entry, clock::time_point>> batch;
+  {
+    std::lock_guard<std::mutex> guard{retry_mtx};
+    batch.swap(retry_waiting);
+  }
+  if (batch.empty())
+    return;
+  auto* a = agent.load();
+  auto v = a != nullptr ? a->view() : nullptr;
+  auto now = clock::now();
+  std::deque<std::pair<storage::retry_entry, clock::time_point>> keep;
+  for (auto& [e, deadline] : batch) {
+    if (now > deadline) {
+      retry_dropped.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("component=cluster msg=\"payment retry entry dropped: its order's owner was "
+                   "not reachable; the owner re-parks the order when it serves it again\" "
+                   "order_id={}",
+                   e.order_id);
+      continue;
+    }
+    auto slot = cluster::slot_of(e.order_id, slots);
+    if (serving(slot)) { // the slot came here meanwhile
+      auto here = [this, e] {
+        retry_in.fetch_add(1, std::memory_order_relaxed);
+        retry_receiver(e);
+      };
+      if (!retry_receiver || !enqueue(here))
+        keep.emplace_back(std::move(e), deadline);
+      continue;
+    }
+    auto* owner = v != nullptr ? v->owner(slot) : nullptr;
+    if (owner == nullptr || owner->node_id == cfg.node_id || !handle(owner->node_id)) {
+      keep.emplace_back(std::move(e), deadline);
+      continue;
+    }
+    caf::anon_send(endpoint, pass_atom::value, std::move(e), owner->node_id,
+                   static_cast<std::int64_t>(deadline.time_since_epoch().count()));
+  }
+  if (!keep.empty()) {
+    std::lock_guard<std::mutex> guard{retry_mtx};
+    for (auto i = keep.rbegin(); i != keep.rend(); ++i)
+      retry_waiting.push_front(std::move(*i));
+  }
+}
+
 void cluster_link::impl::connect_loop() {
   std::unique_lock<std::mutex> guard{mtx};
   while (!stopping) {
@@ -290,6 +371,7 @@ void cluster_link::impl::connect_loop() {
         caf::anon_send(kv.second.first, out);
     }
     connect_all();
+    pass_waiting();
     guard.lock();
   }
   guard.unlock();
@@ -349,6 +431,7 @@ void cluster_link::configure(caf::actor_system_config& cfg) {
   cfg.add_message_type<stream_import>("keel::stream_import");
   cfg.add_message_type<slot_imported>("keel::slot_imported");
   cfg.add_message_type<stock_levels>("keel::stock_levels");
+  cfg.add_message_type<storage::retry_entry>("keel::retry_entry");
 }
 
 std::function<caf::actor(caf::actor_system&, const caf::actor&)> cluster_link::inventory_front() {
@@ -505,10 +588,7 @@ cluster_link::check_remote_stock(const std::vector<std::pair<std::string, std::u
     if (i == x.levels_in.end() || i->second.available >= static_cast<std::int64_t>(quantity))
       continue;
     x.remote_refusals.fetch_add(1, std::memory_order_relaxed);
-    return make_error(errc::out_of_stock,
-                      "SKU " + sku + ": " + std::to_string(quantity) + " requested, "
-                        + std::to_string(std::max<std::int64_t>(0, i->second.available))
-                        + " available");
+    return projections::short_of_stock(sku, quantity, i->second.available);
   }
   return caf::error{};
 }
@@ -519,6 +599,24 @@ void cluster_link::publish_price(const actors::catalog_entry& e, bool withdrawn)
   std::lock_guard<std::mutex> guard{x.peers_mtx};
   for (auto& kv : x.peers)
     caf::anon_send(kv.second.first, price_atom::value, u);
+}
+
+void cluster_link::on_retry_entry(std::function<void(const storage::retry_entry&)> receiver) {
+  impl_->retry_receiver = std::move(receiver);
+}
+
+void cluster_link::pass_retry(const storage::retry_entry& e) {
+  constexpr std::size_t most_waiting = 100000;
+  auto& x = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{x.retry_mtx};
+    if (x.retry_waiting.size() >= most_waiting) {
+      x.retry_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    x.retry_waiting.emplace_back(e, clock::now() + x.cfg.retry_pass_patience);
+  }
+  x.wake();
 }
 
 std::vector<std::string> cluster_link::other_members() const {
@@ -532,6 +630,10 @@ std::vector<std::string> cluster_link::other_members() const {
 bool cluster_link::live() const {
   auto* a = impl_->agent.load();
   return a != nullptr && a->live();
+}
+
+bool cluster_link::is_connected(const std::string& node) const {
+  return impl_->handle(node).has_value();
 }
 
 bool cluster_link::connected() const {
@@ -584,6 +686,9 @@ cluster_figures cluster_link::figures() const {
   f.moves_in = x.moves_in.load();
   f.move_failures = x.move_failures.load();
   f.events_moved = x.events_sent.load();
+  f.retry_passed = x.retry_passed.load();
+  f.retry_pass_dropped = x.retry_dropped.load();
+  f.retry_received = x.retry_in.load();
   {
     std::lock_guard<std::mutex> guard{x.slots_mtx};
     f.slots_moving = x.frozen.size();

@@ -30,6 +30,7 @@ struct catalog_entry;
 
 namespace keel::storage {
 class event_store;
+struct retry_entry;
 } // namespace keel::storage
 
 namespace keel::cluster {
@@ -46,6 +47,11 @@ struct cluster_config {
   /// Where the CAF endpoint listens (HOST:PORT; port 0: any free one).
   std::string listen_host = "127.0.0.1";
   int listen_port = 0;
+  /// How long a payment retry entry read here for another node's order is
+  /// kept while its owner cannot be reached (the owner re-parks the order
+  /// from its stream when it serves the slot again, so a dropped entry only
+  /// delays it).
+  std::chrono::milliseconds retry_pass_patience{30000};
   /// Slots of a new cluster.
   std::uint32_t slots = 64;
   std::int64_t ttl_seconds = 3;
@@ -115,6 +121,12 @@ struct cluster_figures {
   std::uint64_t move_failures = 0;
   std::uint64_t events_moved = 0;
   std::size_t slots_moving = 0;
+  /// Payment retry entries read here for another node's orders: passed on
+  /// to their owner, dropped after trying for `retry_pass_patience`, and
+  /// entries other nodes passed on to this one.
+  std::uint64_t retry_passed = 0;
+  std::uint64_t retry_pass_dropped = 0;
+  std::uint64_t retry_received = 0;
 };
 
 class cluster_link {
@@ -176,10 +188,21 @@ public:
   /// short line. A SKU without a level passes (its owner's inventory decides).
   caf::error check_remote_stock(const std::vector<std::pair<std::string, std::uint32_t>>& lines);
 
+  /// Where payment retry entries other nodes pass on to this one go (the
+  /// retry topic's `deliver`); set before `start`, called on the link's threads.
+  void on_retry_entry(std::function<void(const storage::retry_entry&)> receiver);
+
+  /// A payment retry entry this node read from the shared topic for an
+  /// order it does not serve: sent on to the order's owner (asynchronously;
+  /// held while no owner is reachable, for `retry_pass_patience`). Never blocks.
+  void pass_retry(const storage::retry_entry& e);
+
   /// The node ids of the other live members.
   std::vector<std::string> other_members() const;
   /// Whether this node's membership (its etcd lease) is live.
   bool live() const;
+  /// Whether this node has a connection to member `node`.
+  bool is_connected(const std::string& node) const;
   /// Whether every other member that holds slots is connected.
   bool connected() const;
   cluster_figures figures() const;

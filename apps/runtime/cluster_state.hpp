@@ -22,6 +22,7 @@
 #include "keel/events/error.hpp"
 #include "keel/events/ids.hpp"
 #include "keel/storage/append.hpp"
+#include "keel/storage/kafka.hpp"
 #include "metrics.hpp"
 
 namespace keel::actors {
@@ -39,6 +40,7 @@ using prices_atom = caf::atom_constant<caf::atom("kprices")>;
 using watch_atom = caf::atom_constant<caf::atom("kwatch")>;
 using served_atom = caf::atom_constant<caf::atom("kserved")>;
 using imported_atom = caf::atom_constant<caf::atom("kimported")>;
+using pass_atom = caf::atom_constant<caf::atom("kpass")>;
 
 /// A catalogue entry on the wire.
 struct price_update {
@@ -107,6 +109,12 @@ struct slot_imported {
 } // namespace keel::runtime
 
 namespace keel::storage {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, retry_entry& x) {
+  return f(caf::meta::type_name("keel::retry_entry"), x.order_id, x.timestamp_us, x.retry_count,
+           x.premium, x.correlation_id, x.fallback_reason, x.retry_at_us);
+}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, new_event& x) {
@@ -193,6 +201,15 @@ struct cluster_link::impl {
   std::map<std::string, level_update> levels_in;
   std::atomic<std::uint64_t> remote_refusals{0};
   histogram forward_seconds{latency_buckets()};
+
+  // Payment retry entries for other nodes' orders (the shared retry topic).
+  std::function<void(const storage::retry_entry&)> retry_receiver;
+  /// Entries waiting for their owner to be reachable, with their deadlines.
+  std::mutex retry_mtx;
+  std::deque<std::pair<storage::retry_entry, clock::time_point>> retry_waiting;
+  std::atomic<std::uint64_t> retry_passed{0};
+  std::atomic<std::uint64_t> retry_dropped{0};
+  std::atomic<std::uint64_t> retry_in{0};
 
   std::optional<caf::actor> handle(const std::string& node) const {
     std::lock_guard<std::mutex> guard{peers_mtx};
@@ -286,6 +303,10 @@ struct cluster_link::impl {
 
   void connect_all();
   void connect_loop();
+  /// Sends the waiting retry entries whose owner is reachable now.
+  void pass_waiting();
+  /// A pass failed: the entry waits again (until its deadline).
+  void retry_later(storage::retry_entry e, clock::time_point deadline);
 
   // slot_moves.cpp
   /// Hands the slots this node holds but the map gives to another node

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent.hpp"
 #include "auth.hpp"
 #include "keel/actors/catalog.hpp"
 #include "keel/events/correlation.hpp"
@@ -165,6 +166,46 @@ json projections_body(const projections_report& r) {
     list.push_back(std::move(j));
   }
   return json{{"projections", std::move(list)}, {"last_position", r.last_position}};
+}
+
+/// The cluster view of `GET /health`: aggregate figures and node ids, no
+/// customer data (the endpoint needs no token).
+json cluster_body(const cluster_link& link) {
+  auto f = link.figures();
+  auto v = link.view();
+  auto members = json::array();
+  for (auto& m : v->members)
+    members.push_back({{"node_id", m.node_id},
+                       {"http", m.http},
+                       {"slots", v->held_by(m.node_id)},
+                       {"connected", m.node_id == f.node_id || link.is_connected(m.node_id)}});
+  auto ms = [](double seconds) { return std::round(seconds * 1e6) / 1e3; };
+  return {{"cluster", link.config().cluster},
+          {"node_id", f.node_id},
+          {"live", f.live},
+          {"controller", f.controller},
+          {"map_version", f.map_version},
+          {"slots", f.slots},
+          {"slots_owned", f.slots_owned},
+          {"slots_without_owner", f.slots_without_owner},
+          {"slots_moving", f.slots_moving},
+          {"members", std::move(members)},
+          {"forwarded",
+           {{"out", f.forwarded},
+            {"in", f.forwarded_in},
+            {"failures", f.forward_failures},
+            {"p50_ms", ms(link.forward_seconds().quantile(0.5))},
+            {"p99_ms", ms(link.forward_seconds().quantile(0.99))}}},
+          {"stock_calls", {{"out", f.stock_calls_out}, {"in", f.stock_calls_in}}},
+          {"moves",
+           {{"out", f.moves_out},
+            {"in", f.moves_in},
+            {"failures", f.move_failures},
+            {"events_moved", f.events_moved}}},
+          {"retry_entries",
+           {{"out", f.retry_passed},
+            {"in", f.retry_received},
+            {"dropped", f.retry_pass_dropped}}}};
 }
 
 /// The JSON of `GET /admin/kafka`.
@@ -695,10 +736,12 @@ void http_api::impl::health(http_request& req, http_response& res) {
   for (auto& c : h.components)
     comps[c.name] = {{"score", std::round(c.score * 1000) / 1000}, {"weight", c.weight},
                      {"detail", c.detail}};
-  send_json(res, h.status == "critical" ? 503 : 200,
-            events::dump_json(json{{"score", std::round(h.score * 1000) / 1000},
-                                   {"status", h.status},
-                                   {"components", std::move(comps)}}));
+  json body{{"score", std::round(h.score * 1000) / 1000},
+            {"status", h.status},
+            {"components", std::move(comps)}};
+  if (auto* link = n.cluster())
+    body["cluster"] = cluster_body(*link);
+  send_json(res, h.status == "critical" ? 503 : 200, events::dump_json(body));
 }
 
 void http_api::impl::ready(http_request& req, http_response& res) {

@@ -10,6 +10,7 @@
 #include "keel/actors/catalog.hpp"
 #include "keel/events/correlation.hpp"
 #include "keel/events/error.hpp"
+#include "keel/events/ids.hpp"
 #include "auth.hpp"
 #include "node_state.hpp"
 #include "pipeline_call.hpp"
@@ -98,6 +99,10 @@ void node::impl::hand_back(const actors::parked_payment& p) {
 
 storage::retry_topic::verdict node::impl::check_entry(const storage::retry_entry& e) const {
   using verdict = storage::retry_topic::verdict;
+  // In a cluster with shared brokers any node may read an entry; the node
+  // that serves the order checks it (and only a valid order id travels).
+  if (link && events::valid_key(e.order_id) && !link->owns_order(e.order_id))
+    return verdict::elsewhere;
   // No backoff parks an order further ahead than a minute and a bit; a
   // message due later than this is not one the node wrote.
   constexpr std::int64_t horizon_us = 10 * 60 * 1'000'000LL;
@@ -255,12 +260,17 @@ caf::error start_kafka(node::impl& s) {
   if (!relay)
     return relay.error();
   s.outbox = std::move(*relay);
+  storage::retry_topic::handler pass_on;
+  if (s.link)
+    pass_on = [link = s.link.get()](const storage::retry_entry& e) { link->pass_retry(e); };
   auto retry = storage::retry_topic::start(
     *s.kafka, {}, [&s](const storage::retry_entry& e) { s.consumed(e); },
-    [&s](const storage::retry_entry& e) { return s.check_entry(e); });
+    [&s](const storage::retry_entry& e) { return s.check_entry(e); }, std::move(pass_on));
   if (!retry)
     return retry.error();
   s.retry = std::move(*retry);
+  if (s.link)
+    s.link->on_retry_entry([r = s.retry.get()](const storage::retry_entry& e) { r->deliver(e); });
   return caf::error{};
 }
 

@@ -240,9 +240,11 @@ void kafka(exposition& out, const node::impl& s) {
     out.family("keel_retry_queue_dropped_total", "counter",
                "Consumed messages dropped before the pipeline saw them, by reason: malformed, "
                "invalid (no such order, or fields no park of it had), stale (the order moved on), "
-               "far_future.");
-    for (auto [reason, n] : {std::pair{"malformed", st.malformed}, std::pair{"invalid", st.invalid},
-                             std::pair{"stale", st.stale}, std::pair{"far_future", st.far_future}})
+               "far_future, misrouted (another node's order that could not be passed on).");
+    for (auto [reason, n] :
+         {std::pair{"malformed", st.malformed}, std::pair{"invalid", st.invalid},
+          std::pair{"stale", st.stale}, std::pair{"far_future", st.far_future},
+          std::pair{"misrouted", st.misrouted}})
       out.sample("keel_retry_queue_dropped_total", {{"reason", reason}}, static_cast<double>(n));
   }
   if (s.outbox) {
@@ -344,6 +346,14 @@ void cluster(exposition& out, const cluster_link& link) {
              d(f.slots_moving));
   out.single("keel_cluster_events_moved_total", "counter",
              "Events this node copied to the new owners of its slots.", d(f.events_moved));
+  out.family("keel_cluster_retry_entries_total", "counter",
+             "Payment retry entries read from the shared topic for another node's order and "
+             "passed on to it (out), passed on to this node (in), and dropped because the "
+             "order's owner stayed unreachable (dropped; the owner re-parks the order).");
+  out.sample("keel_cluster_retry_entries_total", {{"direction", "out"}}, d(f.retry_passed));
+  out.sample("keel_cluster_retry_entries_total", {{"direction", "in"}}, d(f.retry_received));
+  out.sample("keel_cluster_retry_entries_total", {{"direction", "dropped"}},
+             d(f.retry_pass_dropped));
   out.family("keel_cluster_slot_move_duration_seconds", "histogram",
              "Duration of the slot moves this node made, from freeze to release.");
   out.samples("keel_cluster_slot_move_duration_seconds", {}, link.move_seconds());
@@ -375,6 +385,40 @@ std::string render_metrics(const node::impl& s, const health_report& health) {
              s.is_ready.load() ? 1.0 : 0.0);
   return out.take();
 }
+
+namespace {
+
+/// A gate like storage: a node without its lease serves none of its slots
+/// (critical); slots without a live owner, or members holding slots it
+/// cannot reach, make part of the key space answer 503 (warn).
+health_component cluster_health(const cluster_link& link, std::string& status) {
+  auto f = link.figures();
+  auto& name = link.config().cluster;
+  if (!f.live) {
+    status = "critical";
+    return {"cluster", 0.0, 0.0,
+            "node " + f.node_id + " is not a live member of cluster " + name
+              + " (no lease: it serves no slot and keeps trying to join)"};
+  }
+  auto detail = "node " + f.node_id + " of cluster " + name + ": " + std::to_string(f.members)
+                + " members, serves " + std::to_string(f.slots_owned) + " of "
+                + std::to_string(f.slots) + " slots";
+  bool degraded = false;
+  if (f.slots_without_owner > 0) {
+    detail += "; " + std::to_string(f.slots_without_owner)
+              + " slots without a live owner (their keys get 503)";
+    degraded = true;
+  }
+  if (!link.connected()) {
+    detail += "; not connected to every member that holds slots";
+    degraded = true;
+  }
+  if (degraded && status == "ok")
+    status = "warn";
+  return {"cluster", 0.0, degraded ? 0.5 : 1.0, detail};
+}
+
+} // namespace
 
 health_report compute_health(const node::impl& s) {
   health_report r;
@@ -451,6 +495,8 @@ health_report compute_health(const node::impl& s) {
                             + " order streams did not fold at start and were left alone"
                             + (rec.quarantine.empty() ? std::string{}
                                                       : " (first: " + rec.quarantine[0].first + ")")});
+  if (s.link)
+    r.components.push_back(cluster_health(*s.link, r.status));
   return r;
 }
 

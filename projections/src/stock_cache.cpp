@@ -54,6 +54,14 @@ caf::expected<stock_level> stock_cache::get(std::string_view sku) {
   return level;
 }
 
+caf::error short_of_stock(const std::string& sku, std::uint32_t requested,
+                          std::int64_t available) {
+  return make_error(errc::out_of_stock, "SKU " + sku + ": " + std::to_string(requested)
+                                          + " requested, "
+                                          + std::to_string(std::max<std::int64_t>(0, available))
+                                          + " available");
+}
+
 caf::error stock_cache::check(const std::vector<events::order_line>& lines) {
   for (auto& line : lines) {
     auto level = get(line.sku);
@@ -61,10 +69,7 @@ caf::error stock_cache::check(const std::vector<events::order_line>& lines) {
       continue; // the inventory actor decides
     if (level->available() < static_cast<std::int64_t>(line.quantity)) {
       refusals_.fetch_add(1, std::memory_order_relaxed);
-      return make_error(errc::out_of_stock,
-                        "SKU " + line.sku + ": " + std::to_string(line.quantity) + " requested, "
-                          + std::to_string(std::max<std::int64_t>(0, level->available()))
-                          + " available");
+      return short_of_stock(line.sku, line.quantity, level->available());
     }
   }
   return caf::error{};

@@ -33,6 +33,7 @@ struct retry_topic::impl {
   retry_topic_options opts;
   handler on_entry;
   checker check;
+  handler pass_on;
   std::string bootstrap;
   std::string client_id;
   kafka_settings security;
@@ -51,6 +52,9 @@ struct retry_topic::impl {
   std::atomic<std::uint64_t> invalid{0};
   std::atomic<std::uint64_t> stale{0};
   std::atomic<std::uint64_t> far_future{0};
+  std::atomic<std::uint64_t> passed_on{0};
+  std::atomic<std::uint64_t> passed_in{0};
+  std::atomic<std::uint64_t> misrouted{0};
   std::atomic<std::uint64_t> failures{0};
   std::atomic<std::int64_t> lag{0};
 
@@ -65,6 +69,9 @@ struct retry_topic::impl {
 
   caf::error start_clients();
   bool accept(const retry_entry& e);
+  /// Checks `e`, de-duplicates it and hands it out; `passed`: another
+  /// consumer read it from the topic and passed it on to this one.
+  verdict admit(const retry_entry& e, bool passed, std::int64_t offset);
   void on_message(const rd_kafka_message_t& msg);
   void store_offset(const rd_kafka_message_t& msg);
   void update_lag();
@@ -158,35 +165,62 @@ void retry_topic::impl::on_message(const rd_kafka_message_t& msg) {
   if (msg.payload != nullptr)
     text = {static_cast<const char*>(msg.payload), msg.len};
   auto e = parse_retry_entry(text);
+  if (!e) {
+    ++malformed;
+    note("skipped offset " + std::to_string(msg.offset) + ": " + describe(e.error()));
+  } else {
+    admit(*e, false, msg.offset);
+  }
+  store_offset(msg);
+}
+
+retry_topic::verdict retry_topic::impl::admit(const retry_entry& e, bool passed,
+                                             std::int64_t offset) {
   auto v = verdict::accept;
-  if (e && check) {
+  if (check) {
     try {
-      v = check(*e);
+      v = check(e);
     } catch (...) {
       v = verdict::invalid; // the caller's code: an exception must not end the thread
     }
   }
-  if (!e) {
-    ++malformed;
-    note("skipped offset " + std::to_string(msg.offset) + ": " + describe(e.error()));
-  } else if (v != verdict::accept) {
-    ++(v == verdict::stale ? stale : v == verdict::far_future ? far_future : invalid);
-    if (v != verdict::stale)
-      note("dropped offset " + std::to_string(msg.offset) + ": "
-           + (v == verdict::invalid ? "invalid" : "far-future") + " entry for an order");
-  } else if (!accept(*e)) {
-    ++duplicates;
-  } else {
-    // The handler is the caller's code: an exception must not end the thread.
+  auto where = passed ? std::string{"an entry passed on"} : "offset " + std::to_string(offset);
+  // The caller's handlers: an exception must not end the thread.
+  auto call = [this](const handler& h, const retry_entry& x) {
     try {
-      on_entry(*e);
-    } catch (const std::exception& x) {
-      note("retry handler threw: " + std::string{x.what()});
+      h(x);
+    } catch (const std::exception& ex) {
+      note("retry handler threw: " + std::string{ex.what()});
     } catch (...) {
       note("retry handler threw");
     }
+  };
+  if (v == verdict::elsewhere) {
+    // Not this consumer's to check: passed on (once; an entry passed here
+    // whose order moved on again is its new owner's to re-drive).
+    if (passed || !pass_on) {
+      ++misrouted;
+      return v;
+    }
+    ++passed_on;
+    call(pass_on, e);
+    return v;
   }
-  store_offset(msg);
+  if (passed)
+    ++passed_in;
+  if (v != verdict::accept) {
+    ++(v == verdict::stale ? stale : v == verdict::far_future ? far_future : invalid);
+    if (v != verdict::stale)
+      note("dropped " + where + ": " + (v == verdict::invalid ? "invalid" : "far-future")
+           + " entry for an order");
+    return v;
+  }
+  if (!accept(e)) {
+    ++duplicates;
+    return verdict::duplicate;
+  }
+  call(on_entry, e);
+  return v;
 }
 
 void retry_topic::impl::store_offset(const rd_kafka_message_t& msg) {
@@ -245,7 +279,7 @@ void retry_topic::impl::run() {
 
 caf::expected<std::unique_ptr<retry_topic>>
 retry_topic::start(const kafka_cluster& cluster, retry_topic_options opts, handler on_entry,
-                   checker check) {
+                   checker check, handler pass_on) {
   if (!on_entry || opts.group_id.empty() || opts.dedup_capacity == 0)
     return make_error(errc::invalid_argument,
                       "retry topic needs a handler, a group id and a de-duplication capacity");
@@ -253,6 +287,7 @@ retry_topic::start(const kafka_cluster& cluster, retry_topic_options opts, handl
   s->opts = std::move(opts);
   s->on_entry = std::move(on_entry);
   s->check = std::move(check);
+  s->pass_on = std::move(pass_on);
   s->bootstrap = cluster.bootstrap_servers();
   s->client_id = cluster.options().client_id;
   s->security = cluster.options().security;
@@ -306,11 +341,18 @@ retry_topic_stats retry_topic::stats() const {
   st.invalid = s.invalid;
   st.stale = s.stale;
   st.far_future = s.far_future;
+  st.passed_on = s.passed_on;
+  st.passed_in = s.passed_in;
+  st.misrouted = s.misrouted;
   st.delivery_failures = s.failures;
   st.lag = s.lag;
   std::lock_guard<std::mutex> guard{s.mtx};
   st.error = s.error;
   return st;
+}
+
+retry_topic::verdict retry_topic::deliver(const retry_entry& e) {
+  return impl_->admit(e, true, -1);
 }
 
 void retry_topic::forget(const std::string& order_id) {

@@ -42,6 +42,8 @@ struct test_cluster {
   keel::temp_dir dir;
   std::map<std::string, std::unique_ptr<node_process>> nodes;
 
+  /// Starts no node (the test adds them).
+  test_cluster() = default;
   /// Starts nodes `ids` and waits until they share the slots.
   test_cluster(std::initializer_list<const char*> ids) {
     for (auto id : ids)
@@ -59,6 +61,8 @@ struct test_cluster {
   }
   node_process& add(const std::string& id, std::vector<std::string> extra = {}) {
     auto args = args_of(id);
+    if (std::find(extra.begin(), extra.end(), "--kafka") != extra.end())
+      args.erase(args.begin(), args.begin() + 2); // the caller's Kafka, not "off"
     args.insert(args.end(), extra.begin(), extra.end());
     auto n = std::make_unique<node_process>(dir.sub(id), args);
     return *(nodes[id] = std::move(n));
@@ -436,6 +440,23 @@ TEST_CASE("a SIGKILLed node's slots get 503 at once, the rest serve, its orders 
     unserved += s["served"] == false && s["mapped_to"] == "n3";
   CHECK(unserved == n3_slots);
   CHECK(seen["members"].size() == 2);
+  // n1's /health says so too: a warning (not critical: n1 serves its own).
+  auto health = [&](const std::string& id) {
+    auto c = tc[id].client();
+    auto res = c.Get("/health");
+    REQUIRE(res);
+    INFO(res->body);
+    REQUIRE(res->status == 200);
+    return json::parse(res->body);
+  };
+  auto h1 = health("n1");
+  INFO(h1.dump());
+  CHECK(h1["status"] == "warn");
+  CHECK(h1["components"]["cluster"]["score"] == 0.5);
+  CHECK(h1["cluster"]["slots_without_owner"] == n3_slots);
+  CHECK(h1["cluster"]["members"].size() == 2);
+  CHECK(h1["cluster"]["slots_owned"] == v.held_by("n1"));
+  CHECK(h1["cluster"]["forwarded"]["out"].get<int>() > 0);
 
   // Back with the same data: every acknowledged order ends.
   tc["n3"].restart();
@@ -443,8 +464,14 @@ TEST_CASE("a SIGKILLed node's slots get 503 at once, the rest serve, its orders 
   auto reader = tc["n2"].client();
   for (auto& id : acknowledged)
     wait_status(reader, id, {"completed"}, 60s);
-  for (auto id : {"n1", "n2", "n3"})
+  for (auto id : {"n1", "n2", "n3"}) {
+    auto h = health(id);
+    INFO(id << ": " << h.dump());
+    CHECK(h["components"]["cluster"]["score"] == 1.0);
+    CHECK(h["cluster"]["members"].size() == 3);
+    CHECK(h["cluster"]["slots_without_owner"] == 0);
     audit_clean(tc, id);
+  }
 }
 
 TEST_CASE("a node whose lease is revoked in etcd stops serving within one renewal, then rejoins",
@@ -585,5 +612,95 @@ TEST_CASE("a node joins and another leaves under load and every acknowledged ord
   for (auto& id : acknowledged)
     wait_status(reader, id, {"completed"}, 60s);
   for (auto id : {"n1", "n2", "n3", "n4"})
+    audit_clean(tc, id);
+}
+
+TEST_CASE("payment retry entries read from shared brokers reach the node that owns the order",
+          "[cluster][etcd][kafka]") {
+  // One node's embedded broker serves all three, as shared external brokers
+  // would: every node relays to the same topics and the three retry
+  // consumers share payment.retry.queue's partitions, so most entries are
+  // read by a node that does not own their order.
+  test_cluster tc;
+  std::vector<std::string> retry_flags{"--breaker-wait-ms", "500", "--payment-retry-ms", "1000"};
+  auto with = [&](std::vector<std::string> a) {
+    a.insert(a.end(), retry_flags.begin(), retry_flags.end());
+    return a;
+  };
+  tc.add("n1", with({"--kafka", "embedded"}));
+  auto c1 = tc["n1"].client();
+  auto k = c1.Get("/admin/kafka", auth("ops", true));
+  REQUIRE(k);
+  REQUIRE(k->status == 200);
+  auto brokers = json::parse(k->body)["bootstrap_servers"].get<std::string>();
+  tc.add("n2", with({"--kafka", brokers}));
+  tc.add("n3", with({"--kafka", brokers}));
+  tc.settle();
+  auto v = tc.view();
+
+  // Stock on each node's own slots; ten orders owned by each node.
+  std::vector<std::string> skus, ids;
+  for (auto* id : {"n1", "n2", "n3"}) {
+    for (auto& sku : keys_of(v, id, "r-sku-", 1))
+      skus.push_back(sku);
+    for (auto& o : keys_of(v, id, "r-ord-", 10))
+      ids.push_back(o);
+  }
+  stock_all(tc, tc["n1"], skus, 100);
+  // Faults are set per node: each node's sagas call its own gateways.
+  auto gateways_fail = [&](double rate) {
+    for (auto& [id, n] : tc.nodes) {
+      auto c = n->client();
+      REQUIRE(post(c, "/admin/faults", {{"provider", "gateways"}, {"error_rate", rate}},
+                   auth("ops", true))
+                ->status
+              == 200);
+    }
+  };
+  gateways_fail(1.0);
+  // Placed through n2 (forwarded to each owner); every payment fails and parks.
+  auto c2 = tc["n2"].client();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    auto res = post(c2, "/v1/orders",
+                    order_body(ids[i], "rc-" + std::to_string(i), {{skus[i % skus.size()], 1}}),
+                    auth("rc-" + std::to_string(i)));
+    REQUIRE(res);
+    REQUIRE(res->status == 202);
+  }
+  for (auto& id : ids)
+    wait_status(c2, id, {"pending_payment"}, 30s);
+
+  auto sum = [&](const std::string& sample) {
+    double total = 0;
+    for (auto& [id, n] : tc.nodes) {
+      auto c = n->client();
+      total += metric(c, sample);
+    }
+    return total;
+  };
+  // Entries are read across the nodes: wait until one per order was read
+  // (each payment attempt parks the order again with a new entry).
+  auto deadline = clock_type::now() + 30s;
+  while (sum("keel_retry_queue_consumed_total") < static_cast<double>(ids.size())) {
+    REQUIRE(clock_type::now() < deadline);
+    std::this_thread::sleep_for(100ms);
+  }
+
+  // The provider recovers: every parked order is retried by its owner and
+  // completes (an entry dropped by the node that read it would leave its
+  // order parked until the owner's next start).
+  gateways_fail(0.0);
+  for (auto& id : ids)
+    wait_status(c2, id, {"completed"}, 60s);
+  WARN("retry entries passed on to their owner: "
+       << sum("keel_cluster_retry_entries_total{direction=\"out\"}") << " of "
+       << sum("keel_retry_queue_consumed_total") << " consumed");
+  CHECK(sum("keel_cluster_retry_entries_total{direction=\"in\"}") > 0);
+  CHECK(sum("keel_cluster_retry_entries_total{direction=\"out\"}")
+        == sum("keel_cluster_retry_entries_total{direction=\"in\"}"));
+  CHECK(sum("keel_cluster_retry_entries_total{direction=\"dropped\"}") == 0);
+  CHECK(sum("keel_retry_queue_dropped_total{reason=\"misrouted\"}") == 0);
+  CHECK(sum("keel_retry_queue_dropped_total{reason=\"invalid\"}") == 0);
+  for (auto* id : {"n1", "n2", "n3"})
     audit_clean(tc, id);
 }

@@ -16,6 +16,12 @@
 
 namespace keel::projections {
 
+/// The `out_of_stock` error of an order line asking `requested` units of
+/// `sku` when `available` are left (the cache-first check's answer, here and
+/// in a cluster for the SKUs of other nodes).
+caf::error short_of_stock(const std::string& sku, std::uint32_t requested,
+                          std::int64_t available);
+
 /// The first level of the cache-first stock check: stock levels in memory in
 /// front of the stock read model. A miss reads the read model; the stock
 /// projection refreshes every SKU it changes after each commit, so an entry

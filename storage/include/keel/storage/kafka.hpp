@@ -263,6 +263,15 @@ struct retry_topic_stats {
   std::uint64_t invalid = 0;
   std::uint64_t stale = 0;
   std::uint64_t far_future = 0;
+  /// Messages whose order another consumer checks (a node of a cluster that
+  /// does not own the order), given to the pass-on handler...
+  std::uint64_t passed_on = 0;
+  /// ...entries other consumers passed on to this one (`deliver`)...
+  std::uint64_t passed_in = 0;
+  /// ...and entries dropped because nobody here could take them: another
+  /// consumer's with no pass-on handler, or passed on here for an order that
+  /// moved on again (its new owner re-drives it when it takes it over).
+  std::uint64_t misrouted = 0;
   /// Published messages whose delivery failed (not retried: the order
   /// stream is the source of truth and re-fills the queue after a restart).
   std::uint64_t delivery_failures = 0;
@@ -293,8 +302,10 @@ public:
   /// Receives a message, on the consumer thread.
   using handler = std::function<void(const retry_entry&)>;
 
-  /// What the check makes of a message.
-  enum class verdict { accept, invalid, stale, far_future };
+  /// What the check makes of a message. `elsewhere`: another consumer owns
+  /// the order and checks it (a cluster node that does not serve it);
+  /// `duplicate` is no check's answer, only `deliver`'s.
+  enum class verdict { accept, invalid, stale, far_future, elsewhere, duplicate };
   /// Checks a parsed message against the source of truth, on the consumer
   /// thread. None: every parsed message is accepted.
   using checker = std::function<verdict(const retry_entry&)>;
@@ -304,9 +315,12 @@ public:
   /// once it has). Errors:
   /// `invalid_argument` (bad options, no handler), `storage_failure`
   /// (librdkafka refused the configuration or the subscription).
+  /// `pass_on` receives, on the consumer thread and without
+  /// de-duplication, the messages the check calls `elsewhere`; it must not
+  /// block (none: they are dropped and counted as misrouted).
   static caf::expected<std::unique_ptr<retry_topic>>
   start(const kafka_cluster& cluster, retry_topic_options opts, handler on_entry,
-        checker check = {});
+        checker check = {}, handler pass_on = {});
 
   /// Calls `stop`.
   ~retry_topic();
@@ -321,6 +335,12 @@ public:
 
   /// The counters now.
   retry_topic_stats stats() const;
+
+  /// An entry another consumer read and passed on (it does not own the
+  /// order): checked, de-duplicated and handed to the handler on the
+  /// caller's thread, exactly as a message read here. `elsewhere` again
+  /// (the order moved on meanwhile) drops it. Returns what became of it.
+  verdict deliver(const retry_entry& e);
 
   /// Drops the de-duplication memory of `order_id` (its order ended).
   void forget(const std::string& order_id);
