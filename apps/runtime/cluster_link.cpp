@@ -108,7 +108,7 @@ caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::
       i->second.deliver(std::move(answer));
       self->state.pending.erase(i);
     },
-    [=](stream_import& x) -> caf::result<std::uint64_t> {
+    [=](slot_copy& x) -> caf::result<std::uint64_t> {
       // Appending blocks (fsync): on the link's threads, not this actor's.
       auto id = ++self->state.next_id;
       auto rp = self->make_response_promise<std::uint64_t>();
@@ -428,7 +428,7 @@ void cluster_link::configure(caf::actor_system_config& cfg) {
   cfg.add_message_type<forwarded_answer>("keel::forwarded_answer");
   cfg.add_message_type<price_update>("keel::price_update");
   cfg.add_message_type<std::vector<price_update>>("keel::price_updates");
-  cfg.add_message_type<stream_import>("keel::stream_import");
+  cfg.add_message_type<slot_copy>("keel::slot_copy");
   cfg.add_message_type<slot_imported>("keel::slot_imported");
   cfg.add_message_type<stock_levels>("keel::stock_levels");
   cfg.add_message_type<storage::retry_entry>("keel::retry_entry");
@@ -535,6 +535,15 @@ slot_route cluster_link::route_of(std::string_view key) const {
     r.token = v->holders[r.slot].token;
   }
   return r;
+}
+
+std::vector<std::uint32_t> cluster_link::data_slots() const {
+  auto v = view();
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t s = 0; s < v->slots && s < v->data_at.size(); ++s)
+    if (v->data_at[s] == impl_->cfg.node_id)
+      out.push_back(s);
+  return out;
 }
 
 bool cluster_link::serves(std::uint32_t slot, std::int64_t token) const {

@@ -168,6 +168,11 @@ public:
 
   /// The slot of `key` and who serves it now.
   slot_route route_of(std::string_view key) const;
+  /// The slots whose data this node holds (etcd's `data/<n>` names it):
+  /// those it serves, and those it will serve again once its lease is back.
+  /// A slot that moved away is not among them (its old streams stay here).
+  std::vector<std::uint32_t> data_slots() const;
+
   /// Whether this node serves `slot` now (with fencing token `token`, when not 0).
   bool serves(std::uint32_t slot, std::int64_t token = 0) const;
 

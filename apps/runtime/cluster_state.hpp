@@ -69,12 +69,20 @@ typename Inspector::result_type inspect(Inspector& f, price_update& x) {
            x.version, x.withdrawn);
 }
 
-/// Events of one stream, from version `first_version` on, as the store
-/// holds them (ids, times, causation), for the node a slot moves to.
-struct stream_import {
+/// One event of a slot's streams as the store holds it (id, time,
+/// causation), with its stream and version.
+struct slot_event {
   std::string stream;
-  std::uint64_t first_version = 0;
-  std::vector<storage::new_event> events;
+  std::uint64_t version = 0;
+  storage::new_event event;
+};
+
+/// Events of `slot`'s streams for the node the slot moves to, in the order
+/// of the sender's log (its appends keep that order, so its projections see
+/// an order's payment before the order's end, as the sender's did).
+struct slot_copy {
+  std::uint32_t slot = 0;
+  std::vector<slot_event> events;
 };
 
 /// The stock level of one SKU, from the node that serves it.
@@ -127,8 +135,13 @@ typename Inspector::result_type inspect(Inspector& f, new_event& x) {
 namespace keel::runtime {
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stream_import& x) {
-  return f(caf::meta::type_name("keel::stream_import"), x.stream, x.first_version, x.events);
+typename Inspector::result_type inspect(Inspector& f, slot_event& x) {
+  return f(caf::meta::type_name("keel::slot_event"), x.stream, x.version, x.event);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, slot_copy& x) {
+  return f(caf::meta::type_name("keel::slot_copy"), x.slot, x.events);
 }
 
 template <class Inspector>
@@ -317,8 +330,9 @@ struct cluster_link::impl {
   /// Freezes `slot`, waits for its sagas to rest, copies its streams to
   /// `to`, and releases the slot's key; false (the slot thawed) on failure.
   bool hand_over(std::uint32_t slot, const std::string& to);
-  /// Appends what this store lacks of an imported stream; its version after.
-  caf::expected<std::uint64_t> import(const stream_import& x);
+  /// Appends what this store lacks of a slot's copied events, in their
+  /// order; the number of events appended.
+  caf::expected<std::uint64_t> import(const slot_copy& x);
   /// The end of a slot's import: forgets cached state of its SKUs.
   void imported(const slot_imported& x);
 };

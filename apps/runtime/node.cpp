@@ -222,10 +222,27 @@ caf::error start_read_side(node::impl& s) {
     s.cache->on_update([link = s.link.get()](const projections::stock_level& l) {
       link->stock_changed(l.sku, l.available(), l.updated_us);
     });
+  // A cluster node counts its daily figures per slot too, so that it can
+  // report those of the slots it serves (moved orders stay in the store
+  // they left).
+  bool recount = false;
+  if (s.link) {
+    auto changed = projections::set_cluster_slots(s.store(), s.link->slots());
+    if (!changed)
+      return changed.error();
+    recount = *changed && s.store().last_position() > 0;
+  }
   s.runner = std::make_unique<projections::projection_runner>(s.store());
   s.runner->add_standard(s.cache);
   if (auto err = s.runner->start())
     return err;
+  if (recount) {
+    spdlog::info("component=projections msg=\"the store joins a cluster: rebuilding the figures "
+                 "to count them per slot\" slots={}",
+                 s.link->slots());
+    if (auto err = s.runner->rebuild("figures"))
+      return err;
+  }
   for (auto& u : s.runner->upgrades())
     spdlog::info("component=projections msg=\"stored values given their format version\" "
                  "projection={} values={} generation={} from_generation={} seconds={:.2f}",

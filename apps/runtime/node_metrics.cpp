@@ -275,9 +275,14 @@ void projections_and_today(exposition& out, const node::impl& s) {
   out.family("keel_projection_stopped", "gauge", "1 while a projection is stopped at an event.");
   for (auto& p : status)
     out.sample("keel_projection_stopped", {{"projection", p.name}}, p.failure ? 1.0 : 0.0);
-  auto today = projections::figures_of_day(s.store(), projections::day_of(now_s() * 1000000));
+  // In a cluster: the orders of the slots whose data this node holds, so
+  // that the nodes' figures add up (a moved slot's old copy is left out).
+  auto day = projections::day_of(now_s() * 1000000);
+  auto today = s.link ? projections::figures_of_day(s.store(), day, s.link->data_slots())
+                      : projections::figures_of_day(s.store(), day);
   out.family("keel_orders_today", "gauge",
-             "Orders of today (UTC) by status, from the figures read model.");
+             "Orders of today (UTC) by status, from the figures read model (in a cluster, of "
+             "the slots whose data this node holds: sum them over the nodes).");
   if (today) {
     std::pair<const char*, std::uint64_t> counts[] = {{"placed", today->placed},
                                                       {"completed", today->completed},

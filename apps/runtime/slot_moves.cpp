@@ -13,7 +13,10 @@
 // slot's unfinished orders. A failure at any step thaws the slot where it
 // was; the copy is idempotent (by event id), so the next try resumes it.
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -240,6 +243,9 @@ bool cluster_link::impl::hand_over(std::uint32_t slot, const std::string& to) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+  // Each pass sends what the streams gained since the last one, in this
+  // store's log order (the new owner appends in that order: its projections
+  // must see an order placed before its payment, its payment before its end).
   std::map<std::string, std::uint64_t> sent;
   std::set<std::string> skus;
   std::uint64_t events = 0;
@@ -247,40 +253,44 @@ bool cluster_link::impl::hand_over(std::uint32_t slot, const std::string& to) {
     auto list = streams_of(*store, slot, slots);
     if (!list)
       return fail(describe(list.error()));
-    bool grew = false;
+    std::vector<std::pair<std::uint64_t, slot_event>> todo; // by log position
     for (auto& info : *list) {
       bool sku = false;
       auto key = key_of_stream(info.stream, &sku);
       if (sku)
         skus.insert(std::string{key});
-      auto& done = sent[info.stream];
-      while (done < info.last_version) {
-        grew = true;
-        stream_import x{info.stream, done + 1, {}};
-        auto reader = store->read_stream(info.stream, done + 1, events_per_message);
-        while (reader.next()) {
-          auto& r = reader.current();
-          x.events.push_back({r.id, std::string{r.type}, r.schema_version, r.timestamp_us,
-                              r.correlation_id, r.causation_id, std::string{r.payload}});
-        }
-        if (reader.error())
-          return fail(describe(reader.error()));
-        if (x.events.empty())
-          return fail("stream " + info.stream + " ends before version "
-                      + std::to_string(info.last_version));
-        auto n = x.events.size();
-        auto upto = call<std::uint64_t>(*sys, *peer, copy_timeout, std::move(x));
-        if (!upto)
-          return fail("copying " + info.stream + " to " + to + ": " + sys->render(upto.error()));
-        if (*upto <= done)
-          return fail(to + " did not take " + info.stream + " beyond version "
-                      + std::to_string(done));
-        done = *upto;
-        events += n;
+      auto done = sent[info.stream];
+      if (done >= info.last_version)
+        continue;
+      auto reader = store->read_stream(info.stream, done + 1);
+      while (reader.next()) {
+        auto& r = reader.current();
+        todo.emplace_back(r.position,
+                          slot_event{info.stream, r.version,
+                                     {r.id, std::string{r.type}, r.schema_version, r.timestamp_us,
+                                      r.correlation_id, r.causation_id, std::string{r.payload}}});
       }
+      if (reader.error())
+        return fail(describe(reader.error()));
     }
-    if (!grew && pass > 0)
+    if (todo.empty() && pass > 0)
       break;
+    std::sort(todo.begin(), todo.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [position, e] : todo) // what is sent once this pass succeeds
+      sent[e.stream] = std::max(sent[e.stream], e.version);
+    for (std::size_t at = 0; at < todo.size(); at += events_per_message) {
+      slot_copy x{slot, {}};
+      auto end = std::min(todo.size(), at + events_per_message);
+      for (auto i = at; i < end; ++i)
+        x.events.push_back(std::move(todo[i].second));
+      auto last = x.events.back().stream;
+      auto appended = call<std::uint64_t>(*sys, *peer, copy_timeout, std::move(x));
+      if (!appended)
+        return fail("copying slot " + std::to_string(slot) + " to " + to + " (at " + last
+                    + "): " + sys->render(appended.error()));
+    }
+    events += todo.size();
     if (pass == 10 || is_stopping())
       return fail("its streams were still growing after 10 passes");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -310,26 +320,87 @@ bool cluster_link::impl::hand_over(std::uint32_t slot, const std::string& to) {
   return true;
 }
 
-caf::expected<std::uint64_t> cluster_link::impl::import(const stream_import& x) {
-  if (x.events.empty() || key_of_stream(x.stream).empty())
-    return make_error(errc::invalid_argument, "not a stream of a slot: " + x.stream);
-  auto have = store->stream_version(x.stream);
-  if (!have)
-    return have.error();
-  auto first = x.first_version;
-  if (first == 0 || first > *have + 1)
-    return make_error(errc::invalid_argument,
-                      x.stream + ": events from version " + std::to_string(first)
-                        + " but this store has " + std::to_string(*have));
-  auto last = first + x.events.size() - 1;
-  if (last <= *have)
-    return *have; // a copy this store has already
-  std::vector<storage::new_event> todo(x.events.begin() + static_cast<std::ptrdiff_t>(*have + 1 - first),
-                                       x.events.end());
-  auto r = store->append(x.stream, storage::expected_version::exact(*have), std::move(todo));
-  if (!r)
-    return r.error();
-  return r->last_version;
+caf::expected<std::uint64_t> cluster_link::impl::import(const slot_copy& x) {
+  // Runs of one stream go to the committer as asynchronous appends, in the
+  // order given: it takes appends in the order they come, so this store's
+  // log keeps the sender's order. Events this store has are skipped (a copy
+  // repeated after a failure adds nothing twice).
+  struct pending {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::size_t open = 0;
+    std::uint64_t appended = 0;
+    caf::error first;
+  } w;
+  auto failed = [&w](caf::error err) {
+    std::lock_guard<std::mutex> guard{w.mtx};
+    if (!w.first)
+      w.first = std::move(err);
+  };
+  std::map<std::string, std::uint64_t> have;
+  for (std::size_t i = 0; i < x.events.size();) {
+    auto& stream = x.events[i].stream;
+    auto j = i;
+    while (j < x.events.size() && x.events[j].stream == stream)
+      ++j;
+    auto key = key_of_stream(stream);
+    if (key.empty() || cluster::slot_of(key, slots) != x.slot) {
+      failed(make_error(errc::invalid_argument,
+                        stream + " is not a stream of slot " + std::to_string(x.slot)));
+      break;
+    }
+    auto known = have.find(stream);
+    if (known == have.end()) {
+      auto v = store->stream_version(stream);
+      if (!v) {
+        failed(v.error());
+        break;
+      }
+      known = have.emplace(stream, *v).first;
+    }
+    auto expected = known->second;
+    std::vector<storage::new_event> run;
+    bool gap = false;
+    for (auto k = i; k < j && !gap; ++k) {
+      auto& e = x.events[k];
+      if (e.version <= known->second)
+        continue; // this store has it
+      gap = e.version != known->second + 1;
+      if (gap)
+        failed(make_error(errc::invalid_argument,
+                          stream + ": event version " + std::to_string(e.version)
+                            + " but this store has " + std::to_string(known->second)));
+      else
+        run.push_back(e.event);
+      known->second = std::max(known->second, e.version);
+    }
+    {
+      std::lock_guard<std::mutex> guard{w.mtx};
+      if (w.first)
+        break; // what was given to the committer is waited for below
+      if (!run.empty())
+        ++w.open;
+    }
+    if (!run.empty()) {
+      auto n = run.size();
+      store->append_async(stream, storage::expected_version::exact(expected), std::move(run),
+                          [&w, n](caf::expected<storage::append_result> r) {
+                            std::lock_guard<std::mutex> guard{w.mtx};
+                            if (!r && !w.first)
+                              w.first = std::move(r.error());
+                            else if (r)
+                              w.appended += n;
+                            --w.open;
+                            w.cv.notify_all();
+                          });
+    }
+    i = j;
+  }
+  std::unique_lock<std::mutex> guard{w.mtx};
+  w.cv.wait(guard, [&w] { return w.open == 0; });
+  if (w.first)
+    return std::move(w.first);
+  return w.appended;
 }
 
 void cluster_link::impl::imported(const slot_imported& x) {

@@ -127,6 +127,24 @@ std::string customer_suffix(std::int64_t placed_us, std::string_view order_id) {
 
 // -- figures -------------------------------------------------------------------
 
+void add_revenue(day_figures& figures, const std::string& currency, std::uint64_t orders,
+                 std::int64_t cents) {
+  auto it = std::find_if(figures.revenue.begin(), figures.revenue.end(),
+                         [&](const currency_revenue& r) { return r.currency >= currency; });
+  if (it == figures.revenue.end() || it->currency != currency)
+    it = figures.revenue.insert(it, currency_revenue{currency, 0, 0});
+  it->orders += orders;
+  it->revenue_cents += cents;
+}
+
+std::string slot_day_key(std::uint32_t slot, std::string_view day) {
+  char digits[16];
+  std::snprintf(digits, sizeof digits, "%05u", slot);
+  std::string key = "s/";
+  key.append(digits).append("/").append(day);
+  return key;
+}
+
 std::uint32_t bucket_of(std::uint64_t us) noexcept {
   if (us < 32)
     return static_cast<std::uint32_t>(us);

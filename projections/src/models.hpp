@@ -137,6 +137,14 @@ std::uint32_t bucket_of(std::uint64_t us) noexcept;
 std::uint64_t bucket_lower(std::uint32_t bucket) noexcept;
 std::uint64_t bucket_width(std::uint32_t bucket) noexcept;
 
+/// Adds `orders` completed orders with `cents` captured in `currency` to
+/// `figures` (revenue stays sorted by currency).
+void add_revenue(day_figures& figures, const std::string& currency, std::uint64_t orders,
+                 std::int64_t cents);
+
+/// The key of a day's figures of one cluster slot: "s/<slot, 5 digits>/<day>".
+std::string slot_day_key(std::uint32_t slot, std::string_view day);
+
 /// A page of read-model entries (key, value).
 using model_page = std::vector<std::pair<std::string, std::string>>;
 

@@ -1,6 +1,7 @@
 // Query functions over the serving generation of each read model.
 
 #include <algorithm>
+#include <charconv>
 
 #include "keel/events/error.hpp"
 #include "keel/events/json.hpp"
@@ -168,6 +169,67 @@ caf::expected<day_figures> figures_of_day(const storage::event_store& store,
     return empty;
   }
   return std::move(**found);
+}
+
+caf::expected<day_figures> figures_of_day(const storage::event_store& store,
+                                          std::string_view day,
+                                          const std::vector<std::uint32_t>& slots) {
+  if (!valid_day(day))
+    return make_error(errc::invalid_argument, "day: " + std::string{day} + " is not YYYY-MM-DD");
+  auto prefix = detail::serving_prefix(store, "figures");
+  if (!prefix)
+    return prefix.error();
+  day_figures sum;
+  sum.day = std::string{day};
+  for (auto slot : slots) {
+    auto found = read_model<day_figures>(store, *prefix, detail::slot_day_key(slot, day));
+    if (!found)
+      return found.error();
+    if (!*found)
+      continue;
+    auto& part = **found;
+    sum.placed += part.placed;
+    sum.completed += part.completed;
+    sum.rejected += part.rejected;
+    sum.cancelled += part.cancelled;
+    sum.pending_payment += part.pending_payment;
+    for (auto& r : part.revenue)
+      detail::add_revenue(sum, r.currency, r.orders, r.revenue_cents);
+  }
+  return sum;
+}
+
+caf::expected<std::uint32_t> cluster_slots(const storage::event_store& store) {
+  auto key = detail::meta_key("cluster", "slots");
+  auto value = store.get_model(key);
+  if (!value)
+    return value.error();
+  if (!*value)
+    return 0u;
+  std::uint32_t slots = 0;
+  auto& text = **value;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), slots);
+  if (ec != std::errc{} || end != text.data() + text.size())
+    return make_error(errc::corrupt_record, "store key " + key + " holds no slot count");
+  return slots;
+}
+
+caf::expected<bool> set_cluster_slots(storage::event_store& store, std::uint32_t slots) {
+  auto now = cluster_slots(store);
+  if (!now)
+    return now.error();
+  if (*now == slots)
+    return false;
+  if (*now != 0)
+    return make_error(errc::invalid_argument,
+                      "this store belongs to a cluster of " + std::to_string(*now)
+                        + " slots, not " + std::to_string(slots)
+                        + ": its keys would be routed elsewhere");
+  storage::write_batch batch;
+  batch.put(detail::meta_key("cluster", "slots"), std::to_string(slots));
+  if (auto err = store.commit(std::move(batch)))
+    return err;
+  return true;
 }
 
 caf::expected<std::vector<day_figures>> figures_between(const storage::event_store& store,

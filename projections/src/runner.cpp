@@ -783,7 +783,10 @@ void projection_runner::add_entry(std::string name, projection_factory make,
 void projection_runner::add_standard(std::shared_ptr<stock_cache> cache) {
   add_entry("orders", [] { return make_orders_projection(); }, true);
   add_entry("stock", [cache] { return make_stock_projection(cache); }, true);
-  add_entry("figures", [] { return make_figures_projection(); }, true);
+  // A cluster node's store counts its figures per slot too (a store that
+  // cannot be read fails the start anyway).
+  auto slots = cluster_slots(impl_->store);
+  add_entry("figures", [n = slots ? *slots : 0u] { return make_figures_projection(n); }, true);
 }
 
 caf::error projection_runner::start() {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -184,6 +185,43 @@ void audit_clean(test_cluster& tc, const std::string& id) {
   CHECK(rep->ok());
 }
 
+/// The cluster warnings and errors of every node's log (failed moves, lost
+/// connections), for a failure report.
+std::string cluster_warnings(test_cluster& tc) {
+  std::string out;
+  for (auto& [id, n] : tc.nodes) {
+    out += id + " (cluster warnings):\n";
+    std::istringstream lines{n->log()};
+    for (std::string line; std::getline(lines, line);)
+      if (line.find("component=cluster") != std::string::npos
+          && line.find("level=info") == std::string::npos)
+        out += line + "\n";
+  }
+  return out;
+}
+
+/// Every projection of node `id` follows its log (none stopped at an event
+/// it could not apply).
+void projections_live(test_cluster& tc, const std::string& id) {
+  auto c = tc[id].client();
+  auto res = c.Get("/admin/projections", auth("ops", true));
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  auto body = json::parse(res->body);
+  INFO(id << ": " << res->body);
+  REQUIRE(body["projections"].size() == 3);
+  for (auto& p : body["projections"])
+    CHECK(p["state"] == "live");
+}
+
+/// Today's day of the year, UTC (the daily figures' day).
+int utc_yday() {
+  auto t = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  return utc.tm_yday;
+}
+
 std::string status_of(httplib::Client& c, const std::string& id) {
   auto res = c.Get(("/v1/orders/" + id).c_str(), auth("ops", true));
   REQUIRE(res);
@@ -325,6 +363,7 @@ TEST_CASE("orders placed on every node with stock on the others all end and none
     auto c = tc[id].client();
     CHECK(metric(c, "keel_cluster_members") == 3);
     audit_clean(tc, id);
+    projections_live(tc, id);
   }
 }
 
@@ -471,6 +510,7 @@ TEST_CASE("a SIGKILLed node's slots get 503 at once, the rest serve, its orders 
     CHECK(h["cluster"]["members"].size() == 3);
     CHECK(h["cluster"]["slots_without_owner"] == 0);
     audit_clean(tc, id);
+    projections_live(tc, id);
   }
 }
 
@@ -534,6 +574,7 @@ TEST_CASE("a second process with a live node's id does not serve", "[cluster][et
 
 TEST_CASE("a node joins and another leaves under load and every acknowledged order completes",
           "[cluster][etcd]") {
+  auto started_day = utc_yday();
   test_cluster tc{"n1", "n2"};
   tc.add("n3", {"--leave"});
   tc.settle();
@@ -578,8 +619,11 @@ TEST_CASE("a node joins and another leaves under load and every acknowledged ord
     return x.settled() && x.held_by("n4") >= test_slots / 4 - 1;
   };
   auto deadline = clock_type::now() + 60s;
-  while (!share(tc.view()))
+  while (!share(tc.view())) {
+    if (clock_type::now() > deadline)
+      UNSCOPED_INFO(cluster_warnings(tc));
     REQUIRE(clock_type::now() < deadline);
+  }
   auto settled_ms = std::chrono::duration<double, std::milli>(clock_type::now() - joined).count();
   auto start_ms = std::chrono::duration<double, std::milli>(joined - t0).count();
 
@@ -600,17 +644,32 @@ TEST_CASE("a node joins and another leaves under load and every acknowledged ord
   CHECK(after.settled());
   CHECK(acknowledged.size() > 50);
   auto reader = tc["n4"].client();
-  for (auto& [id, n] : tc.nodes) {
-    std::string moves;
-    std::istringstream lines{n->log()};
-    for (std::string line; std::getline(lines, line);)
-      if (line.find("component=cluster") != std::string::npos
-          && line.find("level=info") == std::string::npos)
-        moves += line + "\n";
-    UNSCOPED_INFO(id << " (cluster warnings):\n" << moves);
-  }
+  UNSCOPED_INFO(cluster_warnings(tc));
   for (auto& id : acknowledged)
     wait_status(reader, id, {"completed"}, 60s);
+  // The copied streams came in their log order: no projection of a node
+  // that took slots stopped at an event (a payment before its order).
+  for (auto id : {"n1", "n2", "n4"})
+    projections_live(tc, id);
+  // The nodes' daily figures add up to the orders placed: each counts the
+  // slots whose data it holds, so the copies a moved slot left behind (n3's
+  // store keeps them) are not counted twice.
+  if (utc_yday() == started_day) {
+    auto sum = [&](const std::string& status) {
+      double n = 0;
+      for (auto id : {"n1", "n2", "n4"}) {
+        auto c = tc[id].client();
+        n += metric(c, "keel_orders_today{status=\"" + status + "\"}");
+      }
+      return n;
+    };
+    auto wanted = static_cast<double>(acknowledged.size());
+    for (auto until = clock_type::now() + 10s;
+         sum("completed") != wanted && clock_type::now() < until;)
+      std::this_thread::sleep_for(50ms); // the figures projection follows
+    CHECK(sum("placed") == wanted);
+    CHECK(sum("completed") == wanted);
+  }
   for (auto id : {"n1", "n2", "n3", "n4"})
     audit_clean(tc, id);
 }
@@ -701,6 +760,8 @@ TEST_CASE("payment retry entries read from shared brokers reach the node that ow
   CHECK(sum("keel_cluster_retry_entries_total{direction=\"dropped\"}") == 0);
   CHECK(sum("keel_retry_queue_dropped_total{reason=\"misrouted\"}") == 0);
   CHECK(sum("keel_retry_queue_dropped_total{reason=\"invalid\"}") == 0);
-  for (auto* id : {"n1", "n2", "n3"})
+  for (auto* id : {"n1", "n2", "n3"}) {
     audit_clean(tc, id);
+    projections_live(tc, id);
+  }
 }

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "keel/events/correlation.hpp"
 #include "keel/events/error.hpp"
 #include "keel/projections/runner.hpp"
 
@@ -85,6 +86,14 @@ struct folder {
   projections::day_figures& day(std::int64_t at_us) {
     auto d = utc_day(at_us);
     auto& f = m.days[d];
+    f.day = d;
+    return f;
+  }
+
+  /// Order `id`'s part of the figures of the day of `at_us`.
+  projections::day_figures& part(const std::string& id, std::int64_t at_us) {
+    auto d = utc_day(at_us);
+    auto& f = m.order_days[id][d];
     f.day = d;
     return f;
   }
@@ -185,6 +194,7 @@ struct folder {
         return anomaly(rec, "order " + id + " placed again while its saga is in flight");
       sagas[id] = open_saga{rec.timestamp_us, x->currency, 0, false, false, false, false};
       day(rec.timestamp_us).placed += 1;
+      part(id, rec.timestamp_us).placed += 1;
       return;
     }
     auto it = sagas.find(id);
@@ -192,8 +202,10 @@ struct folder {
       return anomaly(rec, "no saga in flight for order " + id);
     auto& s = it->second;
     if (std::holds_alternative<order_payment_pending>(ev)) {
-      if (!s.pending)
+      if (!s.pending) {
         day(rec.timestamp_us).pending_payment += 1;
+        part(id, rec.timestamp_us).pending_payment += 1;
+      }
       s.pending = true;
       return;
     }
@@ -219,10 +231,13 @@ struct folder {
     }
     // Terminal.
     auto& d = day(rec.timestamp_us);
+    auto& p = part(id, rec.timestamp_us);
     std::string path;
     if (std::holds_alternative<order_completed>(ev)) {
       path = s.pending ? "completed_after_retry" : "completed";
       d.completed += 1;
+      p.completed += 1;
+      p.revenue.push_back({s.currency, 1, s.captured});
       auto& r = revenue[d.day][s.currency];
       r.currency = s.currency;
       r.orders += 1;
@@ -230,6 +245,7 @@ struct folder {
     } else if (std::holds_alternative<order_rejected>(ev)) {
       path = "rejected";
       d.rejected += 1;
+      p.rejected += 1;
     } else {
       if (s.cancel_requested)
         path = "cancelled_by_customer";
@@ -242,6 +258,7 @@ struct folder {
       else
         path = "cancelled_other";
       d.cancelled += 1;
+      p.cancelled += 1;
     }
     m.durations_us[path].push_back(rec.timestamp_us - s.placed_us);
     sagas.erase(it);
@@ -432,6 +449,62 @@ void check_stock(const storage::event_store& store, const expected_models& want)
   CHECK(code_of(none.error()) == errc::not_found);
 }
 
+/// Adds `x` to `into` (revenue merged by currency, kept sorted).
+void add_figures(projections::day_figures& into, const projections::day_figures& x) {
+  into.placed += x.placed;
+  into.completed += x.completed;
+  into.rejected += x.rejected;
+  into.cancelled += x.cancelled;
+  into.pending_payment += x.pending_payment;
+  for (auto& r : x.revenue) {
+    auto it = std::find_if(into.revenue.begin(), into.revenue.end(),
+                           [&](const auto& y) { return y.currency >= r.currency; });
+    if (it == into.revenue.end() || it->currency != r.currency)
+      it = into.revenue.insert(it, {r.currency, 0, 0});
+    it->orders += r.orders;
+    it->revenue_cents += r.revenue_cents;
+  }
+}
+
+/// A cluster store's figures per slot: each slot's are the sum of its
+/// orders' parts, and all slots together are the day's.
+void check_slot_figures(const storage::event_store& store, const expected_models& want,
+                        const std::string& prefix) {
+  auto slots = projections::cluster_slots(store);
+  REQUIRE(slots);
+  if (*slots == 0) {
+    CHECK(count_models(store, prefix + "s/") == 0);
+    return;
+  }
+  std::map<std::pair<std::uint32_t, std::string>, projections::day_figures> per_slot;
+  for (auto& [id, days] : want.order_days)
+    for (auto& [day, part] : days) {
+      auto& f = per_slot[{static_cast<std::uint32_t>(events::stable_hash(id) % *slots), day}];
+      f.day = day;
+      add_figures(f, part);
+    }
+  mismatches bad{"slot day figures"};
+  for (auto& [day, total] : want.days) {
+    std::vector<std::uint32_t> all;
+    for (std::uint32_t slot = 0; slot < *slots; ++slot) {
+      all.push_back(slot);
+      auto i = per_slot.find({slot, day});
+      auto expected = i != per_slot.end() ? i->second : projections::day_figures{day, 0, 0, 0, 0, 0, {}};
+      auto got = projections::figures_of_day(store, day, {slot});
+      if (!got)
+        bad.report(describe(got.error()), text(expected));
+      else if (!(*got == expected))
+        bad.report("slot " + std::to_string(slot) + ": " + text(*got), text(expected));
+    }
+    auto sum = projections::figures_of_day(store, day, all);
+    if (!sum)
+      bad.report(describe(sum.error()), text(total));
+    else if (!(*sum == total))
+      bad.report("all slots: " + text(*sum), text(total));
+  }
+  CHECK(count_models(store, prefix + "s/") == per_slot.size());
+}
+
 void check_figures(const storage::event_store& store, const expected_models& want) {
   auto gen = serving(store, "figures");
   REQUIRE(gen > 0);
@@ -448,6 +521,7 @@ void check_figures(const storage::event_store& store, const expected_models& wan
   }
   CHECK(count_models(store, prefix + "d/") == want.days.size());
   CHECK(count_models(store, prefix + "f/") == want.sagas_in_flight);
+  check_slot_figures(store, want, prefix);
   // A day without orders has zeros.
   auto quiet = projections::figures_of_day(store, "2001-02-03");
   REQUIRE(quiet);

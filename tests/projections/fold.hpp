@@ -26,6 +26,9 @@ struct expected_models {
   std::map<std::string, projections::stock_level> stock;
   /// By day; revenue sorted by currency.
   std::map<std::string, projections::day_figures> days;
+  /// Each order's part of the day figures, by order id and day (a cluster
+  /// store counts them per slot of the order too).
+  std::map<std::string, std::map<std::string, projections::day_figures>> order_days;
   /// Saga durations in microseconds, by path, in completion order.
   std::map<std::string, std::vector<std::int64_t>> durations_us;
   /// Orders placed whose saga has not ended (the figures projection keeps them).

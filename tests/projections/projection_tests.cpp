@@ -379,6 +379,44 @@ TEST_CASE("a rebuild of projections over an empty log swaps at once") {
   test::check_models(*r.store, valid_fold(*r.store));
 }
 
+TEST_CASE("a cluster node's store counts its figures per slot too, and the slots add up") {
+  rig r;
+  test::history h{{41}};
+  r.append(h.plan(300, true));
+  runner_options opts;
+  opts.retire_grace = 20ms;
+  {
+    // A node alone: no figures per slot.
+    projection_runner runner{*r.store, opts};
+    runner.add_standard();
+    start(runner);
+    caught_up(runner, *r.store);
+    test::check_models(*r.store, valid_fold(*r.store));
+    runner.stop();
+  }
+  // It joins a cluster of 7 slots: recorded once; another count is refused.
+  auto set = projections::set_cluster_slots(*r.store, 7);
+  REQUIRE(set);
+  CHECK(*set);
+  set = projections::set_cluster_slots(*r.store, 7);
+  REQUIRE(set);
+  CHECK_FALSE(*set);
+  set = projections::set_cluster_slots(*r.store, 8);
+  REQUIRE_FALSE(set);
+  CHECK(code_of(set.error()) == errc::invalid_argument);
+  CHECK(*projections::cluster_slots(*r.store) == 7);
+  // A rebuild counts the orders projected before per slot; new ones are
+  // counted per slot as they come.
+  projection_runner runner{*r.store, opts};
+  runner.add_standard();
+  start(runner);
+  REQUIRE_FALSE(runner.rebuild("figures"));
+  test::check_models(*r.store, valid_fold(*r.store));
+  r.append(h.plan(100));
+  caught_up(runner, *r.store);
+  test::check_models(*r.store, valid_fold(*r.store));
+}
+
 TEST_CASE("a rebuild fills a new generation equal to the incremental one and retires the old") {
   rig r;
   test::history h{{31}};

@@ -110,8 +110,9 @@ std::unique_ptr<projection> make_orders_projection();
 /// commit of the serving generation.
 std::unique_ptr<projection> make_stock_projection(std::shared_ptr<stock_cache> cache = nullptr);
 
-/// "figures": business figures per day and saga statistics.
-std::unique_ptr<projection> make_figures_projection();
+/// "figures": business figures per day and saga statistics; with `slots`
+/// (a cluster node's store) also per day and cluster slot of the order.
+std::unique_ptr<projection> make_figures_projection(std::uint32_t slots = 0);
 
 /// The names of the standard projections: "orders", "stock", "figures".
 const std::vector<std::string>& standard_projection_names();

@@ -192,6 +192,27 @@ struct day_figures {
 caf::expected<day_figures> figures_of_day(const storage::event_store& store,
                                           std::string_view day);
 
+/// The figures of `day` over the orders of cluster slots `slots` only: a
+/// cluster node's own figures, the orders of the slots it serves (the copies
+/// of orders that moved to another node are left out, so the nodes' figures
+/// add up to the cluster's). The store's figures projection must count per
+/// slot (`set_cluster_slots`). Errors as for `figures_of_day`.
+caf::expected<day_figures> figures_of_day(const storage::event_store& store,
+                                          std::string_view day,
+                                          const std::vector<std::uint32_t>& slots);
+
+/// The slot count of the cluster whose node keeps this store (0: none).
+/// Errors: `corrupt_record`, `storage_failure`.
+caf::expected<std::uint32_t> cluster_slots(const storage::event_store& store);
+
+/// Records that this store belongs to a cluster of `slots` slots (a node
+/// joining, before its projections start): the figures projection then also
+/// counts per slot. True when it changed, i.e. the figures must be rebuilt to
+/// count the orders already projected per slot too. Errors:
+/// `invalid_argument` (the store belongs to a cluster of another slot count:
+/// its keys would be routed differently), `storage_failure`.
+caf::expected<bool> set_cluster_slots(storage::event_store& store, std::uint32_t slots);
+
 /// The figures of every day with orders in [`from`, `to`] (inclusive,
 /// "YYYY-MM-DD"), oldest first. Errors as for `figures_of_day`.
 caf::expected<std::vector<day_figures>> figures_between(const storage::event_store& store,
