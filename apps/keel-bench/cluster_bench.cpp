@@ -168,7 +168,10 @@ void kill_and_join(local_cluster& lc, const std::vector<std::string>& ids, token
   auto admin = tokens.admin("probe");
   auto t0 = seconds_now();
   lc.kill("n3");
-  for (std::size_t i = 0; seconds_now() - t0 < 3; ++i) {
+  // Probes for 3 s at least, and until the lease is gone (a restart before
+  // would be refused: its node id is still a live member's).
+  for (std::size_t i = 0; seconds_now() - t0 < 3 || (f.lease_gone_ms < 0 && seconds_now() - t0 < 15);
+       ++i) {
     auto t = seconds_now();
     auto a = send(*c, "GET", "/v1/orders/" + victims[i % victims.size()], {}, admin);
     auto ms = (seconds_now() - t) * 1000;
@@ -177,7 +180,7 @@ void kill_and_join(local_cluster& lc, const std::vector<std::string>& ids, token
         f.kill_to_503_ms = (t - t0) * 1000;
       f.slowest_503_ms = std::max(f.slowest_503_ms, ms);
     }
-    if (f.lease_gone_ms < 0 && i % 20 == 0) {
+    if (f.lease_gone_ms < 0 && i % 10 == 0) {
       auto now = lc.view();
       if (now.member("n3") == nullptr)
         f.lease_gone_ms = (seconds_now() - t0) * 1000;
