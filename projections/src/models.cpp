@@ -137,6 +137,25 @@ void add_revenue(day_figures& figures, const std::string& currency, std::uint64_
   it->revenue_cents += cents;
 }
 
+} // namespace keel::projections::detail
+
+namespace keel::projections {
+
+day_figures& day_figures::operator+=(const day_figures& other) {
+  placed += other.placed;
+  completed += other.completed;
+  rejected += other.rejected;
+  cancelled += other.cancelled;
+  pending_payment += other.pending_payment;
+  for (auto& r : other.revenue)
+    detail::add_revenue(*this, r.currency, r.orders, r.revenue_cents);
+  return *this;
+}
+
+} // namespace keel::projections
+
+namespace keel::projections::detail {
+
 std::string slot_day_key(std::uint32_t slot, std::string_view day) {
   char digits[16];
   std::snprintf(digits, sizeof digits, "%05u", slot);

@@ -187,14 +187,7 @@ caf::expected<day_figures> figures_of_day(const storage::event_store& store,
       return found.error();
     if (!*found)
       continue;
-    auto& part = **found;
-    sum.placed += part.placed;
-    sum.completed += part.completed;
-    sum.rejected += part.rejected;
-    sum.cancelled += part.cancelled;
-    sum.pending_payment += part.pending_payment;
-    for (auto& r : part.revenue)
-      detail::add_revenue(sum, r.currency, r.orders, r.revenue_cents);
+    sum += **found;
   }
   return sum;
 }

@@ -184,7 +184,6 @@ retry_topic::verdict retry_topic::impl::admit(const retry_entry& e, bool passed,
       v = verdict::invalid; // the caller's code: an exception must not end the thread
     }
   }
-  auto where = passed ? std::string{"an entry passed on"} : "offset " + std::to_string(offset);
   // The caller's handlers: an exception must not end the thread.
   auto call = [this](const handler& h, const retry_entry& x) {
     try {
@@ -211,8 +210,9 @@ retry_topic::verdict retry_topic::impl::admit(const retry_entry& e, bool passed,
   if (v != verdict::accept) {
     ++(v == verdict::stale ? stale : v == verdict::far_future ? far_future : invalid);
     if (v != verdict::stale)
-      note("dropped " + where + ": " + (v == verdict::invalid ? "invalid" : "far-future")
-           + " entry for an order");
+      note("dropped "
+           + (passed ? std::string{"an entry passed on"} : "offset " + std::to_string(offset))
+           + ": " + (v == verdict::invalid ? "invalid" : "far-future") + " entry for an order");
     return v;
   }
   if (!accept(e)) {

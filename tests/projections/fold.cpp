@@ -449,23 +449,6 @@ void check_stock(const storage::event_store& store, const expected_models& want)
   CHECK(code_of(none.error()) == errc::not_found);
 }
 
-/// Adds `x` to `into` (revenue merged by currency, kept sorted).
-void add_figures(projections::day_figures& into, const projections::day_figures& x) {
-  into.placed += x.placed;
-  into.completed += x.completed;
-  into.rejected += x.rejected;
-  into.cancelled += x.cancelled;
-  into.pending_payment += x.pending_payment;
-  for (auto& r : x.revenue) {
-    auto it = std::find_if(into.revenue.begin(), into.revenue.end(),
-                           [&](const auto& y) { return y.currency >= r.currency; });
-    if (it == into.revenue.end() || it->currency != r.currency)
-      it = into.revenue.insert(it, {r.currency, 0, 0});
-    it->orders += r.orders;
-    it->revenue_cents += r.revenue_cents;
-  }
-}
-
 /// A cluster store's figures per slot: each slot's are the sum of its
 /// orders' parts, and all slots together are the day's.
 void check_slot_figures(const storage::event_store& store, const expected_models& want,
@@ -481,7 +464,7 @@ void check_slot_figures(const storage::event_store& store, const expected_models
     for (auto& [day, part] : days) {
       auto& f = per_slot[{static_cast<std::uint32_t>(events::stable_hash(id) % *slots), day}];
       f.day = day;
-      add_figures(f, part);
+      f += part;
     }
   mismatches bad{"slot day figures"};
   for (auto& [day, total] : want.days) {

@@ -179,6 +179,10 @@ struct day_figures {
     return placed == 0 ? 0.0 : static_cast<double>(completed) / static_cast<double>(placed);
   }
 
+  /// Adds `other`'s counts and revenue (merged by currency, kept sorted) to
+  /// these; the day stays.
+  day_figures& operator+=(const day_figures& other);
+
   friend bool operator==(const day_figures& x, const day_figures& y) {
     return x.day == y.day && x.placed == y.placed && x.completed == y.completed
            && x.rejected == y.rejected && x.cancelled == y.cancelled
