@@ -563,7 +563,14 @@ caf::expected<forwarded_answer> cluster_link::forward(const slot_route& r, forwa
   c.token = r.token;
   x.forwarded.fetch_add(1, std::memory_order_relaxed);
   auto t0 = clock::now();
-  auto answer = call<forwarded_answer>(*x.sys, *peer, x.cfg.call_timeout, std::move(c));
+  // The owner's connection lost while the call waits (it was SIGKILLed,
+  // say): answer at once rather than after call_timeout.
+  auto connected = [&x, &r, &peer] {
+    auto now = x.handle(r.node);
+    return now && *now == *peer;
+  };
+  auto answer = call_while<forwarded_answer>(*x.sys, *peer, x.cfg.call_timeout, connected,
+                                             std::chrono::milliseconds{20}, std::move(c));
   if (answer)
     x.forward_seconds.observe(std::chrono::duration<double>(clock::now() - t0).count());
   if (!answer) {

@@ -416,6 +416,16 @@ TEST_CASE("a SIGKILLed node's slots get 503 at once, the rest serve, its orders 
       std::this_thread::sleep_for(10ms);
   };
   until_made(45);
+  // n3 is stopped first, so that a request forwarded to it is surely on the
+  // wire when it dies: that one must fail as soon as the connection breaks,
+  // not after the forwarding timeout (2 s).
+  ::kill(tc["n3"].pid(), SIGSTOP);
+  for (auto last = made.load();;) {
+    std::this_thread::sleep_for(300ms);
+    if (made == last)
+      break; // the client waits for n3
+    last = made;
+  }
   auto killed_at = clock_type::now();
   tc["n3"].signal_and_wait(SIGKILL, 5s);
   until_made(made + 45);
@@ -426,9 +436,17 @@ TEST_CASE("a SIGKILLed node's slots get 503 at once, the rest serve, its orders 
               after_others = 0;
   double first_503_ms = -1, worst_503_ms = 0;
   std::set<std::string> acknowledged;
+  double in_flight_ms = -1; // the request waiting for n3 at the kill: answered after
+  int in_flight_status = 0;
   for (auto& a : attempts) {
     if (a.status == 202)
       acknowledged.insert(a.id);
+    auto answered = a.at + std::chrono::duration_cast<clock_type::duration>(
+                             std::chrono::duration<double, std::milli>(a.ms));
+    if (a.at < killed_at && answered > killed_at) {
+      in_flight_ms = std::chrono::duration<double, std::milli>(answered - killed_at).count();
+      in_flight_status = a.status;
+    }
     if (a.at < killed_at) {
       before_ok += a.status == 202;
       continue;
@@ -450,7 +468,11 @@ TEST_CASE("a SIGKILLed node's slots get 503 at once, the rest serve, its orders 
                            << after_others << " for n1/n2 accepted, " << after_fast_503
                            << " of " << after_n3 << " for n3 answered 503 (first "
                            << first_503_ms << " ms after the kill, slowest " << worst_503_ms
-                           << " ms)");
+                           << " ms); the one on the wire at the kill answered " << in_flight_status
+                           << " " << in_flight_ms << " ms after it");
+  CHECK(in_flight_status == 503);
+  CHECK(in_flight_ms >= 0);
+  CHECK(in_flight_ms < 1000);
   CHECK(before_ok >= 28); // the 30 of n1 and n2 (two may straddle the kill)
   CHECK(after_n3 >= 14);
   // At most one request in flight at the kill may see another answer.
