@@ -27,14 +27,38 @@ const member_info* cluster_view::owner(std::uint32_t slot) const {
 bool cluster_view::settled() const {
   for (std::uint32_t s = 0; s < slots; ++s) {
     auto& o = map.owners[s];
-    if (o.empty() || member(o) == nullptr || holders[s].node == o)
+    if (o.empty() || !group_live(o) || (!holders[s].node.empty() && group_of(holders[s].node) == o))
       continue;
-    // A move is under way - unless the node with the slot's data is lost:
-    // then it waits for that node, and the others may move meanwhile.
-    if (data_at[s].empty() || member(data_at[s]) != nullptr)
+    // A move is under way - unless the group with the slot's data is lost:
+    // then it waits for that group, and the others may move meanwhile.
+    if (data_at[s].empty() || group_live(data_at[s]))
       return false;
   }
   return true;
+}
+
+std::string cluster_view::group_of(const std::string& node) const {
+  auto* m = member(node);
+  return m != nullptr ? m->group : std::string{};
+}
+
+bool cluster_view::group_live(const std::string& group) const {
+  return std::any_of(members.begin(), members.end(), [&](auto& m) { return m.group == group; });
+}
+
+const member_info* cluster_view::primary(const std::string& group) const {
+  auto g = groups.find(group);
+  if (g == groups.end() || g->second.leader.node.empty())
+    return nullptr;
+  auto* m = member(g->second.leader.node);
+  return m != nullptr && m->group == group ? m : nullptr;
+}
+
+std::vector<std::string> cluster_view::live_groups() const {
+  std::set<std::string> out;
+  for (auto& m : members)
+    out.insert(m.group);
+  return {out.begin(), out.end()};
 }
 
 std::size_t cluster_view::held_by(const std::string& node) const {
@@ -85,6 +109,8 @@ void apply(cluster_view& v, const std::string& root, const etcd_kv& kv, bool del
                     v.members.end());
     if (!deleted)
       if (auto m = decode_member(kv.value)) {
+        if (m->group.empty() || m->group == m->node_id)
+          m->group = id;
         m->node_id = id;
         auto at = std::lower_bound(v.members.begin(), v.members.end(), id,
                                    [](auto& x, auto& k) { return x.node_id < k; });
@@ -98,6 +124,22 @@ void apply(cluster_view& v, const std::string& root, const etcd_kv& kv, bool del
   } else if (rest.compare(0, 5, "data/") == 0) {
     if (auto s = parse_slot(rest.substr(5), v.slots))
       v.data_at[*s] = deleted ? std::string{} : kv.value;
+  } else if (rest.compare(0, 7, "groups/") == 0) {
+    auto slash = rest.find('/', 7);
+    if (slash == std::string::npos)
+      return;
+    auto name = rest.substr(7, slash - 7);
+    auto what = rest.substr(slash + 1);
+    auto& g = v.groups[name];
+    if (what == "leader") {
+      g.leader = deleted ? slot_holder{} : slot_holder{kv.value, kv.create_revision, kv.lease};
+    } else if (what == "sync") {
+      auto j = json::parse(kv.value, nullptr, false);
+      g.sync_exists = !deleted && j.is_object();
+      g.sync_primary = g.sync_exists ? j.value("primary", std::string{}) : std::string{};
+      g.sync_standby = g.sync_exists ? j.value("standby", std::string{}) : std::string{};
+      g.sync_revision = deleted ? 0 : kv.mod_revision;
+    }
   } else if (rest.compare(0, 6, "slots/") == 0) {
     if (auto s = parse_slot(rest.substr(6), v.slots))
       v.holders[*s] = deleted ? slot_holder{} : slot_holder{kv.value, kv.create_revision, kv.lease};
@@ -129,6 +171,8 @@ agent::agent(options o) : o_(std::move(o)) {
 }
 
 caf::expected<std::unique_ptr<agent>> agent::start(options o) {
+  if (o.self.group.empty())
+    o.self.group = o.self.node_id; // a group of its own
   std::unique_ptr<agent> a{new agent(std::move(o))};
   for (auto* c : {&a->watcher_, &a->writer_}) {
     auto etcd = etcd_client::connect(a->o_.etcd_url);
@@ -172,10 +216,117 @@ caf::error agent::join() {
   auto m = membership::join(std::move(mo));
   if (!m)
     return m.error();
-  member_ = std::move(*m);
-  lease_ = member_->lease();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    member_ = std::move(*m);
+    lease_ = member_->lease();
+  }
+  leader_token_ = 0;
   live_ = true;
   return caf::error{};
+}
+
+bool agent::primary(std::int64_t* token) const {
+  std::shared_ptr<const cluster_view> v;
+  std::shared_ptr<membership> m;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    v = view_;
+    m = member_;
+  }
+  auto mine = leader_token_.load(std::memory_order_acquire);
+  if (!live_ || mine == 0 || !m || !m->valid())
+    return false;
+  auto g = v->groups.find(o_.self.group);
+  if (g == v->groups.end() || g->second.leader.node != o_.self.node_id
+      || g->second.leader.token != mine || g->second.leader.lease != lease_)
+    return false;
+  if (token)
+    *token = mine;
+  return true;
+}
+
+namespace {
+
+std::string sync_value(const std::string& primary, const std::string& standby) {
+  return json{{"primary", primary}, {"standby", standby}}.dump();
+}
+
+} // namespace
+
+caf::expected<bool> agent::set_sync_standby(const std::string& standby) {
+  auto token = leader_token_.load(std::memory_order_acquire);
+  if (token == 0)
+    return false;
+  auto root = cluster_root(o_.cluster) + "groups/" + o_.self.group + "/";
+  etcd_compare leader{root + "leader", etcd_compare::target::create, etcd_compare::result::equal,
+                      token, {}};
+  auto etcd = etcd_client::connect(o_.etcd_url); // the writer belongs to the work thread
+  if (!etcd)
+    return etcd.error();
+  auto r = (*etcd)->txn({leader}, {etcd_op::put(root + "sync", sync_value(o_.self.node_id, standby))});
+  if (!r)
+    return r.error();
+  if (r->succeeded)
+    spdlog::info("component=cluster msg=\"synchronous standby set\" group={} primary={} "
+                 "standby=\"{}\"",
+                 o_.self.group, o_.self.node_id, standby);
+  return r->succeeded;
+}
+
+void agent::elect(const cluster_view& v) {
+  auto& me = o_.self.node_id;
+  group_state g;
+  if (auto i = v.groups.find(o_.self.group); i != v.groups.end())
+    g = i->second;
+  if (!g.leader.node.empty())
+    return; // a primary (or, on a lease about to lapse, a lost one)
+  // Only the last primary and its synchronous standby have every batch the
+  // group acknowledged; a new group's first member takes it.
+  if (g.sync_exists && g.sync_primary != me && g.sync_standby != me)
+    return;
+  auto root = cluster_root(o_.cluster) + "groups/" + o_.self.group + "/";
+  std::vector<etcd_compare> unchanged{etcd_compare::absent(root + "leader"),
+                                      g.sync_exists
+                                        ? etcd_compare::modified_at(root + "sync", g.sync_revision)
+                                        : etcd_compare::absent(root + "sync")};
+  std::vector<etcd_op> take{etcd_op::put(root + "leader", me, lease_)};
+  if (!g.sync_exists)
+    take.push_back(etcd_op::put(root + "sync", sync_value(me, "")));
+  auto r = writer_->txn(unchanged, take);
+  if (!r) {
+    spdlog::warn("component=cluster msg=\"taking the group's leader key failed\" group={} "
+                 "error=\"{}\"",
+                 o_.self.group, describe(r.error()));
+    return;
+  }
+  if (!r->succeeded)
+    return; // another took it, or the sync key changed: the watch brings it
+  auto token = r->revision;
+  spdlog::info("component=cluster msg=\"this node is its group's primary\" group={} node={} "
+               "token={} was=\"{}\"",
+               o_.self.group, me, token, g.sync_exists ? g.sync_primary : std::string{});
+  if (o_.on_promoted && !o_.on_promoted(token)) {
+    etcd_compare mine{root + "leader", etcd_compare::target::create, etcd_compare::result::equal,
+                      token, {}};
+    writer_->txn({mine}, {etcd_op::erase(root + "leader")});
+    spdlog::error("component=cluster msg=\"the node cannot serve as its group's primary; the "
+                  "leader key is given up\" group={} node={}",
+                  o_.self.group, me);
+    return;
+  }
+  leader_token_ = token;
+  // A standby that took over: the old primary has not every batch from now
+  // on, so the group runs alone until a standby caught up.
+  if (g.sync_exists && g.sync_standby == me) {
+    auto w = writer_->txn({etcd_compare{root + "leader", etcd_compare::target::create,
+                                        etcd_compare::result::equal, token, {}}},
+                          {etcd_op::put(root + "sync", sync_value(me, ""))});
+    if (!w || !w->succeeded)
+      spdlog::warn("component=cluster msg=\"recording the group's new primary in its sync key "
+                   "failed\" group={}",
+                   o_.self.group);
+  }
 }
 
 agent::~agent() {
@@ -291,9 +442,14 @@ void agent::work_loop() {
 void agent::reconcile() {
   if (!live_) {
     // Join again once etcd let the old lease (and its keys) go.
-    if (member_) {
-      member_->leave();
-      writer_->revoke(member_->lease()); // if etcd still has it (renewals only lagged)
+    std::shared_ptr<membership> old;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      old = member_;
+    }
+    if (old) {
+      old->leave();
+      writer_->revoke(old->lease()); // if etcd still has it (renewals only lagged)
     }
     if (auto err = join()) {
       spdlog::debug("component=cluster msg=\"joining again failed\" error=\"{}\"", describe(err));
@@ -305,8 +461,10 @@ void agent::reconcile() {
       o_.on_membership(true, "joined again");
   }
   auto v = view();
-  control(*v);
   if (live_)
+    elect(*v);
+  control(*v);
+  if (live_ && primary())
     claim(*v);
 }
 
@@ -332,13 +490,14 @@ void agent::control(const cluster_view& v) {
   // one is done (the new owners hold their slots).
   if (!v.settled())
     return;
-  std::vector<std::string> ids;
+  // Slots go to groups; a group leaves when every live member of it leaves.
+  auto ids = v.live_groups();
   std::vector<std::string> leaving;
-  for (auto& m : v.members) {
-    ids.push_back(m.node_id);
-    if (v.leaving.count(m.node_id) != 0)
-      leaving.push_back(m.node_id);
-  }
+  for (auto& g : ids)
+    if (std::all_of(v.members.begin(), v.members.end(), [&](auto& m) {
+          return m.group != g || v.leaving.count(m.node_id) != 0;
+        }))
+      leaving.push_back(g);
   auto max_moves = o_.max_moves != 0 ? o_.max_moves : std::max<std::size_t>(1, v.slots / 10);
   auto next = plan_map(v.map, ids, leaving, v.map.version == 0 ? 0 : max_moves);
   if (next.owners == v.map.owners)
@@ -358,21 +517,26 @@ void agent::claim(const cluster_view& v) {
   auto root = cluster_root(o_.cluster);
   std::size_t claimed = 0;
   auto& me = o_.self.node_id;
+  auto& group = o_.self.group;
+  // Only the group's primary claims, while it holds the leader key.
+  etcd_compare leading{root + "groups/" + group + "/leader", etcd_compare::target::create,
+                       etcd_compare::result::equal, leader_token_.load(), {}};
   for (std::uint32_t s = 0; s < v.slots; ++s) {
-    // Only the node with the slot's data claims it: the one data/<s> names
-    // (a slot moving here once its copy is complete; a slot of this node's
+    // Only the group with the slot's data claims it: the one data/<s> names
+    // (a slot moving here once its copy is complete; a slot of this group's
     // own, whatever the map says: it hands it over once it serves again),
-    // or for a slot never held, the node the map gives it to.
+    // or for a slot never held, the group the map gives it to.
     auto& data = v.data_at[s];
-    bool mine = data == me || (data.empty() && v.map.owners[s] == me);
+    bool mine = data == group || (data.empty() && v.map.owners[s] == group);
     if (!mine || !v.holders[s].node.empty())
       continue;
     auto key = root + "slots/" + std::to_string(s);
     auto data_key = root + "data/" + std::to_string(s);
     auto r = data.empty()
-               ? writer_->txn({etcd_compare::absent(key), etcd_compare::absent(data_key)},
-                              {etcd_op::put(key, me, lease_), etcd_op::put(data_key, me)})
-               : writer_->txn({etcd_compare::absent(key), etcd_compare::holds(data_key, me)},
+               ? writer_->txn({etcd_compare::absent(key), etcd_compare::absent(data_key), leading},
+                              {etcd_op::put(key, me, lease_), etcd_op::put(data_key, group)})
+               : writer_->txn({etcd_compare::absent(key), etcd_compare::holds(data_key, group),
+                               leading},
                               {etcd_op::put(key, me, lease_)});
     if (!r) {
       spdlog::warn("component=cluster msg=\"claiming a slot failed\" slot={} error=\"{}\"", s,
@@ -436,8 +600,13 @@ void agent::stop_threads() {
 void agent::leave() {
   stop_threads();
   live_ = false;
-  if (member_)
-    member_->leave();
+  std::shared_ptr<membership> m;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    m = member_;
+  }
+  if (m)
+    m->leave();
 }
 
 } // namespace keel::cluster

@@ -22,6 +22,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,27 @@ struct slot_holder {
   std::int64_t lease = 0;
 };
 
+/// A group's roles in etcd (docs/cluster.md, "Groups"):
+///
+///   /keel/<cluster>/groups/<g>/leader  the primary's node id, on its lease;
+///                                      its create revision is the term's token
+///   /keel/<cluster>/groups/<g>/sync    {"primary","standby"}: the last primary
+///                                      and the standby that has every batch it
+///                                      acknowledged ("" while it runs alone)
+///
+/// Only the two nodes the sync key names may take the leader key (with a
+/// transaction that checks the sync key did not change since they read it);
+/// only the primary writes the sync key (checking it still holds the
+/// leader key).
+struct group_state {
+  slot_holder leader;
+  bool sync_exists = false;
+  std::string sync_primary;
+  std::string sync_standby;
+  /// The sync key's mod revision.
+  std::int64_t sync_revision = 0;
+};
+
 /// What one watch of the cluster's keys shows, at one etcd revision.
 struct cluster_view {
   std::int64_t revision = 0;
@@ -59,6 +81,8 @@ struct cluster_view {
   std::string controller;
   /// Members that leave: the controller moves their slots away.
   std::set<std::string> leaving;
+  /// Groups with a leader or sync key, by name.
+  std::map<std::string, group_state> groups;
 
   /// Every slot held by the node the map gives it to (slots of lost
   /// nodes aside): no move is under way.
@@ -70,6 +94,14 @@ struct cluster_view {
   const member_info* owner(std::uint32_t slot) const;
   /// Slots held by `node`.
   std::size_t held_by(const std::string& node) const;
+  /// The group of live member `node` (empty when it is not live).
+  std::string group_of(const std::string& node) const;
+  /// Whether any member of `group` is live.
+  bool group_live(const std::string& group) const;
+  /// The live primary of `group` (its leader key's node, if live).
+  const member_info* primary(const std::string& group) const;
+  /// The groups of the live members, in name order.
+  std::vector<std::string> live_groups() const;
 };
 
 /// Reads the whole view of `cluster` at one revision.
@@ -93,6 +125,11 @@ public:
     std::function<void(const cluster_view&)> on_change;
     /// Called when the membership is lost and when it is back (live).
     std::function<void(bool live, const std::string& why)> on_membership;
+    /// Called on the work thread once this node took its group's leader key
+    /// with fencing token `token`, before it claims any slot: the node
+    /// prepares to serve as the primary (begins the term in its store).
+    /// False: it cannot, and the key is given up again.
+    std::function<bool(std::int64_t token)> on_promoted;
   };
 
   /// Creates the cluster's config if needed, joins (errors as
@@ -115,6 +152,18 @@ public:
   bool live() const noexcept {
     return live_;
   }
+  /// This node's group.
+  const std::string& group() const noexcept {
+    return o_.self.group;
+  }
+  /// Whether this node is its group's primary now: its membership is valid
+  /// (monotonic clock, see membership::valid) and etcd holds the leader key
+  /// it took on its current lease. `token`: the term's fencing token.
+  bool primary(std::int64_t* token = nullptr) const;
+  /// Primary: names `standby` ("" none: the group runs alone) as the node
+  /// with every batch this primary acknowledges, in one transaction that
+  /// checks this node still holds the leader key. False when it does not.
+  caf::expected<bool> set_sync_standby(const std::string& standby);
   /// Whether this node may serve `slot` now: live, and etcd holds the slot
   /// key this node created on its current lease. `token`: set to the
   /// ownership's fencing token.
@@ -143,6 +192,7 @@ private:
   void reconcile();
   caf::error join();
   void claim(const cluster_view& v);
+  void elect(const cluster_view& v);
   void control(const cluster_view& v);
   void stop_threads();
 
@@ -150,9 +200,12 @@ private:
   std::uint32_t slots_ = 0;
   std::unique_ptr<etcd_client> watcher_;
   std::unique_ptr<etcd_client> writer_;
-  std::unique_ptr<membership> member_;
+  /// Replaced (under `mtx_`) when the node joins again.
+  std::shared_ptr<membership> member_;
   std::atomic<std::int64_t> lease_{0};
   std::atomic<bool> live_{false};
+  /// The leader key this node took (its create revision), 0: none.
+  std::atomic<std::int64_t> leader_token_{0};
   mutable std::mutex mtx_;
   mutable std::condition_variable cv_;
   std::shared_ptr<const cluster_view> view_;

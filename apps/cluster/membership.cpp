@@ -36,7 +36,10 @@ bool valid_name(const std::string& x) {
 } // namespace
 
 std::string encode_member(const member_info& m) {
-  return json{{"node_id", m.node_id}, {"http", m.http}, {"cluster_listen", m.cluster_listen}}
+  return json{{"node_id", m.node_id},
+              {"http", m.http},
+              {"cluster_listen", m.cluster_listen},
+              {"group", m.group.empty() ? m.node_id : m.group}}
     .dump();
 }
 
@@ -44,8 +47,25 @@ std::optional<member_info> decode_member(const std::string& text) {
   auto j = json::parse(text, nullptr, false);
   if (!j.is_object())
     return std::nullopt;
-  return member_info{j.value("node_id", std::string{}), j.value("http", std::string{}),
-                     j.value("cluster_listen", std::string{})};
+  member_info m{j.value("node_id", std::string{}), j.value("http", std::string{}),
+                j.value("cluster_listen", std::string{}), j.value("group", std::string{})};
+  if (m.group.empty())
+    m.group = m.node_id; // a member of a cluster without groups
+  return m;
+}
+
+namespace {
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+bool membership::valid() const noexcept {
+  return live_ && steady_ns() < valid_until_.load(std::memory_order_acquire);
 }
 
 caf::expected<std::vector<member_info>> list_members(etcd_client& etcd,
@@ -74,11 +94,17 @@ caf::expected<std::unique_ptr<membership>> membership::join(options o) {
   if (!valid_name(o.cluster))
     return make_error(errc::invalid_argument,
                       "cluster name '" + o.cluster + "': 1-64 letters, digits, '-', '_' or '.'");
+  if (o.self.group.empty())
+    o.self.group = o.self.node_id;
+  if (!valid_name(o.self.group))
+    return make_error(errc::invalid_argument,
+                      "group name '" + o.self.group + "': 1-64 letters, digits, '-', '_' or '.'");
   std::unique_ptr<membership> m{new membership(std::move(o))};
   auto etcd = etcd_client::connect(m->o_.etcd_url);
   if (!etcd)
     return etcd.error();
   m->etcd_ = std::move(*etcd);
+  auto granting = steady_ns();
   auto lease = m->etcd_->grant(m->o_.ttl_seconds);
   if (!lease)
     return lease.error();
@@ -96,6 +122,7 @@ caf::expected<std::unique_ptr<membership>> membership::join(options o) {
                         + m->o_.cluster + " (" + key + "); two processes never share one");
   }
   m->revision_ = created->revision;
+  m->valid_until_ = granting + std::chrono::nanoseconds(m->ttl_ * 2 / 3).count();
   m->live_ = true;
   m->renewer_ = std::thread{[p = m.get()] { p->renew_loop(); }};
   return m;
@@ -122,6 +149,9 @@ void membership::renew_loop() {
     guard.lock();
     if (ttl && *ttl) {
       confirmed = sent;
+      valid_until_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       (sent + ttl_ * 2 / 3).time_since_epoch())
+                       .count();
       interval = ttl_ / 3;
       continue;
     }

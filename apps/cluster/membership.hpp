@@ -46,6 +46,9 @@ struct member_info {
   std::string http;
   /// Where its cluster endpoint (CAF) listens, HOST:PORT.
   std::string cluster_listen;
+  /// Its group: the nodes that replicate one log (`--group`; a node alone
+  /// is a group of its own, named after it).
+  std::string group;
 };
 
 /// A member key's stored form, and back (nothing for anything else).
@@ -82,6 +85,11 @@ public:
   bool live() const noexcept {
     return live_;
   }
+  /// Live, and the last renewal etcd confirmed was sent less than two
+  /// thirds of the TTL ago (monotonic clock): etcd cannot have let the lease
+  /// expire yet, whatever the renewal thread is doing (stopped, blocked on a
+  /// dead connection). A primary acknowledges a write only while this holds.
+  bool valid() const noexcept;
   std::int64_t lease() const noexcept {
     return lease_;
   }
@@ -108,6 +116,8 @@ private:
   std::int64_t revision_ = 0;
   std::chrono::milliseconds ttl_{0};
   std::atomic<bool> live_{false};
+  /// steady_clock nanoseconds until which `valid` holds.
+  std::atomic<std::int64_t> valid_until_{0};
   std::mutex mtx_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -60,13 +60,23 @@ std::string figure(const std::map<std::string, double>& f, const char* name) {
   return i == f.end() ? "?" : std::to_string(static_cast<long long>(i->second));
 }
 
+/// "primary" or "standby" (of its group, by the leader key).
+std::string role_of(const cluster::cluster_view& v, const cluster::member_info& m) {
+  auto* p = v.primary(m.group);
+  return p != nullptr && p->node_id == m.node_id ? "primary" : "standby";
+}
+
 nlohmann::json view_json(const cluster::cluster_view& v,
                          const std::map<std::string, std::map<std::string, double>>& seen) {
   nlohmann::json members = nlohmann::json::array();
   for (auto& m : v.members) {
-    nlohmann::json j{{"node_id", m.node_id}, {"http", m.http}, {"cluster_listen", m.cluster_listen},
+    nlohmann::json j{{"node_id", m.node_id},
+                     {"http", m.http},
+                     {"cluster_listen", m.cluster_listen},
+                     {"group", m.group},
+                     {"role", role_of(v, m)},
                      {"slots_held", v.held_by(m.node_id)},
-                     {"slots_mapped", v.map.owned_by(m.node_id)},
+                     {"slots_mapped", v.map.owned_by(m.group)},
                      {"controller", v.controller == m.node_id}};
     auto& f = seen.at(m.node_id);
     j["reachable"] = !f.empty();
@@ -82,8 +92,17 @@ nlohmann::json view_json(const cluster::cluster_view& v,
                                                           : nlohmann::json(v.holders[s].node)},
                      {"token", v.holders[s].token},
                      {"served", v.owner(s) != nullptr}});
-  return {{"revision", v.revision}, {"slots", v.slots},     {"map_version", v.map.version},
-          {"controller", v.controller}, {"members", members}, {"slot_table", slots}};
+  nlohmann::json groups = nlohmann::json::array();
+  for (auto& [name, g] : v.groups)
+    groups.push_back({{"group", name},
+                      {"primary", g.leader.node.empty() ? nlohmann::json(nullptr)
+                                                        : nlohmann::json(g.leader.node)},
+                      {"token", g.leader.token},
+                      {"sync_primary", g.sync_primary},
+                      {"sync_standby", g.sync_standby}});
+  return {{"revision", v.revision},     {"slots", v.slots},     {"map_version", v.map.version},
+          {"controller", v.controller}, {"members", members}, {"groups", groups},
+          {"slot_table", slots}};
 }
 
 } // namespace
@@ -115,12 +134,19 @@ int cmd_cluster(const args& a) {
             << (v->controller.empty() ? "none" : v->controller) << ", etcd revision "
             << v->revision << "\n\n";
   {
-    table t{{"NODE", "HTTP", "CLUSTER", "SLOTS", "HELD", "ITS VIEW: LIVE", "MEMBERS", "OWNED",
-             "UNOWNED", "MAP", "PEERS", "READY"}};
+    table t{{"NODE", "GROUP", "ROLE", "TOKEN", "HTTP", "CLUSTER", "SLOTS", "HELD",
+             "ITS VIEW: LIVE", "MEMBERS", "OWNED", "UNOWNED", "MAP", "PEERS", "READY"}};
     for (auto& m : v->members) {
       auto& f = seen[m.node_id];
-      t.add({m.node_id + (v->controller == m.node_id ? " *" : ""), m.http, m.cluster_listen,
-             std::to_string(v->map.owned_by(m.node_id)), slot_ranges(*v, m.node_id),
+      auto role = role_of(*v, m);
+      auto g = v->groups.find(m.group);
+      auto token = role == "primary" && g != v->groups.end() ? std::to_string(g->second.leader.token)
+                                                              : std::string{"-"};
+      if (role == "standby" && g != v->groups.end() && g->second.sync_standby == m.node_id)
+        role = "standby (sync)";
+      t.add({m.node_id + (v->controller == m.node_id ? " *" : ""), m.group, role, token, m.http,
+             m.cluster_listen, std::to_string(v->map.owned_by(m.group)),
+             slot_ranges(*v, m.node_id),
              f.empty() ? "unreachable" : figure(f, "keel_cluster_member_live"),
              figure(f, "keel_cluster_members"), figure(f, "keel_cluster_slots_owned"),
              figure(f, "keel_cluster_slots_without_owner"), figure(f, "keel_cluster_map_version"),
@@ -134,7 +160,7 @@ int cmd_cluster(const args& a) {
     std::string state = v->owner(s) != nullptr ? "served"
                         : v->map.owners[s].empty() ? "unassigned"
                                                    : "no live holder: 503";
-    if (!h.node.empty() && h.node != v->map.owners[s])
+    if (!h.node.empty() && v->group_of(h.node) != v->map.owners[s])
       state += " (moving to " + v->map.owners[s] + ")";
     t.add({std::to_string(s), v->map.owners[s].empty() ? "-" : v->map.owners[s],
            h.node.empty() ? "-" : h.node, h.token == 0 ? "-" : std::to_string(h.token), state});

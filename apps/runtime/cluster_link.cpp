@@ -464,7 +464,7 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
   cluster::agent::options o;
   o.etcd_url = x.cfg.etcd;
   o.cluster = x.cfg.cluster;
-  o.self = {x.cfg.node_id, http, x.cfg.listen_host + ":" + std::to_string(x.port)};
+  o.self = {x.cfg.node_id, http, x.cfg.listen_host + ":" + std::to_string(x.port), {}};
   o.slots = x.slots;
   o.ttl_seconds = x.cfg.ttl_seconds;
   o.settle = x.cfg.settle;
@@ -540,8 +540,10 @@ slot_route cluster_link::route_of(std::string_view key) const {
 std::vector<std::uint32_t> cluster_link::data_slots() const {
   auto v = view();
   std::vector<std::uint32_t> out;
+  auto* a = impl_->agent.load();
+  const auto& group = a != nullptr ? a->group() : impl_->cfg.node_id;
   for (std::uint32_t s = 0; s < v->slots && s < v->data_at.size(); ++s)
-    if (v->data_at[s] == impl_->cfg.node_id)
+    if (v->data_at[s] == group)
       out.push_back(s);
   return out;
 }

@@ -328,8 +328,9 @@ struct cluster_link::impl {
   /// Re-drives the orders of the slots served now that were not before.
   void activate();
   /// Freezes `slot`, waits for its sagas to rest, copies its streams to
-  /// `to`, and releases the slot's key; false (the slot thawed) on failure.
-  bool hand_over(std::uint32_t slot, const std::string& to);
+  /// `node`, the primary of group `to`, and releases the slot's key to that
+  /// group; false (the slot thawed) on failure.
+  bool hand_over(std::uint32_t slot, const std::string& to, const std::string& node);
   /// Appends what this store lacks of a slot's copied events, in their
   /// order; the number of events appended.
   caf::expected<std::uint64_t> import(const slot_copy& x);

@@ -95,6 +95,7 @@ api_error from_error(const caf::error& err) {
     case errc::order_id_taken: return {409, "order_id_taken", text, "order_id"};
     case errc::unavailable: return {503, "unavailable", text, ""};
     case errc::not_owner: return {421, "not_owner", text, ""};
+    case errc::stale_token: return {503, "unavailable", text, ""};
     case errc::storage_failure:
     case errc::not_writable:
       // RocksDB's text names files and keys: the log has it (one line per

@@ -138,9 +138,12 @@ void cluster_link::impl::move_loop() {
       auto v = a->view();
       auto now = clock::now();
       for (std::uint32_t s = 0; s < v->slots; ++s) {
+        // Slots go to groups; the copy goes to the group's primary.
         auto& to = v->map.owners[s];
-        if (!a->serves(s) || to.empty() || to == cfg.node_id || v->member(to) == nullptr
-            || !handle(to))
+        if (!a->serves(s) || to.empty() || to == a->group())
+          continue;
+        auto* primary = v->primary(to);
+        if (primary == nullptr || !handle(primary->node_id))
           continue;
         {
           std::lock_guard<std::mutex> g{slots_mtx};
@@ -149,7 +152,7 @@ void cluster_link::impl::move_loop() {
           if (auto i = retry_at.find(s); i != retry_at.end() && now < i->second)
             continue;
         }
-        hand_over(s, to);
+        hand_over(s, to, primary->node_id);
         break; // one slot at a time; the view changed
       }
     }
@@ -159,9 +162,10 @@ void cluster_link::impl::move_loop() {
   drop_caller();
 }
 
-bool cluster_link::impl::hand_over(std::uint32_t slot, const std::string& to) {
+bool cluster_link::impl::hand_over(std::uint32_t slot, const std::string& to,
+                                   const std::string& node) {
   auto t0 = clock::now();
-  auto peer = handle(to);
+  auto peer = handle(node);
   if (!peer)
     return false;
   {

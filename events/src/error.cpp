@@ -34,6 +34,8 @@ std::string_view to_string(errc x) {
     case errc::order_id_taken: return "order_id_taken";
     case errc::unavailable: return "unavailable";
     case errc::not_owner: return "not_owner";
+    case errc::stale_token: return "stale_token";
+    case errc::log_gap: return "log_gap";
   }
   return "unknown_error";
 }

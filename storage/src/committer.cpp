@@ -54,6 +54,7 @@ void committer::submit(request_ptr req) {
 void committer::run() {
   std::vector<request_ptr> batch;
   std::vector<request_ptr> waiting;
+  std::shared_ptr<const commit_gate> gate;
   for (;;) {
     {
       std::unique_lock<std::mutex> guard{mtx_};
@@ -79,18 +80,26 @@ void committer::run() {
                      [this] { return stopping_ || queue_.size() >= expected_requests_; });
       }
       waiting.swap(queue_);
+      gate = gate_;
     }
-    // Cut the queue into batches of at most max_batch_events events.
+    // Cut the queue into batches of at most max_batch_events events; work
+    // that needs the committer alone runs between them, in queue order.
     std::size_t i = 0;
     while (i < waiting.size()) {
+      if (waiting[i]->exclusive) {
+        waiting[i++]->exclusive();
+        std::lock_guard<std::mutex> guard{mtx_};
+        gate = gate_; // it may have changed the gate
+        continue;
+      }
       std::size_t events = 0;
       batch.clear();
-      while (i < waiting.size()
+      while (i < waiting.size() && !waiting[i]->exclusive
              && (batch.empty() || events + waiting[i]->records.size() <= state_.opts.max_batch_events)) {
         events += waiting[i]->records.size();
         batch.push_back(std::move(waiting[i++]));
       }
-      process(batch);
+      process(batch, gate.get());
     }
     {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -172,7 +181,14 @@ std::uint64_t clock_ns() {
 
 } // namespace
 
-void committer::process(std::vector<request_ptr>& batch) {
+void committer::process(std::vector<request_ptr>& batch, const commit_gate* gate) {
+  if (state_.fenced.load(std::memory_order_acquire)) {
+    for (auto& req : batch)
+      req->done(make_error(errc::not_writable,
+                           "this store's node is no longer its group's primary: its log ends in "
+                           "a tail the group may not have"));
+    return;
+  }
   auto t0 = clock_ns();
   wb_.Clear();
   version_it_.reset();
@@ -268,6 +284,7 @@ void committer::process(std::vector<request_ptr>& batch) {
     }
     out.result.last_version = version;
     out.result.last_position = position - 1;
+    out.written = true;
     versions_[req.stream] = version;
   }
   version_it_.reset();
@@ -298,6 +315,8 @@ void committer::process(std::vector<request_ptr>& batch) {
     }
     state_.batches.fetch_add(1, std::memory_order_relaxed);
     state_.committed_events.fetch_add(position - next_position_, std::memory_order_relaxed);
+    if (gate && !pass_gate(*gate, batch, outcomes, position))
+      return;
     next_position_ = position;
     state_.publish(position - 1);
   }

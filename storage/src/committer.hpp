@@ -5,6 +5,7 @@
 // so one fsync covers every append that arrived during the previous one.
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,9 @@ struct append_request {
   std::vector<events::event_id> ids;
   std::vector<std::string> records;
   event_store::append_callback done;
+  /// Set for work that needs the committer alone (replication, terms,
+  /// truncation): it runs on the committer's thread between batches.
+  std::function<void()> exclusive;
 };
 
 class committer {
@@ -42,16 +46,35 @@ public:
   /// Queues an append; its callback runs on the committer's thread.
   void submit(std::unique_ptr<append_request> req);
 
+  /// Runs `fn` on the committer's thread between two batches and returns
+  /// what it returned (blocks until then).
+  caf::error run_exclusive(std::function<caf::error()> fn);
+
+  /// Installs the gate the next batches pass (empty: none).
+  void set_gate(commit_gate gate);
+
+  // Replication steps: call them through run_exclusive only.
+  caf::error begin_term(std::uint64_t token);
+  caf::expected<std::uint64_t> apply(replicated_batch& batch);
+  caf::expected<truncation> truncate_after(std::uint64_t position);
+
 private:
   using request_ptr = std::unique_ptr<append_request>;
 
   struct outcome {
     caf::error err;
     append_result result;
+    /// Its events are in the batch's write (not a duplicate, not refused).
+    bool written = false;
   };
 
   void run();
-  void process(std::vector<request_ptr>& batch);
+  void process(std::vector<request_ptr>& batch, const commit_gate* gate);
+  /// Ships the batch just written through `gate`; false (and every written
+  /// append failed) when the gate refused it.
+  bool pass_gate(const commit_gate& gate, std::vector<request_ptr>& batch,
+                 std::vector<outcome>& outcomes, std::uint64_t end_position);
+  caf::error write_terms(const term_history& terms, rocksdb::WriteBatch& wb);
   caf::expected<std::uint64_t> current_version(const std::string& stream);
   void mark_repeated_ids(const std::vector<request_ptr>& batch);
   caf::error check_duplicate(const append_request& req, const std::vector<std::uint64_t>& found,
@@ -62,6 +85,7 @@ private:
   std::condition_variable cv_;
   std::vector<request_ptr> queue_;
   bool stopping_ = false;
+  std::shared_ptr<const commit_gate> gate_;
   /// How many appends the committer expects per batch: those acknowledged by
   /// the last batch plus those that queued meanwhile (closed-loop callers
   /// resubmit right after their acknowledgement).

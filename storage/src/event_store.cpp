@@ -424,6 +424,11 @@ caf::expected<std::unique_ptr<event_store>> event_store::open(options opts) {
   if (!last)
     return last.error();
   state->last_position = *last;
+  auto terms = load_terms(*state);
+  if (!terms)
+    return terms.error();
+  if (!terms->empty())
+    state->token = terms->back().token;
   if (opts.mode == open_mode::writer)
     state->comm = std::make_unique<committer>(*state, *last + 1);
   return std::unique_ptr<event_store>{new event_store(std::move(state))};

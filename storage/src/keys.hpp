@@ -63,4 +63,14 @@ inline std::string be64_value(std::uint64_t x) {
   return global_key(x);
 }
 
+/// `meta` column family: a term, "term/" then its big-endian u64 token;
+/// the value is its first position (big-endian u64).
+constexpr std::string_view term_prefix = "term/";
+
+inline std::string term_key(std::uint64_t token) {
+  std::string out{term_prefix};
+  append_be64(out, token);
+  return out;
+}
+
 } // namespace keel::storage::keys

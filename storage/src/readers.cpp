@@ -37,6 +37,7 @@ struct global_reader::impl {
   std::uint64_t remaining = 0;
   bool started = false;
   events::record_view current;
+  std::string_view raw;
   caf::error err;
 };
 
@@ -83,6 +84,7 @@ bool global_reader::next() {
     return false;
   }
   s.current = *view;
+  s.raw = std::string_view{v.data(), v.size()};
   ++s.next_position;
   --s.remaining;
   return true;
@@ -94,6 +96,10 @@ const events::record_view& global_reader::current() const noexcept {
 
 const caf::error& global_reader::error() const noexcept {
   return impl_->err;
+}
+
+std::string_view global_reader::raw() const noexcept {
+  return impl_->raw;
 }
 
 global_reader event_store::read_all(std::uint64_t from_position, std::uint64_t max_count) const {

@@ -19,6 +19,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include "keel/storage/options.hpp"
+#include "keel/storage/replication.hpp"
 
 namespace keel::storage {
 
@@ -54,6 +55,9 @@ caf::error unavailable(const store_state& s);
 /// iterator over the `streams` column family.
 caf::expected<std::uint64_t> seek_last_version(rocksdb::Iterator& it, std::string_view stream);
 
+/// Reads the store's terms from `meta` (replication.cpp).
+caf::expected<term_history> load_terms(const store_state& s);
+
 struct store_state {
   options opts;
   std::unique_ptr<rocksdb::DB> db;
@@ -85,6 +89,18 @@ struct store_state {
   std::atomic<std::uint64_t> prepare_ns{0};
   std::atomic<std::uint64_t> write_ns{0};
   std::atomic<std::uint64_t> acknowledge_ns{0};
+
+  // Replication (replication.cpp).
+  /// The highest fencing token of the store's terms (or seen in a batch).
+  std::atomic<std::uint64_t> token{0};
+  /// A commit gate failed: appends are refused until `truncate_after`.
+  std::atomic<bool> fenced{false};
+  std::atomic<std::uint64_t> batches_shipped{0};
+  std::atomic<std::uint64_t> events_shipped{0};
+  std::atomic<std::uint64_t> batches_received{0};
+  std::atomic<std::uint64_t> events_received{0};
+  std::atomic<std::uint64_t> gate_wait_ns{0};
+  std::atomic<std::uint64_t> truncated_events{0};
 
   rocksdb::ColumnFamilyHandle* cf(cf_id id) const noexcept {
     return cfs[id];

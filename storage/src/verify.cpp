@@ -412,6 +412,18 @@ caf::expected<verify_report> verify(const event_store& store, verify_options opt
   rep.index_entries = ids.entries;
   c.compare(streams, c.stream_fps_, true);
   c.compare(ids, c.id_fps_, false);
+  // Terms (a replicated group's log): tokens strictly increasing, first
+  // positions in order, none beyond the log's end.
+  auto terms = load_terms(store.state());
+  if (!terms) {
+    c.report("terms", 0, {}, 0, describe(terms.error()));
+  } else {
+    for (const auto& t : *terms)
+      if (t.first_position > rep.last_position + 1)
+        c.report("terms", t.first_position, {}, 0,
+                 "term " + std::to_string(t.token) + " begins at position "
+                   + std::to_string(t.first_position) + ", after the log's end");
+  }
   return rep;
 }
 

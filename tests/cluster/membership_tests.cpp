@@ -22,7 +22,8 @@ membership::options member(const bench::etcd_process& etcd, const std::string& i
   membership::options o;
   o.etcd_url = etcd.url();
   o.cluster = "t";
-  o.self = {id, "127.0.0.1:80" + id.substr(id.size() - 1), "127.0.0.1:90" + id.substr(id.size() - 1)};
+  o.self = {id, "127.0.0.1:80" + id.substr(id.size() - 1), "127.0.0.1:90" + id.substr(id.size() - 1),
+            {}};
   o.ttl_seconds = 1;
   o.on_lost = [lost_at, why](const std::string& w) {
     if (why != nullptr)

@@ -84,6 +84,13 @@ enum class errc : std::uint8_t {
   /// A cluster: the node asked does not own the key's slot (the sender's
   /// routing table was stale); ask the current owner.
   not_owner,
+  /// Replication: the message carries an older fencing token than this node
+  /// has seen (it comes from a primary that was replaced): refused.
+  stale_token,
+  /// Replication: a batch does not continue this store's log (it starts
+  /// after a gap, or differs from what is stored at its positions); the
+  /// context names this store's last position.
+  log_gap,
 };
 
 /// Returns the name of `x`, e.g. "version_conflict".

@@ -15,6 +15,7 @@
 #include "keel/storage/append.hpp"
 #include "keel/storage/options.hpp"
 #include "keel/storage/readers.hpp"
+#include "keel/storage/replication.hpp"
 #include "keel/storage/subscription.hpp"
 
 namespace keel::storage {
@@ -250,6 +251,44 @@ public:
   caf::expected<std::vector<std::pair<std::string, std::string>>>
   scan_models(std::string_view prefix, std::string_view after = {},
               std::size_t limit = 1000) const;
+
+  // -- replication (the stores of a group: one primary, its standbys) ---------
+
+  /// Primary: installs `gate` (empty removes it), which every committed batch
+  /// passes before its appends are acknowledged (see `commit_gate`).
+  void set_commit_gate(commit_gate gate);
+
+  /// Primary: begins a term with fencing token `token` at the next position;
+  /// durable on return. Errors: `stale_token` when the store has seen a
+  /// token as large, `not_writable` when fenced or read-only.
+  caf::error begin_term(std::uint64_t token);
+
+  /// Standby: stores `batch` at its positions, with its records' versions
+  /// and ids, durable on return (one atomic write), and records the terms it
+  /// carries. Positions already stored must hold the same bytes (a resent
+  /// batch is accepted). Returns the store's last position. Errors:
+  /// `stale_token` (the store has seen a larger token), `log_gap` (the batch
+  /// starts after the store's end, or differs from what is stored; the
+  /// context names the last position), `corrupt_record`, `storage_failure`.
+  caf::expected<std::uint64_t> replicate(replicated_batch batch);
+
+  /// Removes every event after `position` (the tail a rejoining primary
+  /// wrote but its group never acknowledged) with its index entries, the
+  /// snapshots taken at removed versions and the terms that begin after it,
+  /// in one durable write; clears `fenced`. Refused while a commit gate is
+  /// installed.
+  caf::expected<truncation> truncate_after(std::uint64_t position);
+
+  /// The store's terms, oldest first.
+  caf::expected<term_history> terms() const;
+
+  /// Replication figures (token, batches shipped or received, fenced).
+  replication_stats replication() const;
+
+  /// Writes a consistent copy of the whole store into the new directory
+  /// `dir` (a RocksDB checkpoint: hard links where it can; memtables are
+  /// flushed first). Returns the last position the copy holds.
+  caf::expected<std::uint64_t> export_checkpoint(const std::string& dir) const;
 
   // -- operations ---------------------------------------------------------------
 

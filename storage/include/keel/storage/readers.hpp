@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -34,6 +35,10 @@ public:
 
   /// The current record; valid until the next call of `next()`.
   const events::record_view& current() const noexcept;
+
+  /// The current record's stored bytes (what a primary ships to a standby);
+  /// valid until the next call of `next()`.
+  std::string_view raw() const noexcept;
 
   /// The error that ended the iteration, if any.
   const caf::error& error() const noexcept;

@@ -14,7 +14,8 @@ class event_store;
 /// One problem `verify` found.
 struct finding {
   /// What kind: "corrupt_record", "position_gap", "version_gap",
-  /// "index_mismatch", "missing_index", "unreadable".
+  /// "index_mismatch", "missing_index", "unreadable", "terms" (a
+  /// replicated log's terms out of order or beyond its end).
   std::string kind;
   /// The global position concerned (0 if none).
   std::uint64_t position = 0;
