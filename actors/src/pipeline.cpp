@@ -284,7 +284,10 @@ caf::expected<std::unique_ptr<pipeline>> pipeline::start(caf::actor_system& sys,
       p->providers_[prov->name()] = prov;
       (list == &cfg.gateways ? p->gateway_names_ : p->carrier_names_).push_back(prov->name());
     }
-  if (auto err = record_providers(cfg, p->gateway_names_, p->carrier_names_))
+  // A standby's store takes its primary's log only (not_writable): the
+  // providers are recorded when it serves as primary and starts again.
+  if (auto err = record_providers(cfg, p->gateway_names_, p->carrier_names_);
+      err && code_of(err) != errc::not_writable)
     return err;
   p->payment_ = spawn_supervisor<payment_reply>(
     sys, provider_backed(sharded(cfg, "payment", 101, cfg.payment_shards, order_key,

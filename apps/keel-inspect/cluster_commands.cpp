@@ -29,7 +29,8 @@ std::map<std::string, double> member_figures(const std::string& http) {
     return out;
   for (auto* name : {"keel_cluster_member_live", "keel_cluster_members", "keel_cluster_slots_owned",
                      "keel_cluster_slots_without_owner", "keel_cluster_map_version",
-                     "keel_cluster_peers_connected", "keel_ready"}) {
+                     "keel_cluster_peers_connected", "keel_ready", "keel_replication_lag_events",
+                     "keel_replication_alone"}) {
     auto at = res->body.find(std::string{"\n"} + name + " ");
     if (at != std::string::npos)
       out[name] = std::atof(res->body.c_str() + at + std::strlen(name) + 2);
@@ -134,7 +135,7 @@ int cmd_cluster(const args& a) {
             << (v->controller.empty() ? "none" : v->controller) << ", etcd revision "
             << v->revision << "\n\n";
   {
-    table t{{"NODE", "GROUP", "ROLE", "TOKEN", "HTTP", "CLUSTER", "SLOTS", "HELD",
+    table t{{"NODE", "GROUP", "ROLE", "TOKEN", "LAG", "HTTP", "CLUSTER", "SLOTS", "HELD",
              "ITS VIEW: LIVE", "MEMBERS", "OWNED", "UNOWNED", "MAP", "PEERS", "READY"}};
     for (auto& m : v->members) {
       auto& f = seen[m.node_id];
@@ -144,7 +145,13 @@ int cmd_cluster(const args& a) {
                                                               : std::string{"-"};
       if (role == "standby" && g != v->groups.end() && g->second.sync_standby == m.node_id)
         role = "standby (sync)";
-      t.add({m.node_id + (v->controller == m.node_id ? " *" : ""), m.group, role, token, m.http,
+      if (role == "primary" && f.count("keel_replication_alone") && f.at("keel_replication_alone") == 1)
+        role = "primary (alone)";
+      // A standby's lag in events (its reads are this stale); "-" without replication.
+      auto lag = role.rfind("standby", 0) == 0 && f.count("keel_replication_lag_events")
+                   ? figure(f, "keel_replication_lag_events")
+                   : std::string{"-"};
+      t.add({m.node_id + (v->controller == m.node_id ? " *" : ""), m.group, role, token, lag, m.http,
              m.cluster_listen, std::to_string(v->map.owned_by(m.group)),
              slot_ranges(*v, m.node_id),
              f.empty() ? "unreachable" : figure(f, "keel_cluster_member_live"),

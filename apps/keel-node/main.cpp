@@ -3,7 +3,7 @@
 //
 //   keel-node run --data DIR --http HOST:PORT --jwt-secret-file FILE [--kafka ...] [--config FILE]
 //                 [--etcd URL --node-id ID --cluster-listen HOST:PORT [--cluster NAME]
-//                  [--slots N]]
+//                  [--slots N] [--group G [--sync strict] [--sync-timeout-ms MS]]]
 //   keel-node mint-token --jwt-secret-file FILE --sub ID [--role admin] [--tier premium]
 //                        [--ttl SECONDS]
 // The secret may come from KEEL_JWT_SECRET instead; never from the command
@@ -16,6 +16,9 @@
 #include <iostream>
 #include <pthread.h>
 #include <thread>
+#include <unistd.h>
+#include <vector>
+#include <cerrno>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -62,6 +65,10 @@ struct run_options {
   std::string cluster_listen = "127.0.0.1:0";
   runtime::cluster_config cluster;
   std::int64_t settle_ms = 2000;
+  std::string sync_mode = "available";
+  std::int64_t sync_timeout_ms = 500;
+  /// The command line, for starting again as a standby (exec).
+  std::vector<std::string> argv;
 };
 
 /// The cluster settings of `o`, when --etcd is given; false (after saying
@@ -87,8 +94,32 @@ bool cluster_settings(run_options& o) {
     return false;
   }
   c.settle = std::chrono::milliseconds{o.settle_ms};
+  c.strict_sync = o.sync_mode == "strict";
+  c.sync_timeout = std::chrono::milliseconds{o.sync_timeout_ms};
   o.cfg.cluster = c;
   return true;
+}
+
+/// Starts this program again with the same arguments, but the HTTP address
+/// it bound (a demoted primary rejoins its group as a standby where the
+/// clients and tests found it). Returns only when exec fails.
+int start_again(run_options& o, int port) {
+  auto args = o.argv;
+  for (std::size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--http")
+      args[i + 1] = o.cfg.http_host + ":" + std::to_string(port);
+  for (auto& a : args)
+    if (a.rfind("--http=", 0) == 0)
+      a = "--http=" + o.cfg.http_host + ":" + std::to_string(port);
+  std::vector<char*> raw;
+  for (auto& a : args)
+    raw.push_back(a.data());
+  raw.push_back(nullptr);
+  spdlog::warn("component=node msg=\"lost the primary role: starting again as a standby\"");
+  spdlog::default_logger()->flush();
+  ::execv("/proc/self/exe", raw.data());
+  spdlog::critical("component=node msg=\"cannot start again\" errno={}", errno);
+  return 1;
 }
 
 int run(run_options& o) {
@@ -146,9 +177,15 @@ int run(run_options& o) {
     n.request_stop();
   }};
   n.wait_for_stop();
+  auto again = n.restart_requested();
+  auto port = n.port();
   auto left = n.shutdown();
   started->reset();
+  if (again)
+    ::kill(::getpid(), SIGTERM); // ends the signal thread's wait
   waiter.join();
+  if (again)
+    return start_again(o, port);
   if (left > 0)
     spdlog::warn("component=node msg=\"stopped with sagas in flight; they resume at the next start\" "
                  "sagas={}", left);
@@ -260,6 +297,17 @@ void add_cluster_options(CLI::App* run_cmd, run_options& o) {
   run_cmd->add_flag("--leave", o.cluster.leave_on_stop,
                     "on SIGTERM, hand this node's slots over to the others before stopping "
                     "(without it they wait for the node, answered with 503)");
+  run_cmd->add_option("--group", o.cluster.group,
+                      "replicate this group's log: its nodes are one primary and standbys "
+                      "(without it the node is a group of its own, without a copy)");
+  run_cmd->add_option("--sync", o.sync_mode,
+                      "without a synchronous standby: \"available\" writes go on alone once "
+                      "etcd records it, \"strict\" writes wait for a standby")
+    ->check(CLI::IsMember({"available", "strict"}))->capture_default_str();
+  run_cmd->add_option("--sync-timeout-ms", o.sync_timeout_ms,
+                      "how long writes wait for the synchronous standby before the primary "
+                      "gives up on it")
+    ->check(CLI::Range(50, 60000))->capture_default_str();
   run_cmd->add_option("--settle-ms", o.settle_ms,
                       "a new cluster's first slot map waits until no node joined for this long")
     ->check(CLI::Range(0, 600000))->capture_default_str();
@@ -333,5 +381,6 @@ int main(int argc, char** argv) {
   }
   if (*mint_cmd)
     return mint(m);
+  o.argv.assign(argv, argv + argc);
   return run(o);
 }

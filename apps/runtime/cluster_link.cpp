@@ -79,6 +79,28 @@ caf::result<actors::stock_reply> stock_from_peer(caf::stateful_actor<endpoint_st
   return relay(self, link->local_inventory, caf::infinite, cmd);
 }
 
+/// Runs `f` (storing what a primary sent) on the replication's own thread,
+/// in arrival order, and answers with the store's last position.
+template <class F>
+caf::result<std::uint64_t> on_replica(caf::stateful_actor<endpoint_state>* self,
+                                      cluster_link::impl* link, F f) {
+  if (!link->replication)
+    return make_error(errc::invalid_argument,
+                      "node " + link->cfg.node_id + " does not replicate a group (no --group)");
+  auto id = ++self->state.next_id;
+  auto rp = self->make_response_promise<std::uint64_t>();
+  caf::actor me{self};
+  link->replication->submit([me, id, f = std::move(f)]() mutable {
+    auto v = f();
+    if (v)
+      caf::anon_send(me, imported_atom::value, id, *v);
+    else
+      caf::anon_send(me, imported_atom::value, id, v.error());
+  });
+  self->state.imports.emplace(id, rp);
+  return rp;
+}
+
 caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::impl* link) {
   self->set_down_handler([link](caf::down_msg& m) { link->peer_down(m.source); });
   return {
@@ -124,6 +146,16 @@ caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::
         return make_error(errc::overloaded, "node " + link->cfg.node_id + ": queue full");
       self->state.imports.emplace(id, rp);
       return rp;
+    },
+    [=](replica_hello& h) -> caf::result<std::uint64_t> {
+      return on_replica(self, link, [link, h = std::move(h)] {
+        return link->replication->on_hello(h);
+      });
+    },
+    [=](replica_batch& b) -> caf::result<std::uint64_t> {
+      return on_replica(self, link, [link, b = std::move(b)]() mutable {
+        return link->replication->on_batch(b);
+      });
     },
     [=](imported_atom, std::uint64_t id, std::uint64_t version) {
       if (auto i = self->state.imports.find(id); i != self->state.imports.end()) {
@@ -432,6 +464,8 @@ void cluster_link::configure(caf::actor_system_config& cfg) {
   cfg.add_message_type<slot_imported>("keel::slot_imported");
   cfg.add_message_type<stock_levels>("keel::stock_levels");
   cfg.add_message_type<storage::retry_entry>("keel::retry_entry");
+  cfg.add_message_type<replica_hello>("keel::replica_hello");
+  cfg.add_message_type<replica_batch>("keel::replica_batch");
 }
 
 std::function<caf::actor(caf::actor_system&, const caf::actor&)> cluster_link::inventory_front() {
@@ -451,6 +485,25 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
   x.local_inventory = pipeline.inventory();
   x.catalog = catalog;
   x.serve = std::move(serve);
+  if (!x.cfg.group.empty()) {
+    replication_config rc;
+    rc.group = x.cfg.group;
+    rc.node_id = x.cfg.node_id;
+    rc.strict = x.cfg.strict_sync;
+    rc.sync_timeout = x.cfg.sync_timeout;
+    x.replication = std::make_unique<group_replication>(
+      rc, sys, store, [&x] { return x.agent.load(); },
+      [&x](const std::string& node) { return x.handle(node); });
+    x.replication->on_truncated([&x](const storage::truncation& t) {
+      if (x.truncated)
+        x.truncated(t);
+    });
+    x.replication->relay_position([&x] { return x.relayed ? x.relayed() : std::uint64_t{0}; });
+    x.replication->on_demoted([&x] {
+      if (x.demoted)
+        x.demoted();
+    });
+  }
   x.endpoint = sys.spawn(endpoint, &x);
   auto bound = sys.middleman().publish(x.endpoint, static_cast<std::uint16_t>(x.cfg.listen_port),
                                        x.cfg.listen_host.c_str(), true);
@@ -464,7 +517,12 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
   cluster::agent::options o;
   o.etcd_url = x.cfg.etcd;
   o.cluster = x.cfg.cluster;
-  o.self = {x.cfg.node_id, http, x.cfg.listen_host + ":" + std::to_string(x.port), {}};
+  o.self = {x.cfg.node_id, http, x.cfg.listen_host + ":" + std::to_string(x.port), x.cfg.group};
+  o.on_promoted = [&x](std::int64_t token) {
+    if (x.replication && !x.replication->promote(token))
+      return false;
+    return x.promoted ? x.promoted() : true;
+  };
   o.slots = x.slots;
   o.ttl_seconds = x.cfg.ttl_seconds;
   o.settle = x.cfg.settle;
@@ -731,6 +789,7 @@ void cluster_link::stop() {
     x.stopping = true;
   }
   x.cv.notify_all();
+  x.replication.reset(); // its gate refuses from now on
   if (x.connector.joinable())
     x.connector.join();
   if (x.mover.joinable())
@@ -751,6 +810,43 @@ void cluster_link::stop() {
     caf::anon_send_exit(x.endpoint, caf::exit_reason::user_shutdown);
     x.endpoint = nullptr;
   }
+}
+
+} // namespace keel::runtime
+
+namespace keel::runtime {
+
+bool cluster_link::replicated() const noexcept {
+  return !impl_->cfg.group.empty();
+}
+
+bool cluster_link::primary() const {
+  if (!impl_->replication)
+    return true;
+  auto* a = impl_->agent.load();
+  return impl_->replication->is_primary() && a != nullptr && a->primary();
+}
+
+std::optional<replication_figures> cluster_link::replication() const {
+  if (!impl_->replication)
+    return std::nullopt;
+  return impl_->replication->figures();
+}
+
+void cluster_link::on_promoted(std::function<bool()> f) {
+  impl_->promoted = std::move(f);
+}
+
+void cluster_link::on_truncated(std::function<void(const storage::truncation&)> f) {
+  impl_->truncated = std::move(f);
+}
+
+void cluster_link::relay_position(std::function<std::uint64_t()> f) {
+  impl_->relayed = std::move(f);
+}
+
+void cluster_link::on_demoted(std::function<void()> f) {
+  impl_->demoted = std::move(f);
 }
 
 } // namespace keel::runtime

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,6 +22,8 @@
 #include <caf/fwd.hpp>
 
 #include "metrics.hpp"
+#include "keel/storage/replication.hpp"
+#include "replication_types.hpp"
 
 namespace keel::actors {
 class catalog;
@@ -64,6 +67,12 @@ struct cluster_config {
   /// A graceful stop hands this node's slots over to the others first
   /// (keel-node --leave); otherwise they wait for it, answered with 503.
   bool leave_on_stop = false;
+  /// `--group`: the node replicates its group's log (empty: it is a group of
+  /// its own, without replication).
+  std::string group;
+  /// Replication within the group (`--sync strict`, `--sync-timeout`).
+  bool strict_sync = false;
+  std::chrono::milliseconds sync_timeout{500};
 };
 
 /// An HTTP request another node forwards to the owner of its key.
@@ -225,6 +234,27 @@ public:
   /// Leaves etcd (member and slot keys go at once; the map keeps this
   /// node's slots) and closes the connections.
   void stop();
+
+  // -- replication (a node started with --group) --------------------------------
+
+  /// Whether the node replicates its group's log.
+  bool replicated() const noexcept;
+  /// Whether this node is its group's primary now (always true without
+  /// replication: a group of one).
+  bool primary() const;
+  /// The replication's figures (nothing without replication).
+  std::optional<replication_figures> replication() const;
+  /// Called (on the agent's thread) once this node became its group's
+  /// primary and its store began the term: the node starts what only a
+  /// primary runs (the outbox relay). False: it cannot serve as primary.
+  void on_promoted(std::function<bool()> f);
+  /// Called with what a standby's store dropped when it rejoined.
+  void on_truncated(std::function<void(const storage::truncation&)> f);
+  /// Where the outbox relay is (shipped to the standbys).
+  void relay_position(std::function<std::uint64_t()> f);
+  /// Called once when this node, a primary, lost its role (its lease
+  /// lapsed): it must stop and start again as a standby.
+  void on_demoted(std::function<void()> f);
 
   struct impl;
 

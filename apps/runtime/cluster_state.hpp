@@ -19,6 +19,7 @@
 
 #include "agent.hpp"
 #include "cluster_link.hpp"
+#include "group_replication.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/ids.hpp"
 #include "keel/storage/append.hpp"
@@ -223,6 +224,13 @@ struct cluster_link::impl {
   std::atomic<std::uint64_t> retry_passed{0};
   std::atomic<std::uint64_t> retry_dropped{0};
   std::atomic<std::uint64_t> retry_in{0};
+
+  // Replication within the group (group_replication.cpp); null without --group.
+  std::unique_ptr<group_replication> replication;
+  std::function<bool()> promoted;
+  std::function<void(const storage::truncation&)> truncated;
+  std::function<std::uint64_t()> relayed;
+  std::function<void()> demoted;
 
   std::optional<caf::actor> handle(const std::string& node) const {
     std::lock_guard<std::mutex> guard{peers_mtx};

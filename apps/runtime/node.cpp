@@ -250,6 +250,19 @@ caf::error start_read_side(node::impl& s) {
   return caf::error{};
 }
 
+caf::error start_relay(node::impl& s) {
+  if (!s.kafka)
+    return caf::error{};
+  std::lock_guard<std::mutex> guard{s.outbox_mtx};
+  if (s.outbox)
+    return caf::error{};
+  auto relay = storage::outbox_relay::start(s.core->store_ptr(), *s.kafka);
+  if (!relay)
+    return relay.error();
+  s.outbox = std::move(*relay);
+  return caf::error{};
+}
+
 caf::error start_kafka(node::impl& s) {
   if (s.cfg.kafka == "off")
     return caf::error{};
@@ -273,10 +286,11 @@ caf::error start_kafka(node::impl& s) {
   spdlog::info("component=kafka msg=\"{}\" bootstrap_servers={}",
                s.kafka->embedded() ? "embedded mock cluster started" : "using external brokers",
                s.kafka->bootstrap_servers());
-  auto relay = storage::outbox_relay::start(s.core->store_ptr(), *s.kafka);
-  if (!relay)
-    return relay.error();
-  s.outbox = std::move(*relay);
+  // A standby of a replicated group relays nothing (its primary does): the
+  // relay starts when it becomes primary, from where the primary was.
+  if (!s.link || !s.link->replicated())
+    if (auto err = start_relay(s))
+      return err;
   storage::retry_topic::handler pass_on;
   if (s.link)
     pass_on = [link = s.link.get()](const storage::retry_entry& e) { link->pass_retry(e); };
@@ -327,6 +341,64 @@ caf::error start_pipeline(node::impl& s) {
   return caf::error{};
 }
 
+/// A standby of a replicated group became its primary (its store began the
+/// term): the catalogue is read again (entries came in batches from the old
+/// primary) and the outbox relay starts where the old primary had got to.
+bool on_promoted(node::impl& s) {
+  std::size_t entries = 0;
+  for (std::string after;;) {
+    auto page = s.store().list_streams("catalog-", 1000, after);
+    if (!page) {
+      spdlog::error("component=replication msg=\"reading the catalogue failed\" error=\"{}\"",
+                    describe(page.error()));
+      return false;
+    }
+    for (auto& st : *page)
+      if (auto err = s.core->catalog()->reload(st.stream.substr(8)))
+        spdlog::error("component=replication msg=\"reloading a catalogue entry failed\" "
+                      "stream={} error=\"{}\"",
+                      st.stream, describe(err));
+    entries += page->size();
+    if (page->size() < 1000)
+      break;
+    after = page->back().stream;
+  }
+  if (auto err = start_relay(s))
+    spdlog::error("component=replication msg=\"the outbox relay did not start; it is retried at "
+                  "the next start\" error=\"{}\"",
+                  describe(err));
+  spdlog::info("component=replication msg=\"serving as primary\" catalogue_entries={} "
+               "relay_from={}",
+               entries, s.outbox_status() ? s.outbox_status()->checkpoint : 0);
+  return true;
+}
+
+/// A standby's store dropped a tail its group never acknowledged: the read
+/// models that had seen it are built again, the relay's checkpoint goes back.
+void on_truncated(node::impl& s, const storage::truncation& t) {
+  for (auto& cp : t.checkpoints_beyond) {
+    const std::string prefix = "projection/";
+    if (cp.rfind(prefix, 0) == 0) {
+      auto name = cp.substr(prefix.size(), cp.rfind("/g") - prefix.size());
+      spdlog::warn("component=replication msg=\"rebuilding a projection that saw the dropped "
+                   "tail\" projection={}",
+                   name);
+      if (s.runner)
+        if (auto err = s.runner->rebuild(name))
+          spdlog::error("component=replication msg=\"rebuild failed\" projection={} "
+                        "error=\"{}\"",
+                        name, describe(err));
+    } else {
+      storage::write_batch wb;
+      wb.set_checkpoint(cp, t.last_position);
+      if (auto err = s.store().commit(std::move(wb)))
+        spdlog::error("component=replication msg=\"resetting a checkpoint failed\" "
+                      "checkpoint={} error=\"{}\"",
+                      cp, describe(err));
+    }
+  }
+}
+
 } // namespace
 
 caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
@@ -345,6 +417,9 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   }
   if (auto err = open_store(*s))
     return err;
+  // A member of a replicated group writes nothing until it is the primary.
+  if (s->link && s->link->replicated())
+    s->store().set_standby(true);
   spdlog::info("component=node msg=\"store open\" data={} last_position={}", s->cfg.data,
                s->store().last_position());
   if (auto err = start_read_side(*s))
@@ -367,6 +442,27 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   if (auto& link = n->impl_->link) {
     auto* api = n->impl_->http.get();
     auto& core = *n->impl_->core;
+    if (link->replicated()) {
+      auto* st = n->impl_.get();
+      link->on_promoted([st] { return on_promoted(*st); });
+      link->on_truncated([st](const storage::truncation& t) { on_truncated(*st, t); });
+      link->relay_position([st]() -> std::uint64_t {
+        // Never waits (the committer calls it): the last position seen when
+        // the relay was free.
+        std::unique_lock<std::mutex> guard{st->outbox_mtx, std::try_to_lock};
+        if (guard.owns_lock() && st->outbox)
+          st->relayed = st->outbox->status().checkpoint;
+        return st->relayed.load();
+      });
+      link->on_demoted([st] {
+        st->restart_requested = true;
+        {
+          std::lock_guard<std::mutex> guard{st->stop_mtx};
+          st->stop_requested = true;
+        }
+        st->stop_cv.notify_all();
+      });
+    }
     if (auto err = link->start(core.system(), core.pipeline(), core.store(), core.catalog().get(),
                                [api](const forwarded_call& c) { return api->serve_forwarded(c); },
                                n->impl_->cfg.http_host + ":" + std::to_string(n->port())))
@@ -394,6 +490,10 @@ void node::request_stop() {
   impl_->stop_cv.notify_all();
 }
 
+bool node::restart_requested() const noexcept {
+  return impl_->restart_requested.load();
+}
+
 void node::wait_for_stop() {
   std::unique_lock<std::mutex> guard{impl_->stop_mtx};
   impl_->stop_cv.wait(guard, [this] { return impl_->stop_requested.load(); });
@@ -403,13 +503,17 @@ std::int64_t node::shutdown() {
   auto& s = *impl_;
   if (!s.core)
     return 0;
-  if (s.link && s.link->config().leave_on_stop && s.is_ready)
+  bool demoted = s.restart_requested.load();
+  if (s.link && s.link->config().leave_on_stop && s.is_ready && !demoted)
     s.link->hand_over_all(s.cfg.drain_timeout); // while it still serves
   s.is_ready = false; // forwarded requests are refused from now on
   if (s.http)
     s.http->stop(); // no new requests; in-flight ones are answered first
   auto in_flight = s.registry().value("sagas.in_flight");
-  auto deadline = std::chrono::steady_clock::now() + s.cfg.drain_timeout;
+  // A demoted primary's store takes no appends: its sagas cannot move on
+  // here (the new primary re-drives them).
+  auto deadline = std::chrono::steady_clock::now()
+                  + (demoted ? std::chrono::seconds{0} : s.cfg.drain_timeout);
   while (in_flight->load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto left = in_flight->load();
@@ -433,10 +537,16 @@ std::int64_t node::shutdown() {
     spdlog::error("component=node msg=\"flush failed\" error=\"{}\"", describe(err));
   if (s.runner)
     s.runner->stop();
-  if (s.outbox)
-    s.outbox->stop(); // after its outstanding deliveries; saves the checkpoint
+  {
+    std::lock_guard<std::mutex> guard{s.outbox_mtx};
+    if (s.outbox)
+      s.outbox->stop(); // after its outstanding deliveries; saves the checkpoint
+  }
   s.retry.reset();
-  s.outbox.reset();
+  {
+    std::lock_guard<std::mutex> guard{s.outbox_mtx};
+    s.outbox.reset();
+  }
   s.kafka.reset();
   s.runner.reset();
   s.cache.reset();
@@ -534,8 +644,7 @@ kafka_report node::kafka() const {
   r.embedded = s.kafka->embedded();
   r.bootstrap_servers = s.kafka->bootstrap_servers();
   r.topics = s.kafka->topics();
-  if (s.outbox)
-    r.outbox = s.outbox->status();
+  r.outbox = s.outbox_status();
   return r;
 }
 

@@ -149,6 +149,9 @@ public:
   void wait_for_stop();
   /// Asks the node to stop; safe from any thread.
   void request_stop();
+  /// The node stopped because it lost its group's primary role: start it
+  /// again (it rejoins as a standby).
+  bool restart_requested() const noexcept;
 
   /// Graceful stop: stop accepting, drain in-flight requests and sagas (up
   /// to the drain timeout), stop projections and the outbox (after its

@@ -247,8 +247,8 @@ void kafka(exposition& out, const node::impl& s) {
           std::pair{"misrouted", st.misrouted}})
       out.sample("keel_retry_queue_dropped_total", {{"reason", reason}}, static_cast<double>(n));
   }
-  if (s.outbox) {
-    auto st = s.outbox->status();
+  if (auto status = s.outbox_status()) {
+    auto& st = *status;
     out.single("keel_outbox_lag_events", "gauge",
                "Events of the log not yet confirmed delivered to Kafka.",
                static_cast<double>(st.lag_events));
@@ -303,6 +303,48 @@ void projections_and_today(exposition& out, const node::impl& s) {
 } // namespace
 
 namespace {
+
+void replication(exposition& out, const replication_figures& r) {
+  auto d = [](auto x) { return static_cast<double>(x); };
+  out.single("keel_replication_primary", "gauge",
+             "1 while this node is its group's primary (it alone writes the group's log).",
+             r.primary ? 1.0 : 0.0);
+  out.single("keel_replication_token", "gauge", "The fencing token of this primary's term.",
+             d(r.token));
+  out.single("keel_replication_alone", "gauge",
+             "1 while the primary acknowledges writes without a synchronous standby (etcd "
+             "records it): they are on one machine only.",
+             r.primary && r.sync_standby.empty() ? 1.0 : 0.0);
+  out.family("keel_replication_standby_lag_events", "gauge",
+             "Events of the primary's log a standby has not stored yet.");
+  out.family("keel_replication_standby_sync", "gauge",
+             "1 for the standby every acknowledged batch reaches first.");
+  for (auto& sb : r.standbys) {
+    out.sample("keel_replication_standby_lag_events", {{"standby", sb.node}}, d(sb.lag_events));
+    out.sample("keel_replication_standby_sync", {{"standby", sb.node}}, sb.sync ? 1.0 : 0.0);
+  }
+  out.single("keel_replication_lag_events", "gauge",
+             "Standby: events of its primary's log it has not stored yet (its reads are this "
+             "stale).",
+             d(r.lag_events));
+  out.single("keel_replication_seconds_since_contact", "gauge",
+             "Standby: seconds since its primary last sent a batch (-1: never).",
+             r.since_contact_seconds);
+  out.family("keel_replication_batches_total", "counter",
+             "Batches the primary acknowledged: confirmed by the synchronous standby, or alone.");
+  out.sample("keel_replication_batches_total", {{"outcome", "confirmed"}}, d(r.batches_confirmed));
+  out.sample("keel_replication_batches_total", {{"outcome", "alone"}}, d(r.batches_alone));
+  out.single("keel_replication_sync_losses_total", "counter",
+             "Times the synchronous standby did not answer within the sync timeout.",
+             d(r.gate_timeouts));
+  out.single("keel_replication_promotions_total", "counter",
+             "Times this node became its group's primary (failovers, first starts).",
+             d(r.promotions));
+  out.single("keel_replication_truncated_events_total", "counter",
+             "Events this node's store dropped when it rejoined (written by it as primary, "
+             "never acknowledged by the group).",
+             d(r.truncated_events));
+}
 
 void cluster(exposition& out, const cluster_link& link) {
   auto f = link.figures();
@@ -381,6 +423,9 @@ std::string render_metrics(const node::impl& s, const health_report& health) {
   projections_and_today(out, s);
   if (s.link)
     cluster(out, *s.link);
+  if (s.link)
+    if (auto r = s.link->replication())
+      replication(out, *r);
   out.family("keel_health_score", "gauge", "Weighted health score 0..1 (warn below 0.7).");
   out.sample("keel_health_score", {}, health.score);
   out.family("keel_health_component_score", "gauge", "Health score of one component 0..1.");

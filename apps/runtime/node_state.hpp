@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "engine.hpp"
 #include "http_api.hpp"
@@ -48,7 +49,18 @@ struct node::impl {
   mutable std::atomic<bool> store_was_writable{true};
   std::unique_ptr<projections::projection_runner> runner;
   std::unique_ptr<storage::kafka_cluster> kafka;
+  /// Set at start - or, in a replicated group, once this node is primary
+  /// (from the cluster agent's thread): read it under `outbox_mtx`.
   std::unique_ptr<storage::outbox_relay> outbox;
+  mutable std::mutex outbox_mtx;
+  /// The relay's checkpoint as last seen (shipped to standbys).
+  std::atomic<std::uint64_t> relayed{0};
+  std::optional<storage::outbox_status> outbox_status() const {
+    std::lock_guard<std::mutex> guard{outbox_mtx};
+    if (!outbox)
+      return std::nullopt;
+    return outbox->status();
+  }
   std::unique_ptr<storage::retry_topic> retry;
   std::unique_ptr<http_api> http;
   /// Set in a cluster (before the engine: it shapes the pipeline).
@@ -62,6 +74,9 @@ struct node::impl {
   // Figures.
   std::atomic<bool> is_ready{false};
   std::atomic<bool> stop_requested{false};
+  /// A primary of a replicated group lost its role: it stops at once and
+  /// starts again as a standby (keel-node execs itself).
+  std::atomic<bool> restart_requested{false};
   std::mutex stop_mtx;
   std::condition_variable stop_cv;
   std::map<std::string, std::unique_ptr<histogram>> saga_seconds; // by outcome, fixed at start

@@ -189,6 +189,12 @@ void committer::process(std::vector<request_ptr>& batch, const commit_gate* gate
                            "a tail the group may not have"));
     return;
   }
+  if (state_.standby.load(std::memory_order_acquire)) {
+    for (auto& req : batch)
+      req->done(make_error(errc::not_writable,
+                           "this store is a standby's: it takes its primary's log only"));
+    return;
+  }
   auto t0 = clock_ns();
   wb_.Clear();
   version_it_.reset();

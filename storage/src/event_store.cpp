@@ -643,6 +643,8 @@ event_store::list_streams(std::string_view prefix, std::size_t limit, std::strin
 caf::error event_store::save_snapshot(std::string_view stream, const snapshot& snap) {
   if (!state_->comm)
     return make_error(errc::not_writable, "the store was opened read-only");
+  if (state_->standby.load(std::memory_order_acquire))
+    return make_error(errc::not_writable, "a standby's store takes its primary's log only");
   if (!events::valid_stream_id(stream))
     return make_error(errc::invalid_argument, "invalid stream id");
   if (snap.type.size() > 0xffff || snap.payload.size() > events::max_payload_size)

@@ -380,6 +380,10 @@ caf::error read_only() {
 
 } // namespace
 
+void event_store::set_standby(bool standby) {
+  state_->standby.store(standby, std::memory_order_release);
+}
+
 void event_store::set_commit_gate(commit_gate gate) {
   if (state_->comm)
     state_->comm->set_gate(std::move(gate));

@@ -95,6 +95,8 @@ struct store_state {
   std::atomic<std::uint64_t> token{0};
   /// A commit gate failed: appends are refused until `truncate_after`.
   std::atomic<bool> fenced{false};
+  /// A standby's store: appends are refused.
+  std::atomic<bool> standby{false};
   std::atomic<std::uint64_t> batches_shipped{0};
   std::atomic<std::uint64_t> events_shipped{0};
   std::atomic<std::uint64_t> batches_received{0};

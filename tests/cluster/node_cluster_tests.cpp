@@ -9,6 +9,7 @@
 #include <csignal>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -786,4 +787,134 @@ TEST_CASE("payment retry entries read from shared brokers reach the node that ow
     audit_clean(tc, id);
     projections_live(tc, id);
   }
+}
+
+// -- replicated groups ---------------------------------------------------------------
+
+namespace {
+
+/// Polls `pred` every 20 ms for up to `timeout`.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  for (auto deadline = clock_type::now() + timeout;;) {
+    if (pred())
+      return true;
+    if (clock_type::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+/// Every record of the store at `dir` (beside its running node, or closed),
+/// as stored, with the store's terms.
+std::pair<std::vector<std::string>, storage::term_history> log_and_terms(const std::string& dir) {
+  auto store = storage::event_store::open_beside(dir);
+  REQUIRE(store);
+  std::vector<std::string> records;
+  auto r = (*store)->read_all(1, (*store)->last_position());
+  while (r.next())
+    records.emplace_back(r.raw());
+  REQUIRE_FALSE(r.error());
+  auto terms = (*store)->terms();
+  REQUIRE(terms);
+  return {std::move(records), std::move(*terms)};
+}
+
+} // namespace
+
+TEST_CASE("a group's primary SIGKILLed under load: its standby serves within seconds, no "
+          "acknowledged order is lost, and the old primary returns as a standby",
+          "[cluster][etcd][replication]") {
+  test_cluster tc;
+  const std::vector<std::string> group{"--group", "ga"};
+  tc.add("a1", group);
+  auto a1 = tc["a1"].client();
+  REQUIRE(eventually([&] { return metric(a1, "keel_replication_primary") == 1
+                                  && metric(a1, "keel_cluster_slots_without_owner") == 0; },
+                     20s));
+  tc.add("a2", group);
+  auto a2 = tc["a2"].client();
+  // a2 follows, catches up and becomes the synchronous standby.
+  REQUIRE(eventually([&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; },
+                     20s));
+  CHECK(metric(a2, "keel_replication_primary") == 0);
+  CHECK(metric(a1, "keel_replication_alone") == 0);
+  std::vector<std::string> skus{"sku-r1", "sku-r2", "sku-r3"};
+  stock_all(tc, tc["a2"], skus, 100000); // through the standby: forwarded to the primary
+
+  // One client places orders through a2 (the standby forwards them to a1,
+  // and serves them itself once it took over).
+  struct attempt {
+    std::string id;
+    int status = 0;
+    clock_type::time_point at;
+  };
+  std::vector<attempt> attempts;
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> accepted{0};
+  std::thread load{[&] {
+    auto c = tc["a2"].client();
+    c.set_read_timeout(5, 0);
+    for (int i = 0; !stop && i < 5000; ++i) {
+      attempt a;
+      a.id = "r-" + std::to_string(i);
+      a.at = clock_type::now();
+      auto res = post(c, "/v1/orders", order_body(a.id, "c-1", {{skus[i % 3], 1}}),
+                      auth("ops", true));
+      a.status = res ? res->status : 0;
+      accepted += a.status == 202;
+      attempts.push_back(a);
+      if (a.status != 202)
+        std::this_thread::sleep_for(20ms);
+    }
+  }};
+  REQUIRE(eventually([&] { return accepted >= 40; }, 30s));
+  auto killed_at = clock_type::now();
+  tc["a1"].signal_and_wait(SIGKILL, 5s);
+  auto before = accepted.load();
+  bool served = eventually([&] { return accepted >= before + 40; }, 30s);
+  stop = true;
+  load.join();
+  INFO(cluster_warnings(tc) << tc["a2"].log());
+  REQUIRE(served);
+
+  double failover_ms = -1;
+  std::set<std::string> acknowledged;
+  for (auto& a : attempts) {
+    if (a.status == 202)
+      acknowledged.insert(a.id);
+    if (a.status == 202 && a.at > killed_at && failover_ms < 0)
+      failover_ms = std::chrono::duration<double, std::milli>(a.at - killed_at).count();
+  }
+  WARN("failover: first order accepted " << failover_ms << " ms after the primary's SIGKILL (lease "
+                                         << "TTL 2 s); " << acknowledged.size()
+                                         << " orders acknowledged");
+  CHECK(failover_ms > 0);
+  CHECK(failover_ms < 6000);
+  CHECK(metric(a2, "keel_replication_primary") == 1);
+  CHECK(metric(a2, "keel_replication_promotions_total") == 1);
+  // Every acknowledged order is there and ends.
+  for (auto& id : acknowledged)
+    wait_status(a2, id, {"completed"});
+  audit_clean(tc, "a2");
+  projections_live(tc, "a2");
+
+  // The old primary comes back with its data: it follows a2, and once it
+  // caught up a2 names it synchronous standby.
+  REQUIRE(eventually([&] { return tc.view().member("a1") == nullptr; }, 10s));
+  tc["a1"].restart();
+  auto back = tc["a1"].client();
+  REQUIRE(eventually([&] { return metric(a2, "keel_replication_standby_sync{standby=\"a1\"}") == 1; },
+                     30s));
+  CHECK(metric(back, "keel_replication_primary") == 0);
+  // It followed the new primary (the log says from where).
+  CHECK(tc["a1"].log().find("msg=\"following\" group=ga primary=a2") != std::string::npos);
+  CHECK(tc["a2"].log().find("msg=\"a standby follows\" group=ga standby=a1") != std::string::npos);
+  // Both stores hold the same log, byte for byte, with the same terms.
+  auto l1 = log_and_terms(tc.dir.sub("a1"));
+  auto l2 = log_and_terms(tc.dir.sub("a2"));
+  CHECK(l1.first.size() == l2.first.size());
+  CHECK(l1.first == l2.first);
+  CHECK(l1.second == l2.second);
+  CHECK(l2.second.size() == 2); // a1's term, then a2's
+  CHECK(l2.second.back().token > l2.second.front().token);
 }

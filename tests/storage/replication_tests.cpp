@@ -213,8 +213,13 @@ TEST_CASE("a standby refuses an older token, a gap and a batch that differs from
   auto standby = open_store(dir.path() + "/s");
   REQUIRE_FALSE(primary->begin_term(5));
   append_range(*primary, 2, 1, 30, "order-", 4);
+  standby->set_standby(true); // takes its primary's log only
   catch_up(*primary, *standby, 5, 7);
   CHECK(standby->last_position() == 30);
+  auto own = standby->append("order-9", expected_version::any(), one(make_event(2, 999)));
+  REQUIRE_FALSE(own);
+  CHECK(code_of(own.error()) == errc::not_writable);
+  CHECK(code_of(standby->save_snapshot("order-1", {1, "t", 1, "x"})) == errc::not_writable);
 
   auto batch_of = [&](std::uint64_t first, std::uint64_t last, std::uint64_t token) {
     replicated_batch b;

@@ -258,6 +258,10 @@ public:
   /// passes before its appends are acknowledged (see `commit_gate`).
   void set_commit_gate(commit_gate gate);
 
+  /// A standby's store: while set, appends (and snapshots) are refused with
+  /// `not_writable`; `replicate` and `truncate_after` still write.
+  void set_standby(bool standby);
+
   /// Primary: begins a term with fencing token `token` at the next position;
   /// durable on return. Errors: `stale_token` when the store has seen a
   /// token as large, `not_writable` when fenced or read-only.

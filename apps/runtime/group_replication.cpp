@@ -1,0 +1,467 @@
+#include "group_replication.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "keel/events/error.hpp"
+#include "pipeline_call.hpp"
+
+namespace keel::runtime {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::int64_t wall_us() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+/// The checkpoint of the outbox relay (storage/outbox.cpp).
+constexpr const char* relay_checkpoint = "outbox/kafka";
+
+} // namespace
+
+group_replication::group_replication(
+  replication_config cfg, caf::actor_system& sys, storage::event_store& store,
+  std::function<cluster::agent*()> agent,
+  std::function<std::optional<caf::actor>(const std::string&)> handle_of)
+  : cfg_(std::move(cfg)),
+    sys_(sys),
+    store_(store),
+    agent_(std::move(agent)),
+    handle_of_(std::move(handle_of)) {
+  shipper_ = std::thread{[this] {
+    ship_loop();
+    drop_caller();
+  }};
+  storer_ = std::thread{[this] {
+    std::unique_lock<std::mutex> guard{jobs_mtx_};
+    for (;;) {
+      jobs_cv_.wait(guard, [this] { return jobs_stopping_ || !jobs_.empty(); });
+      if (jobs_.empty())
+        return;
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      guard.unlock();
+      job();
+      guard.lock();
+    }
+  }};
+}
+
+group_replication::~group_replication() {
+  // Nothing is acknowledged without the group from here on: the store
+  // refuses appends (they would not reach the standby).
+  store_.set_commit_gate([](storage::replicated_batch&) {
+    return make_error(errc::unavailable, "the node is stopping");
+  });
+  {
+    std::lock_guard<std::mutex> guard{loop_mtx_};
+    stopping_ = true;
+  }
+  loop_cv_.notify_all();
+  shipper_.join();
+  {
+    std::lock_guard<std::mutex> guard{jobs_mtx_};
+    jobs_stopping_ = true;
+  }
+  jobs_cv_.notify_all();
+  storer_.join();
+}
+
+void group_replication::submit(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> guard{jobs_mtx_};
+    jobs_.push_back(std::move(job));
+  }
+  jobs_cv_.notify_one();
+}
+
+void group_replication::on_truncated(std::function<void(const storage::truncation&)> f) {
+  truncated_ = std::move(f);
+}
+
+void group_replication::relay_position(std::function<std::uint64_t()> f) {
+  relayed_ = std::move(f);
+}
+
+void group_replication::on_demoted(std::function<void()> f) {
+  demoted_ = std::move(f);
+}
+
+bool group_replication::still_primary() const {
+  auto* a = agent_();
+  std::int64_t token = 0;
+  return a != nullptr && a->primary(&token) && token == token_.load(std::memory_order_acquire);
+}
+
+// -- primary ----------------------------------------------------------------------
+
+bool group_replication::promote(std::int64_t token) {
+  if (auto err = store_.begin_term(static_cast<std::uint64_t>(token))) {
+    spdlog::error("component=replication msg=\"the store refuses the new term; not serving as "
+                  "primary\" group={} token={} error=\"{}\"",
+                  cfg_.group, token, describe(err));
+    return false;
+  }
+  std::string named;
+  if (auto* a = agent_()) {
+    auto v = a->view();
+    if (auto g = v->groups.find(cfg_.group); g != v->groups.end()
+                                             && g->second.sync_primary == cfg_.node_id)
+      named = g->second.sync_standby;
+  }
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    sessions_.clear();
+    // Still named (this node took its role back): the gate waits for it to
+    // catch up, or writes alone once etcd says so.
+    sync_node_ = named;
+    alone_since_us_ = named.empty() ? wall_us() : 0;
+  }
+  token_ = token;
+  seen_primary_ = false;
+  primary_ = true;
+  promotions_.fetch_add(1, std::memory_order_relaxed);
+  store_.set_commit_gate([this](storage::replicated_batch& b) { return gate(b); });
+  store_.set_standby(false);
+  spdlog::info("component=replication msg=\"primary: every batch goes to the synchronous "
+               "standby before it is acknowledged\" group={} token={} last_position={} "
+               "sync_standby=\"{}\" strict={}",
+               cfg_.group, token, store_.last_position(), named, cfg_.strict);
+  loop_cv_.notify_all();
+  return true;
+}
+
+caf::error group_replication::ship(session& s, const std::string& node,
+                                   storage::replicated_batch& b,
+                                   std::chrono::milliseconds timeout) {
+  if (!s.peer)
+    return make_error(errc::unavailable, "no connection to standby " + node);
+  replica_batch msg;
+  msg.group = cfg_.group;
+  msg.batch = b; // the gate's batch is still needed if this standby fails
+  msg.primary_last = b.last_position();
+  msg.relayed = relayed_ ? relayed_() : 0;
+  auto peer = *s.peer;
+  auto connected = [&] {
+    auto now = handle_of_(node);
+    return now && *now == peer;
+  };
+  auto r = call_while<std::uint64_t>(sys_, peer, timeout, connected,
+                                     std::chrono::milliseconds{10}, std::move(msg));
+  if (!r) {
+    s.greeted = false;
+    return make_error(errc::unavailable,
+                      "standby " + node + " did not store the batch: " + sys_.render(r.error()));
+  }
+  s.acked = *r;
+  if (s.acked < b.last_position())
+    return make_error(errc::log_gap, "standby " + node + " is at position "
+                                       + std::to_string(s.acked) + " after a batch up to "
+                                       + std::to_string(b.last_position()));
+  return caf::error{};
+}
+
+caf::error group_replication::greet(session& s, const std::string& node) {
+  s.peer = handle_of_(node);
+  if (!s.peer)
+    return make_error(errc::unavailable, "no connection to " + node);
+  auto terms = store_.terms();
+  if (!terms)
+    return terms.error();
+  replica_hello h{cfg_.group, cfg_.node_id, static_cast<std::uint64_t>(token_.load()),
+                  store_.last_position(), std::move(*terms)};
+  auto r = call<std::uint64_t>(sys_, *s.peer, std::chrono::milliseconds{5000}, std::move(h));
+  if (!r)
+    return make_error(errc::unavailable, node + " refused to follow: " + sys_.render(r.error()));
+  s.acked = *r;
+  s.greeted = true;
+  spdlog::info("component=replication msg=\"a standby follows\" group={} standby={} "
+               "position={} primary_position={}",
+               cfg_.group, node, s.acked, store_.last_position());
+  return caf::error{};
+}
+
+caf::error group_replication::catch_up(session& s, const std::string& node, std::uint64_t to,
+                                       std::chrono::milliseconds timeout) {
+  while (s.acked < to) {
+    auto n = std::min<std::uint64_t>(to - s.acked, cfg_.catch_up_events);
+    storage::replicated_batch b;
+    b.token = static_cast<std::uint64_t>(token_.load());
+    b.first_position = s.acked + 1;
+    auto r = store_.read_all(b.first_position, n);
+    while (r.next())
+      b.records.emplace_back(r.raw());
+    if (r.error())
+      return r.error();
+    if (b.records.size() != n)
+      return make_error(errc::log_gap, "reading positions " + std::to_string(b.first_position)
+                                         + " to " + std::to_string(to) + " for " + node);
+    if (auto err = ship(s, node, b, timeout))
+      return err;
+  }
+  return caf::error{};
+}
+
+caf::error group_replication::gate(storage::replicated_batch& b) {
+  b.token = static_cast<std::uint64_t>(token_.load());
+  auto t0 = clock::now();
+  bool told = false;
+  for (;;) {
+    if (!still_primary()) {
+      // Just promoted: the agent records its leader key a moment after the
+      // store began the term.
+      if (!seen_primary_ && clock::now() - t0 < std::chrono::seconds{2}) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{5});
+        continue;
+      }
+      return make_error(errc::unavailable, "this node is no longer its group's primary (lease "
+                                           "lost or another node took over)");
+    }
+    seen_primary_ = true;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (sync_node_.empty()) {
+        alone_.fetch_add(1, std::memory_order_relaxed);
+        return caf::error{}; // etcd records that the group runs alone
+      }
+      auto i = sessions_.find(sync_node_);
+      if (i != sessions_.end() && i->second.sync && i->second.greeted) {
+        auto& s = i->second;
+        auto left = cfg_.sync_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          clock::now() - t0);
+        auto timeout = std::max(left, std::chrono::milliseconds{50});
+        auto err = catch_up(s, sync_node_, b.first_position - 1, timeout);
+        if (!err)
+          err = ship(s, sync_node_, b, timeout);
+        if (!err) {
+          confirmed_.fetch_add(1, std::memory_order_relaxed);
+          // Confirmed - but acknowledged only by a primary that still is one.
+          if (!still_primary())
+            return make_error(errc::unavailable, "this node lost the primary role while its "
+                                                 "standby stored the batch");
+          return caf::error{};
+        }
+        s.sync = false;
+        spdlog::warn("component=replication msg=\"the synchronous standby failed; writes "
+                     "pause\" group={} standby={} error=\"{}\"",
+                     cfg_.group, sync_node_, describe(err));
+      }
+    }
+    if (clock::now() - t0 >= cfg_.sync_timeout) {
+      if (!cfg_.strict) {
+        std::string was;
+        {
+          std::lock_guard<std::mutex> guard{mtx_};
+          was = sync_node_;
+        }
+        auto* a = agent_();
+        auto r = a != nullptr ? a->set_sync_standby("") : caf::expected<bool>{false};
+        if (r && *r) {
+          gate_timeouts_.fetch_add(1, std::memory_order_relaxed);
+          std::lock_guard<std::mutex> guard{mtx_};
+          sync_node_.clear();
+          alone_since_us_ = wall_us();
+          spdlog::warn("component=replication msg=\"writing without a synchronous standby "
+                       "(recorded in etcd); acknowledged writes are on this node only until "
+                       "a standby catches up\" group={} was=\"{}\"",
+                       cfg_.group, was);
+          continue; // alone now: the next round acknowledges
+        }
+      } else if (!told) {
+        told = true;
+        gate_timeouts_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("component=replication msg=\"strict: writes wait for a synchronous "
+                     "standby\" group={}",
+                     cfg_.group);
+      }
+    }
+    loop_cv_.notify_all(); // the shipper brings a standby up to date
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+}
+
+void group_replication::ship_loop() {
+  std::unique_lock<std::mutex> guard{loop_mtx_};
+  while (!stopping_) {
+    loop_cv_.wait_for(guard, std::chrono::milliseconds{100});
+    if (stopping_ || !primary_)
+      continue;
+    guard.unlock();
+    if (!still_primary()) {
+      // A primary whose lease lapsed or whose key another took: its store is
+      // (or will be, at its next batch) fenced; the node starts again as a
+      // standby.
+      if (seen_primary_ && !demotion_told_) {
+        demotion_told_ = true;
+        spdlog::error("component=replication msg=\"this node lost its group's primary role\" "
+                      "group={} token={}",
+                      cfg_.group, token_.load());
+        if (demoted_)
+          demoted_();
+      }
+      guard.lock();
+      continue;
+    }
+    seen_primary_ = true;
+    auto* a = agent_();
+    auto v = a->view();
+    std::vector<std::string> standbys;
+    for (auto& m : v->members)
+      if (m.group == cfg_.group && m.node_id != cfg_.node_id)
+        standbys.push_back(m.node_id);
+    for (auto& node : standbys) {
+      session s;
+      {
+        std::lock_guard<std::mutex> g{mtx_};
+        auto& cur = sessions_[node];
+        if (cur.sync && cur.greeted)
+          continue; // the gate feeds it
+        s = cur;
+      }
+      // Greet and catch up without the lock (the gate goes on meanwhile)...
+      caf::error err;
+      if (!s.greeted || s.peer != handle_of_(node))
+        err = greet(s, node);
+      if (!err)
+        err = catch_up(s, node, store_.last_position(), std::chrono::milliseconds{5000});
+      if (err) {
+        spdlog::debug("component=replication msg=\"standby not caught up\" standby={} "
+                      "error=\"{}\"",
+                      node, describe(err));
+        std::lock_guard<std::mutex> g{mtx_};
+        sessions_[node] = s;
+        continue;
+      }
+      // ...then, with the gate held off, the last batches and the switch to
+      // synchronous (when the group has no synchronous standby, or names
+      // this one).
+      std::lock_guard<std::mutex> g{mtx_};
+      err = catch_up(s, node, store_.last_position(), std::chrono::milliseconds{5000});
+      if (!err && (sync_node_.empty() || sync_node_ == node)) {
+        auto named = a->set_sync_standby(node);
+        if (named && *named) {
+          s.sync = true;
+          sync_node_ = node;
+          alone_since_us_ = 0;
+        }
+      }
+      sessions_[node] = s;
+    }
+    guard.lock();
+  }
+}
+
+// -- standby ----------------------------------------------------------------------
+
+caf::expected<std::uint64_t> group_replication::on_hello(const replica_hello& h) {
+  if (h.group != cfg_.group)
+    return make_error(errc::invalid_argument, "this node is in group " + cfg_.group + ", not "
+                                                + h.group);
+  if (primary_)
+    return make_error(errc::invalid_argument, "this node is its group's primary");
+  auto seen = store_.replication().token;
+  if (h.token < seen)
+    return make_error(errc::stale_token, "primary " + h.primary + " has token "
+                                           + std::to_string(h.token) + "; this store has seen "
+                                           + std::to_string(seen));
+  auto mine = store_.terms();
+  if (!mine)
+    return mine.error();
+  auto last = store_.last_position();
+  auto agreed = storage::agreed_prefix(*mine, last, h.terms, h.last_position);
+  // A longer log in the same term is the primary's unpublished batch: kept
+  // (the primary ships it again). Only a tail of another term goes.
+  if (agreed < last && storage::token_at(*mine, agreed + 1) != storage::token_at(h.terms, agreed + 1)) {
+    auto cut = store_.truncate_after(agreed);
+    if (!cut)
+      return cut.error();
+    truncated_events_.fetch_add(cut->removed_events, std::memory_order_relaxed);
+    spdlog::warn("component=replication msg=\"discarded the tail the group never acknowledged\" "
+                 "group={} primary={} kept_up_to={} removed_events={} streams={} "
+                 "snapshots_dropped={}",
+                 cfg_.group, h.primary, agreed, cut->removed_events, cut->streams,
+                 cut->snapshots_dropped);
+    if (truncated_)
+      truncated_(*cut);
+  }
+  storage::replicated_batch terms;
+  terms.token = h.token;
+  terms.first_position = store_.last_position() + 1;
+  terms.terms = h.terms;
+  auto r = store_.replicate(std::move(terms));
+  if (!r)
+    return r.error();
+  {
+    std::lock_guard<std::mutex> guard{standby_mtx_};
+    following_ = h.primary;
+    primary_last_ = h.last_position;
+    contact_ = clock::now();
+  }
+  spdlog::info("component=replication msg=\"following\" group={} primary={} token={} "
+               "position={} primary_position={}",
+               cfg_.group, h.primary, h.token, *r, h.last_position);
+  return *r;
+}
+
+caf::expected<std::uint64_t> group_replication::on_batch(replica_batch& b) {
+  if (primary_)
+    return make_error(errc::stale_token, "this node is its group's primary now");
+  auto r = store_.replicate(std::move(b.batch));
+  if (!r)
+    return r.error();
+  bool save = false;
+  {
+    std::lock_guard<std::mutex> guard{standby_mtx_};
+    primary_last_ = std::max(b.primary_last, *r);
+    contact_ = clock::now();
+    if (b.relayed > relay_saved_ && b.relayed <= *r
+        && contact_ - relay_saved_at_ >= std::chrono::milliseconds{100}) {
+      relay_saved_ = b.relayed;
+      relay_saved_at_ = contact_;
+      save = true;
+    }
+  }
+  if (save) {
+    // A promoted standby resumes the outbox where the primary was (no fsync:
+    // a lost save only means events relayed again).
+    storage::write_batch wb;
+    wb.set_checkpoint(relay_checkpoint, b.relayed);
+    if (auto err = store_.commit(std::move(wb), false))
+      spdlog::warn("component=replication msg=\"saving the relay position failed\" error=\"{}\"",
+                   describe(err));
+  }
+  return *r;
+}
+
+replication_figures group_replication::figures() const {
+  replication_figures f;
+  f.primary = primary_;
+  f.token = token_;
+  f.batches_confirmed = confirmed_;
+  f.batches_alone = alone_;
+  f.gate_timeouts = gate_timeouts_;
+  f.promotions = promotions_;
+  f.truncated_events = truncated_events_;
+  auto last = store_.last_position();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    f.sync_standby = sync_node_;
+    f.alone_since_us = f.primary ? alone_since_us_ : 0;
+    for (auto& [node, s] : sessions_)
+      f.standbys.push_back({node, s.acked, last > s.acked ? last - s.acked : 0, s.sync,
+                            s.peer.has_value() && s.greeted});
+  }
+  std::lock_guard<std::mutex> guard{standby_mtx_};
+  f.following = f.primary ? std::string{} : following_;
+  f.primary_last = primary_last_;
+  f.lag_events = primary_last_ > last ? primary_last_ - last : 0;
+  if (contact_ != clock::time_point{})
+    f.since_contact_seconds = std::chrono::duration<double>(clock::now() - contact_).count();
+  return f;
+}
+
+} // namespace keel::runtime
