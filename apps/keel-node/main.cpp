@@ -179,11 +179,11 @@ int run(run_options& o) {
   n.wait_for_stop();
   auto again = n.restart_requested();
   auto port = n.port();
-  auto left = n.shutdown();
-  started->reset();
   if (again)
-    ::kill(::getpid(), SIGTERM); // ends the signal thread's wait
+    ::kill(::getpid(), SIGTERM); // ends the signal thread's wait (the node still exists)
+  auto left = n.shutdown();
   waiter.join();
+  started->reset();
   if (again)
     return start_again(o, port);
   if (left > 0)

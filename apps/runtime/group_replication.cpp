@@ -1,6 +1,7 @@
 #include "group_replication.hpp"
 
 #include <algorithm>
+#include <future>
 
 #include <spdlog/spdlog.h>
 
@@ -36,6 +37,21 @@ group_replication::group_replication(
     ship_loop();
     drop_caller();
   }};
+  sender_ = std::thread{[this] {
+    std::unique_lock<std::mutex> guard{send_mtx_};
+    for (;;) {
+      send_cv_.wait(guard, [this] { return send_stopping_ || send_job_; });
+      if (!send_job_)
+        break;
+      auto job = std::move(send_job_);
+      send_job_ = nullptr;
+      guard.unlock();
+      job();
+      guard.lock();
+    }
+    guard.unlock();
+    drop_caller();
+  }};
   storer_ = std::thread{[this] {
     std::unique_lock<std::mutex> guard{jobs_mtx_};
     for (;;) {
@@ -53,10 +69,18 @@ group_replication::group_replication(
 
 group_replication::~group_replication() {
   // Nothing is acknowledged without the group from here on: the store
-  // refuses appends (they would not reach the standby).
+  // refuses appends (they would not reach the standby); a batch the gate
+  // holds now fails.
+  closing_ = true;
   store_.set_commit_gate([](storage::replicated_batch&) {
     return make_error(errc::unavailable, "the node is stopping");
   });
+  {
+    std::lock_guard<std::mutex> guard{send_mtx_};
+    send_stopping_ = true;
+  }
+  send_cv_.notify_all();
+  sender_.join();
   {
     std::lock_guard<std::mutex> guard{loop_mtx_};
     stopping_ = true;
@@ -207,10 +231,26 @@ caf::error group_replication::catch_up(session& s, const std::string& node, std:
 }
 
 caf::error group_replication::gate(storage::replicated_batch& b) {
+  // One batch at a time: the committer waits for each.
+  std::promise<caf::error> done;
+  auto result = done.get_future();
+  {
+    std::lock_guard<std::mutex> guard{send_mtx_};
+    if (send_stopping_)
+      return make_error(errc::unavailable, "the node is stopping");
+    send_job_ = [this, &b, &done] { done.set_value(confirm(b)); };
+  }
+  send_cv_.notify_one();
+  return result.get();
+}
+
+caf::error group_replication::confirm(storage::replicated_batch& b) {
   b.token = static_cast<std::uint64_t>(token_.load());
   auto t0 = clock::now();
   bool told = false;
   for (;;) {
+    if (closing_)
+      return make_error(errc::unavailable, "the node is stopping");
     if (!still_primary()) {
       // Just promoted: the agent records its leader key a moment after the
       // store began the term.

@@ -130,7 +130,12 @@ private:
     std::uint64_t acked = 0;
   };
 
+  /// The store's commit gate (on the committer's thread): runs `confirm`
+  /// on the sender thread, which owns the blocking actor CAF calls need (a
+  /// blocking actor left on the committer's thread would keep the actor
+  /// system from shutting down).
   caf::error gate(storage::replicated_batch& b);
+  caf::error confirm(storage::replicated_batch& b);
   caf::error ship(session& s, const std::string& node, storage::replicated_batch& b,
                   std::chrono::milliseconds timeout);
   caf::error greet(session& s, const std::string& node);
@@ -185,6 +190,14 @@ private:
   std::deque<std::function<void()>> jobs_;
   bool jobs_stopping_ = false;
   std::thread storer_;
+
+  // The gate's sender thread.
+  std::atomic<bool> closing_{false};
+  std::mutex send_mtx_;
+  std::condition_variable send_cv_;
+  std::function<void()> send_job_;
+  bool send_stopping_ = false;
+  std::thread sender_;
 };
 
 } // namespace keel::runtime

@@ -468,6 +468,37 @@ health_component cluster_health(const cluster_link& link, std::string& status) {
   return {"cluster", 0.0, degraded ? 0.5 : 1.0, detail};
 }
 
+/// A replicated group's member: a primary writing alone, or a standby that
+/// does not follow its primary (or lags far behind), is a warning.
+health_component replication_health(const replication_figures& r, const std::string& group,
+                                    std::string& status) {
+  std::string detail;
+  bool degraded = false;
+  if (r.primary) {
+    detail = "primary of group " + group + " (token " + std::to_string(r.token) + ")";
+    if (r.sync_standby.empty()) {
+      detail += "; acknowledges writes without a synchronous standby since "
+                + events::format_timestamp(r.alone_since_us) + " (on this machine only)";
+      degraded = true;
+    } else {
+      detail += "; synchronous standby " + r.sync_standby;
+    }
+  } else {
+    detail = "standby of group " + group;
+    if (r.following.empty() || r.since_contact_seconds < 0 || r.since_contact_seconds > 5) {
+      detail += "; not following a primary now";
+      degraded = true;
+    } else {
+      detail += ", following " + r.following + ", " + std::to_string(r.lag_events)
+                + " events behind";
+      degraded = r.lag_events > 10000;
+    }
+  }
+  if (degraded && status == "ok")
+    status = "warn";
+  return {"replication", 0.0, degraded ? 0.5 : 1.0, detail};
+}
+
 } // namespace
 
 health_report compute_health(const node::impl& s) {
@@ -547,6 +578,9 @@ health_report compute_health(const node::impl& s) {
                                                       : " (first: " + rec.quarantine[0].first + ")")});
   if (s.link)
     r.components.push_back(cluster_health(*s.link, r.status));
+  if (s.link)
+    if (auto rep = s.link->replication())
+      r.components.push_back(replication_health(*rep, s.link->config().group, r.status));
   return r;
 }
 

@@ -821,28 +821,14 @@ std::pair<std::vector<std::string>, storage::term_history> log_and_terms(const s
 
 } // namespace
 
-TEST_CASE("a group's primary SIGKILLed under load: its standby serves within seconds, no "
-          "acknowledged order is lost, and the old primary returns as a standby",
-          "[cluster][etcd][replication]") {
-  test_cluster tc;
-  const std::vector<std::string> group{"--group", "ga"};
-  tc.add("a1", group);
-  auto a1 = tc["a1"].client();
-  REQUIRE(eventually([&] { return metric(a1, "keel_replication_primary") == 1
-                                  && metric(a1, "keel_cluster_slots_without_owner") == 0; },
-                     20s));
-  tc.add("a2", group);
-  auto a2 = tc["a2"].client();
-  // a2 follows, catches up and becomes the synchronous standby.
-  REQUIRE(eventually([&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; },
-                     20s));
-  CHECK(metric(a2, "keel_replication_primary") == 0);
-  CHECK(metric(a1, "keel_replication_alone") == 0);
-  std::vector<std::string> skus{"sku-r1", "sku-r2", "sku-r3"};
-  stock_all(tc, tc["a2"], skus, 100000); // through the standby: forwarded to the primary
+namespace {
 
-  // One client places orders through a2 (the standby forwards them to a1,
-  // and serves them itself once it took over).
+/// Group "ga" of a1 (primary) and a2 (its synchronous standby), three SKUs
+/// on sale, and one client placing orders through a2 (the standby forwards
+/// them to the primary, and serves them itself once it took over).
+struct group_run {
+  test_cluster tc;
+  std::vector<std::string> skus{"sku-r1", "sku-r2", "sku-r3"};
   struct attempt {
     std::string id;
     int status = 0;
@@ -851,70 +837,171 @@ TEST_CASE("a group's primary SIGKILLed under load: its standby serves within sec
   std::vector<attempt> attempts;
   std::atomic<bool> stop{false};
   std::atomic<std::size_t> accepted{0};
-  std::thread load{[&] {
-    auto c = tc["a2"].client();
-    c.set_read_timeout(5, 0);
-    for (int i = 0; !stop && i < 5000; ++i) {
-      attempt a;
-      a.id = "r-" + std::to_string(i);
-      a.at = clock_type::now();
-      auto res = post(c, "/v1/orders", order_body(a.id, "c-1", {{skus[i % 3], 1}}),
-                      auth("ops", true));
-      a.status = res ? res->status : 0;
-      accepted += a.status == 202;
-      attempts.push_back(a);
-      if (a.status != 202)
-        std::this_thread::sleep_for(20ms);
-    }
-  }};
-  REQUIRE(eventually([&] { return accepted >= 40; }, 30s));
-  auto killed_at = clock_type::now();
-  tc["a1"].signal_and_wait(SIGKILL, 5s);
-  auto before = accepted.load();
-  bool served = eventually([&] { return accepted >= before + 40; }, 30s);
-  stop = true;
-  load.join();
-  INFO(cluster_warnings(tc) << tc["a2"].log());
-  REQUIRE(served);
+  std::thread load;
 
-  double failover_ms = -1;
-  std::set<std::string> acknowledged;
-  for (auto& a : attempts) {
-    if (a.status == 202)
-      acknowledged.insert(a.id);
-    if (a.status == 202 && a.at > killed_at && failover_ms < 0)
-      failover_ms = std::chrono::duration<double, std::milli>(a.at - killed_at).count();
+  group_run() {
+    const std::vector<std::string> group{"--group", "ga"};
+    tc.add("a1", group);
+    auto a1 = tc["a1"].client();
+    REQUIRE(eventually([&] { return metric(a1, "keel_replication_primary") == 1
+                                    && metric(a1, "keel_cluster_slots_without_owner") == 0; },
+                       20s));
+    tc.add("a2", group);
+    auto a2 = tc["a2"].client();
+    // a2 follows, catches up and becomes the synchronous standby.
+    REQUIRE(eventually(
+      [&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; }, 20s));
+    CHECK(metric(a2, "keel_replication_primary") == 0);
+    CHECK(metric(a1, "keel_replication_alone") == 0);
+    stock_all(tc, tc["a2"], skus, 100000); // through the standby: forwarded to the primary
+    load = std::thread{[this] {
+      auto c = tc["a2"].client();
+      c.set_read_timeout(5, 0);
+      for (int i = 0; !stop && i < 5000; ++i) {
+        attempt a;
+        a.id = "r-" + std::to_string(i);
+        a.at = clock_type::now();
+        auto res = post(c, "/v1/orders", order_body(a.id, "c-1", {{skus[i % 3], 1}}),
+                        auth("ops", true));
+        a.status = res ? res->status : 0;
+        accepted += a.status == 202;
+        attempts.push_back(a);
+        if (a.status != 202)
+          std::this_thread::sleep_for(20ms);
+      }
+    }};
   }
-  WARN("failover: first order accepted " << failover_ms << " ms after the primary's SIGKILL (lease "
-                                         << "TTL 2 s); " << acknowledged.size()
+  ~group_run() {
+    stop = true;
+    if (load.joinable())
+      load.join();
+  }
+  /// Waits for `n` more accepted orders (false after 30 s).
+  bool more(std::size_t n) {
+    auto before = accepted.load();
+    return eventually([&] { return accepted >= before + n; }, 30s);
+  }
+  void finish() {
+    stop = true;
+    load.join();
+  }
+  std::set<std::string> acknowledged() const {
+    std::set<std::string> out;
+    for (auto& a : attempts)
+      if (a.status == 202)
+        out.insert(a.id);
+    return out;
+  }
+  /// Milliseconds from `t0` to the first order accepted after it.
+  double first_accept_after(clock_type::time_point t0) const {
+    for (auto& a : attempts)
+      if (a.status == 202 && a.at > t0)
+        return std::chrono::duration<double, std::milli>(a.at - t0).count();
+    return -1;
+  }
+  /// Every acknowledged order ends on a2, its store audits clean, and a1
+  /// (running again) follows a2 as its synchronous standby with the same
+  /// log and terms.
+  void check_after_failover() {
+    auto a2 = tc["a2"].client();
+    CHECK(metric(a2, "keel_replication_primary") == 1);
+    for (auto& id : acknowledged())
+      wait_status(a2, id, {"completed"});
+    audit_clean(tc, "a2");
+    projections_live(tc, "a2");
+    REQUIRE(eventually(
+      [&] { return metric(a2, "keel_replication_standby_sync{standby=\"a1\"}") == 1; }, 30s));
+    auto a1 = tc["a1"].client();
+    CHECK(metric(a1, "keel_replication_primary") == 0);
+    CHECK(tc["a1"].log().find("msg=\"following\" group=ga primary=a2") != std::string::npos);
+    auto l1 = log_and_terms(tc.dir.sub("a1"));
+    auto l2 = log_and_terms(tc.dir.sub("a2"));
+    CHECK(l1.first.size() == l2.first.size());
+    CHECK(l1.first == l2.first);
+    CHECK(l1.second == l2.second);
+    REQUIRE(l2.second.size() >= 2); // a1's term, then a2's
+    CHECK(l2.second.back().token > l2.second.front().token);
+  }
+};
+
+} // namespace
+
+TEST_CASE("a group's primary SIGKILLed under load: its standby serves within seconds, no "
+          "acknowledged order is lost, and the old primary returns as a standby",
+          "[cluster][etcd][replication]") {
+  group_run g;
+  REQUIRE(g.more(40));
+  auto killed_at = clock_type::now();
+  g.tc["a1"].signal_and_wait(SIGKILL, 5s);
+  bool served = g.more(40);
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a2"].log());
+  REQUIRE(served);
+  auto failover_ms = g.first_accept_after(killed_at);
+  WARN("failover: first order accepted " << failover_ms << " ms after the primary's SIGKILL "
+                                         << "(lease TTL 2 s); " << g.acknowledged().size()
                                          << " orders acknowledged");
   CHECK(failover_ms > 0);
   CHECK(failover_ms < 6000);
-  CHECK(metric(a2, "keel_replication_primary") == 1);
+  auto a2 = g.tc["a2"].client();
   CHECK(metric(a2, "keel_replication_promotions_total") == 1);
-  // Every acknowledged order is there and ends.
-  for (auto& id : acknowledged)
-    wait_status(a2, id, {"completed"});
-  audit_clean(tc, "a2");
-  projections_live(tc, "a2");
+  // The old primary comes back with its data once its lease is gone.
+  REQUIRE(eventually([&] { return g.tc.view().member("a1") == nullptr; }, 10s));
+  g.tc["a1"].restart();
+  g.check_after_failover();
+}
 
-  // The old primary comes back with its data: it follows a2, and once it
-  // caught up a2 names it synchronous standby.
-  REQUIRE(eventually([&] { return tc.view().member("a1") == nullptr; }, 10s));
-  tc["a1"].restart();
-  auto back = tc["a1"].client();
-  REQUIRE(eventually([&] { return metric(a2, "keel_replication_standby_sync{standby=\"a1\"}") == 1; },
-                     30s));
-  CHECK(metric(back, "keel_replication_primary") == 0);
-  // It followed the new primary (the log says from where).
-  CHECK(tc["a1"].log().find("msg=\"following\" group=ga primary=a2") != std::string::npos);
-  CHECK(tc["a2"].log().find("msg=\"a standby follows\" group=ga standby=a1") != std::string::npos);
-  // Both stores hold the same log, byte for byte, with the same terms.
-  auto l1 = log_and_terms(tc.dir.sub("a1"));
-  auto l2 = log_and_terms(tc.dir.sub("a2"));
-  CHECK(l1.first.size() == l2.first.size());
-  CHECK(l1.first == l2.first);
-  CHECK(l1.second == l2.second);
-  CHECK(l2.second.size() == 2); // a1's term, then a2's
-  CHECK(l2.second.back().token > l2.second.front().token);
+TEST_CASE("a primary frozen (SIGSTOP) beyond its lease acknowledges nothing when it resumes and "
+          "rejoins as a standby",
+          "[cluster][etcd][replication]") {
+  group_run g;
+  REQUIRE(g.more(40));
+  auto pid = g.tc["a1"].pid();
+  auto stopped_at = clock_type::now();
+  ::kill(pid, SIGSTOP);
+  bool served = g.more(40); // a2 took over
+  auto failover_ms = g.first_accept_after(stopped_at);
+  std::this_thread::sleep_for(1s);
+  ::kill(pid, SIGCONT);
+  // It finds its lease gone, stops and starts again (the same process) as a
+  // standby, and a2 names it synchronous standby once it caught up.
+  REQUIRE(eventually([&] {
+    return g.tc["a1"].log().find("lost the primary role: starting again as a standby")
+           != std::string::npos;
+  },
+                     20s));
+  REQUIRE(g.more(20));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log());
+  REQUIRE(served);
+  WARN("SIGSTOP: first order accepted " << failover_ms << " ms after the primary froze; "
+                                        << g.acknowledged().size() << " orders acknowledged");
+  CHECK(g.tc["a1"].running());
+  CHECK(g.tc["a1"].pid() == pid); // exec, not a new process
+  g.check_after_failover();
+}
+
+TEST_CASE("a primary whose lease is revoked in etcd stops at once; its standby takes over and it "
+          "rejoins as a standby",
+          "[cluster][etcd][replication]") {
+  group_run g;
+  REQUIRE(g.more(40));
+  auto v = g.tc.view();
+  auto lease = v.groups.at("ga").leader.lease;
+  REQUIRE(lease != 0);
+  auto client = client_of(*g.tc.etcd);
+  auto revoked_at = clock_type::now();
+  REQUIRE_FALSE(client->revoke(lease));
+  bool served = g.more(40);
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log());
+  REQUIRE(served);
+  WARN("lease revoked: first order accepted " << g.first_accept_after(revoked_at)
+                                              << " ms later");
+  REQUIRE(eventually([&] {
+    return g.tc["a1"].log().find("lost the primary role: starting again as a standby")
+           != std::string::npos;
+  },
+                     20s));
+  g.check_after_failover();
 }
