@@ -171,16 +171,6 @@ caf::error committer::check_duplicate(const append_request& req,
   return caf::error{};
 }
 
-namespace {
-
-std::uint64_t clock_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                      std::chrono::steady_clock::now().time_since_epoch())
-                                      .count());
-}
-
-} // namespace
-
 void committer::process(std::vector<request_ptr>& batch, const commit_gate* gate) {
   if (state_.fenced.load(std::memory_order_acquire)) {
     for (auto& req : batch)

@@ -4,6 +4,7 @@
 // while a batch is being written and synced; the next batch takes them all,
 // so one fsync covers every append that arrived during the previous one.
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <cstdint>
@@ -21,6 +22,13 @@
 #include "state.hpp"
 
 namespace keel::storage {
+
+/// Monotonic nanoseconds (the committer's time accounting).
+inline std::uint64_t clock_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count());
+}
 
 /// One queued append. Records are encoded by the caller; the committer seals
 /// them with their version and position.

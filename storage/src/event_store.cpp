@@ -686,7 +686,7 @@ caf::expected<std::optional<snapshot>> event_store::load_snapshot(std::string_vi
     return corrupt("checksum mismatch");
   snapshot snap;
   std::uint16_t type_len;
-  std::memcpy(&snap.version, p + 4, 8);
+  snap.version = *keys::snapshot_version(value);
   std::memcpy(&snap.schema_version, p + 12, 2);
   std::memcpy(&type_len, p + 14, 2);
   if (16u + type_len > value.size())

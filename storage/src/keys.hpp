@@ -5,6 +5,8 @@
 // order is numeric order.
 
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -61,6 +63,17 @@ inline std::string stream_last_key(std::string_view stream) {
 /// A big-endian u64 value (stream index and event index values).
 inline std::string be64_value(std::uint64_t x) {
   return global_key(x);
+}
+
+/// The version in a `snapshots` value: u32 crc32c | u64 version (little-endian)
+/// | ... (event_store.cpp writes and checks the rest); nothing when the value
+/// is shorter than that.
+inline std::optional<std::uint64_t> snapshot_version(std::string_view value) noexcept {
+  if (value.size() < 12)
+    return std::nullopt;
+  std::uint64_t v;
+  std::memcpy(&v, value.data() + 4, 8);
+  return v;
 }
 
 /// `meta` column family: a term, "term/" then its big-endian u64 token;

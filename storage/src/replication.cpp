@@ -85,12 +85,6 @@ caf::expected<term_history> load_terms(const store_state& s) {
 
 namespace {
 
-std::uint64_t now_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                      std::chrono::steady_clock::now().time_since_epoch())
-                                      .count());
-}
-
 rocksdb::WriteOptions synced() {
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -129,9 +123,9 @@ bool committer::pass_gate(const commit_gate& gate, std::vector<request_ptr>& bat
     if (outcomes[r].written)
       for (auto& rec : batch[r]->records)
         shipped.records.push_back(std::move(rec)); // acknowledging needs them no more
-  auto t0 = now_ns();
+  auto t0 = clock_ns();
   auto err = gate(shipped);
-  state_.gate_wait_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+  state_.gate_wait_ns.fetch_add(clock_ns() - t0, std::memory_order_relaxed);
   if (!err) {
     state_.batches_shipped.fetch_add(1, std::memory_order_relaxed);
     state_.events_shipped.fetch_add(shipped.records.size(), std::memory_order_relaxed);
@@ -332,10 +326,8 @@ caf::expected<truncation> committer::truncate_after(std::uint64_t position) {
       continue;
     if (!st.ok())
       return to_error(st, "reading the snapshot of " + stream);
-    std::uint64_t snap_version = ~std::uint64_t{0}; // unreadable: drop it
-    if (value.size() >= 12)
-      std::memcpy(&snap_version, value.data() + 4, 8);
-    if (snap_version >= version) {
+    // A snapshot too short to read is dropped too.
+    if (keys::snapshot_version(value).value_or(~std::uint64_t{0}) >= version) {
       wb.Delete(state_.cf(cf_snapshots), stream);
       ++out.snapshots_dropped;
     }
