@@ -237,9 +237,12 @@ bool agent::primary(std::int64_t* token) const {
   auto mine = leader_token_.load(std::memory_order_acquire);
   if (!live_ || mine == 0 || !m || !m->valid())
     return false;
+  // A view older than the write that took the key cannot contradict it;
+  // a newer one must still show the key.
   auto g = v->groups.find(o_.self.group);
-  if (g == v->groups.end() || g->second.leader.node != o_.self.node_id
-      || g->second.leader.token != mine || g->second.leader.lease != lease_)
+  if (v->revision >= mine
+      && (g == v->groups.end() || g->second.leader.node != o_.self.node_id
+          || g->second.leader.token != mine || g->second.leader.lease != lease_))
     return false;
   if (token)
     *token = mine;
@@ -306,7 +309,9 @@ void agent::elect(const cluster_view& v) {
   spdlog::info("component=cluster msg=\"this node is its group's primary\" group={} node={} "
                "token={} was=\"{}\"",
                o_.self.group, me, token, g.sync_exists ? g.sync_primary : std::string{});
+  leader_token_ = token; // primary() holds from here (the node prepares in on_promoted)
   if (o_.on_promoted && !o_.on_promoted(token)) {
+    leader_token_ = 0;
     etcd_compare mine{root + "leader", etcd_compare::target::create, etcd_compare::result::equal,
                       token, {}};
     writer_->txn({mine}, {etcd_op::erase(root + "leader")});
@@ -315,7 +320,6 @@ void agent::elect(const cluster_view& v) {
                   o_.self.group, me);
     return;
   }
-  leader_token_ = token;
   // A standby that took over: the old primary has not every batch from now
   // on, so the group runs alone until a standby caught up.
   if (g.sync_exists && g.sync_standby == me) {

@@ -14,11 +14,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-std::int64_t wall_us() {
-  using namespace std::chrono;
-  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 /// The checkpoint of the outbox relay (storage/outbox.cpp).
 constexpr const char* relay_checkpoint = "outbox/kafka";
 
@@ -143,10 +138,9 @@ bool group_replication::promote(std::int64_t token) {
     // Still named (this node took its role back): the gate waits for it to
     // catch up, or writes alone once etcd says so.
     sync_node_ = named;
-    alone_since_us_ = named.empty() ? wall_us() : 0;
+    alone_since_us_ = named.empty() ? storage::now_us() : 0;
   }
   token_ = token;
-  seen_primary_ = false;
   primary_ = true;
   promotions_.fetch_add(1, std::memory_order_relaxed);
   store_.set_commit_gate([this](storage::replicated_batch& b) { return gate(b); });
@@ -251,17 +245,9 @@ caf::error group_replication::confirm(storage::replicated_batch& b) {
   for (;;) {
     if (closing_)
       return make_error(errc::unavailable, "the node is stopping");
-    if (!still_primary()) {
-      // Just promoted: the agent records its leader key a moment after the
-      // store began the term.
-      if (!seen_primary_ && clock::now() - t0 < std::chrono::seconds{2}) {
-        std::this_thread::sleep_for(std::chrono::milliseconds{5});
-        continue;
-      }
+    if (!still_primary())
       return make_error(errc::unavailable, "this node is no longer its group's primary (lease "
                                            "lost or another node took over)");
-    }
-    seen_primary_ = true;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       if (sync_node_.empty()) {
@@ -304,7 +290,7 @@ caf::error group_replication::confirm(storage::replicated_batch& b) {
           gate_timeouts_.fetch_add(1, std::memory_order_relaxed);
           std::lock_guard<std::mutex> guard{mtx_};
           sync_node_.clear();
-          alone_since_us_ = wall_us();
+          alone_since_us_ = storage::now_us();
           spdlog::warn("component=replication msg=\"writing without a synchronous standby "
                        "(recorded in etcd); acknowledged writes are on this node only until "
                        "a standby catches up\" group={} was=\"{}\"",
@@ -335,7 +321,7 @@ void group_replication::ship_loop() {
       // A primary whose lease lapsed or whose key another took: its store is
       // (or will be, at its next batch) fenced; the node starts again as a
       // standby.
-      if (seen_primary_ && !demotion_told_) {
+      if (!demotion_told_) {
         demotion_told_ = true;
         spdlog::error("component=replication msg=\"this node lost its group's primary role\" "
                       "group={} token={}",
@@ -346,7 +332,6 @@ void group_replication::ship_loop() {
       guard.lock();
       continue;
     }
-    seen_primary_ = true;
     auto* a = agent_();
     auto v = a->view();
     std::vector<std::string> standbys;

@@ -154,9 +154,6 @@ private:
 
   std::function<void()> demoted_;
   std::atomic<bool> primary_{false};
-  /// Seen primary since the promotion (the agent records the leader key
-  /// just after `promote`); false after it: demoted.
-  std::atomic<bool> seen_primary_{false};
   bool demotion_told_ = false;
   std::atomic<std::int64_t> token_{0};
   std::atomic<std::uint64_t> promotions_{0};
