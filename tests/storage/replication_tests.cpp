@@ -205,8 +205,8 @@ TEST_CASE("a refused gate fences the store until its tail is truncated", "[repli
   CHECK(r2->first_position == 11);
 }
 
-TEST_CASE("a standby refuses an older token, a gap and a batch that differs from its log; "
-          "a resent batch is fine",
+TEST_CASE("a standby refuses an older token, a gap and a batch that differs from its log, and "
+          "takes a resent batch",
           "[replication]") {
   temp_dir dir;
   auto primary = open_store(dir.path() + "/p");
