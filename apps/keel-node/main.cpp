@@ -67,6 +67,7 @@ struct run_options {
   std::int64_t settle_ms = 2000;
   std::string sync_mode = "available";
   std::int64_t sync_timeout_ms = 500;
+  std::int64_t etcd_wait_s = 60;
   /// The command line, for starting again as a standby (exec).
   std::vector<std::string> argv;
 };
@@ -96,6 +97,14 @@ bool cluster_settings(run_options& o) {
   c.settle = std::chrono::milliseconds{o.settle_ms};
   c.strict_sync = o.sync_mode == "strict";
   c.sync_timeout = std::chrono::milliseconds{o.sync_timeout_ms};
+  c.etcd_wait = std::chrono::seconds{o.etcd_wait_s};
+  c.keep_waiting = [] {
+    // SIGTERM and SIGINT are blocked while the node starts: pending ones stop the wait.
+    sigset_t pending;
+    sigemptyset(&pending);
+    return sigpending(&pending) != 0
+           || (sigismember(&pending, SIGTERM) != 1 && sigismember(&pending, SIGINT) != 1);
+  };
   o.cfg.cluster = c;
   return true;
 }
@@ -104,7 +113,17 @@ bool cluster_settings(run_options& o) {
 /// it bound (a demoted primary rejoins its group as a standby where the
 /// clients and tests found it). Returns only when exec fails.
 int start_again(run_options& o, int port) {
-  auto args = o.argv;
+  // It waits for etcd as long as it takes (etcd may be what it lost).
+  std::vector<std::string> args;
+  for (std::size_t i = 0; i < o.argv.size(); ++i) {
+    if (o.argv[i] == "--etcd-wait") {
+      ++i;
+      continue;
+    }
+    if (o.argv[i].rfind("--etcd-wait=", 0) != 0)
+      args.push_back(o.argv[i]);
+  }
+  args.push_back("--etcd-wait=-1");
   for (std::size_t i = 0; i + 1 < args.size(); ++i)
     if (args[i] == "--http")
       args[i + 1] = o.cfg.http_host + ":" + std::to_string(port);
@@ -308,6 +327,10 @@ void add_cluster_options(CLI::App* run_cmd, run_options& o) {
                       "how long writes wait for the synchronous standby before the primary "
                       "gives up on it")
     ->check(CLI::Range(50, 60000))->capture_default_str();
+  run_cmd->add_option("--etcd-wait", o.etcd_wait_s,
+                      "seconds a starting node waits for etcd to answer before it gives up "
+                      "(-1: until stopped)")
+    ->check(CLI::Range(-1, 86400))->capture_default_str();
   run_cmd->add_option("--settle-ms", o.settle_ms,
                       "a new cluster's first slot map waits until no node joined for this long")
     ->check(CLI::Range(0, 600000))->capture_default_str();

@@ -36,7 +36,8 @@ std::string etcd_program() {
   return {};
 }
 
-std::unique_ptr<etcd_process> etcd_process::start(std::string& why) {
+std::unique_ptr<etcd_process> etcd_process::start(std::string& why,
+                                                   const std::vector<std::string>& also_on) {
   auto program = etcd_program();
   if (program.empty()) {
     why = "etcd is not installed (Debian package etcd-server; ./keel deps installs it)";
@@ -51,6 +52,9 @@ std::unique_ptr<etcd_process> etcd_process::start(std::string& why) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto client = std::to_string(free_port());
     auto peer = std::to_string(free_port());
+    auto listen = "http://127.0.0.1:" + client;
+    for (auto& host : also_on)
+      listen += ",http://" + host + ":" + client;
     server_process::options o;
     o.program = program;
     o.base = e->dir_->sub("etcd");
@@ -58,7 +62,7 @@ std::unique_ptr<etcd_process> etcd_process::start(std::string& why) {
     o.ready_path = "/health";
     o.start_timeout = std::chrono::seconds(20);
     o.args = {"--name", "keel", "--data-dir", e->dir_->sub("data"),
-              "--listen-client-urls", "http://127.0.0.1:" + client,
+              "--listen-client-urls", listen,
               "--advertise-client-urls", "http://127.0.0.1:" + client,
               "--listen-peer-urls", "http://127.0.0.1:" + peer,
               "--initial-advertise-peer-urls", "http://127.0.0.1:" + peer,
@@ -80,6 +84,10 @@ etcd_process::~etcd_process() {
 
 std::string etcd_process::url() const {
   return "http://127.0.0.1:" + std::to_string(server_->port());
+}
+
+std::string etcd_process::url_on(const std::string& host) const {
+  return "http://" + host + ":" + std::to_string(server_->port());
 }
 
 int etcd_process::port() const noexcept {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "server_process.hpp"
 #include "temp_dir.hpp"
@@ -19,7 +20,9 @@ class etcd_process {
 public:
   /// Starts etcd and waits until GET /health answers; nullptr with the
   /// reason in `why` when it cannot (not installed, did not start).
-  static std::unique_ptr<etcd_process> start(std::string& why);
+  /// It listens on 127.0.0.1 and on each address of `also_on` (the same port).
+  static std::unique_ptr<etcd_process> start(std::string& why,
+                                             const std::vector<std::string>& also_on = {});
 
   ~etcd_process();
   etcd_process(const etcd_process&) = delete;
@@ -27,6 +30,8 @@ public:
 
   /// http://127.0.0.1:PORT
   std::string url() const;
+  /// http://HOST:PORT (HOST one of the addresses it listens on).
+  std::string url_on(const std::string& host) const;
   int port() const noexcept;
   server_process& process() noexcept {
     return *server_;

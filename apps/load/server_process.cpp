@@ -52,8 +52,8 @@ int read_port(const std::string& file) {
   ::_exit(127);
 }
 
-bool serves(int port, const std::string& path) {
-  httplib::Client c{"127.0.0.1", port};
+bool serves(const std::string& host, int port, const std::string& path) {
+  httplib::Client c{host, port};
   c.set_connection_timeout(2, 0);
   c.set_read_timeout(5, 0);
   auto res = c.Get(path.c_str());
@@ -98,7 +98,7 @@ bool server_process::spawn(std::string& why) {
       return false;
     }
     port_ = o_.port != 0 ? o_.port : read_port(port_file);
-    if (port_ > 0 && (o_.ready_path.empty() || serves(port_, o_.ready_path)))
+    if (port_ > 0 && (o_.ready_path.empty() || serves(o_.host, port_, o_.ready_path)))
       return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

@@ -33,6 +33,9 @@ public:
     /// A program without `--port-file` (etcd): the port its arguments make
     /// it listen on; 0 for ours.
     int port = 0;
+    /// The address readiness is checked on (a server in another network
+    /// namespace is reached on its own address).
+    std::string host = "127.0.0.1";
   };
 
   /// Spawns it and waits until it is ready; on failure returns nothing and
@@ -45,6 +48,9 @@ public:
 
   int port() const noexcept {
     return port_;
+  }
+  const std::string& host() const noexcept {
+    return o_.host;
   }
   int pid() const noexcept {
     return pid_;

@@ -1,6 +1,7 @@
 #include "cluster_link.hpp"
 #include "cluster_state.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -410,6 +411,39 @@ void cluster_link::impl::connect_loop() {
   drop_caller();
 }
 
+namespace {
+
+/// Calls `f` (which talks to etcd) until it succeeds or fails for another
+/// reason than etcd not answering: a node may start, or start again after
+/// losing its primary role, while etcd is down, and waits for it as it
+/// would for etcd to come back later (`cfg.etcd_wait`; a SIGTERM ends it).
+template <class F>
+auto while_etcd_down(const cluster_config& cfg, F f) -> decltype(f()) {
+  auto began = std::chrono::steady_clock::now();
+  auto next_note = began;
+  auto r = f();
+  while (!r && code_of(r.error()) == errc::storage_failure) {
+    auto now = std::chrono::steady_clock::now();
+    if (cfg.etcd_wait.count() >= 0 && now - began >= cfg.etcd_wait)
+      return make_error(errc::unavailable, "etcd did not answer for "
+                                             + std::to_string(cfg.etcd_wait.count() / 1000)
+                                             + " s: " + describe(r.error()));
+    if (cfg.keep_waiting && !cfg.keep_waiting())
+      return make_error(errc::unavailable, "stopped while waiting for etcd");
+    if (now >= next_note) {
+      spdlog::warn("component=cluster msg=\"waiting for etcd\" waited_s={} error=\"{}\"",
+                   std::chrono::duration_cast<std::chrono::seconds>(now - began).count(),
+                   describe(r.error()));
+      next_note = now + std::chrono::seconds{5};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{250});
+    r = f();
+  }
+  return r;
+}
+
+} // namespace
+
 cluster_link::cluster_link(std::unique_ptr<impl> x) : impl_(std::move(x)) {
 }
 
@@ -420,20 +454,45 @@ cluster_link::~cluster_link() {
 caf::expected<std::unique_ptr<cluster_link>> cluster_link::open(cluster_config cfg) {
   auto x = std::make_unique<impl>();
   x->cfg = std::move(cfg);
-  auto etcd = cluster::etcd_client::connect(x->cfg.etcd);
+  auto etcd = while_etcd_down(x->cfg, [&x] {
+    auto c = cluster::etcd_client::connect(x->cfg.etcd);
+    if (c) {
+      // Connecting does not reach etcd yet: a read does.
+      if (auto members = cluster::list_members(**c, x->cfg.cluster); !members)
+        return caf::expected<std::unique_ptr<cluster::etcd_client>>{members.error()};
+    }
+    return c;
+  });
   if (!etcd)
     return etcd.error();
   // Refused here already, before the store opens; joining checks it again
-  // atomically.
-  auto twin = cluster::list_members(**etcd, x->cfg.cluster);
-  if (!twin)
-    return twin.error();
-  for (auto& m : *twin)
-    if (m.node_id == x->cfg.node_id)
+  // atomically. A member record of this id whose lease etcd still keeps may
+  // be this node's own, from before it crashed or started again (etcd
+  // renews every lease when it restarts): it is gone within one TTL unless
+  // another process renews it.
+  auto twin_deadline = std::chrono::steady_clock::now()
+                       + std::chrono::seconds{x->cfg.ttl_seconds} + std::chrono::seconds{1};
+  for (bool told = false;;) {
+    auto twin = cluster::list_members(**etcd, x->cfg.cluster);
+    if (!twin)
+      return twin.error();
+    auto held = std::find_if(twin->begin(), twin->end(),
+                             [&](auto& m) { return m.node_id == x->cfg.node_id; });
+    if (held == twin->end())
+      break;
+    if (std::chrono::steady_clock::now() >= twin_deadline)
       return make_error(errc::invalid_argument,
-                        "node id " + m.node_id + " is held by a live member of cluster "
-                          + x->cfg.cluster + " (at " + m.cluster_listen
+                        "node id " + held->node_id + " is held by a live member of cluster "
+                          + x->cfg.cluster + " (at " + held->cluster_listen
                           + "); two processes never share one");
+    if (!told) {
+      told = true;
+      spdlog::warn("component=cluster msg=\"this node id has a live member record; waiting "
+                   "one lease for it to lapse\" node={} at={}",
+                   held->node_id, held->cluster_listen);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{250});
+  }
   auto slots = cluster::ensure_config(**etcd, x->cfg.cluster, x->cfg.slots);
   if (!slots)
     return slots.error();
@@ -527,7 +586,7 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
   o.ttl_seconds = x.cfg.ttl_seconds;
   o.settle = x.cfg.settle;
   o.on_change = [&x](const cluster::cluster_view&) { x.wake(); };
-  auto a = cluster::agent::start(std::move(o));
+  auto a = while_etcd_down(x.cfg, [&o] { return cluster::agent::start(o); });
   if (!a)
     return a.error();
   x.agent_owner = std::move(*a);

@@ -73,6 +73,12 @@ struct cluster_config {
   /// Replication within the group (`--sync strict`, `--sync-timeout`).
   bool strict_sync = false;
   std::chrono::milliseconds sync_timeout{500};
+  /// How long a starting node waits for etcd to answer (a node started, or
+  /// started again as a standby, while etcd is down); negative: until
+  /// `keep_waiting` says no more.
+  std::chrono::milliseconds etcd_wait{60000};
+  /// Asked while the node waits for etcd: false stops the start (SIGTERM).
+  std::function<bool()> keep_waiting;
 };
 
 /// An HTTP request another node forwards to the owner of its key.

@@ -21,8 +21,10 @@
 namespace keel::test {
 
 server_process::server_process(std::string base, std::string program,
-                               std::vector<std::string> args, std::string ready_path) {
+                               std::vector<std::string> args, std::string ready_path,
+                               std::string host) {
   bench::server_process::options o;
+  o.host = std::move(host);
   o.program = std::move(program);
   o.args = std::move(args);
   o.base = std::move(base);
@@ -43,7 +45,7 @@ void server_process::restart(const std::string& replace, const std::string& with
 }
 
 httplib::Client server_process::client() const {
-  httplib::Client c{"127.0.0.1", port()};
+  httplib::Client c{host(), port()};
   c.set_keep_alive(true);
   c.set_connection_timeout(5, 0);
   c.set_read_timeout(30, 0);
@@ -52,12 +54,22 @@ httplib::Client server_process::client() const {
 
 namespace {
 
-std::vector<std::string> node_args(const std::string& data, std::vector<std::string> extra) {
+/// The program that runs keel-node at `where`: keel-node, or the prefix's first word.
+std::string node_program(const node_placement& where) {
+  return where.prefix.empty() ? std::string{KEEL_NODE} : where.prefix.front();
+}
+
+std::vector<std::string> node_args(const std::string& data, std::vector<std::string> extra,
+                                   const node_placement& where) {
   auto secret_file = data + ".secret";
   std::ofstream{secret_file} << test_secret << '\n';
-  std::vector<std::string> args{"run",           "--data",    data,         "--http",
-                                "127.0.0.1:0",   "--jwt-secret-file", secret_file,
-                                "--log-level",   "info"};
+  std::vector<std::string> args;
+  if (!where.prefix.empty()) {
+    args.assign(where.prefix.begin() + 1, where.prefix.end());
+    args.emplace_back(KEEL_NODE);
+  }
+  args.insert(args.end(), {"run", "--data", data, "--http", where.host + ":0",
+                           "--jwt-secret-file", secret_file, "--log-level", "info"});
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -69,8 +81,11 @@ std::vector<std::string> with_http(std::vector<std::string> extra) {
 
 } // namespace
 
-node_process::node_process(const std::string& data, std::vector<std::string> extra)
-  : server_process(data, KEEL_NODE, node_args(data, std::move(extra)), "/ready"), data_(data) {
+node_process::node_process(const std::string& data, std::vector<std::string> extra,
+                           const node_placement& where)
+  : server_process(data, node_program(where), node_args(data, std::move(extra), where), "/ready",
+                   where.host),
+    data_(data) {
 }
 
 node_process::~node_process() {

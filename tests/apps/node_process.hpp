@@ -22,9 +22,10 @@ namespace keel::test {
 /// ready once GET `ready_path` answers 200; a start that fails fails the test.
 class server_process {
 public:
-  /// Starts `program args... --port-file <base>.port` and waits until it serves.
+  /// Starts `program args... --port-file <base>.port` and waits until it
+  /// serves (on `host`: the address it listens on).
   server_process(std::string base, std::string program, std::vector<std::string> args,
-                 std::string ready_path);
+                 std::string ready_path, std::string host = "127.0.0.1");
   virtual ~server_process();
 
   server_process(const server_process&) = delete;
@@ -32,6 +33,9 @@ public:
 
   int port() const noexcept {
     return p_->port();
+  }
+  const std::string& host() const noexcept {
+    return p_->host();
   }
   /// A keep-alive client of this server.
   httplib::Client client() const;
@@ -63,10 +67,18 @@ private:
   std::unique_ptr<bench::server_process> p_;
 };
 
-/// `keel-node run --data DATA --http 127.0.0.1:0 ...extra`, ready once /ready answers.
+/// Where a node runs: on this host's loopback, or behind a command prefix
+/// (`ip netns exec NS`) on an address of its own.
+struct node_placement {
+  std::vector<std::string> prefix;
+  std::string host = "127.0.0.1";
+};
+
+/// `keel-node run --data DATA --http HOST:0 ...extra`, ready once /ready answers.
 class node_process : public server_process {
 public:
-  node_process(const std::string& data, std::vector<std::string> extra = {});
+  node_process(const std::string& data, std::vector<std::string> extra = {},
+               const node_placement& where = {});
   ~node_process() override;
 
 private:

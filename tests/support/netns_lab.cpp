@@ -157,6 +157,11 @@ const netns_lab::host& netns_lab::operator[](const std::string& name) const {
   return i->second;
 }
 
+const netns_lab::host* netns_lab::find(const std::string& name) const {
+  auto i = hosts_.find(name);
+  return i == hosts_.end() ? nullptr : &i->second;
+}
+
 bool netns_lab::cut_data(const std::string& name, bool cut) {
   return ip({"link", "set", (*this)[name].data_link, cut ? "down" : "up"});
 }

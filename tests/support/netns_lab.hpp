@@ -40,6 +40,8 @@ public:
   /// Returns nullptr (with `why`) when a command failed.
   const host* add(const std::string& name, std::string& why);
   const host& operator[](const std::string& name) const;
+  /// Host `name`, or nullptr.
+  const host* find(const std::string& name) const;
 
   /// The root namespace's addresses on the bridges (etcd listens on the
   /// control one; clients reach the hosts through the data one).

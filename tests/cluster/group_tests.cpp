@@ -1,0 +1,262 @@
+// Replicated groups of real keel-node processes on a real etcd: a primary
+// lost in every way a machine can be lost (killed, frozen, its lease
+// revoked, cut off the network in part or whole, etcd itself gone), and
+// every acknowledged order still there, on stores that hold the same log.
+// The partition tests run each node in a network namespace of its own.
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+
+#include "node_cluster.hpp"
+
+using namespace keel;
+using namespace keel::test;
+
+TEST_CASE("a group's primary SIGKILLed under load: its standby serves within seconds, no "
+          "acknowledged order is lost, and the old primary returns as a standby",
+          "[cluster][etcd][replication]") {
+  group_run g;
+  REQUIRE(g.more(40));
+  auto killed_at = clock_type::now();
+  g.tc["a1"].signal_and_wait(SIGKILL, 5s);
+  bool served = g.more(40);
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a2"].log());
+  REQUIRE(served);
+  auto failover_ms = g.first_accept_after(killed_at);
+  WARN("failover: first order accepted " << failover_ms << " ms after the primary's SIGKILL "
+                                         << "(lease TTL 2 s); " << g.acknowledged().size()
+                                         << " orders acknowledged");
+  CHECK(failover_ms > 0);
+  CHECK(failover_ms < 6000);
+  auto a2 = g.tc["a2"].client();
+  CHECK(metric(a2, "keel_replication_promotions_total") == 1);
+  // The old primary comes back with its data once its lease is gone.
+  REQUIRE(eventually([&] { return g.tc.view().member("a1") == nullptr; }, 10s));
+  g.tc["a1"].restart();
+  g.check_after_failover();
+}
+
+TEST_CASE("a primary frozen (SIGSTOP) beyond its lease acknowledges nothing when it resumes and "
+          "rejoins as a standby",
+          "[cluster][etcd][replication]") {
+  group_run g;
+  REQUIRE(g.more(40));
+  auto pid = g.tc["a1"].pid();
+  auto stopped_at = clock_type::now();
+  ::kill(pid, SIGSTOP);
+  bool served = g.more(40); // a2 took over
+  auto failover_ms = g.first_accept_after(stopped_at);
+  std::this_thread::sleep_for(1s);
+  ::kill(pid, SIGCONT);
+  // It finds its lease gone, stops and starts again (the same process) as a
+  // standby, and a2 names it synchronous standby once it caught up.
+  REQUIRE(eventually([&] {
+    return g.tc["a1"].log().find("lost the primary role: starting again as a standby")
+           != std::string::npos;
+  },
+                     20s));
+  REQUIRE(g.more(20));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log());
+  REQUIRE(served);
+  WARN("SIGSTOP: first order accepted " << failover_ms << " ms after the primary froze; "
+                                        << g.acknowledged().size() << " orders acknowledged");
+  CHECK(g.tc["a1"].running());
+  CHECK(g.tc["a1"].pid() == pid); // exec, not a new process
+  g.check_after_failover();
+}
+
+TEST_CASE("a primary whose lease is revoked in etcd stops at once; its standby takes over and it "
+          "rejoins as a standby",
+          "[cluster][etcd][replication]") {
+  group_run g;
+  REQUIRE(g.more(40));
+  auto v = g.tc.view();
+  auto lease = v.groups.at("ga").leader.lease;
+  REQUIRE(lease != 0);
+  auto client = client_of(*g.tc.etcd);
+  auto revoked_at = clock_type::now();
+  REQUIRE_FALSE(client->revoke(lease));
+  bool served = g.more(40);
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log());
+  REQUIRE(served);
+  WARN("lease revoked: first order accepted " << g.first_accept_after(revoked_at)
+                                              << " ms later");
+  REQUIRE(eventually([&] {
+    return g.tc["a1"].log().find("lost the primary role: starting again as a standby")
+           != std::string::npos;
+  },
+                     20s));
+  g.check_after_failover();
+}
+
+// -- partitions (each node in a network namespace of its own) -------------------------
+
+TEST_CASE("a primary cut off from everything acknowledges nothing; its standby takes over and, "
+          "healed, the old primary rejoins as a standby",
+          "[cluster][etcd][replication][netns]") {
+  group_options o;
+  o.netns = true;
+  o.entries = {"a2", "a1"};
+  group_run g{o};
+  REQUIRE(g.more(40));
+  auto cut_at = clock_type::now();
+  REQUIRE(g.lab->cut_data("a1"));
+  REQUIRE(g.lab->cut_control("a1"));
+  bool served = g.more(40); // a2 took over
+  auto failover_ms = g.first_accept_after(cut_at);
+  std::this_thread::sleep_for(1s);
+  REQUIRE(g.lab->cut_data("a1", false));
+  REQUIRE(g.lab->cut_control("a1", false));
+  // Back on the network it finds its lease gone and starts again as a standby.
+  REQUIRE(eventually([&] {
+    return g.tc["a1"].log().find("lost the primary role: starting again as a standby")
+           != std::string::npos;
+  },
+                     20s));
+  REQUIRE(g.more(20));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log());
+  REQUIRE(served);
+  WARN("isolated primary: first order accepted " << failover_ms << " ms after the cut; "
+                                                 << g.acknowledged().size()
+                                                 << " orders acknowledged");
+  CHECK(failover_ms > 0);
+  CHECK(failover_ms < 6000);
+  g.check_after_failover();
+}
+
+TEST_CASE("a cut between primary and standby pauses writes for the sync timeout at most; the "
+          "primary goes on alone, recorded in etcd, and the standby catches up when healed",
+          "[cluster][etcd][replication][netns]") {
+  group_options o;
+  o.netns = true;
+  o.entries = {"a1"}; // a2's data link goes down: clients reach the primary only
+  o.extra = {"--sync-timeout-ms", "500"};
+  group_run g{o};
+  REQUIRE(g.more(40));
+  auto a1 = g.tc["a1"].client();
+  auto cut_at = clock_type::now();
+  REQUIRE(g.lab->cut_data("a2"));
+  REQUIRE(g.more(60));
+  auto during = clock_type::now();
+  CHECK(metric(a1, "keel_replication_alone") == 1);
+  CHECK(metric(a1, "keel_replication_sync_losses_total") >= 1);
+  auto v = g.tc.view();
+  CHECK(v.groups.at("ga").sync_standby.empty()); // etcd records it
+  REQUIRE(g.lab->cut_data("a2", false));
+  REQUIRE(eventually(
+    [&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; }, 30s));
+  CHECK(metric(a1, "keel_replication_alone") == 0);
+  REQUIRE(g.more(20));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log());
+  auto pause_ms = g.longest_pause(cut_at, during);
+  WARN("primary-standby cut: the longest pause between acknowledgements was " << pause_ms
+                                                                             << " ms");
+  CHECK(pause_ms < 3000);
+  auto a2 = g.tc["a2"].client();
+  CHECK(metric(a2, "keel_replication_promotions_total") == 0);
+  g.check_group("a1", "a2");
+}
+
+TEST_CASE("strict mode: with the synchronous standby cut off nothing is acknowledged; writes "
+          "resume when it is back",
+          "[cluster][etcd][replication][netns]") {
+  group_options o;
+  o.netns = true;
+  o.entries = {"a1"};
+  o.extra = {"--sync", "strict", "--sync-timeout-ms", "500"};
+  group_run g{o};
+  REQUIRE(g.more(40));
+  auto a1 = g.tc["a1"].client();
+  const std::string alone = "keel_replication_batches_total{outcome=\"alone\"}";
+  auto alone_before = metric(a1, alone);
+  REQUIRE(g.lab->cut_data("a2"));
+  auto cut_at = clock_type::now();
+  std::this_thread::sleep_for(3s);
+  auto healed_at = clock_type::now();
+  REQUIRE(g.lab->cut_data("a2", false));
+  REQUIRE(g.more(40));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log());
+  // Requests that began after the batches in flight at the cut wait; none
+  // is acknowledged before the standby has it again.
+  std::size_t acked_while_cut = 0;
+  for (auto& a : g.history())
+    if (a.status == 202 && a.at > cut_at + 200ms && a.done < healed_at)
+      ++acked_while_cut;
+  CHECK(acked_while_cut == 0);
+  CHECK(g.tc.view().groups.at("ga").sync_standby == "a2"); // never dropped
+  CHECK(metric(a1, alone) == alone_before);
+  g.check_group("a1", "a2");
+}
+
+TEST_CASE("a standby cut off from etcd neither takes over nor stops the primary; it rejoins when "
+          "healed",
+          "[cluster][etcd][replication][netns]") {
+  group_options o;
+  o.netns = true;
+  o.entries = {"a1"};
+  group_run g{o};
+  REQUIRE(g.more(40));
+  auto cut_at = clock_type::now();
+  REQUIRE(g.lab->cut_control("a2"));
+  std::this_thread::sleep_for(4s); // twice the lease
+  REQUIRE(g.more(20));
+  auto healed_at = clock_type::now();
+  REQUIRE(g.lab->cut_control("a2", false));
+  REQUIRE(eventually(
+    [&] { return g.tc["a2"].log().find("msg=\"joined again\"") != std::string::npos; }, 20s));
+  REQUIRE(g.more(20));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a2"].log());
+  auto pause_ms = g.longest_pause(cut_at, healed_at);
+  WARN("standby cut from etcd: the longest pause between acknowledgements was " << pause_ms
+                                                                               << " ms");
+  CHECK(pause_ms < 3000);
+  auto a2 = g.tc["a2"].client();
+  CHECK(metric(a2, "keel_replication_promotions_total") == 0);
+  auto a1 = g.tc["a1"].client();
+  CHECK(metric(a1, "keel_replication_promotions_total") == 1);
+  g.check_group("a1", "a2");
+}
+
+TEST_CASE("etcd killed and restarted: the primary stops acknowledging within its lease, and the "
+          "group serves again once etcd is back",
+          "[cluster][etcd][replication][netns]") {
+  group_options o;
+  o.netns = true;
+  o.entries = {"a2", "a1"};
+  group_run g{o};
+  REQUIRE(g.more(40));
+  auto& etcd = g.tc.etcd->process();
+  auto killed_at = clock_type::now();
+  etcd.signal_and_wait(SIGKILL, 5s);
+  std::this_thread::sleep_for(4s);
+  auto back_at = clock_type::now();
+  std::string why;
+  INFO(why);
+  REQUIRE(etcd.restart("", "", why));
+  REQUIRE(g.more(40, 60s));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log() << g.tc["a2"].log());
+  // A 2 s lease is renewed every 667 ms and trusted for 2/3 of it: nothing
+  // that began later than that after the kill is acknowledged until etcd
+  // is back.
+  std::size_t acked_blind = 0;
+  for (auto& a : g.history())
+    if (a.status == 202 && a.at > killed_at + 2s && a.done < back_at)
+      ++acked_blind;
+  CHECK(acked_blind == 0);
+  WARN("etcd down 4 s: first order accepted " << g.first_accept_after(back_at)
+                                              << " ms after it was back");
+  // Either node may hold the primary role now; the other follows it.
+  auto v = g.tc.view();
+  auto primary = v.groups.at("ga").leader.node;
+  REQUIRE((primary == "a1" || primary == "a2"));
+  g.check_group(primary, primary == "a1" ? "a2" : "a1");
+}
