@@ -260,3 +260,217 @@ TEST_CASE("etcd killed and restarted: the primary stops acknowledging within its
   REQUIRE((primary == "a1" || primary == "a2"));
   g.check_group(primary, primary == "a1" ? "a2" : "a1");
 }
+
+// -- restarts and sagas across groups -----------------------------------------------------
+
+TEST_CASE("a rolling restart of every node of a group loses no acknowledged order",
+          "[cluster][etcd][replication]") {
+  group_options o;
+  o.entries = {"a2", "a1"};
+  group_run g{o};
+  REQUIRE(g.more(40));
+  auto a1 = g.tc["a1"].client();
+  // The standby first: the primary goes on alone meanwhile, then names it again.
+  CHECK(g.tc["a2"].signal_and_wait(SIGTERM, 20s) == 0);
+  REQUIRE(g.more(20));
+  g.tc["a2"].restart();
+  REQUIRE(eventually(
+    [&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; }, 30s));
+  REQUIRE(g.more(20));
+  // Then the primary: its standby takes over as soon as its lease is gone.
+  auto stopped_at = clock_type::now();
+  CHECK(g.tc["a1"].signal_and_wait(SIGTERM, 20s) == 0);
+  REQUIRE(g.more(20));
+  auto failover_ms = g.first_accept_after(stopped_at);
+  REQUIRE(eventually([&] { return g.tc.view().member("a1") == nullptr; }, 10s));
+  g.tc["a1"].restart();
+  REQUIRE(g.more(20));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a1"].log());
+  WARN("rolling restart: " << g.acknowledged().size() << " orders acknowledged; the first "
+                           << failover_ms << " ms after the primary's SIGTERM");
+  g.check_after_failover();
+}
+
+namespace {
+
+/// Groups ga (a1, a2) and gb (b1, b2), each serving half of the slots.
+struct two_groups {
+  test_cluster tc;
+  two_groups() {
+    tc.add("a1", {"--group", "ga"});
+    tc.add("b1", {"--group", "gb"});
+    tc.add("a2", {"--group", "ga"});
+    tc.add("b2", {"--group", "gb"});
+    auto a1 = tc["a1"].client();
+    auto b1 = tc["b1"].client();
+    REQUIRE(eventually(
+      [&] {
+        return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1
+               && metric(b1, "keel_replication_standby_sync{standby=\"b2\"}") == 1;
+      },
+      30s));
+    REQUIRE(eventually(
+      [&] {
+        auto v = tc.view();
+        return v.settled() && v.held_by("a1") + v.held_by("b1") == test_slots
+               && v.held_by("a1") > 0 && v.held_by("b1") > 0;
+      },
+      30s));
+    for (auto& [id, n] : tc.nodes) {
+      auto c = n->client();
+      REQUIRE(eventually([&] { return metric(c, "keel_cluster_slots_without_owner") == 0; },
+                         20s));
+    }
+  }
+};
+
+} // namespace
+
+TEST_CASE("sagas whose stock lives on another group end when either group's primary is killed "
+          "mid-step; nothing is reserved or charged twice and stock is conserved",
+          "[cluster][etcd][replication]") {
+  two_groups gg;
+  auto& tc = gg.tc;
+  auto v = tc.view();
+  // Orders live on ga; every order takes one unit of a gb SKU and one of a ga SKU.
+  auto order_ids = keys_of(v, "a1", "x-", 4000);
+  auto remote = keys_of(v, "b1", "sku-b", 3);
+  auto local = keys_of(v, "a1", "sku-a", 3);
+  std::vector<std::string> skus = remote;
+  skus.insert(skus.end(), local.begin(), local.end());
+  constexpr int on_hand = 100000;
+  stock_all(tc, tc["b2"], skus, on_hand);
+
+  struct attempt {
+    std::string id;
+    int status = 0;
+  };
+  std::mutex mtx;
+  std::vector<attempt> attempts;
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> accepted{0};
+  std::thread load{[&] {
+    // Through the standbys (they forward, and serve once they took over),
+    // turning to the other on a failed request.
+    std::vector<std::string> entries{"a2", "b2"};
+    std::size_t entry = 0;
+    std::unique_ptr<httplib::Client> c;
+    for (std::size_t i = 0; !stop && i < order_ids.size(); ++i) {
+      if (!c) {
+        auto& n = tc[entries[entry % 2]];
+        c = std::make_unique<httplib::Client>(n.host(), n.port());
+        c->set_connection_timeout(1, 0);
+        c->set_read_timeout(5, 0);
+      }
+      attempt a{order_ids[i]};
+      auto res = post(*c, "/v1/orders",
+                      order_body(a.id, "c-1", {{remote[i % 3], 1}, {local[i % 3], 1}}),
+                      auth("ops", true));
+      a.status = res ? res->status : 0;
+      accepted += a.status == 202;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        attempts.push_back(a);
+      }
+      if (a.status == 0 || a.status >= 500) {
+        ++entry;
+        c.reset();
+        std::this_thread::sleep_for(20ms);
+      }
+    }
+  }};
+  auto more = [&](std::size_t n) {
+    auto before = accepted.load();
+    return eventually([&] { return accepted >= before + n; }, 30s);
+  };
+  auto finish = [&] {
+    stop = true;
+    if (load.joinable())
+      load.join();
+  };
+  struct joiner {
+    std::function<void()> f;
+    ~joiner() {
+      f();
+    }
+  } join_on_exit{finish};
+
+  REQUIRE(more(40));
+  // The stock side first: a1's sagas reserve on gb while b1 dies.
+  tc["b1"].signal_and_wait(SIGKILL, 5s);
+  REQUIRE(more(40));
+  REQUIRE(eventually([&] { return tc.view().member("b1") == nullptr; }, 10s));
+  tc["b1"].restart();
+  auto b2 = tc["b2"].client();
+  REQUIRE(eventually(
+    [&] { return metric(b2, "keel_replication_standby_sync{standby=\"b1\"}") == 1; }, 30s));
+  // Then the order side: a2 re-drives the sagas a1 had in flight.
+  REQUIRE(more(20));
+  tc["a1"].signal_and_wait(SIGKILL, 5s);
+  REQUIRE(more(40));
+  REQUIRE(eventually([&] { return tc.view().member("a1") == nullptr; }, 10s));
+  tc["a1"].restart();
+  REQUIRE(more(20));
+  finish();
+  INFO(cluster_warnings(tc));
+
+  // Every acknowledged order ends; an unanswered one may have been placed:
+  // whatever completed counts for the stock.
+  auto a2 = tc["a2"].client();
+  std::map<std::string, int> sold;
+  std::size_t acked = 0, completed = 0;
+  for (auto& a : attempts) {
+    if (a.status != 202 && a.status != 0 && a.status < 500)
+      continue; // refused at the door
+    json order;
+    if (a.status == 202) {
+      ++acked;
+      order = wait_status(a2, a.id, {"completed", "cancelled", "rejected"}, 60s);
+    } else {
+      auto res = a2.Get(("/v1/orders/" + a.id).c_str(), auth("ops", true));
+      REQUIRE(res);
+      if (res->status == 404)
+        continue;
+      order = wait_status(a2, a.id, {"completed", "cancelled", "rejected"}, 60s);
+    }
+    if (order["status"] == "completed") {
+      ++completed;
+      for (auto& line : order["items"])
+        sold[line["sku"].get<std::string>()] += line["quantity"].get<int>();
+    }
+  }
+  WARN("sagas across groups: " << acked << " acknowledged, " << completed
+                               << " completed, through a kill of each group's primary");
+  CHECK(completed >= acked * 9 / 10);
+  for (auto& sku : skus) {
+    INFO(sku << " sold " << sold[sku]);
+    json level;
+    auto reader = tc["b2"].client();
+    eventually(
+      [&] {
+        auto res = reader.Get(("/v1/stock/" + sku).c_str());
+        if (!res || res->status != 200)
+          return false;
+        level = json::parse(res->body);
+        return level["on_hand"] == on_hand - sold[sku] && level["reserved"] == 0;
+      },
+      15s);
+    CHECK(level["on_hand"] == on_hand - sold[sku]);
+    CHECK(level["reserved"] == 0);
+  }
+  for (auto* id : {"a2", "b2"}) {
+    audit_clean(tc, id);
+    projections_live(tc, id);
+  }
+  // Each old primary follows its group's new one with the same log.
+  auto a2c = tc["a2"].client();
+  REQUIRE(eventually(
+    [&] { return metric(a2c, "keel_replication_standby_sync{standby=\"a1\"}") == 1; }, 30s));
+  for (auto [p, s] : {std::pair{"a2", "a1"}, std::pair{"b2", "b1"}}) {
+    auto lp = log_and_terms(tc.dir.sub(p));
+    auto ls = log_and_terms(tc.dir.sub(s));
+    CHECK(lp.first == ls.first);
+    CHECK(lp.second == ls.second);
+  }
+}
