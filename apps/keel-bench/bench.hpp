@@ -14,5 +14,7 @@ int run_sagas(int argc, char** argv);
 int run_projections(int argc, char** argv);
 int run_http(int argc, char** argv);
 int run_cluster(int argc, char** argv);
+int run_failover(int argc, char** argv);
+int run_replication(int argc, char** argv);
 
 } // namespace keel::bench

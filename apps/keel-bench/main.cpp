@@ -43,6 +43,15 @@ int main(int argc, char** argv) {
          clients), forwarding overhead (GET on the owner vs on another node, idle
          and under load, p50/p99), SIGKILL to the first 503, a fourth node's join
          until the map is settled and balanced
+  failover [--kills N] [--lease-ttl S] [--clients C]
+         a replicated group (a primary and its synchronous standby) under load:
+         SIGKILL of the primary N times (the killed node comes back as the standby
+         in between); from each kill to the first order acknowledged after it,
+         p50/p99/max, and every acknowledged order looked up at the end
+  replication [--probes N] [--clients C] [--seconds S] [--runs R]
+         the cost of synchronous replication: one node alone against the same node
+         with a synchronous standby, R alternating runs: an order's 202 latency
+         from one client (p50/p99), then sagas/s from C closed-loop clients
 
 The Black Friday of `./keel demo` is keel-demo's.
 )";
@@ -65,6 +74,10 @@ The Black Friday of `./keel demo` is keel-demo's.
     return run_http(argc, argv);
   if (what == "cluster")
     return run_cluster(argc, argv);
+  if (what == "failover")
+    return run_failover(argc, argv);
+  if (what == "replication")
+    return run_replication(argc, argv);
   if (what == "-h" || what == "--help") {
     std::cout << usage;
     return 0;
