@@ -292,46 +292,11 @@ TEST_CASE("a rolling restart of every node of a group loses no acknowledged orde
   g.check_after_failover();
 }
 
-namespace {
-
-/// Groups ga (a1, a2) and gb (b1, b2), each serving half of the slots.
-struct two_groups {
-  test_cluster tc;
-  two_groups() {
-    tc.add("a1", {"--group", "ga"});
-    tc.add("b1", {"--group", "gb"});
-    tc.add("a2", {"--group", "ga"});
-    tc.add("b2", {"--group", "gb"});
-    auto a1 = tc["a1"].client();
-    auto b1 = tc["b1"].client();
-    REQUIRE(eventually(
-      [&] {
-        return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1
-               && metric(b1, "keel_replication_standby_sync{standby=\"b2\"}") == 1;
-      },
-      30s));
-    REQUIRE(eventually(
-      [&] {
-        auto v = tc.view();
-        return v.settled() && v.held_by("a1") + v.held_by("b1") == test_slots
-               && v.held_by("a1") > 0 && v.held_by("b1") > 0;
-      },
-      30s));
-    for (auto& [id, n] : tc.nodes) {
-      auto c = n->client();
-      REQUIRE(eventually([&] { return metric(c, "keel_cluster_slots_without_owner") == 0; },
-                         20s));
-    }
-  }
-};
-
-} // namespace
-
 TEST_CASE("sagas whose stock lives on another group end when either group's primary is killed "
           "mid-step; nothing is reserved or charged twice and stock is conserved",
           "[cluster][etcd][replication]") {
-  two_groups gg;
-  auto& tc = gg.tc;
+  test_cluster tc;
+  start_two_groups(tc);
   auto v = tc.view();
   // Orders live on ga; every order takes one unit of a gb SKU and one of a ga SKU.
   auto order_ids = keys_of(v, "a1", "x-", 4000);

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -309,28 +310,64 @@ log_and_terms(const std::string& dir) {
   return {std::move(records), std::move(*terms)};
 }
 
-/// How a group_run is set up.
-struct group_options {
-  /// Each node in a network namespace of its own (partition tests).
-  bool netns = false;
-  /// The nodes the client sends orders to, in order of preference: on a
-  /// failed request (no answer, 5xx) it turns to the next, as a client
-  /// behind a load balancer would.
-  std::vector<std::string> entries{"a2"};
-  /// More arguments of both nodes (e.g. "--sync", "strict").
-  std::vector<std::string> extra;
-};
+/// Node `n`'s /metrics, or nothing (with the reason in `why`) when it does
+/// not answer (stopped, starting again, cut off).
+inline std::optional<std::string> metrics_of(node_process& n, std::string* why = nullptr) {
+  httplib::Client c{n.host(), n.port()};
+  c.set_connection_timeout(1, 0);
+  c.set_read_timeout(3, 0);
+  auto res = c.Get("/metrics");
+  if (!res || res->status != 200) {
+    if (why != nullptr)
+      *why = res ? "answered " + std::to_string(res->status) + ": " + res->body
+                 : "no answer: " + httplib::to_string(res.error());
+    return std::nullopt;
+  }
+  return res->body;
+}
 
-/// Group "ga" of a1 (primary) and a2 (its synchronous standby), three SKUs
-/// on sale, and one client placing orders (through a2 by default: the
-/// standby forwards them to the primary, and serves them itself once it
-/// took over). Every attempt is kept: a 202 is an acknowledged order.
-struct group_run {
-  std::unique_ptr<netns_lab> lab; // outlives the nodes
-  std::unique_ptr<test_cluster> cluster;
-  test_cluster& tc;
-  group_options opts;
-  std::vector<std::string> skus{"sku-r1", "sku-r2", "sku-r3"};
+/// The value of the sample `sample` in a /metrics text (-1: absent).
+inline double sample_of(const std::string& text, const std::string& sample) {
+  auto at = text.find("\n" + sample + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stod(text.substr(at + sample.size() + 2));
+}
+
+/// Starts groups ga (a1, a2) and gb (b1, b2) in `tc` and waits until each
+/// primary (a1, b1) has its synchronous standby and holds half of the slots.
+inline void start_two_groups(test_cluster& tc) {
+  tc.add("a1", {"--group", "ga"});
+  tc.add("b1", {"--group", "gb"});
+  tc.add("a2", {"--group", "ga"});
+  tc.add("b2", {"--group", "gb"});
+  auto a1 = tc["a1"].client();
+  auto b1 = tc["b1"].client();
+  REQUIRE(eventually(
+    [&] {
+      return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1
+             && metric(b1, "keel_replication_standby_sync{standby=\"b2\"}") == 1;
+    },
+    30s));
+  REQUIRE(eventually(
+    [&] {
+      auto v = tc.view();
+      return v.settled() && v.held_by("a1") + v.held_by("b1") == test_slots
+             && v.held_by("a1") > 0 && v.held_by("b1") > 0;
+    },
+    30s));
+  for (auto& [id, n] : tc.nodes) {
+    auto c = n->client();
+    REQUIRE(eventually([&] { return metric(c, "keel_cluster_slots_without_owner") == 0; }, 20s));
+  }
+}
+
+/// A client placing orders from a thread of its own, keeping every attempt
+/// (a 202 is an acknowledged order; no answer or a 5xx leaves it open: the
+/// order may have been placed). It sends to the nodes `entries` in order of
+/// preference and, on a failed request, turns to the next one, as a client
+/// behind a load balancer would.
+struct order_load {
   struct attempt {
     std::string id;
     std::string entry;
@@ -338,56 +375,31 @@ struct group_run {
     clock_type::time_point at;
     clock_type::time_point done;
   };
+  /// Order i: its id and body.
+  using order_maker = std::function<std::pair<std::string, json>(std::size_t)>;
+
+  test_cluster& tc;
+  std::vector<std::string> entries;
+  order_maker make;
   mutable std::mutex mtx;
   std::vector<attempt> attempts;
   std::atomic<bool> stop{false};
   std::atomic<std::size_t> accepted{0};
-  std::thread load;
+  std::thread thread;
 
-  static std::unique_ptr<netns_lab> make_lab(bool wanted) {
-    if (!wanted)
-      return nullptr;
-    std::string why;
-    auto lab = netns_lab::create(why);
-    INFO(why);
-    REQUIRE(lab);
-    return lab;
+  order_load(test_cluster& c, std::vector<std::string> e, order_maker m, std::size_t limit = 20000)
+    : tc(c), entries(std::move(e)), make(std::move(m)) {
+    thread = std::thread{[this, limit] { run(limit); }};
   }
-  static std::unique_ptr<test_cluster> make_cluster(netns_lab* lab) {
-    return lab != nullptr ? std::make_unique<test_cluster>(*lab) : std::make_unique<test_cluster>();
+  ~order_load() {
+    finish();
   }
-
-  explicit group_run(group_options o = {})
-    : lab(make_lab(o.netns)), cluster(make_cluster(lab.get())), tc(*cluster), opts(std::move(o)) {
-    std::vector<std::string> group{"--group", "ga"};
-    group.insert(group.end(), opts.extra.begin(), opts.extra.end());
-    tc.add("a1", group);
-    auto a1 = tc["a1"].client();
-    REQUIRE(eventually([&] { return metric(a1, "keel_replication_primary") == 1
-                                    && metric(a1, "keel_cluster_slots_without_owner") == 0; },
-                       20s));
-    tc.add("a2", group);
-    auto a2 = tc["a2"].client();
-    // a2 follows, catches up and becomes the synchronous standby.
-    REQUIRE(eventually(
-      [&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; }, 20s));
-    CHECK(metric(a2, "keel_replication_primary") == 0);
-    CHECK(metric(a1, "keel_replication_alone") == 0);
-    stock_all(tc, tc["a2"], skus, 100000); // through the standby: forwarded to the primary
-    load = std::thread{[this] { place_orders(); }};
-  }
-  ~group_run() {
-    stop = true;
-    if (load.joinable())
-      load.join();
-  }
-
-  void place_orders() {
+  void run(std::size_t limit) {
     std::map<std::string, std::unique_ptr<httplib::Client>> clients;
     std::size_t entry = 0;
-    for (int i = 0; !stop && i < 20000; ++i) {
+    for (std::size_t i = 0; !stop && i < limit; ++i) {
       attempt a;
-      a.entry = opts.entries[entry % opts.entries.size()];
+      a.entry = entries[entry % entries.size()];
       auto& c = clients[a.entry];
       if (!c) {
         auto& n = tc[a.entry];
@@ -396,10 +408,10 @@ struct group_run {
         c->set_connection_timeout(1, 0);
         c->set_read_timeout(5, 0);
       }
-      a.id = "r-" + std::to_string(i);
+      auto [id, body] = make(i);
+      a.id = id;
       a.at = clock_type::now();
-      auto res = post(*c, "/v1/orders", order_body(a.id, "c-1", {{skus[i % 3], 1}}),
-                      auth("ops", true));
+      auto res = post(*c, "/v1/orders", body, auth("ops", true));
       a.status = res ? res->status : 0;
       a.done = clock_type::now();
       accepted += a.status == 202;
@@ -415,7 +427,6 @@ struct group_run {
         std::this_thread::sleep_for(20ms);
     }
   }
-
   /// Waits for `n` more accepted orders (false after `timeout`).
   bool more(std::size_t n, std::chrono::milliseconds timeout = 30s) {
     auto before = accepted.load();
@@ -423,8 +434,8 @@ struct group_run {
   }
   void finish() {
     stop = true;
-    if (load.joinable())
-      load.join();
+    if (thread.joinable())
+      thread.join();
   }
   std::vector<attempt> history() const {
     std::lock_guard<std::mutex> guard{mtx};
@@ -455,6 +466,88 @@ struct group_run {
         last = a.done;
       }
     return std::max(longest, std::chrono::duration<double, std::milli>(to - last).count());
+  }
+};
+
+/// How a group_run is set up.
+struct group_options {
+  /// Each node in a network namespace of its own (partition tests).
+  bool netns = false;
+  /// The nodes the client sends orders to, in order of preference.
+  std::vector<std::string> entries{"a2"};
+  /// More arguments of both nodes (e.g. "--sync", "strict").
+  std::vector<std::string> extra;
+};
+
+inline std::unique_ptr<netns_lab> make_lab(bool wanted) {
+  if (!wanted)
+    return nullptr;
+  std::string why;
+  auto lab = netns_lab::create(why);
+  INFO(why);
+  REQUIRE(lab);
+  return lab;
+}
+
+inline std::unique_ptr<test_cluster> make_cluster(netns_lab* lab) {
+  return lab != nullptr ? std::make_unique<test_cluster>(*lab) : std::make_unique<test_cluster>();
+}
+
+/// Group "ga" of a1 (primary) and a2 (its synchronous standby), three SKUs
+/// on sale, and one client placing orders (through a2 by default: the
+/// standby forwards them to the primary, and serves them itself once it
+/// took over).
+struct group_run {
+  std::unique_ptr<netns_lab> lab; // outlives the nodes
+  std::unique_ptr<test_cluster> cluster;
+  test_cluster& tc;
+  group_options opts;
+  std::vector<std::string> skus{"sku-r1", "sku-r2", "sku-r3"};
+  std::unique_ptr<order_load> load;
+
+  explicit group_run(group_options o = {})
+    : lab(make_lab(o.netns)), cluster(make_cluster(lab.get())), tc(*cluster), opts(std::move(o)) {
+    std::vector<std::string> group{"--group", "ga"};
+    group.insert(group.end(), opts.extra.begin(), opts.extra.end());
+    tc.add("a1", group);
+    auto a1 = tc["a1"].client();
+    REQUIRE(eventually([&] { return metric(a1, "keel_replication_primary") == 1
+                                    && metric(a1, "keel_cluster_slots_without_owner") == 0; },
+                       20s));
+    tc.add("a2", group);
+    auto a2 = tc["a2"].client();
+    // a2 follows, catches up and becomes the synchronous standby.
+    REQUIRE(eventually(
+      [&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; }, 20s));
+    CHECK(metric(a2, "keel_replication_primary") == 0);
+    CHECK(metric(a1, "keel_replication_alone") == 0);
+    stock_all(tc, tc["a2"], skus, 100000); // through the standby: forwarded to the primary
+    load = std::make_unique<order_load>(tc, opts.entries, [this](std::size_t i) {
+      auto id = "r-" + std::to_string(i);
+      return std::pair{id, order_body(id, "c-1", {{skus[i % 3], 1}})};
+    });
+  }
+  ~group_run() {
+    load.reset(); // before the nodes
+  }
+
+  bool more(std::size_t n, std::chrono::milliseconds timeout = 30s) {
+    return load->more(n, timeout);
+  }
+  void finish() {
+    load->finish();
+  }
+  std::vector<order_load::attempt> history() const {
+    return load->history();
+  }
+  std::set<std::string> acknowledged() const {
+    return load->acknowledged();
+  }
+  double first_accept_after(clock_type::time_point t0) const {
+    return load->first_accept_after(t0);
+  }
+  double longest_pause(clock_type::time_point from, clock_type::time_point to) const {
+    return load->longest_pause(from, to);
   }
   /// `primary` serves the group with `standby` as its synchronous standby:
   /// every acknowledged order ends there, its store audits clean, and both

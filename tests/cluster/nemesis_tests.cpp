@@ -1,0 +1,318 @@
+// The randomized fault run (torture): two replicated groups, each node in a
+// network namespace of its own, orders with stock on both groups placed
+// through every node, and for many rounds one fault at a time, drawn from a
+// seeded generator - a primary killed, frozen beyond its lease, cut off, its
+// lease revoked; primary and standby cut apart; a standby cut off etcd,
+// stopped or killed; etcd killed. After each fault heals the groups must be
+// whole again (a primary with its synchronous standby). Then a checker over
+// the clients' history: every acknowledged order is there and terminal, no
+// order is charged twice, stock is conserved, and each group's two stores
+// verify clean, have gap-free logs with strictly increasing tokens and hold
+// the same records.
+//
+// KEEL_NEMESIS_SEED and KEEL_NEMESIS_ROUNDS (default 12) repeat or lengthen a run.
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+#include "node_cluster.hpp"
+
+using namespace keel;
+using namespace keel::test;
+
+namespace {
+
+std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
+const std::vector<std::string> fault_names{
+  "kill the primary",         "freeze the primary beyond its lease",
+  "cut the primary off",      "cut primary and standby apart",
+  "cut the standby off etcd", "kill etcd",
+  "revoke the primary's lease", "restart the standby",
+  "kill the standby"};
+
+struct nemesis {
+  std::unique_ptr<netns_lab> lab = make_lab(true);
+  test_cluster tc{*lab};
+  std::mt19937_64 rng;
+
+  explicit nemesis(std::uint64_t seed) : rng(seed) {
+  }
+
+  std::uint64_t draw(std::uint64_t n) {
+    return std::uniform_int_distribution<std::uint64_t>{0, n - 1}(rng);
+  }
+
+  /// The last lines of every node's log (for a failure report).
+  std::string logs() {
+    std::string out;
+    for (auto& [id, node] : tc.nodes) {
+      auto log = node->log();
+      std::size_t at = log.size();
+      for (int lines = 0; lines < 60 && at > 0; ++lines)
+        at = log.rfind('\n', at - 1) == std::string::npos ? 0 : log.rfind('\n', at - 1);
+      out += "== " + id + " ==\n" + log.substr(at) + "\n";
+    }
+    return out;
+  }
+
+  static std::string other(const std::string& group, const std::string& node) {
+    auto first = group == "ga" ? std::string{"a1"} : std::string{"b1"};
+    auto second = group == "ga" ? std::string{"a2"} : std::string{"b2"};
+    return node == first ? second : first;
+  }
+
+  /// The group's primary (from etcd), empty when it has none.
+  std::string primary_of(const std::string& group) {
+    auto etcd = cluster::etcd_client::connect(tc.etcd->url());
+    if (!etcd)
+      return {};
+    auto v = cluster::read_view(**etcd, "t");
+    if (!v)
+      return {};
+    auto g = v->groups.find(group);
+    return g == v->groups.end() ? std::string{} : g->second.leader.node;
+  }
+
+  /// Both groups have a primary that serves their slots with its
+  /// synchronous standby; otherwise why not in `why_not`.
+  std::string why_not;
+  bool whole() {
+    for (std::string group : {"ga", "gb"}) {
+      auto p = primary_of(group);
+      if (p.empty() || !tc[p].running()) {
+        why_not = group + " has no running primary (\"" + p + "\")";
+        return false;
+      }
+      std::string err;
+      auto text = metrics_of(tc[p], &err);
+      if (!text) {
+        why_not = group + ": " + p + " /metrics: " + err;
+        return false;
+      }
+      auto sync = "keel_replication_standby_sync{standby=\"" + other(group, p) + "\"}";
+      for (auto [sample, want] :
+           {std::pair{std::string{"keel_replication_primary"}, 1.0}, std::pair{sync, 1.0},
+            std::pair{std::string{"keel_cluster_slots_without_owner"}, 0.0}}) {
+        auto got = sample_of(*text, sample);
+        if (got != want) {
+          why_not = group + ": " + p + " shows " + sample + " " + std::to_string(got);
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  /// Polls `whole` every 250 ms (the nodes limit requests per address).
+  bool wait_whole(std::chrono::milliseconds timeout) {
+    for (auto deadline = clock_type::now() + timeout;;) {
+      if (whole())
+        return true;
+      if (clock_type::now() >= deadline)
+        return false;
+      std::this_thread::sleep_for(250ms);
+    }
+  }
+
+  /// Restarts node `id` once etcd let its member record go.
+  void restart(const std::string& id) {
+    REQUIRE(eventually([&] { return tc.view().member(id) == nullptr; }, 20s));
+    tc[id].restart();
+  }
+
+  /// Applies fault `f` to `group`, holds it for `hold`, heals it.
+  void run_fault(std::size_t f, const std::string& group, std::chrono::milliseconds hold) {
+    auto p = primary_of(group);
+    REQUIRE_FALSE(p.empty());
+    auto s = other(group, p);
+    switch (f) {
+    case 0:
+      tc[p].signal_and_wait(SIGKILL, 5s);
+      std::this_thread::sleep_for(hold);
+      restart(p);
+      break;
+    case 1: {
+      auto pid = tc[p].pid();
+      ::kill(pid, SIGSTOP);
+      std::this_thread::sleep_for(std::max(hold, std::chrono::milliseconds{3000}));
+      ::kill(pid, SIGCONT);
+      break;
+    }
+    case 2:
+      REQUIRE(lab->cut_data(p));
+      REQUIRE(lab->cut_control(p));
+      std::this_thread::sleep_for(std::max(hold, std::chrono::milliseconds{3000}));
+      REQUIRE(lab->cut_data(p, false));
+      REQUIRE(lab->cut_control(p, false));
+      break;
+    case 3:
+      REQUIRE(lab->cut_data(s));
+      std::this_thread::sleep_for(hold);
+      REQUIRE(lab->cut_data(s, false));
+      break;
+    case 4:
+      REQUIRE(lab->cut_control(s));
+      std::this_thread::sleep_for(hold);
+      REQUIRE(lab->cut_control(s, false));
+      break;
+    case 5: {
+      auto& e = tc.etcd->process();
+      e.signal_and_wait(SIGKILL, 5s);
+      std::this_thread::sleep_for(hold);
+      std::string why;
+      bool back = e.restart("", "", why);
+      INFO(why);
+      REQUIRE(back);
+      break;
+    }
+    case 6: {
+      auto v = tc.view();
+      auto lease = v.groups.at(group).leader.lease;
+      if (lease != 0)
+        client_of(*tc.etcd)->revoke(lease);
+      std::this_thread::sleep_for(hold);
+      break;
+    }
+    case 7:
+      tc[s].signal_and_wait(SIGTERM, 20s);
+      std::this_thread::sleep_for(hold);
+      restart(s);
+      break;
+    case 8:
+      tc[s].signal_and_wait(SIGKILL, 5s);
+      std::this_thread::sleep_for(hold);
+      restart(s);
+      break;
+    }
+  }
+};
+
+} // namespace
+
+TEST_CASE("randomized faults under load: every acknowledged order survives, nothing is charged "
+          "twice, stock is conserved, and each group's stores end identical",
+          "[cluster][etcd][replication][netns][torture]") {
+  auto seed = env_number("KEEL_NEMESIS_SEED",
+                         static_cast<std::uint64_t>(clock_type::now().time_since_epoch().count()));
+  auto rounds = env_number("KEEL_NEMESIS_ROUNDS", 12);
+  std::printf("nemesis: seed %llu, %llu rounds (KEEL_NEMESIS_SEED=%llu repeats this run)\n",
+              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(rounds),
+              static_cast<unsigned long long>(seed));
+  std::fflush(stdout);
+  nemesis n{seed};
+  auto& tc = n.tc;
+  start_two_groups(tc);
+  auto v = tc.view();
+  std::map<std::string, std::vector<std::string>> skus{{"ga", keys_of(v, "a1", "sku-a", 3)},
+                                                       {"gb", keys_of(v, "b1", "sku-b", 3)}};
+  std::vector<std::string> all = skus["ga"];
+  all.insert(all.end(), skus["gb"].begin(), skus["gb"].end());
+  constexpr int on_hand = 1000000;
+  stock_all(tc, tc["a2"], all, on_hand);
+  auto ids_a = keys_of(v, "a1", "n-a-", 10000);
+  auto ids_b = keys_of(v, "b1", "n-b-", 10000);
+  // Orders of both groups, each with a unit of a SKU of either group.
+  order_load load{tc, {"a2", "b2", "a1", "b1"}, [&](std::size_t i) {
+                    auto& id = (i % 2 == 0 ? ids_a : ids_b)[(i / 2) % 10000];
+                    return std::pair{id, order_body(id, "c-" + std::to_string(i % 50),
+                                                    {{skus["ga"][i % 3], 1}, {skus["gb"][i % 3], 1}})};
+                  }};
+
+  std::map<std::string, int> applied;
+  for (std::uint64_t r = 0; r < rounds; ++r) {
+    if (!n.wait_whole(90s))
+      FAIL("the groups are not whole again after round " << r << " (" << n.why_not << "):\n"
+                                                          << n.logs());
+    REQUIRE(load.more(10, 60s));
+    auto f = static_cast<std::size_t>(n.draw(fault_names.size()));
+    auto group = n.draw(2) == 0 ? std::string{"ga"} : std::string{"gb"};
+    auto hold = std::chrono::milliseconds{500 + n.draw(3500)};
+    std::printf("round %llu: %s of %s (primary %s), held %lld ms\n",
+                static_cast<unsigned long long>(r + 1), fault_names[f].c_str(), group.c_str(),
+                n.primary_of(group).c_str(), static_cast<long long>(hold.count()));
+    std::fflush(stdout);
+    n.run_fault(f, group, hold);
+    ++applied[fault_names[f]];
+  }
+  if (!n.wait_whole(90s))
+    FAIL("the groups are not whole again after the last round (" << n.why_not << "):\n"
+                                                                 << n.logs());
+  REQUIRE(load.more(20, 60s));
+  load.finish();
+
+  // -- the checker ------------------------------------------------------------
+  INFO(cluster_warnings(tc));
+  auto pa = n.primary_of("ga");
+  auto pb = n.primary_of("gb");
+  auto reader = tc[pa].client();
+  std::map<std::string, int> sold;
+  std::size_t acked = 0, completed = 0, open_placed = 0;
+  std::set<std::string> seen;
+  for (auto& a : load.history()) {
+    if (a.status != 202 && a.status != 0 && a.status < 500)
+      continue; // refused: nothing was placed
+    if (!seen.insert(a.id).second)
+      continue; // an id is used once
+    json order;
+    if (a.status == 202) {
+      ++acked;
+      order = wait_status(reader, a.id, {"completed", "cancelled", "rejected"}, 60s);
+    } else {
+      auto res = reader.Get(("/v1/orders/" + a.id).c_str(), auth("ops", true));
+      REQUIRE(res);
+      if (res->status == 404)
+        continue;
+      ++open_placed;
+      order = wait_status(reader, a.id, {"completed", "cancelled", "rejected"}, 60s);
+    }
+    if (order["status"] == "completed") {
+      ++completed;
+      for (auto& line : order["items"])
+        sold[line["sku"].get<std::string>()] += line["quantity"].get<int>();
+    }
+  }
+  for (auto& sku : all) {
+    INFO(sku << " sold " << sold[sku]);
+    json level;
+    eventually(
+      [&] {
+        auto res = reader.Get(("/v1/stock/" + sku).c_str());
+        if (!res || res->status != 200)
+          return false;
+        level = json::parse(res->body);
+        return level["on_hand"] == on_hand - sold[sku] && level["reserved"] == 0;
+      },
+      15s);
+    CHECK(level["on_hand"] == on_hand - sold[sku]);
+    CHECK(level["reserved"] == 0);
+  }
+  for (auto& [group, p] : {std::pair{std::string{"ga"}, pa}, std::pair{std::string{"gb"}, pb}}) {
+    audit_clean(tc, p);
+    projections_live(tc, p);
+    auto lp = log_and_terms(tc.dir.sub(p));
+    auto ls = log_and_terms(tc.dir.sub(nemesis::other(group, p)));
+    INFO(group << ": primary " << p << " holds " << lp.first.size() << " records, its standby "
+               << ls.first.size());
+    CHECK(lp.first == ls.first);
+    CHECK(lp.second == ls.second);
+    for (std::size_t i = 1; i < lp.second.size(); ++i) {
+      CHECK(lp.second[i].token > lp.second[i - 1].token);
+      CHECK(lp.second[i].first_position >= lp.second[i - 1].first_position);
+    }
+  }
+  std::string faults;
+  for (auto& [name, count] : applied)
+    faults += "\n  " + std::to_string(count) + " x " + name;
+  WARN("nemesis (seed " << seed << "): " << rounds << " rounds:" << faults << "\n"
+                        << acked << " orders acknowledged (all present and terminal), "
+                        << open_placed << " unanswered but placed, " << completed
+                        << " completed; stock conserved on " << all.size() << " SKUs");
+}
