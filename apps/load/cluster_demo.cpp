@@ -1,6 +1,7 @@
 #include "cluster_demo.hpp"
 
 #include <atomic>
+#include <functional>
 #include <csignal>
 #include <cstdio>
 #include <mutex>
@@ -178,6 +179,90 @@ int failed(local_cluster& lc, const std::string& what, const std::string& why) {
 
 } // namespace
 
+/// The value of `sample` (`name` or `name{label="value"}`) on node `id`; -1 without an answer.
+double sample_on(local_cluster& lc, const std::string& id, const std::string& name,
+                 const std::string& label = {}, const std::string& value = {}) {
+  auto ep = parse_url(lc.url(id));
+  auto c = ep ? connect(*ep) : nullptr;
+  auto m = c ? fetch_metrics(*c) : std::nullopt;
+  if (!m)
+    return -1;
+  return label.empty() ? m->value(name) : m->value(name, label, value);
+}
+
+bool wait_until(const std::function<bool()>& pred, double seconds) {
+  for (auto t0 = seconds_now(); !pred();) {
+    if (seconds_now() - t0 > seconds)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+/// n5 joins group g4 as n4's standby; n4 is SIGKILLed; n5 takes over; n4
+/// comes back as the standby. The orders acknowledged by the probe go to
+/// `probed`.
+bool failover(local_cluster& lc, token_cache& tokens, std::vector<std::string>& probed) {
+  say("== n5 joins group g4 (--group g4): it follows n4 and becomes its synchronous standby\n");
+  std::string why;
+  auto f0 = seconds_now();
+  if (!lc.add("n5", why, {"--group", "g4"}))
+    return false;
+  if (!wait_until(
+        [&] { return sample_on(lc, "n4", "keel_replication_standby_sync", "standby", "n5") == 1; },
+        60))
+    return false;
+  std::printf("   synchronous standby %.1f s after its start; from now on every order n4 "
+              "acknowledges is on n5's disk too\n",
+              seconds_now() - f0);
+  // Order ids of g4's slots, placed through n1 one after the other.
+  auto v = lc.view();
+  std::vector<std::string> keys;
+  for (std::uint64_t i = 0; keys.size() < 5000 && i < 1000000; ++i) {
+    auto k = "fo-" + std::to_string(i);
+    if (v.holders[cluster::slot_of(k, v.slots)].node == "n4")
+      keys.push_back(k);
+  }
+  auto c = connect(*parse_url(lc.url("n1")));
+  c->set_read_timeout(5, 0);
+  std::size_t next = 0;
+  auto place = [&] {
+    auto& id = keys[next++ % keys.size()];
+    auto sku = http_sku(1 + next % demo_skus);
+    std::vector<http_line> lines{{sku, 1, http_price(1 + next % demo_skus)}};
+    auto a = send(*c, "POST", "/v1/orders", order_body(id, "cust-fo", lines),
+                  tokens.customer("cust-fo"));
+    if (a.status == 202)
+      probed.push_back(id);
+    return a.status;
+  };
+  say("== SIGKILL n4, the primary of g4, while orders for its slots arrive through n1\n");
+  auto k0 = seconds_now();
+  lc.kill("n4");
+  double first = -1;
+  while (first < 0 && seconds_now() - k0 < 30) {
+    if (place() == 202)
+      first = seconds_now() - k0;
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (first < 0)
+    return false;
+  std::printf("   n5 took over: the first order on g4's slots acknowledged %.2f s after the "
+              "kill (lease 3 s); n5 promotions %.0f\n",
+              first, sample_on(lc, "n5", "keel_replication_promotions_total"));
+  say("== n4 restarts with its data: it rejoins g4 as n5's standby\n");
+  auto r0 = seconds_now();
+  if (!wait_until([&] { return lc.view().member("n4") == nullptr; }, 20)
+      || !lc.restart("n4", why)
+      || !wait_until(
+        [&] { return sample_on(lc, "n5", "keel_replication_standby_sync", "standby", "n4") == 1; },
+        60))
+    return false;
+  std::printf("   n4 follows n5 as its synchronous standby %.1f s later\n", seconds_now() - r0);
+  return true;
+}
+
 int run_cluster_demo(const cluster_demo_options& o) {
   local_cluster::options co;
   co.slots = o.slots;
@@ -243,17 +328,23 @@ int run_cluster_demo(const cluster_demo_options& o) {
     return failed(*lc, "n2 did not come back:", why);
   std::printf("   serving its slots again %.1f s later\n", seconds_now() - r0);
 
-  say("== n4 joins\n");
+  say("== n4 joins, the primary of a replicated group (--group g4)\n");
   auto j0 = seconds_now();
-  if (!lc->add("n4", why) || !lc->wait_balanced(std::chrono::seconds(120)))
+  if (!lc->add("n4", why, {"--group", "g4"}) || !lc->wait_balanced(std::chrono::seconds(120)))
     return failed(*lc, "n4 did not join:", why);
   auto after_join = lc->view();
   std::printf("   settled %.1f s after its start: slots %s; map version %lld\n",
               seconds_now() - j0, shares(after_join, {"n1", "n2", "n3", "n4"}).c_str(),
               static_cast<long long>(after_join.map.version));
   std::this_thread::sleep_for(std::chrono::seconds(o.phase_seconds));
+
+  std::vector<std::string> probed;
+  if (!failover(*lc, tokens, probed))
+    return failed(*lc, "the failover of group g4 did not complete:", "");
+  std::this_thread::sleep_for(std::chrono::seconds(o.phase_seconds));
   traffic.stop();
   auto ids = traffic.ids();
+  ids.insert(ids.end(), probed.begin(), probed.end());
   std::printf("== traffic stopped: %llu orders acknowledged, %llu answers were 503 (retried)\n",
               u(traffic.acknowledged()), u(traffic.unavailable()));
   auto bad = check_orders(*lc, lc->url("n3"), tokens, ids);

@@ -133,8 +133,15 @@ bool local_cluster::wait_balanced(std::chrono::milliseconds timeout) const {
     auto v = view();
     if (v.slots == 0 || !v.settled())
       return false;
-    std::size_t lo = v.slots, hi = 0, held = 0;
+    // A standby of a replicated group holds no slot of its own.
+    std::vector<std::string> holders;
     for (auto& id : running_ids) {
+      auto* p = v.primary(v.group_of(id));
+      if (p == nullptr || p->node_id == id)
+        holders.push_back(id);
+    }
+    std::size_t lo = v.slots, hi = 0, held = 0;
+    for (auto& id : holders) {
       lo = std::min(lo, v.held_by(id));
       hi = std::max(hi, v.held_by(id));
       held += v.held_by(id);

@@ -62,8 +62,9 @@ public:
   /// The view from etcd (empty on an error).
   cluster::cluster_view view() const;
   /// Waits until every slot of a running node is held, no move is under way
-  /// or to come (the running nodes' shares differ by one at most), and every
-  /// running node is connected to the others; false after `timeout`.
+  /// or to come (the shares of the running nodes that are not a group's
+  /// standby differ by one at most), and every running node is connected to
+  /// the others; false after `timeout`.
   bool wait_balanced(std::chrono::milliseconds timeout) const;
 
 private:

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "keel/events/streams.hpp"
 #include "node_cluster.hpp"
 
 using namespace keel;
@@ -111,6 +112,37 @@ struct nemesis {
     return true;
   }
 
+  /// Where acknowledged order `a` is: the attempt, each node's answer to
+  /// GET, and each store's events of its stream.
+  std::string trace(const order_load::attempt& a, clock_type::time_point start) {
+    auto at = [&](clock_type::time_point t) {
+      return std::to_string(std::chrono::duration<double>(t - start).count()) + " s";
+    };
+    std::string out = "sent to " + a.entry + " at " + at(a.at) + ", answered " +
+                      std::to_string(a.status) + " at " + at(a.done) + ";";
+    for (auto& [id, node] : tc.nodes) {
+      httplib::Client c{node->host(), node->port()};
+      c.set_connection_timeout(1, 0);
+      auto res = c.Get(("/v1/orders/" + a.id).c_str(), auth("trace", true));
+      out += " " + id + " GET " + (res ? std::to_string(res->status) : std::string{"-"});
+      auto store = storage::event_store::open_beside(tc.dir.sub(id));
+      if (!store)
+        continue;
+      auto r = (*store)->read_stream("order-" + a.id);
+      std::size_t events = 0;
+      std::string types;
+      while (r.next()) {
+        ++events;
+        types += std::string{r.current().type} + "@" + std::to_string(r.current().position) + " ";
+      }
+      auto terms = (*store)->terms();
+      out += " (store: " + std::to_string(events) + " events of its stream [" + types + "], last position " +
+             std::to_string((*store)->last_position()) + ", " +
+             std::to_string(terms ? terms->size() : 0) + " terms)";
+    }
+    return out;
+  }
+
   /// Polls `whole` every 250 ms (the nodes limit requests per address).
   bool wait_whole(std::chrono::milliseconds timeout) {
     for (auto deadline = clock_type::now() + timeout;;) {
@@ -195,6 +227,23 @@ struct nemesis {
   }
 };
 
+/// Waits (up to 60 s) until order `id` is terminal; false when it is not
+/// found or does not end.
+bool terminal(httplib::Client& c, const std::string& id, json& order) {
+  auto deadline = clock_type::now() + 60s;
+  while (clock_type::now() < deadline) {
+    auto res = c.Get(("/v1/orders/" + id).c_str(), auth("checker", true));
+    if (res && res->status == 200) {
+      order = json::parse(res->body);
+      auto status = order["status"].get<std::string>();
+      if (status == "completed" || status == "cancelled" || status == "rejected")
+        return true;
+    }
+    std::this_thread::sleep_for(100ms); // within the operators' rate limit
+  }
+  return false;
+}
+
 } // namespace
 
 TEST_CASE("randomized faults under load: every acknowledged order survives, nothing is charged "
@@ -227,6 +276,7 @@ TEST_CASE("randomized faults under load: every acknowledged order survives, noth
                   }};
 
   std::map<std::string, int> applied;
+  auto start = clock_type::now();
   for (std::uint64_t r = 0; r < rounds; ++r) {
     if (!n.wait_whole(90s))
       FAIL("the groups are not whole again after round " << r << " (" << n.why_not << "):\n"
@@ -235,9 +285,11 @@ TEST_CASE("randomized faults under load: every acknowledged order survives, noth
     auto f = static_cast<std::size_t>(n.draw(fault_names.size()));
     auto group = n.draw(2) == 0 ? std::string{"ga"} : std::string{"gb"};
     auto hold = std::chrono::milliseconds{500 + n.draw(3500)};
-    std::printf("round %llu: %s of %s (primary %s), held %lld ms\n",
-                static_cast<unsigned long long>(r + 1), fault_names[f].c_str(), group.c_str(),
-                n.primary_of(group).c_str(), static_cast<long long>(hold.count()));
+    std::printf("round %llu at %.1f s: %s of %s (primary %s), held %lld ms\n",
+                static_cast<unsigned long long>(r + 1),
+                std::chrono::duration<double>(clock_type::now() - start).count(),
+                fault_names[f].c_str(), group.c_str(), n.primary_of(group).c_str(),
+                static_cast<long long>(hold.count()));
     std::fflush(stdout);
     n.run_fault(f, group, hold);
     ++applied[fault_names[f]];
@@ -256,6 +308,8 @@ TEST_CASE("randomized faults under load: every acknowledged order survives, noth
   std::map<std::string, int> sold;
   std::size_t acked = 0, completed = 0, open_placed = 0;
   std::set<std::string> seen;
+  std::map<std::string, std::string> outcome;
+  std::map<std::string, std::set<std::string>> lines_of;
   for (auto& a : load.history()) {
     if (a.status != 202 && a.status != 0 && a.status < 500)
       continue; // refused: nothing was placed
@@ -264,15 +318,21 @@ TEST_CASE("randomized faults under load: every acknowledged order survives, noth
     json order;
     if (a.status == 202) {
       ++acked;
-      order = wait_status(reader, a.id, {"completed", "cancelled", "rejected"}, 60s);
+      if (!terminal(reader, a.id, order))
+        FAIL("acknowledged order " << a.id << " is not there: " << n.trace(a, start) << "\n"
+                                   << n.logs());
     } else {
       auto res = reader.Get(("/v1/orders/" + a.id).c_str(), auth("ops", true));
       REQUIRE(res);
       if (res->status == 404)
         continue;
       ++open_placed;
-      order = wait_status(reader, a.id, {"completed", "cancelled", "rejected"}, 60s);
+      if (!terminal(reader, a.id, order))
+        FAIL("order " << a.id << " (no answer when placed) does not end: " << n.trace(a, start));
     }
+    outcome[a.id] = order["status"].get<std::string>();
+    for (auto& line : order["items"])
+      lines_of[a.id].insert(line["sku"].get<std::string>());
     if (order["status"] == "completed") {
       ++completed;
       for (auto& line : order["items"])
@@ -293,6 +353,57 @@ TEST_CASE("randomized faults under load: every acknowledged order survives, noth
       15s);
     CHECK(level["on_hand"] == on_hand - sold[sku]);
     CHECK(level["reserved"] == 0);
+    if (level["reserved"] != 0 || level["on_hand"] != on_hand - sold[sku]) {
+      // Each order's reservations, commits and releases in the SKU's
+      // stream, against what became of the order.
+      auto group = sku.rfind("sku-a", 0) == 0 ? std::string{"ga"} : std::string{"gb"};
+      auto holder = group == "ga" ? pa : pb;
+      auto store = storage::event_store::open_beside(tc.dir.sub(holder));
+      REQUIRE(store);
+      auto r = (*store)->read_stream(events::stock_stream(sku));
+      std::map<std::string, std::string> trail;
+      std::map<std::string, int> held, committed;
+      while (r.next()) {
+        auto ev = r.current().decode_payload();
+        if (!ev)
+          continue;
+        auto at = "@" + std::to_string(r.current().version) + " ";
+        if (auto* x = std::get_if<events::stock_reserved>(&*ev)) {
+          ++held[x->order_id];
+          trail[x->order_id] += "reserved" + at;
+        } else if (auto* x = std::get_if<events::stock_committed>(&*ev)) {
+          --held[x->order_id];
+          ++committed[x->order_id];
+          trail[x->order_id] += "committed" + at;
+        } else if (auto* x = std::get_if<events::stock_released>(&*ev)) {
+          --held[x->order_id];
+          trail[x->order_id] += "released" + at;
+        }
+      }
+      std::string report;
+      for (auto& [order, events] : trail) {
+        auto done = outcome.count(order) ? outcome[order] : std::string{"(not placed)"};
+        bool odd = held[order] != 0 || (done == "completed") != (committed[order] == 1);
+        if (!odd)
+          continue;
+        report += order + " " + done + ": " + events + "\n";
+        for (auto& a : load.history())
+          if (a.id == order)
+            report += "  " + n.trace(a, start) + "\n";
+        for (auto& [id, node] : tc.nodes) {
+          std::istringstream lines{node->log()};
+          for (std::string line; std::getline(lines, line);)
+            if (line.find(order) != std::string::npos
+                && line.find("component=http") == std::string::npos)
+              report += "  " + id + ": " + line + "\n";
+        }
+      }
+      for (auto& [order, done] : outcome)
+        if (done == "completed" && trail.count(order) == 0 && lines_of[order].count(sku) != 0)
+          report += order + " completed without a trace in " + sku + "\n";
+      FAIL_CHECK(sku << " (" << group << ", primary " << holder << ") does not add up:\n"
+                     << report << n.logs());
+    }
   }
   for (auto& [group, p] : {std::pair{std::string{"ga"}, pa}, std::pair{std::string{"gb"}, pb}}) {
     audit_clean(tc, p);
