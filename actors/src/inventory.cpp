@@ -35,6 +35,12 @@ struct sku_state {
   std::uint64_t version = 0;
   std::uint64_t snapshot_version = 0;
   std::uint32_t in_flight = 0;
+  /// Orders whose hold changed in an append not durable yet (appends in
+  /// flight per order): the state above shows the change already, but it
+  /// may still be lost (a replicated group's primary losing its role before
+  /// its standby confirmed). A request that would find nothing to do for
+  /// such an order must not be answered from it.
+  std::unordered_map<std::string, std::uint32_t> unconfirmed;
 
   void apply(const events::event& ev) {
     using namespace events;
@@ -90,6 +96,18 @@ events::event_id correlation_of_stock(const events::event& ev) {
     return correlation_of(x->order_id);
   if (auto* x = std::get_if<stock_committed>(&ev))
     return correlation_of(x->order_id);
+  return {};
+}
+
+/// The order a stock event concerns (empty for stock_adjusted).
+std::string order_of_stock(const events::event& ev) {
+  using namespace events;
+  if (auto* x = std::get_if<stock_reserved>(&ev))
+    return x->order_id;
+  if (auto* x = std::get_if<stock_released>(&ev))
+    return x->order_id;
+  if (auto* x = std::get_if<stock_committed>(&ev))
+    return x->order_id;
   return {};
 }
 
@@ -151,10 +169,26 @@ public:
   }
 
 private:
+  /// An error when order `order_id`'s hold of `sku` changed in an append
+  /// that is not durable yet: a retried request that would be answered
+  /// "done" from that change waits until it is (the saga retries).
+  caf::error unconfirmed(const std::string& sku, sku_state& s, const std::string& order_id) {
+    auto i = s.unconfirmed.find(order_id);
+    if (i == s.unconfirmed.end())
+      return caf::error{};
+    return make_error(errc::unavailable, "the stock of " + sku + " for order " + order_id
+                                           + " is being written; ask again once it is durable");
+  }
+
   caf::result<stock_reply> reserve(const events::reserve_stock& cmd) {
     auto wanted = per_sku(cmd.lines);
     for (auto& [sku, qty] : wanted) {
       auto& s = load(sku);
+      if (s.holds.count(cmd.order_id) != 0)
+        if (auto err = unconfirmed(sku, s, cmd.order_id)) {
+          release();
+          return err;
+        }
       if (s.holds.count(cmd.order_id) == 0 && s.available() < static_cast<std::int64_t>(qty)) {
         stock_reply refused{false, sku, qty, s.available(), s.on_hand, s.reserved};
         auto rp = make_response_promise();
@@ -178,8 +212,15 @@ private:
     for (auto& [sku, qty] : per_sku(lines)) {
       auto& s = load(sku);
       auto i = s.holds.find(order_id);
-      if (i == s.holds.end())
-        continue; // released or committed before, or never held: nothing to do
+      if (i == s.holds.end()) {
+        // Released or committed before, or never held: nothing to do - once
+        // what released or committed it is durable.
+        if (auto err = unconfirmed(sku, s, order_id)) {
+          release();
+          return err;
+        }
+        continue;
+      }
       if (commit)
         todo.emplace_back(sku, events::stock_committed{sku, order_id, i->second});
       else
@@ -241,15 +282,20 @@ private:
     s.apply(ev);
     auto expected = storage::expected_version::exact(s.version++);
     s.in_flight++;
+    auto order = order_of_stock(ev);
+    if (!order.empty())
+      ++s.unconfirmed[order];
     std::vector<storage::new_event> evs{
       make_new_event(ev, conf_.env.now_us(), correlation_of_stock(ev), cause)};
     auto id = evs.front().id;
     log_.append(caf::actor_cast<caf::actor>(this), events::stock_stream(sku), expected, std::move(evs),
-                [this, sku, then](const caf::error& err, const storage::append_result& r) {
+                [this, sku, order, then](const caf::error& err, const storage::append_result& r) {
                   if (err)
                     throw std::runtime_error(events::stock_stream(sku) + ": " + describe(err));
                   auto& s = skus_.at(sku);
                   s.in_flight--;
+                  if (auto i = s.unconfirmed.find(order); i != s.unconfirmed.end() && --i->second == 0)
+                    s.unconfirmed.erase(i);
                   maybe_snapshot(sku, s, r.last_version);
                   then();
                 });

@@ -1,5 +1,10 @@
 // Saga paths and compensations end to end on the deterministic scheduler.
 
+#include <future>
+#include <thread>
+
+#include "keel/events/streams.hpp"
+#include "keel/storage/replication.hpp"
 #include "providers.hpp"
 #include "pipeline_fixture.hpp"
 
@@ -206,4 +211,94 @@ TEST_CASE_METHOD(pipeline_fixture, "a start records its providers once, and agai
   REQUIRE(recorded().size() == 2);
   CHECK(recorded()[1].gateways == strings{"gw-new"});
   CHECK(recorded()[1].carriers == strings{"carrier-a"});
+}
+
+TEST_CASE_METHOD(pipeline_fixture, "a retried stock request is not answered from a change that is not durable yet", "[pipeline][inventory]") {
+  // A replicated group's primary holds each batch until its standby has it
+  // (the commit gate); meanwhile the inventory's state already shows the
+  // change. A saga that timed out and asks again must not be told "done"
+  // from that state: the change may still be lost. (Appends complete
+  // asynchronously here, as in a node.)
+  auto c = config();
+  c.mode = actors::append_mode::asynchronous;
+  start(std::move(c));
+  const std::vector<events::order_line> line{{"SKU-1", 1, 1250}};
+  // Asks and runs until the answer came (the committer answers from its thread).
+  auto settled = [&](auto& res) {
+    for (int i = 0; i < 400 && !res->has_value(); ++i) {
+      std::this_thread::sleep_for(5ms);
+      run();
+    }
+    REQUIRE(res->has_value());
+    return std::move(**res);
+  };
+  {
+    auto stocked = ask<actors::stock_reply>(p->inventory(), events::set_stock{"SKU-1", 10});
+    run();
+    REQUIRE(settled(stocked));
+    auto first = ask<actors::stock_reply>(p->inventory(), events::reserve_stock{"o-2", line, {}});
+    run();
+    REQUIRE(settled(first));
+  }
+  std::promise<void> go;
+  auto released = go.get_future().share();
+  // A failing check must not leave the committer waiting in the gate.
+  struct opener {
+    std::promise<void>& p;
+    bool done = false;
+    void open() {
+      if (!done)
+        p.set_value();
+      done = true;
+    }
+    ~opener() {
+      open();
+    }
+  } gate{go};
+  store->set_commit_gate([released](storage::replicated_batch&) {
+    released.wait();
+    return caf::error{};
+  });
+  auto reserve = ask<actors::stock_reply>(p->inventory(), events::reserve_stock{"o-1", line, {}});
+  auto commit = ask<actors::stock_reply>(p->inventory(), events::commit_stock{"o-2", line, {}});
+  run();
+  std::this_thread::sleep_for(50ms); // the committer waits in the gate
+  run();
+  CHECK_FALSE(reserve->has_value());
+  CHECK_FALSE(commit->has_value());
+  // The retries are refused for now (the sagas ask again later)...
+  auto again_res = ask<actors::stock_reply>(p->inventory(), events::reserve_stock{"o-1", line, {}});
+  run();
+  auto again = settled(again_res);
+  CHECK_FALSE(again);
+  CHECK((again ? errc{} : code_of(again.error())) == errc::unavailable);
+  auto commit_again_res = ask<actors::stock_reply>(p->inventory(), events::commit_stock{"o-2", line, {}});
+  run();
+  auto commit_again = settled(commit_again_res);
+  CHECK_FALSE(commit_again);
+  CHECK((commit_again ? errc{} : code_of(commit_again.error())) == errc::unavailable);
+  // ...and answered once the changes are durable.
+  gate.open();
+  for (int i = 0; i < 200 && !(reserve->has_value() && commit->has_value()); ++i) {
+    std::this_thread::sleep_for(5ms);
+    run();
+  }
+  REQUIRE(reserve->has_value());
+  REQUIRE(commit->has_value());
+  REQUIRE(**reserve);
+  REQUIRE(**commit);
+  CHECK((**reserve)->ok);
+  CHECK((**commit)->ok);
+  store->set_commit_gate({});
+  auto r1 = ask<actors::stock_reply>(p->inventory(), events::reserve_stock{"o-1", line, {}});
+  auto r2 = ask<actors::stock_reply>(p->inventory(), events::commit_stock{"o-2", line, {}});
+  run();
+  CHECK(settled(r1));
+  CHECK(settled(r2));
+  auto level = stock("SKU-1");
+  CHECK(level.on_hand == 9);
+  CHECK(level.reserved == 1);
+  // Adjusted, reserved for o-2, reserved for o-1, committed for o-2: each once.
+  CHECK(types(events::stock_stream("SKU-1"))
+        == strings{"stock_adjusted", "stock_reserved", "stock_reserved", "stock_committed"});
 }
