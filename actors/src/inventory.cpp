@@ -170,9 +170,15 @@ public:
 
 private:
   /// An error when order `order_id`'s hold of `sku` changed in an append
-  /// that is not durable yet: a retried request that would be answered
-  /// "done" from that change waits until it is (the saga retries).
+  /// that is not durable yet, or the store is fenced: a retried request
+  /// that would be answered "done" from that change waits until it is (the
+  /// saga retries).
   caf::error unconfirmed(const std::string& sku, sku_state& s, const std::string& order_id) {
+    // A fenced store (a replicated group's primary that lost its role) ends
+    // in a tail its group may not have: state read from it is no answer.
+    if (log_.store().replication().fenced)
+      return make_error(errc::unavailable, "this node's store takes no more writes (it lost its "
+                                           "group's primary role)");
     auto i = s.unconfirmed.find(order_id);
     if (i == s.unconfirmed.end())
       return caf::error{};

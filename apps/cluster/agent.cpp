@@ -293,9 +293,12 @@ void agent::elect(const cluster_view& v) {
                                       g.sync_exists
                                         ? etcd_compare::modified_at(root + "sync", g.sync_revision)
                                         : etcd_compare::absent(root + "sync")};
-  std::vector<etcd_op> take{etcd_op::put(root + "leader", me, lease_)};
-  if (!g.sync_exists)
-    take.push_back(etcd_op::put(root + "sync", sync_value(me, "")));
+  // The sync key names the new primary, without a synchronous standby
+  // until it names one that caught up: what it acknowledges meanwhile is on
+  // its disk alone, so no other member may take the role from it (the last
+  // primary included, which lacks those writes).
+  std::vector<etcd_op> take{etcd_op::put(root + "leader", me, lease_),
+                            etcd_op::put(root + "sync", sync_value(me, ""))};
   auto r = writer_->txn(unchanged, take);
   if (!r) {
     spdlog::warn("component=cluster msg=\"taking the group's leader key failed\" group={} "
@@ -319,17 +322,6 @@ void agent::elect(const cluster_view& v) {
                   "leader key is given up\" group={} node={}",
                   o_.self.group, me);
     return;
-  }
-  // A standby that took over: the old primary has not every batch from now
-  // on, so the group runs alone until a standby caught up.
-  if (g.sync_exists && g.sync_standby == me) {
-    auto w = writer_->txn({etcd_compare{root + "leader", etcd_compare::target::create,
-                                        etcd_compare::result::equal, token, {}}},
-                          {etcd_op::put(root + "sync", sync_value(me, ""))});
-    if (!w || !w->succeeded)
-      spdlog::warn("component=cluster msg=\"recording the group's new primary in its sync key "
-                   "failed\" group={}",
-                   o_.self.group);
   }
 }
 

@@ -125,18 +125,13 @@ bool group_replication::promote(std::int64_t token) {
                   cfg_.group, token, describe(err));
     return false;
   }
+  // The transaction that took the role wrote the sync key without a
+  // standby: this node acknowledges alone (etcd records it) until the
+  // shipper names a standby that caught up.
   std::string named;
-  if (auto* a = agent_()) {
-    auto v = a->view();
-    if (auto g = v->groups.find(cfg_.group); g != v->groups.end()
-                                             && g->second.sync_primary == cfg_.node_id)
-      named = g->second.sync_standby;
-  }
   {
     std::lock_guard<std::mutex> guard{mtx_};
     sessions_.clear();
-    // Still named (this node took its role back): the gate waits for it to
-    // catch up, or writes alone once etcd says so.
     sync_node_ = named;
     alone_since_us_ = named.empty() ? storage::now_us() : 0;
   }
