@@ -68,7 +68,7 @@ TEST_CASE("a primary frozen (SIGSTOP) beyond its lease acknowledges nothing when
   g.check_after_failover();
 }
 
-TEST_CASE("a primary whose lease is revoked in etcd stops at once; its standby takes over and it "
+TEST_CASE("a primary whose lease is revoked in etcd stops at once, its standby takes over and it "
           "rejoins as a standby",
           "[cluster][etcd][replication]") {
   group_run g;
@@ -95,7 +95,7 @@ TEST_CASE("a primary whose lease is revoked in etcd stops at once; its standby t
 
 // -- partitions (each node in a network namespace of its own) -------------------------
 
-TEST_CASE("a primary cut off from everything acknowledges nothing; its standby takes over and, "
+TEST_CASE("a primary cut off from everything acknowledges nothing, its standby takes over and, "
           "healed, the old primary rejoins as a standby",
           "[cluster][etcd][replication][netns]") {
   group_options o;
@@ -129,7 +129,7 @@ TEST_CASE("a primary cut off from everything acknowledges nothing; its standby t
   g.check_after_failover();
 }
 
-TEST_CASE("a cut between primary and standby pauses writes for the sync timeout at most; the "
+TEST_CASE("a cut between primary and standby pauses writes for the sync timeout at most, the "
           "primary goes on alone, recorded in etcd, and the standby catches up when healed",
           "[cluster][etcd][replication][netns]") {
   group_options o;
@@ -163,7 +163,7 @@ TEST_CASE("a cut between primary and standby pauses writes for the sync timeout 
   g.check_group("a1", "a2");
 }
 
-TEST_CASE("strict mode: with the synchronous standby cut off nothing is acknowledged; writes "
+TEST_CASE("strict mode: with the synchronous standby cut off nothing is acknowledged, writes "
           "resume when it is back",
           "[cluster][etcd][replication][netns]") {
   group_options o;
@@ -195,7 +195,7 @@ TEST_CASE("strict mode: with the synchronous standby cut off nothing is acknowle
   g.check_group("a1", "a2");
 }
 
-TEST_CASE("a standby cut off from etcd neither takes over nor stops the primary; it rejoins when "
+TEST_CASE("a standby cut off from etcd neither takes over nor stops the primary, it rejoins when "
           "healed",
           "[cluster][etcd][replication][netns]") {
   group_options o;
@@ -293,7 +293,7 @@ TEST_CASE("a rolling restart of every node of a group loses no acknowledged orde
 }
 
 TEST_CASE("sagas whose stock lives on another group end when either group's primary is killed "
-          "mid-step; nothing is reserved or charged twice and stock is conserved",
+          "mid-step, nothing is reserved or charged twice and stock is conserved",
           "[cluster][etcd][replication]") {
   test_cluster tc;
   start_two_groups(tc);
