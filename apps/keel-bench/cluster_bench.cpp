@@ -29,31 +29,9 @@ namespace {
 
 constexpr std::uint64_t skus = 64;
 
-/// Prices and stocks the SKUs through `url` (forwarded to their owners).
 void seed(const std::string& url, token_cache& tokens) {
-  auto c = connect(*parse_url(url));
-  auto admin = tokens.admin("ops");
-  for (std::uint64_t i = 1; i <= skus; ++i) {
-    auto price = send(*c, "PUT", "/admin/catalog/" + http_sku(i),
-                      nlohmann::json{{"price_cents", http_price(i)}, {"currency", "EUR"}}.dump(),
-                      admin);
-    auto stock = send(*c, "PUT", "/admin/stock/" + http_sku(i),
-                      nlohmann::json{{"quantity", 100000000}}.dump(), admin);
-    if (price.status != 200 || stock.status != 200)
-      fail("seeding " + http_sku(i) + ": " + std::to_string(price.status) + "/"
-           + std::to_string(stock.status) + " " + price.body + stock.body);
-  }
-}
-
-/// Waits until `url` prices every SKU (catalogue copies follow within ms).
-void wait_priced(const std::string& url) {
-  auto c = connect(*parse_url(url));
-  for (std::uint64_t i = 1; i <= skus; ++i)
-    for (int tries = 0; send(*c, "GET", "/v1/catalog/" + http_sku(i)).status != 200; ++tries) {
-      if (tries > 500)
-        fail(url + " does not price " + http_sku(i));
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+  if (auto why = seed_skus(url, tokens, skus, 100000000); !why.empty())
+    fail(why);
 }
 
 std::string body_of(const std::string& id, std::uint64_t n) {
@@ -266,7 +244,8 @@ int run_cluster(int argc, char** argv) {
   std::vector<std::string> urls;
   for (auto& id : three) {
     urls.push_back(lc->url(id));
-    wait_priced(lc->url(id));
+    if (!wait_priced(lc->url(id), skus))
+      fail(lc->url(id) + " does not price the SKUs");
   }
   std::printf("etcd %s; nodes %s %s %s; %u slots\n", lc->etcd_url().c_str(), urls[0].c_str(),
               urls[1].c_str(), urls[2].c_str(), o.slots);

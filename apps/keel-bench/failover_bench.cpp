@@ -33,26 +33,12 @@ namespace {
 
 constexpr std::uint64_t bench_skus = 16;
 
-void seed_skus(const std::string& url, token_cache& tokens) {
-  auto c = connect(*parse_url(url));
-  auto admin = tokens.admin("ops");
-  for (std::uint64_t i = 1; i <= bench_skus; ++i) {
-    auto price = send(*c, "PUT", "/admin/catalog/" + http_sku(i),
-                      nlohmann::json{{"price_cents", http_price(i)}, {"currency", "EUR"}}.dump(),
-                      admin);
-    auto stock = send(*c, "PUT", "/admin/stock/" + http_sku(i),
-                      nlohmann::json{{"quantity", 100000000}}.dump(), admin);
-    if (price.status != 200 || stock.status != 200)
-      fail("seeding " + http_sku(i) + ": " + std::to_string(price.status) + "/"
-           + std::to_string(stock.status) + " " + price.body + stock.body);
-  }
-  // Every node prices them (catalogue copies follow within milliseconds).
-  for (std::uint64_t i = 1; i <= bench_skus; ++i)
-    for (int tries = 0; send(*c, "GET", "/v1/catalog/" + http_sku(i)).status != 200; ++tries) {
-      if (tries > 500)
-        fail(url + " does not price " + http_sku(i));
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+/// Prices and stocks the SKUs through `url` and waits until it prices them.
+void seed(const std::string& url, token_cache& tokens) {
+  if (auto why = seed_skus(url, tokens, bench_skus, 100000000); !why.empty())
+    fail(why);
+  if (!wait_priced(url, bench_skus))
+    fail(url + " does not price the SKUs");
 }
 
 std::string order_of(const std::string& id, std::uint64_t n) {
@@ -129,7 +115,7 @@ int run_failover(int argc, char** argv) {
     fail("cannot start etcd: " + why);
   start_group(*lc);
   token_cache tokens{lc->secret()};
-  seed_skus(lc->url("a1"), tokens);
+  seed(lc->url("a1"), tokens);
   std::printf("etcd %s; group ga of a1 (primary) and a2 (synchronous standby); lease %llu s; "
               "%llu clients\n",
               lc->etcd_url().c_str(), u(ttl), u(clients));
@@ -299,7 +285,7 @@ cost_figures cost_run(bool group, std::uint64_t probes, std::uint64_t clients, d
   }
   token_cache tokens{lc->secret()};
   auto url = lc->url("a1");
-  seed_skus(url, tokens);
+  seed(url, tokens);
   cost_figures f;
   {
     auto c = connect_warm(*parse_url(url));

@@ -282,17 +282,11 @@ int run_cluster_demo(const cluster_demo_options& o) {
   std::printf("   formed in %.1f s: slots %s (of %u)\n", seconds_now() - t0,
               shares(lc->view(), {"n1", "n2", "n3"}).c_str(), o.slots);
   token_cache tokens{lc->secret()};
-  {
-    auto c = connect(*parse_url(lc->url("n1")));
-    for (std::uint64_t i = 1; i <= demo_skus; ++i) {
-      send(*c, "PUT", "/admin/catalog/" + http_sku(i),
-           nlohmann::json{{"price_cents", http_price(i)}, {"currency", "EUR"}}.dump(),
-           tokens.admin("ops"));
-      send(*c, "PUT", "/admin/stock/" + http_sku(i), nlohmann::json{{"quantity", 1000000}}.dump(),
-           tokens.admin("ops"));
-    }
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300)); // catalogue copies
+  if (auto err = seed_skus(lc->url("n1"), tokens, demo_skus, 1000000); !err.empty())
+    return failed(*lc, "seeding failed:", err);
+  for (auto& id : lc->ids())
+    if (!wait_priced(lc->url(id), demo_skus))
+      return failed(*lc, id + " does not price the SKUs", "");
   say("== %s SKUs priced and stocked through n1 (each stored by its owner); traffic from "
       "8 clients through every node\n", std::to_string(demo_skus));
   traffic_clients traffic{*lc, tokens, 8};

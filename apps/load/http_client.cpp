@@ -243,6 +243,40 @@ std::string http_sku(std::uint64_t i) {
   return buf;
 }
 
+std::string seed_skus(const std::string& url, token_cache& tokens, std::uint64_t count,
+                      std::int64_t quantity) {
+  auto ep = parse_url(url);
+  if (!ep)
+    return "not a node URL: " + url;
+  auto c = connect(*ep);
+  auto admin = tokens.admin("ops");
+  for (std::uint64_t i = 1; i <= count; ++i) {
+    auto price = send(*c, "PUT", "/admin/catalog/" + http_sku(i),
+                      nlohmann::json{{"price_cents", http_price(i)}, {"currency", "EUR"}}.dump(),
+                      admin);
+    auto stock = send(*c, "PUT", "/admin/stock/" + http_sku(i),
+                      nlohmann::json{{"quantity", quantity}}.dump(), admin);
+    if (price.status != 200 || stock.status != 200)
+      return "seeding " + http_sku(i) + ": " + std::to_string(price.status) + "/"
+             + std::to_string(stock.status) + " " + price.body + stock.body;
+  }
+  return {};
+}
+
+bool wait_priced(const std::string& url, std::uint64_t count) {
+  auto ep = parse_url(url);
+  if (!ep)
+    return false;
+  auto c = connect(*ep);
+  for (std::uint64_t i = 1; i <= count; ++i)
+    for (int tries = 0; send(*c, "GET", "/v1/catalog/" + http_sku(i)).status != 200; ++tries) {
+      if (tries > 500)
+        return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  return true;
+}
+
 std::string run_prefix(const std::string& base) {
   using namespace std::chrono;
   auto ms = static_cast<std::uint64_t>(

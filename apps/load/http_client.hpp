@@ -158,6 +158,15 @@ std::string order_body(const std::string& order_id, const std::string& customer_
 /// "sku-00001" for 1: the SKUs the HTTP benchmarks seed and order.
 std::string http_sku(std::uint64_t i);
 
+/// Prices (http_price) and stocks (`quantity` each) SKUs 1..`count` through
+/// the node at `url` as an admin; "" or what went wrong.
+std::string seed_skus(const std::string& url, token_cache& tokens, std::uint64_t count,
+                      std::int64_t quantity);
+
+/// Waits until the node at `url` prices SKUs 1..`count` (catalogue copies
+/// follow within milliseconds); false after about 5 s.
+bool wait_priced(const std::string& url, std::uint64_t count);
+
 /// The EUR price the benchmarks put SKU `i` on sale at (1.99..201.98).
 std::int64_t http_price(std::uint64_t i);
 
