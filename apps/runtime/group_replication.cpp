@@ -245,11 +245,15 @@ caf::error group_replication::confirm(storage::replicated_batch& b) {
                                            "lost or another node took over)");
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      if (sync_node_.empty()) {
+      // Without a named standby etcd records that the group runs alone: an
+      // available group acknowledges on this node only; a strict one waits
+      // until the shipper names a standby that caught up (right after a
+      // failover, or while a strict group's first node is alone).
+      if (sync_node_.empty() && !cfg_.strict) {
         alone_.fetch_add(1, std::memory_order_relaxed);
-        return caf::error{}; // etcd records that the group runs alone
+        return caf::error{};
       }
-      auto i = sessions_.find(sync_node_);
+      auto i = sync_node_.empty() ? sessions_.end() : sessions_.find(sync_node_);
       if (i != sessions_.end() && i->second.sync && i->second.greeted) {
         auto& s = i->second;
         auto left = cfg_.sync_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(

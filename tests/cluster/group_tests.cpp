@@ -195,6 +195,39 @@ TEST_CASE("strict mode: with the synchronous standby cut off nothing is acknowle
   g.check_group("a1", "a2");
 }
 
+TEST_CASE("strict mode after a failover: the new primary acknowledges nothing until a standby "
+          "has its writes",
+          "[cluster][etcd][replication]") {
+  group_options o;
+  o.entries = {"a2"};
+  o.extra = {"--sync", "strict"};
+  group_run g{o};
+  REQUIRE(g.more(40));
+  auto killed_at = clock_type::now();
+  g.tc["a1"].signal_and_wait(SIGKILL, 5s);
+  auto a2 = g.tc["a2"].client();
+  // a2 takes the role (etcd then names no synchronous standby) ...
+  REQUIRE(eventually([&] { return metric(a2, "keel_replication_primary") == 1; }, 15s));
+  REQUIRE(eventually([&] { return g.tc.view().member("a1") == nullptr; }, 10s));
+  std::this_thread::sleep_for(2s); // orders keep arriving at a2 alone
+  auto restarted_at = clock_type::now();
+  // ... and acknowledges once a1, back with its data, follows it.
+  g.tc["a1"].restart();
+  bool served = g.more(40);
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a2"].log());
+  REQUIRE(served);
+  std::size_t acked_alone = 0;
+  for (auto& a : g.history())
+    if (a.status == 202 && a.at > killed_at && a.done < restarted_at)
+      ++acked_alone;
+  CHECK(acked_alone == 0);
+  CHECK(metric(a2, "keel_replication_batches_total{outcome=\"alone\"}") == 0);
+  WARN("strict failover: first order accepted " << g.first_accept_after(restarted_at)
+                                                << " ms after the old primary was restarted");
+  g.check_after_failover();
+}
+
 TEST_CASE("a standby cut off from etcd neither takes over nor stops the primary, it rejoins when "
           "healed",
           "[cluster][etcd][replication][netns]") {
