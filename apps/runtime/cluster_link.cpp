@@ -892,6 +892,15 @@ std::optional<replication_figures> cluster_link::replication() const {
   return impl_->replication->figures();
 }
 
+bool cluster_link::standby_of(std::string_view key) const {
+  auto* a = impl_->agent.load();
+  if (!impl_->replication || impl_->replication->is_primary() || a == nullptr)
+    return false;
+  auto slot = cluster::slot_of(key, impl_->slots);
+  auto v = a->view();
+  return slot < v->data_at.size() && v->data_at[slot] == a->group();
+}
+
 void cluster_link::on_promoted(std::function<bool()> f) {
   impl_->promoted = std::move(f);
 }

@@ -250,6 +250,9 @@ public:
   bool primary() const;
   /// The replication's figures (nothing without replication).
   std::optional<replication_figures> replication() const;
+  /// Whether this node is a standby of the group that holds `key`'s slot:
+  /// its store has the key's streams, behind the primary by its lag.
+  bool standby_of(std::string_view key) const;
   /// Called (on the agent's thread) once this node became its group's
   /// primary and its store began the term: the node starts what only a
   /// primary runs (the outbox relay). False: it cannot serve as primary.

@@ -325,6 +325,10 @@ struct http_api::impl {
   /// owner (a forwarded request), answers 421 not_owner when the slot is no
   /// longer this node's, so that the sender routes again.
   bool elsewhere(http_request& req, http_response& res, const std::string& key);
+  /// A read that asked for a standby (`Keel-Read: standby`) on a standby of
+  /// the key's group: served from this node's store, its staleness in the
+  /// answer's headers.
+  bool standby_read(const http_request& req, http_response& res, const std::string& key);
 
   void place(http_request& req, http_response& res);
   void get_order(http_request& req, http_response& res);
@@ -808,6 +812,8 @@ bool http_api::impl::elsewhere(http_request& req, http_response& res, const std:
                      ""});
     return true;
   }
+  if (standby_read(req, res, key))
+    return false;
   std::string why;
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto r = link->route_of(key);
@@ -840,6 +846,27 @@ bool http_api::impl::elsewhere(http_request& req, http_response& res, const std:
   n.count_shed();
   res.set_header("Retry-After", "1");
   send_error(res, {503, "unavailable", why, ""});
+  return true;
+}
+
+bool http_api::impl::standby_read(const http_request& req, http_response& res,
+                                  const std::string& key) {
+  auto* link = n.cluster();
+  if (req.method != "GET" || req.header("Keel-Read") != "standby" || !link->standby_of(key))
+    return false;
+  auto f = link->replication();
+  if (!f)
+    return false;
+  // Stale by what the primary had (as last heard) that the read models here
+  // have not applied yet: the store's lag plus the furthest projection's.
+  std::uint64_t behind = 0;
+  for (auto& p : n.projections().projections)
+    behind = std::max(behind, p.lag_events);
+  res.set_header("Keel-Served-By", "standby " + link->config().node_id);
+  res.set_header("Keel-Replica-Lag-Events", std::to_string(f->lag_events + behind));
+  res.set_header("Keel-Replica-Contact-Ms",
+                 std::to_string(static_cast<long long>(f->since_contact_seconds * 1000.0)));
+  n.count_standby_read();
   return true;
 }
 

@@ -706,4 +706,8 @@ void node::count_shed() {
   impl_->shed.fetch_add(1, std::memory_order_relaxed);
 }
 
+void node::count_standby_read() {
+  impl_->standby_reads.fetch_add(1, std::memory_order_relaxed);
+}
+
 } // namespace keel::runtime

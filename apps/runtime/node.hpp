@@ -222,6 +222,8 @@ public:
   void count_request(const std::string& route, int status, double seconds);
   void count_rate_limited();
   void count_shed();
+  /// A read a standby served from its own store (`Keel-Read: standby`).
+  void count_standby_read();
 
   struct impl;
 

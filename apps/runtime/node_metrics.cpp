@@ -304,7 +304,7 @@ void projections_and_today(exposition& out, const node::impl& s) {
 
 namespace {
 
-void replication(exposition& out, const replication_figures& r) {
+void replication(exposition& out, const replication_figures& r, std::uint64_t standby_reads) {
   auto d = [](auto x) { return static_cast<double>(x); };
   out.single("keel_replication_primary", "gauge",
              "1 while this node is its group's primary (it alone writes the group's log).",
@@ -330,6 +330,9 @@ void replication(exposition& out, const replication_figures& r) {
   out.single("keel_replication_seconds_since_contact", "gauge",
              "Standby: seconds since its primary last sent a batch (-1: never).",
              r.since_contact_seconds);
+  out.single("keel_replication_standby_reads_total", "counter",
+             "Standby: reads it served from its own store (Keel-Read: standby).",
+             d(standby_reads));
   out.family("keel_replication_batches_total", "counter",
              "Batches the primary acknowledged: confirmed by the synchronous standby, or alone.");
   out.sample("keel_replication_batches_total", {{"outcome", "confirmed"}}, d(r.batches_confirmed));
@@ -425,7 +428,7 @@ std::string render_metrics(const node::impl& s, const health_report& health) {
     cluster(out, *s.link);
   if (s.link)
     if (auto r = s.link->replication())
-      replication(out, *r);
+      replication(out, *r, s.standby_reads.load());
   out.family("keel_health_score", "gauge", "Weighted health score 0..1 (warn below 0.7).");
   out.sample("keel_health_score", {}, health.score);
   out.family("keel_health_component_score", "gauge", "Health score of one component 0..1.");

@@ -87,6 +87,7 @@ struct node::impl {
   std::map<std::string, std::unique_ptr<histogram>> http_seconds;
   std::atomic<std::uint64_t> rate_limited{0};
   std::atomic<std::uint64_t> shed{0};
+  std::atomic<std::uint64_t> standby_reads{0};
   std::atomic<std::uint64_t> park_fallbacks{0};
   std::int64_t started_us = 0;
 

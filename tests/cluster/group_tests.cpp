@@ -38,6 +38,62 @@ TEST_CASE("a group's primary SIGKILLed under load: its standby serves within sec
   g.check_after_failover();
 }
 
+TEST_CASE("a standby serves reads from its own store with its lag shown, also while its group "
+          "has no primary",
+          "[cluster][etcd][replication]") {
+  group_run g;
+  REQUIRE(g.more(40));
+  g.finish();
+  auto ids = g.acknowledged();
+  REQUIRE(!ids.empty());
+  auto id = *ids.rbegin();
+  auto a1 = g.tc["a1"].client();
+  wait_status(a1, id, {"completed"});
+  auto a2 = g.tc["a2"].client();
+  auto standby = auth("ops", true);
+  standby.emplace("Keel-Read", "standby");
+  auto read = [&](const std::string& path, const httplib::Headers& h) {
+    auto r = a2.Get(path.c_str(), h);
+    REQUIRE(r);
+    return *r;
+  };
+  // Without the header a standby forwards reads to its primary.
+  auto forwarded = read("/v1/orders/" + id, auth("ops", true));
+  CHECK(forwarded.status == 200);
+  CHECK(!forwarded.has_header("Keel-Served-By"));
+  // With it, it answers from its store: the same order, once its read
+  // models have applied the order's last events.
+  REQUIRE(eventually([&] {
+    std::this_thread::sleep_for(100ms); // under the node's per-client rate limit
+    auto r = read("/v1/orders/" + id, standby);
+    return r.status == 200 && nlohmann::json::parse(r.body)["status"] == "completed";
+  }, 10s));
+  auto r = read("/v1/orders/" + id, standby);
+  CHECK(r.get_header_value("Keel-Served-By") == "standby a2");
+  CHECK(r.get_header_value("Keel-Replica-Lag-Events") == "0");
+  CHECK(r.has_header("Keel-Replica-Contact-Ms"));
+  auto stock = read("/v1/stock/" + g.skus[0], standby);
+  CHECK(stock.status == 200);
+  CHECK(stock.get_header_value("Keel-Served-By") == "standby a2");
+  CHECK(metric(a2, "keel_replication_standby_reads_total") >= 3);
+  // A primary answers the header itself, as always.
+  auto on_primary = a1.Get(("/v1/orders/" + id).c_str(), standby);
+  REQUIRE(on_primary);
+  CHECK(on_primary->status == 200);
+  CHECK(!on_primary->has_header("Keel-Served-By"));
+  // The primary frozen: reads through the standby still answer at once.
+  auto pid = g.tc["a1"].pid();
+  ::kill(pid, SIGSTOP);
+  auto t0 = clock_type::now();
+  auto frozen = read("/v1/orders/" + id, standby);
+  auto took = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+  ::kill(pid, SIGCONT);
+  CHECK(frozen.status == 200);
+  CHECK(took < 500);
+  // Bad input changes nothing: an unknown order is a 404 on a standby too.
+  CHECK(read("/v1/orders/no-such-order", standby).status == 404);
+}
+
 TEST_CASE("a primary frozen (SIGSTOP) beyond its lease acknowledges nothing when it resumes and "
           "rejoins as a standby",
           "[cluster][etcd][replication]") {
