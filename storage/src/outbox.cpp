@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <thread>
 
@@ -55,7 +56,146 @@ steady::duration backoff(unsigned attempts) {
   return std::min<steady::duration>(50ms * (1u << shift) / 2, 5s);
 }
 
+// Per topic partition, an offset every later message lies beyond.
+using offsets = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
+
+// "topic:partition:offset;..." (topic names have no ':' or ';').
+std::string encode(const offsets& o) {
+  std::string out;
+  for (auto& [tp, offset] : o) {
+    out += tp.first + ':' + std::to_string(tp.second) + ':' + std::to_string(offset) + ';';
+  }
+  return out;
+}
+
+bool decode(std::string_view text, offsets& out) {
+  while (!text.empty()) {
+    auto end = text.find(';');
+    auto a = text.find(':');
+    if (end == std::string_view::npos || a == std::string_view::npos || a > end)
+      return false;
+    auto b = text.find(':', a + 1);
+    if (b == std::string_view::npos || b > end)
+      return false;
+    try {
+      auto partition = std::stoi(std::string{text.substr(a + 1, b - a - 1)});
+      auto offset = std::stoll(std::string{text.substr(b + 1, end - b - 1)});
+      out[{std::string{text.substr(0, a)}, partition}] = offset;
+    } catch (const std::exception&) {
+      return false;
+    }
+    text.remove_prefix(end + 1);
+  }
+  return true;
+}
+
+std::string_view header_of(rd_kafka_headers_t* hdrs, const char* name) {
+  const void* value = nullptr;
+  std::size_t size = 0;
+  if (hdrs == nullptr || rd_kafka_header_get_last(hdrs, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR
+      || value == nullptr)
+    return {};
+  return {static_cast<const char*>(value), size};
+}
+
+// What the start found in the topics.
+struct found_in_topics {
+  offsets last;                     // high watermark - 1 of every partition
+  std::set<std::uint64_t> positions; // the origin's events past the checkpoint
+};
+
+// Reads every partition of `topics` from just past `from` (from its start
+// where `from` has no mark; nothing at all without `from`) to its high
+// watermark, and collects the positions after `after` that messages of
+// `origin` carry.
+caf::expected<found_in_topics> read_topics(const std::string& bootstrap, const std::string& client_id,
+                                           const kafka_settings& security,
+                                           const std::vector<kafka_topic_info>& topics,
+                                           const std::string& origin, const offsets* from,
+                                           std::uint64_t after, std::chrono::milliseconds timeout) {
+  auto deadline = steady::now() + timeout;
+  auto conf = make_conf(bootstrap, client_id + "-outbox-start", security);
+  if (auto err = set(conf.get(), {{"group.id", "keel-outbox-start"},
+                                  {"enable.auto.commit", "false"},
+                                  {"enable.auto.offset.store", "false"},
+                                  {"enable.partition.eof", "true"}}))
+    return err;
+  auto rk = make_handle(RD_KAFKA_CONSUMER, std::move(conf));
+  if (!rk)
+    return rk.error();
+  found_in_topics out;
+  std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)> parts{
+    rd_kafka_topic_partition_list_new(64), rd_kafka_topic_partition_list_destroy};
+  std::set<std::pair<std::string, std::int32_t>> open;
+  for (auto& t : topics) {
+    for (std::int32_t p = 0; p < t.partitions; ++p) {
+      std::int64_t lo = 0;
+      std::int64_t hi = 0;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+      auto err = rd_kafka_query_watermark_offsets(rk->get(), t.name.c_str(), p, &lo, &hi,
+                                                  static_cast<int>(std::max<std::int64_t>(left.count(), 1)));
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return to_error(err, "reading the offsets of " + t.name + "/" + std::to_string(p));
+      out.last[{t.name, p}] = hi - 1;
+      if (from == nullptr)
+        continue;
+      auto m = from->find({t.name, p});
+      auto start = m != from->end() ? std::max(m->second + 1, lo) : lo;
+      if (start >= hi)
+        continue;
+      rd_kafka_topic_partition_list_add(parts.get(), t.name.c_str(), p)->offset = start;
+      open.insert({t.name, p});
+    }
+  }
+  if (open.empty())
+    return out;
+  auto err = rd_kafka_assign(rk->get(), parts.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return to_error(err, "reading the topics from the outbox's marks");
+  while (!open.empty()) {
+    if (steady::now() >= deadline) {
+      rd_kafka_consumer_close(rk->get());
+      return make_error(errc::timeout, "reading the topics from the outbox's marks took longer than "
+                                         + std::to_string(timeout.count()) + " ms");
+    }
+    auto* msg = rd_kafka_consumer_poll(rk->get(), 100);
+    if (msg == nullptr)
+      continue;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard{msg,
+                                                                              rd_kafka_message_destroy};
+    if (msg->rkt == nullptr)
+      continue;
+    std::pair<std::string, std::int32_t> tp{rd_kafka_topic_name(msg->rkt), msg->partition};
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      open.erase(tp);
+      continue;
+    }
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_consumer_close(rk->get());
+      return to_error(msg->err, "reading " + tp.first + "/" + std::to_string(tp.second));
+    }
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR
+        && header_of(hdrs, "origin") == origin) {
+      auto text = header_of(hdrs, "position");
+      std::uint64_t position = 0;
+      for (char c : text)
+        position = position * 10 + static_cast<std::uint64_t>(c - '0');
+      if (!text.empty() && position > after)
+        out.positions.insert(position);
+    }
+    if (msg->offset >= out.last[tp])
+      open.erase(tp);
+  }
+  rd_kafka_consumer_close(rk->get());
+  return out;
+}
+
 } // namespace
+
+std::string outbox_marks_key(std::string_view checkpoint) {
+  return std::string{checkpoint} + "/marks";
+}
 
 struct outbox_relay::impl {
   std::shared_ptr<event_store> store;
@@ -76,6 +216,16 @@ struct outbox_relay::impl {
   // when each is due to be produced again.
   std::map<std::uint64_t, unsigned> attempts;
   std::multimap<steady::time_point, std::uint64_t> due;
+  // With an origin: the highest offset reported delivered per partition, the
+  // marks taken before first producing a position (oldest first), the
+  // positions found published at start and the marks saved with `saved`.
+  offsets delivered_at;
+  std::deque<std::pair<std::uint64_t, std::string>> marks;
+  steady::time_point last_mark{};
+  std::set<std::uint64_t> skip;
+  std::uint64_t found_up_to = 0;
+  std::uint64_t found_published = 0;
+  std::string saved_marks;
   std::uint64_t produced = 0;
   std::uint64_t delivered = 0;
   std::uint64_t failures = 0;
@@ -101,7 +251,8 @@ struct outbox_relay::impl {
   bool on_batch(const std::vector<events::record_view>& batch);
   void send(const events::record& rec, const std::string& topic);
   void schedule(std::uint64_t position);
-  void on_report(std::uint64_t position, rd_kafka_resp_err_t err);
+  void on_report(const rd_kafka_message_t& msg);
+  bool wait_until_allowed();
   void produce_due();
   void replace_producer();
   void save_checkpoint();
@@ -122,7 +273,7 @@ struct outbox_relay::impl {
   }
 
   static void delivery_cb(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
-    static_cast<impl*>(opaque)->on_report(position_of(msg->_private), msg->err);
+    static_cast<impl*>(opaque)->on_report(*msg);
   }
 
   static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque) {
@@ -165,21 +316,52 @@ caf::expected<client> outbox_relay::impl::make_producer() {
   return rk;
 }
 
+// A replicated group's primary produces only while its lease holds (checked
+// once per batch of the log).
+bool outbox_relay::impl::wait_until_allowed() {
+  while (opts.may_publish && !opts.may_publish()) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (reading_stopped)
+        return false;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
 bool outbox_relay::impl::on_batch(const std::vector<events::record_view>& batch) {
+  if (!wait_until_allowed())
+    return false;
   for (auto& view : batch) {
     auto topic = topic_of(view.stream);
+    bool publish = !topic.empty();
     {
       std::unique_lock<std::mutex> guard{mtx};
       room.wait(guard, [&] { return reading_stopped || window.size() < opts.max_in_flight; });
       if (reading_stopped)
         return false;
-      if (!window.add(view.position, view.timestamp_us, topic.empty())) {
+      if (publish && skip.erase(view.position) > 0) {
+        publish = false; // in the topics already (a previous primary's)
+        ++found_published;
+      }
+      if (!window.add(view.position, view.timestamp_us, !publish)) {
         error = "the log skipped from position " + std::to_string(window.last()) + " to "
                 + std::to_string(view.position);
         return false;
       }
+      // Marks taken before this position is first produced: every message
+      // of it and of later positions lies beyond them. Not while positions
+      // another primary published (below the marks the relay started
+      // with) are still ahead.
+      auto now = steady::now();
+      if (publish && !opts.origin.empty() && view.position > found_up_to
+          && now - last_mark >= 50ms) {
+        marks.emplace_back(view.position, encode(delivered_at));
+        last_mark = now;
+      }
     }
-    if (!topic.empty())
+    if (publish)
       send(view.to_record(), topic);
   }
   return true;
@@ -189,19 +371,28 @@ void outbox_relay::impl::send(const events::record& rec, const std::string& topi
   auto value = events::dump_json(events::to_json_value(rec));
   auto event_id = events::to_string(rec.id);
   auto correlation_id = events::to_string(rec.correlation_id);
+  auto* hdrs = rd_kafka_headers_new(5);
+  auto add = [hdrs](const char* name, const std::string& v) {
+    rd_kafka_header_add(hdrs, name, -1, v.data(), static_cast<ssize_t>(v.size()));
+  };
+  add("type", rec.type);
+  add("event_id", event_id);
+  add("correlation_id", correlation_id);
+  if (!opts.origin.empty()) {
+    add("origin", opts.origin);
+    add("position", std::to_string(rec.position));
+  }
   rd_kafka_resp_err_t err;
   {
     std::shared_lock<std::shared_mutex> guard{producer_mtx};
     err = rd_kafka_producev(
       producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY(rec.stream.data(), rec.stream.size()),
-      RD_KAFKA_V_VALUE(value.data(), value.size()),
-      RD_KAFKA_V_HEADER("type", rec.type.data(), static_cast<ssize_t>(rec.type.size())),
-      RD_KAFKA_V_HEADER("event_id", event_id.data(), static_cast<ssize_t>(event_id.size())),
-      RD_KAFKA_V_HEADER("correlation_id", correlation_id.data(),
-                        static_cast<ssize_t>(correlation_id.size())),
+      RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_HEADERS(hdrs),
       RD_KAFKA_V_OPAQUE(opaque_of(rec.position)), RD_KAFKA_V_END);
   }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    rd_kafka_headers_destroy(hdrs); // taken over only on success
   {
     std::lock_guard<std::mutex> guard{mtx};
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -225,10 +416,16 @@ void outbox_relay::impl::schedule(std::uint64_t position) {
   due.emplace(steady::now() + backoff(n), position);
 }
 
-void outbox_relay::impl::on_report(std::uint64_t position, rd_kafka_resp_err_t err) {
+void outbox_relay::impl::on_report(const rd_kafka_message_t& msg) {
+  auto position = position_of(msg._private);
+  auto err = msg.err;
   std::lock_guard<std::mutex> guard{mtx};
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++delivered;
+    if (!opts.origin.empty() && msg.rkt != nullptr) {
+      auto& at = delivered_at[{rd_kafka_topic_name(msg.rkt), msg.partition}];
+      at = std::max(at, msg.offset);
+    }
     attempts.erase(position);
     if (window.confirm(position))
       room.notify_all();
@@ -243,9 +440,17 @@ void outbox_relay::impl::on_report(std::uint64_t position, rd_kafka_resp_err_t e
 
 void outbox_relay::impl::produce_due() {
   std::vector<std::uint64_t> positions;
+  bool allowed = !opts.may_publish || opts.may_publish();
   {
     std::lock_guard<std::mutex> guard{mtx};
     auto now = steady::now();
+    if (!allowed) { // not now: due again in a moment
+      std::multimap<steady::time_point, std::uint64_t> later;
+      for (auto& [at, position] : due)
+        later.emplace(std::max(at, now + 50ms), position);
+      due.swap(later);
+      return;
+    }
     while (!due.empty() && due.begin()->first <= now) {
       positions.push_back(due.begin()->second);
       due.erase(due.begin());
@@ -283,21 +488,35 @@ void outbox_relay::impl::replace_producer() {
 
 void outbox_relay::impl::save_checkpoint() {
   std::uint64_t target;
+  std::string m;
   {
     std::lock_guard<std::mutex> guard{mtx};
     target = window.confirmed();
     if (target <= saved)
       return;
+    if (!opts.origin.empty()) {
+      // The last marks taken before a position after `target` was first
+      // produced (the first ones were taken at start, before anything).
+      while (marks.size() >= 2 && marks[1].first <= target + 1)
+        marks.pop_front();
+      if (!marks.empty())
+        m = marks.front().second;
+    }
   }
   write_batch wb;
   wb.set_checkpoint(opts.checkpoint, target);
-  // No fsync: a checkpoint lost in a power cut only means duplicates.
+  if (!opts.origin.empty())
+    wb.put(outbox_marks_key(opts.checkpoint), m);
+  // No fsync: a checkpoint lost in a power cut only means a longer read of
+  // the topics at the next start (or, without an origin, duplicates).
   auto err = store->commit(std::move(wb), false);
   std::lock_guard<std::mutex> guard{mtx};
-  if (err)
+  if (err) {
     error = "saving the outbox checkpoint: " + describe(err);
-  else
+  } else {
     saved = target;
+    saved_marks = std::move(m);
+  }
 }
 
 void outbox_relay::impl::run() {
@@ -369,6 +588,30 @@ outbox_relay::start(std::shared_ptr<event_store> store, const kafka_cluster& clu
   s->security = cluster.options().security;
   s->saved = *cp ? (*cp)->position : 0;
   s->window = delivery_window{s->saved};
+  if (!s->opts.origin.empty()) {
+    // What a primary that died published past the checkpoint it shipped.
+    auto stored = s->store->get_model(outbox_marks_key(s->opts.checkpoint));
+    if (!stored)
+      return stored.error();
+    offsets from;
+    bool have = *stored && !(*stored)->empty() && decode(**stored, from);
+    auto found = read_topics(cluster.bootstrap_servers(), cluster.options().client_id,
+                             cluster.options().security, cluster.topics(), s->opts.origin,
+                             have ? &from : nullptr, s->saved, s->opts.reconcile_timeout);
+    if (!found) {
+      s->error = "reading the topics at start: " + describe(found.error())
+                 + " (events past the checkpoint may be published twice)";
+    } else {
+      s->skip = std::move(found->positions);
+      s->found_up_to = s->skip.empty() ? 0 : *s->skip.rbegin();
+      s->delivered_at = found->last;
+    }
+    // Until the relay is past what it found, later starts read from where
+    // this one did; without marks, from the topics' ends now.
+    auto first = have ? **stored : encode(s->delivered_at);
+    s->marks.emplace_back(s->saved + 1, first);
+    s->saved_marks = first;
+  }
   auto producer = s->make_producer();
   if (!producer)
     return producer.error();
@@ -405,6 +648,7 @@ outbox_status outbox_relay::status() const {
     st.delivered = s.delivered;
     st.produced = s.produced;
     st.delivery_failures = s.failures;
+    st.found_published = s.found_published;
     st.error = s.error;
     st.running = !s.reading_stopped && s.sub && s.sub->running();
     oldest_us = s.window.oldest_timestamp_us();
@@ -418,6 +662,12 @@ outbox_status outbox_relay::status() const {
   if (st.lag_events > 0 && oldest_us > 0)
     st.lag_ms = std::max<std::int64_t>(0, (now_us() - oldest_us) / 1000);
   return st;
+}
+
+outbox_resume outbox_relay::resume() const {
+  auto& s = *impl_;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  return {s.saved, s.saved_marks};
 }
 
 void outbox_relay::stop() {

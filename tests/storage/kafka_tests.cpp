@@ -2,6 +2,7 @@
 // store, and kcat as a separate process that reads and writes the topics.
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.hpp"
+#include "kcat.hpp"
 #include "delivery_window.hpp"
 #include "keel/storage/kafka.hpp"
 #include "samples.hpp"
@@ -23,10 +25,11 @@ using namespace keel;
 using namespace keel::storage;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using test::headers_of;
+using test::kcat_path;
+using test::kcat_read;
 
 namespace {
-
-const std::string kcat_path = "/usr/bin/kcat";
 
 std::unique_ptr<kafka_cluster> open_cluster(int partitions = 8) {
   kafka_options opts;
@@ -60,33 +63,6 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(10ms);
   }
   return true;
-}
-
-/// Every message of `topic`, read by kcat from the beginning to the end.
-std::vector<json> kcat_read(const std::string& bootstrap, const std::string& topic) {
-  auto res = test::run_child(kcat_path,
-                             {"-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J",
-                              "-q", "-X", "fetch.wait.max.ms=10"},
-                             10s);
-  REQUIRE_FALSE(res.killed());
-  REQUIRE(res.status == 0);
-  std::vector<json> out;
-  std::istringstream lines{res.out};
-  for (std::string line; std::getline(lines, line);)
-    if (!line.empty())
-      out.push_back(json::parse(line));
-  return out;
-}
-
-/// kcat's -J headers ["k1","v1","k2","v2",...] as a map.
-std::map<std::string, std::string> headers_of(const json& msg) {
-  std::map<std::string, std::string> out;
-  if (!msg.contains("headers"))
-    return out;
-  auto& h = msg["headers"];
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2)
-    out[h[i].get<std::string>()] = h[i + 1].get<std::string>();
-  return out;
 }
 
 /// The expected message of one event.
@@ -336,6 +312,85 @@ TEST_CASE("a restarted outbox relay resumes from its checkpoint", "[kafka]") {
     INFO(id);
     CHECK(n == 1);
   }
+}
+
+TEST_CASE("a relay with an origin resumed from an older checkpoint and its marks publishes "
+          "nothing twice, and what it skips is only its origin's",
+          "[kafka]") {
+  keel::temp_dir dir;
+  auto store = shared_store(dir.path());
+  auto cluster = open_cluster(4);
+  // Another group's relay on the same topics, with the same positions: its
+  // messages are not this origin's and must not be skipped for it.
+  keel::temp_dir other_dir;
+  auto other = shared_store(other_dir.path());
+  auto other_expected = append_events(*other, 41, 1, 100);
+  outbox_options other_opts;
+  other_opts.origin = "t/gb";
+  auto other_relay = start_relay(other, *cluster, other_opts);
+  REQUIRE(eventually([&] { return other_relay->status().checkpoint == 100; }, 10s));
+
+  outbox_options opts;
+  opts.origin = "t/ga";
+  opts.commit_interval = 20ms;
+  auto expected = append_events(*store, 31, 1, 50);
+  auto relay = start_relay(store, *cluster, opts);
+  REQUIRE(eventually([&] { return relay->status().checkpoint == 50; }, 10s));
+  // What a standby was last sent: the checkpoint and the marks saved with it.
+  auto at50 = relay->resume();
+  REQUIRE(at50.checkpoint == 50);
+  REQUIRE(!at50.marks.empty());
+  auto stored = store->get_model(outbox_marks_key("outbox/kafka"));
+  REQUIRE(stored);
+  REQUIRE(*stored);
+  CHECK(**stored == at50.marks);
+  auto more = append_events(*store, 31, 51, 50);
+  REQUIRE(eventually([&] { return relay->status().checkpoint == 100; }, 10s));
+  relay->stop();
+  // The primary is gone; its standby's store holds the older pair.
+  write_batch wb;
+  wb.set_checkpoint("outbox/kafka", 50);
+  wb.put(outbox_marks_key("outbox/kafka"), at50.marks);
+  REQUIRE_FALSE(store->commit(std::move(wb)));
+  relay = start_relay(store, *cluster, opts);
+  auto last = append_events(*store, 31, 101, 20);
+  REQUIRE(eventually([&] { return relay->status().checkpoint == 120; }, 10s));
+  auto st = relay->status();
+  CHECK(st.found_published == more.size()); // positions 51..100, published before
+  CHECK(st.produced == last.size());
+  CHECK(st.error.empty());
+  relay->stop();
+  other_relay->stop();
+
+  expected.insert(more.begin(), more.end());
+  expected.insert(last.begin(), last.end());
+  expected.insert(other_expected.begin(), other_expected.end());
+  auto seen = read_outbox(cluster->bootstrap_servers(), expected);
+  CHECK(seen.size() == expected.size());
+  for (auto& [id, n] : seen) {
+    INFO(id);
+    CHECK(n == 1);
+  }
+}
+
+TEST_CASE("a relay with an origin produces nothing while it may not publish", "[kafka]") {
+  keel::temp_dir dir;
+  auto store = shared_store(dir.path());
+  auto cluster = open_cluster(4);
+  std::atomic<bool> allowed{false};
+  outbox_options opts;
+  opts.origin = "t/ga";
+  opts.may_publish = [&] { return allowed.load(); };
+  auto expected = append_events(*store, 51, 1, 30);
+  auto relay = start_relay(store, *cluster, opts);
+  std::this_thread::sleep_for(300ms);
+  CHECK(relay->status().produced == 0);
+  CHECK(relay->status().checkpoint == 0);
+  allowed = true;
+  CHECK(eventually([&] { return relay->status().checkpoint == 30; }, 10s));
+  relay->stop();
+  auto seen = read_outbox(cluster->bootstrap_servers(), expected);
+  CHECK(seen.size() == expected.size());
 }
 
 TEST_CASE("the outbox checkpoint never passes an undelivered event", "[kafka]") {

@@ -141,6 +141,31 @@ struct outbox_options {
   std::chrono::milliseconds delivery_timeout{30000};
   /// How long `stop` waits for outstanding delivery reports.
   std::chrono::milliseconds stop_timeout{5000};
+  /// Set by a member of a replicated group (its cluster and group): every
+  /// message also carries the headers `origin` and `position` (its place in
+  /// the group's log), the checkpoint is saved with the topics' offsets
+  /// beyond which every later message lies (its "marks"), and at start the
+  /// relay reads the topics from those marks and does not produce again an
+  /// event of its origin that is there already (a primary that died
+  /// published it after the checkpoint its standby was sent).
+  std::string origin;
+  /// When set, the relay produces only while it returns true (a replicated
+  /// group's primary: while its lease holds); otherwise it waits.
+  std::function<bool()> may_publish;
+  /// How long the start may spend reading the topics from the marks; past
+  /// it the relay starts without (an event may then be published twice).
+  std::chrono::milliseconds reconcile_timeout{10000};
+};
+
+/// The read-model key the relay keeps checkpoint `checkpoint`'s marks in
+/// (see `outbox_options::origin`).
+std::string outbox_marks_key(std::string_view checkpoint);
+
+/// Where a relay with an origin would resume: its saved checkpoint and the
+/// marks saved with it ("" when none).
+struct outbox_resume {
+  std::uint64_t checkpoint = 0;
+  std::string marks;
 };
 
 /// A snapshot of the outbox relay's progress (see `outbox_relay::status`).
@@ -161,6 +186,9 @@ struct outbox_status {
   /// Age of the oldest unconfirmed event (by its creation timestamp), in
   /// milliseconds; 0 when none.
   std::int64_t lag_ms = 0;
+  /// Events of the relay's origin it found in the topics at start, past its
+  /// checkpoint, and did not produce again.
+  std::uint64_t found_published = 0;
   /// Whether the relay is reading the log.
   bool running = false;
   /// The last error seen (broker, delivery, read or checkpoint), if any.
@@ -175,7 +203,8 @@ struct outbox_status {
 /// events again (never skips one), and saves the checkpoint, which moves only
 /// over positions whose every event is delivered (system streams count as
 /// delivered). At-least-once: after a crash or a failed attempt, events may
-/// be produced twice; consumers de-duplicate by `event_id`. All members are
+/// be produced twice; consumers de-duplicate by `event_id` (with an `origin`,
+/// the relay finds and skips what it published past its checkpoint). All members are
 /// thread-safe. Must be destroyed before its `kafka_cluster`.
 class outbox_relay {
 public:
@@ -193,6 +222,9 @@ public:
 
   /// The relay's progress now.
   outbox_status status() const;
+
+  /// The saved checkpoint and its marks (cheap: no store access).
+  outbox_resume resume() const;
 
   /// Stops reading, waits up to `stop_timeout` for outstanding delivery
   /// reports, saves the checkpoint and closes the producer. Idempotent.
