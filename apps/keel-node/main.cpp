@@ -3,7 +3,8 @@
 //
 //   keel-node run --data DIR --http HOST:PORT --jwt-secret-file FILE [--kafka ...] [--config FILE]
 //                 [--etcd URL --node-id ID --cluster-listen HOST:PORT [--cluster NAME]
-//                  [--slots N] [--group G [--sync strict] [--sync-timeout-ms MS]]]
+//                  [--slots N] [--group G [--sync strict] [--sync-timeout-ms MS]
+//                                        [--seed-after-events N]]]
 //   keel-node mint-token --jwt-secret-file FILE --sub ID [--role admin] [--tier premium]
 //                        [--ttl SECONDS]
 // The secret may come from KEEL_JWT_SECRET instead; never from the command
@@ -67,6 +68,7 @@ struct run_options {
   std::int64_t settle_ms = 2000;
   std::string sync_mode = "available";
   std::int64_t sync_timeout_ms = 500;
+  std::uint64_t seed_after_events = 100000;
   std::int64_t etcd_wait_s = 60;
   /// The command line, for starting again as a standby (exec).
   std::vector<std::string> argv;
@@ -97,6 +99,7 @@ bool cluster_settings(run_options& o) {
   c.settle = std::chrono::milliseconds{o.settle_ms};
   c.strict_sync = o.sync_mode == "strict";
   c.sync_timeout = std::chrono::milliseconds{o.sync_timeout_ms};
+  c.seed_after_events = o.seed_after_events;
   c.etcd_wait = std::chrono::seconds{o.etcd_wait_s};
   c.keep_waiting = [] {
     // SIGTERM and SIGINT are blocked while the node starts: pending ones stop the wait.
@@ -327,6 +330,10 @@ void add_cluster_options(CLI::App* run_cmd, run_options& o) {
                       "how long writes wait for the synchronous standby before the primary "
                       "gives up on it")
     ->check(CLI::Range(50, 60000))->capture_default_str();
+  run_cmd->add_option("--seed-after-events", o.seed_after_events,
+                      "a standby further behind than this many events is sent a checkpoint of "
+                      "the primary's store instead of the log (0: never)")
+    ->capture_default_str();
   run_cmd->add_option("--etcd-wait", o.etcd_wait_s,
                       "seconds a starting node waits for etcd to answer before it gives up "
                       "(-1: until stopped)")

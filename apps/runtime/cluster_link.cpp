@@ -158,6 +158,21 @@ caf::behavior endpoint(caf::stateful_actor<endpoint_state>* self, cluster_link::
         return link->replication->on_batch(b);
       });
     },
+    [=](replica_seed_offer& o) -> caf::result<std::uint64_t> {
+      return on_replica(self, link, [link, o = std::move(o)] {
+        return link->replication->on_seed_offer(o);
+      });
+    },
+    [=](replica_seed_read& r) -> caf::result<std::string> {
+      // A piece of at most 4 MiB from a file of the page cache: read here.
+      if (!link->replication)
+        return make_error(errc::invalid_argument,
+                          "node " + link->cfg.node_id + " does not replicate a group (no --group)");
+      auto piece = link->replication->read_seed(r);
+      if (!piece)
+        return std::move(piece.error());
+      return std::move(*piece);
+    },
     [=](imported_atom, std::uint64_t id, std::uint64_t version) {
       if (auto i = self->state.imports.find(id); i != self->state.imports.end()) {
         i->second.deliver(version);
@@ -524,6 +539,8 @@ void cluster_link::configure(caf::actor_system_config& cfg) {
   cfg.add_message_type<stock_levels>("keel::stock_levels");
   cfg.add_message_type<storage::retry_entry>("keel::retry_entry");
   cfg.add_message_type<replica_hello>("keel::replica_hello");
+  cfg.add_message_type<replica_seed_offer>("keel::replica_seed_offer");
+  cfg.add_message_type<replica_seed_read>("keel::replica_seed_read");
   cfg.add_message_type<replica_batch>("keel::replica_batch");
 }
 
@@ -550,6 +567,8 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
     rc.node_id = x.cfg.node_id;
     rc.strict = x.cfg.strict_sync;
     rc.sync_timeout = x.cfg.sync_timeout;
+    rc.data_dir = x.cfg.data_dir;
+    rc.seed_after_events = x.cfg.seed_after_events;
     x.replication = std::make_unique<group_replication>(
       rc, sys, store, [&x] { return x.agent.load(); },
       [&x](const std::string& node) { return x.handle(node); });
@@ -557,7 +576,8 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
       if (x.truncated)
         x.truncated(t);
     });
-    x.replication->relay_position([&x] { return x.relayed ? x.relayed() : std::uint64_t{0}; });
+    x.replication->relay_position(
+      [&x] { return x.relayed ? x.relayed() : storage::outbox_resume{}; });
     x.replication->on_demoted([&x] {
       if (x.demoted)
         x.demoted();
@@ -909,7 +929,7 @@ void cluster_link::on_truncated(std::function<void(const storage::truncation&)> 
   impl_->truncated = std::move(f);
 }
 
-void cluster_link::relay_position(std::function<std::uint64_t()> f) {
+void cluster_link::relay_position(std::function<storage::outbox_resume()> f) {
   impl_->relayed = std::move(f);
 }
 

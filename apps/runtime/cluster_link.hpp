@@ -21,8 +21,9 @@
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 
-#include "metrics.hpp"
+#include "keel/storage/kafka.hpp"
 #include "keel/storage/replication.hpp"
+#include "metrics.hpp"
 #include "replication_types.hpp"
 
 namespace keel::actors {
@@ -73,6 +74,10 @@ struct cluster_config {
   /// Replication within the group (`--sync strict`, `--sync-timeout`).
   bool strict_sync = false;
   std::chrono::milliseconds sync_timeout{500};
+  /// See replication_config (`--seed-after-events`; the data directory is
+  /// the node's).
+  std::uint64_t seed_after_events = 100000;
+  std::string data_dir;
   /// How long a starting node waits for etcd to answer (a node started, or
   /// started again as a standby, while etcd is down); negative: until
   /// `keep_waiting` says no more.
@@ -260,7 +265,7 @@ public:
   /// Called with what a standby's store dropped when it rejoined.
   void on_truncated(std::function<void(const storage::truncation&)> f);
   /// Where the outbox relay is (shipped to the standbys).
-  void relay_position(std::function<std::uint64_t()> f);
+  void relay_position(std::function<storage::outbox_resume()> f);
   /// Called once when this node, a primary, lost its role (its lease
   /// lapsed): it must stop and start again as a standby.
   void on_demoted(std::function<void()> f);

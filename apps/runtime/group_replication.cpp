@@ -1,12 +1,14 @@
 #include "group_replication.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <future>
 
 #include <spdlog/spdlog.h>
 
 #include "keel/events/error.hpp"
 #include "pipeline_call.hpp"
+#include "replica_seed.hpp"
 
 namespace keel::runtime {
 
@@ -88,6 +90,10 @@ group_replication::~group_replication() {
   }
   jobs_cv_.notify_all();
   storer_.join();
+  if (seeder_.joinable())
+    seeder_.join(); // its next piece sees `closing_`
+  if (!cfg_.data_dir.empty())
+    drop_seeds(cfg_.data_dir);
 }
 
 void group_replication::submit(std::function<void()> job) {
@@ -102,7 +108,7 @@ void group_replication::on_truncated(std::function<void(const storage::truncatio
   truncated_ = std::move(f);
 }
 
-void group_replication::relay_position(std::function<std::uint64_t()> f) {
+void group_replication::relay_position(std::function<storage::outbox_resume()> f) {
   relayed_ = std::move(f);
 }
 
@@ -157,7 +163,12 @@ caf::error group_replication::ship(session& s, const std::string& node,
   msg.group = cfg_.group;
   msg.batch = b; // the gate's batch is still needed if this standby fails
   msg.primary_last = b.last_position();
-  msg.relayed = relayed_ ? relayed_() : 0;
+  if (relayed_) {
+    auto r = relayed_();
+    msg.relayed = r.checkpoint;
+    if (r.checkpoint != s.relay_shipped)
+      msg.relay_marks = std::move(r.marks);
+  }
   auto peer = *s.peer;
   auto connected = [&] {
     auto now = handle_of_(node);
@@ -171,6 +182,7 @@ caf::error group_replication::ship(session& s, const std::string& node,
                       "standby " + node + " did not store the batch: " + sys_.render(r.error()));
   }
   s.acked = *r;
+  s.relay_shipped = msg.relayed;
   if (s.acked < b.last_position())
     return make_error(errc::log_gap, "standby " + node + " is at position "
                                        + std::to_string(s.acked) + " after a batch up to "
@@ -350,6 +362,24 @@ void group_replication::ship_loop() {
       caf::error err;
       if (!s.greeted || s.peer != handle_of_(node))
         err = greet(s, node);
+      bool took_seed = s.seeded_at != 0 && s.acked >= s.seeded_at;
+      if (!err && took_seed && s.offered_at != clock::time_point{}) {
+        // It started on the checkpoint: its files need not stay (they hold
+        // SST files this store's compactions would otherwise delete).
+        drop_seeds(cfg_.data_dir);
+        s.offered_at = clock::time_point{};
+      }
+      if (!err && wants_seed(s)) {
+        // Far behind (new, or wiped): a checkpoint of this store, fetched
+        // by the standby while this node serves, rather than the log.
+        if (auto seeded = offer_seed(s, node))
+          spdlog::warn("component=replication msg=\"offering a checkpoint failed\" standby={} "
+                       "error=\"{}\"",
+                       node, describe(seeded));
+        std::lock_guard<std::mutex> g{mtx_};
+        sessions_[node] = s;
+        continue;
+      }
       if (!err)
         err = catch_up(s, node, store_.last_position(), std::chrono::milliseconds{5000});
       if (err) {
@@ -379,7 +409,134 @@ void group_replication::ship_loop() {
   }
 }
 
+bool group_replication::wants_seed(const session& s) const {
+  if (cfg_.seed_after_events == 0 || cfg_.data_dir.empty())
+    return false;
+  auto last = store_.last_position();
+  if (last <= s.acked + cfg_.seed_after_events)
+    return false;
+  // Not again to a standby that follows from a checkpoint it took; again
+  // to one that did not take it, after a while.
+  if (s.seeded_at != 0 && s.acked >= s.seeded_at)
+    return false;
+  return s.seeded_at == 0 || s.offered_at == clock::time_point{}
+         || clock::now() - s.offered_at >= std::chrono::seconds{30};
+}
+
+caf::error group_replication::offer_seed(session& s, const std::string& node) {
+  auto t0 = clock::now();
+  auto seed = prepare_seed(store_, cfg_.data_dir, static_cast<std::uint64_t>(token_.load()));
+  if (!seed)
+    return seed.error();
+  std::uint64_t bytes = 0;
+  for (auto n : seed->sizes)
+    bytes += n;
+  replica_seed_offer o{cfg_.group, cfg_.node_id, static_cast<std::uint64_t>(token_.load()),
+                       seed->position, seed->id, seed->files, seed->sizes};
+  auto r = call<std::uint64_t>(sys_, *s.peer, std::chrono::milliseconds{5000}, std::move(o));
+  if (!r)
+    return make_error(errc::unavailable, node + " did not take the checkpoint: " + sys_.render(r.error()));
+  s.seeded_at = seed->position;
+  s.offered_at = clock::now();
+  s.greeted = false; // it starts again on the checkpoint, then greets anew
+  seeds_offered_.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("component=replication msg=\"a standby far behind fetches a checkpoint of this "
+               "store\" group={} standby={} standby_position={} checkpoint_position={} files={} "
+               "bytes={} prepared_ms={}",
+               cfg_.group, node, s.acked, seed->position, seed->files.size(), bytes,
+               std::chrono::duration_cast<std::chrono::milliseconds>(s.offered_at - t0).count());
+  return caf::error{};
+}
+
+caf::expected<std::string> group_replication::read_seed(const replica_seed_read& r) const {
+  if (r.group != cfg_.group)
+    return make_error(errc::invalid_argument, "this node is in group " + cfg_.group + ", not "
+                                                + r.group);
+  return runtime::read_seed(cfg_.data_dir, r.id, r.file, r.offset, r.length);
+}
+
 // -- standby ----------------------------------------------------------------------
+
+caf::expected<std::uint64_t> group_replication::on_seed_offer(const replica_seed_offer& o) {
+  if (o.group != cfg_.group)
+    return make_error(errc::invalid_argument, "this node is in group " + cfg_.group + ", not "
+                                                + o.group);
+  if (primary_)
+    return make_error(errc::invalid_argument, "this node is its group's primary");
+  if (o.token < store_.replication().token)
+    return make_error(errc::stale_token, "primary " + o.primary + " has token "
+                                           + std::to_string(o.token) + "; this store has seen "
+                                           + std::to_string(store_.replication().token));
+  if (cfg_.data_dir.empty() || o.files.size() != o.sizes.size())
+    return make_error(errc::invalid_argument, "this node cannot take a checkpoint");
+  if (seeding_.exchange(true))
+    return make_error(errc::unavailable, "this node is fetching a checkpoint already");
+  if (seeder_.joinable())
+    seeder_.join();
+  seeder_ = std::thread{[this, o] {
+    fetch_seed(o);
+    drop_caller();
+  }};
+  return o.position;
+}
+
+void group_replication::fetch_seed(replica_seed_offer o) {
+  namespace fs = std::filesystem;
+  auto t0 = clock::now();
+  auto dir = incoming_seed_dir(cfg_.data_dir);
+  auto fail = [&](const std::string& why) {
+    spdlog::warn("component=replication msg=\"fetching a checkpoint failed; the primary offers "
+                 "it again\" group={} primary={} checkpoint={} error=\"{}\"",
+                 cfg_.group, o.primary, o.id, why);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    seeding_ = false;
+  };
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec)
+    return fail("creating " + dir + ": " + ec.message());
+  spdlog::info("component=replication msg=\"fetching a checkpoint of the primary's store\" "
+               "group={} primary={} checkpoint={} position={} files={}",
+               cfg_.group, o.primary, o.id, o.position, o.files.size());
+  constexpr std::uint64_t piece = 1u << 20;
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < o.files.size(); ++i) {
+    auto path = dir + "/" + o.files[i];
+    if (auto err = append_to(path, std::string{})) // empty files too
+      return fail(describe(err));
+    for (std::uint64_t at = 0; at < o.sizes[i];) {
+      if (closing_)
+        return fail("the node is stopping");
+      auto peer = handle_of_(o.primary);
+      if (!peer)
+        return fail("no connection to " + o.primary);
+      auto r = call<std::string>(sys_, *peer, std::chrono::milliseconds{30000},
+                                 replica_seed_read{cfg_.group, o.id, o.files[i], at,
+                                                   std::min(piece, o.sizes[i] - at)});
+      if (!r)
+        return fail(sys_.render(r.error()));
+      if (r->empty())
+        return fail(o.files[i] + " ends before its size");
+      if (auto err = append_to(path, *r))
+        return fail(describe(err));
+      at += r->size();
+      bytes += r->size();
+    }
+  }
+  auto about = "checkpoint " + o.id + " of " + o.primary + " (group " + cfg_.group
+               + ") up to position " + std::to_string(o.position);
+  if (auto err = finish_seed(cfg_.data_dir, about))
+    return fail(describe(err));
+  seeds_received_.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("component=replication msg=\"fetched a checkpoint of the group's log: starting "
+               "again on it\" group={} primary={} position={} bytes={} took_ms={}",
+               cfg_.group, o.primary, o.position, bytes,
+               std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t0).count());
+  if (demoted_)
+    demoted_();
+}
 
 caf::expected<std::uint64_t> group_replication::on_hello(const replica_hello& h) {
   if (h.group != cfg_.group)
@@ -387,6 +544,8 @@ caf::expected<std::uint64_t> group_replication::on_hello(const replica_hello& h)
                                                 + h.group);
   if (primary_)
     return make_error(errc::invalid_argument, "this node is its group's primary");
+  if (seeding_)
+    return make_error(errc::unavailable, "this node is fetching a checkpoint");
   auto seen = store_.replication().token;
   if (h.token < seen)
     return make_error(errc::stale_token, "primary " + h.primary + " has token "
@@ -434,6 +593,8 @@ caf::expected<std::uint64_t> group_replication::on_hello(const replica_hello& h)
 caf::expected<std::uint64_t> group_replication::on_batch(replica_batch& b) {
   if (primary_)
     return make_error(errc::stale_token, "this node is its group's primary now");
+  if (seeding_)
+    return make_error(errc::unavailable, "this node is fetching a checkpoint");
   auto r = store_.replicate(std::move(b.batch));
   if (!r)
     return r.error();
@@ -454,6 +615,10 @@ caf::expected<std::uint64_t> group_replication::on_batch(replica_batch& b) {
     // a lost save only means events relayed again).
     storage::write_batch wb;
     wb.set_checkpoint(relay_checkpoint, b.relayed);
+    // Marks of an older position stay valid for a newer one (they only
+    // make the new primary read more of the topics); never the reverse.
+    if (!b.relay_marks.empty())
+      wb.put(storage::outbox_marks_key(relay_checkpoint), b.relay_marks);
     if (auto err = store_.commit(std::move(wb), false))
       spdlog::warn("component=replication msg=\"saving the relay position failed\" error=\"{}\"",
                    describe(err));
@@ -469,6 +634,8 @@ replication_figures group_replication::figures() const {
   f.batches_alone = alone_;
   f.gate_timeouts = gate_timeouts_;
   f.promotions = promotions_;
+  f.seeds_offered = seeds_offered_;
+  f.seeds_received = seeds_received_;
   f.truncated_events = truncated_events_;
   auto last = store_.last_position();
   {

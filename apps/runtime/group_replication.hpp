@@ -25,6 +25,7 @@
 
 #include "agent.hpp"
 #include "keel/storage/event_store.hpp"
+#include "keel/storage/kafka.hpp"
 #include "keel/storage/replication.hpp"
 #include "replication_types.hpp"
 
@@ -49,7 +50,44 @@ struct replica_batch {
   storage::replicated_batch batch;
   std::uint64_t primary_last = 0;
   std::uint64_t relayed = 0;
+  /// The marks the relay saved with `relayed` (sent to each standby once per
+  /// position; "" otherwise).
+  std::string relay_marks;
 };
+
+/// Primary -> standby far behind: fetch checkpoint `id` of the primary's
+/// store (its files and sizes; it holds the log up to `position`), then
+/// start again on it and follow from there. Answered with `position`.
+struct replica_seed_offer {
+  std::string group;
+  std::string primary;
+  std::uint64_t token = 0;
+  std::uint64_t position = 0;
+  std::string id;
+  std::vector<std::string> files;
+  std::vector<std::uint64_t> sizes;
+};
+
+/// Standby -> primary: a piece of a checkpoint file (answered with its bytes).
+struct replica_seed_read {
+  std::string group;
+  std::string id;
+  std::string file;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_seed_offer& x) {
+  return f(caf::meta::type_name("keel::replica_seed_offer"), x.group, x.primary, x.token,
+           x.position, x.id, x.files, x.sizes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_seed_read& x) {
+  return f(caf::meta::type_name("keel::replica_seed_read"), x.group, x.id, x.file, x.offset,
+           x.length);
+}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_hello& x) {
@@ -60,7 +98,7 @@ typename Inspector::result_type inspect(Inspector& f, replica_hello& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_batch& x) {
   return f(caf::meta::type_name("keel::replica_batch"), x.group, x.batch, x.primary_last,
-           x.relayed);
+           x.relayed, x.relay_marks);
 }
 
 } // namespace keel::runtime
@@ -103,6 +141,12 @@ public:
   caf::expected<std::uint64_t> on_hello(const replica_hello& h);
   /// Standby side: stores a batch. Returns the store's last position.
   caf::expected<std::uint64_t> on_batch(replica_batch& b);
+  /// Standby side: fetches the offered checkpoint on a thread of its own,
+  /// then asks the node to start again on it (see `on_demoted`). Returns
+  /// the checkpoint's position at once.
+  caf::expected<std::uint64_t> on_seed_offer(const replica_seed_offer& o);
+  /// Primary side: a piece of the checkpoint a standby fetches.
+  caf::expected<std::string> read_seed(const replica_seed_read& r) const;
 
   /// Runs `job` on the thread that stores what primaries send, in order.
   void submit(std::function<void()> job);
@@ -110,8 +154,10 @@ public:
   /// Called with what a truncation removed (the node rebuilds projections).
   void on_truncated(std::function<void(const storage::truncation&)> f);
   /// Where the primary's outbox relay is (shipped with each batch).
-  void relay_position(std::function<std::uint64_t()> f);
-  /// Called once (on the shipper's thread) when this primary lost its role.
+  void relay_position(std::function<storage::outbox_resume()> f);
+  /// Called once (on the shipper's thread) when this primary lost its role,
+  /// or (on the seeder's) when a standby fetched a checkpoint: the node
+  /// starts again as a standby.
   void on_demoted(std::function<void()> f);
 
   bool is_primary() const noexcept {
@@ -128,6 +174,11 @@ private:
     bool greeted = false;
     bool sync = false;
     std::uint64_t acked = 0;
+    /// The relay position whose marks this standby has.
+    std::uint64_t relay_shipped = 0;
+    /// The position of the checkpoint last offered to it, and when.
+    std::uint64_t seeded_at = 0;
+    std::chrono::steady_clock::time_point offered_at{};
   };
 
   /// The store's commit gate (on the committer's thread): runs `confirm`
@@ -143,6 +194,10 @@ private:
                       std::chrono::milliseconds timeout);
   void ship_loop();
   bool still_primary() const;
+  /// Whether standby `s` is far enough behind for a checkpoint.
+  bool wants_seed(const session& s) const;
+  caf::error offer_seed(session& s, const std::string& node);
+  void fetch_seed(replica_seed_offer o);
 
   replication_config cfg_;
   caf::actor_system& sys_;
@@ -150,7 +205,7 @@ private:
   std::function<cluster::agent*()> agent_;
   std::function<std::optional<caf::actor>(const std::string&)> handle_of_;
   std::function<void(const storage::truncation&)> truncated_;
-  std::function<std::uint64_t()> relayed_;
+  std::function<storage::outbox_resume()> relayed_;
 
   std::function<void()> demoted_;
   std::atomic<bool> primary_{false};
@@ -176,6 +231,10 @@ private:
   std::uint64_t relay_saved_ = 0;
   std::chrono::steady_clock::time_point relay_saved_at_{};
   std::atomic<std::uint64_t> truncated_events_{0};
+  std::atomic<bool> seeding_{false};
+  std::thread seeder_;
+  std::atomic<std::uint64_t> seeds_offered_{0};
+  std::atomic<std::uint64_t> seeds_received_{0};
 
   std::mutex loop_mtx_;
   std::condition_variable loop_cv_;

@@ -13,6 +13,7 @@
 #include "keel/events/ids.hpp"
 #include "auth.hpp"
 #include "node_state.hpp"
+#include "replica_seed.hpp"
 #include "pipeline_call.hpp"
 
 namespace keel::runtime {
@@ -253,13 +254,25 @@ caf::error start_read_side(node::impl& s) {
 caf::error start_relay(node::impl& s) {
   if (!s.kafka)
     return caf::error{};
-  std::lock_guard<std::mutex> guard{s.outbox_mtx};
-  if (s.outbox)
-    return caf::error{};
-  auto relay = storage::outbox_relay::start(s.core->store_ptr(), *s.kafka);
+  {
+    std::lock_guard<std::mutex> guard{s.outbox_mtx};
+    if (s.outbox)
+      return caf::error{};
+  }
+  storage::outbox_options opts;
+  if (s.link && s.link->replicated()) {
+    // The group's primaries relay one log: a new one finds what the last
+    // published past its checkpoint, and none produces without its lease.
+    opts.origin = s.link->config().cluster + "/" + s.link->config().group;
+    opts.may_publish = [link = s.link.get()] { return link->primary(); };
+  }
+  // Not under `outbox_mtx`: the start may read the topics for a while.
+  auto relay = storage::outbox_relay::start(s.core->store_ptr(), *s.kafka, std::move(opts));
   if (!relay)
     return relay.error();
-  s.outbox = std::move(*relay);
+  std::lock_guard<std::mutex> guard{s.outbox_mtx};
+  if (!s.outbox)
+    s.outbox = std::move(*relay);
   return caf::error{};
 }
 
@@ -363,13 +376,28 @@ bool on_promoted(node::impl& s) {
       break;
     after = page->back().stream;
   }
-  if (auto err = start_relay(s))
-    spdlog::error("component=replication msg=\"the outbox relay did not start; it is retried at "
-                  "the next start\" error=\"{}\"",
-                  describe(err));
-  spdlog::info("component=replication msg=\"serving as primary\" catalogue_entries={} "
-               "relay_from={}",
-               entries, s.outbox_status() ? s.outbox_status()->checkpoint : 0);
+  spdlog::info("component=replication msg=\"serving as primary\" catalogue_entries={}",
+               entries);
+  // On a thread of its own: the relay's start reads the topics from its
+  // marks (up to its reconcile timeout), which must hold up neither the
+  // agent (leases) nor /metrics.
+  if (s.kafka) {
+    if (s.relay_starter.joinable())
+      s.relay_starter.join();
+    s.relay_starter = std::thread{[&s] {
+      if (auto err = start_relay(s)) {
+        spdlog::error("component=replication msg=\"the outbox relay did not start; it is retried "
+                      "at the next start\" error=\"{}\"",
+                      describe(err));
+        return;
+      }
+      auto st = s.outbox_status();
+      spdlog::info("component=replication msg=\"outbox relay started\" relay_from={} "
+                   "found_published={} error=\"{}\"",
+                   st ? st->checkpoint : 0, st ? st->found_published : 0,
+                   st ? st->error : std::string{});
+    }};
+  }
   return true;
 }
 
@@ -410,6 +438,17 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   init_figures(*s);
   fit_fd_budget(s->cfg);
   if (s->cfg.cluster) {
+    s->cfg.cluster->data_dir = s->cfg.data;
+    if (!s->cfg.cluster->group.empty()) {
+      // A standby that fetched a checkpoint of its group's log starts on it.
+      auto adopted = adopt_seed(s->cfg.data);
+      if (!adopted)
+        return adopted.error();
+      if (!adopted->empty())
+        spdlog::warn("component=replication msg=\"the data directory is now a checkpoint of the "
+                     "group's log\" seed=\"{}\"",
+                     *adopted);
+    }
     auto link = cluster_link::open(*s->cfg.cluster);
     if (!link)
       return link.error();
@@ -446,13 +485,14 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
       auto* st = n->impl_.get();
       link->on_promoted([st] { return on_promoted(*st); });
       link->on_truncated([st](const storage::truncation& t) { on_truncated(*st, t); });
-      link->relay_position([st]() -> std::uint64_t {
-        // Never waits (the committer calls it): the last position seen when
-        // the relay was free.
+      link->relay_position([st]() -> storage::outbox_resume {
+        // Never waits for the relay (the committer calls it): the last
+        // position seen when the relay was free.
         std::unique_lock<std::mutex> guard{st->outbox_mtx, std::try_to_lock};
+        std::lock_guard<std::mutex> last{st->relayed_mtx};
         if (guard.owns_lock() && st->outbox)
-          st->relayed = st->outbox->status().checkpoint;
-        return st->relayed.load();
+          st->relayed = st->outbox->resume();
+        return st->relayed;
       });
       link->on_demoted([st] {
         st->restart_requested = true;
@@ -537,6 +577,8 @@ std::int64_t node::shutdown() {
     spdlog::error("component=node msg=\"flush failed\" error=\"{}\"", describe(err));
   if (s.runner)
     s.runner->stop();
+  if (s.relay_starter.joinable())
+    s.relay_starter.join(); // the agent is stopped: no other starts
   {
     std::lock_guard<std::mutex> guard{s.outbox_mtx};
     if (s.outbox)

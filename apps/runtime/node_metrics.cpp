@@ -260,6 +260,10 @@ void kafka(exposition& out, const node::impl& s) {
                static_cast<double>(st.delivered));
     out.single("keel_outbox_delivery_failures_total", "counter", "Failed deliveries (retried).",
                static_cast<double>(st.delivery_failures));
+    out.single("keel_outbox_found_published_total", "counter",
+               "Events a new primary found in the topics past its checkpoint (published by the "
+               "primary before it) and did not publish again.",
+               static_cast<double>(st.found_published));
   }
 }
 
@@ -340,6 +344,11 @@ void replication(exposition& out, const replication_figures& r, std::uint64_t st
   out.single("keel_replication_sync_losses_total", "counter",
              "Times the synchronous standby did not answer within the sync timeout.",
              d(r.gate_timeouts));
+  out.family("keel_replication_seeds_total", "counter",
+             "Checkpoints of the store offered to standbys far behind (offered), and fetched "
+             "by this standby to start again on (received).");
+  out.sample("keel_replication_seeds_total", {{"direction", "offered"}}, d(r.seeds_offered));
+  out.sample("keel_replication_seeds_total", {{"direction", "received"}}, d(r.seeds_received));
   out.single("keel_replication_promotions_total", "counter",
              "Times this node became its group's primary (failovers, first starts).",
              d(r.promotions));

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <optional>
 
 #include "engine.hpp"
@@ -53,8 +54,16 @@ struct node::impl {
   /// (from the cluster agent's thread): read it under `outbox_mtx`.
   std::unique_ptr<storage::outbox_relay> outbox;
   mutable std::mutex outbox_mtx;
-  /// The relay's checkpoint as last seen (shipped to standbys).
-  std::atomic<std::uint64_t> relayed{0};
+  /// Starts the relay of a promoted standby (node.cpp, on_promoted); joined
+  /// by shutdown, or here when the node never finished starting.
+  std::thread relay_starter;
+  ~impl() {
+    if (relay_starter.joinable())
+      relay_starter.join();
+  }
+  /// The relay's checkpoint and marks as last seen (shipped to standbys).
+  std::mutex relayed_mtx;
+  storage::outbox_resume relayed;
   std::optional<storage::outbox_status> outbox_status() const {
     std::lock_guard<std::mutex> guard{outbox_mtx};
     if (!outbox)

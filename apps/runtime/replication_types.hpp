@@ -22,6 +22,11 @@ struct replication_config {
   std::chrono::milliseconds sync_timeout{500};
   /// Events per catch-up batch.
   std::size_t catch_up_events = 512;
+  /// The node's data directory (seeds are written beside it).
+  std::string data_dir;
+  /// A standby further behind than this many events is sent a checkpoint of
+  /// the primary's store rather than the log (0: always the log).
+  std::uint64_t seed_after_events = 100000;
 };
 
 /// What the replication of one member shows (metrics, /health, keel-inspect).
@@ -53,6 +58,10 @@ struct replication_figures {
   /// Events removed from this store's tail when it rejoined.
   std::uint64_t truncated_events = 0;
   std::uint64_t promotions = 0;
+  /// Checkpoints offered to standbys far behind (primary) and adopted
+  /// (standby, counted before it starts again on one).
+  std::uint64_t seeds_offered = 0;
+  std::uint64_t seeds_received = 0;
 };
 
 } // namespace keel::runtime

@@ -7,7 +7,10 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <filesystem>
 
+#include "kcat.hpp"
+#include "keel/storage/kafka.hpp"
 #include "node_cluster.hpp"
 
 using namespace keel;
@@ -92,6 +95,99 @@ TEST_CASE("a standby serves reads from its own store with its lag shown, also wh
   CHECK(took < 500);
   // Bad input changes nothing: an unknown order is a 404 on a standby too.
   CHECK(read("/v1/orders/no-such-order", standby).status == 404);
+}
+
+TEST_CASE("after a failover the outbox publishes no event twice: the new primary finds what the "
+          "old one published past the checkpoint it was sent",
+          "[cluster][etcd][replication][kafka]") {
+  // Shared brokers (the embedded mock cluster, in this process): both nodes
+  // relay the group's log to the same topics.
+  storage::kafka_options ko;
+  ko.partitions = 4;
+  ko.client_id = "keel-test";
+  auto kafka = storage::kafka_cluster::open(ko);
+  REQUIRE(kafka);
+  auto brokers = (*kafka)->bootstrap_servers();
+  group_options o;
+  o.extra = {"--kafka", brokers};
+  group_run g{o};
+  REQUIRE(g.more(100));
+  g.tc["a1"].signal_and_wait(SIGKILL, 5s); // mid-relay, past its shipped checkpoint
+  REQUIRE(g.more(60));
+  REQUIRE(eventually([&] { return g.tc.view().member("a1") == nullptr; }, 10s));
+  g.tc["a1"].restart();
+  REQUIRE(g.more(20));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a2"].log());
+  g.check_after_failover();
+  auto a2 = g.tc["a2"].client();
+  REQUIRE(eventually([&] {
+    std::this_thread::sleep_for(200ms);
+    return metric(a2, "keel_outbox_lag_events") == 0;
+  }, 30s));
+  auto found = metric(a2, "keel_outbox_found_published_total");
+  std::map<std::string, int> seen; // event id -> messages
+  std::set<std::string> placed;    // orders with an order_placed message
+  std::size_t messages = 0;
+  for (auto* topic : {"keel.orders", "keel.inventory", "keel.payments", "keel.shipping"})
+    for (auto& msg : kcat_read(brokers, topic)) {
+      auto h = headers_of(msg);
+      CHECK(h["origin"] == "t/ga");
+      CHECK(!h["position"].empty());
+      ++seen[h["event_id"]];
+      ++messages;
+      if (h["type"] == "order_placed")
+        placed.insert(msg["key"].get<std::string>());
+    }
+  std::size_t twice = 0;
+  for (auto& [id, n] : seen)
+    twice += n > 1;
+  WARN("outbox across a failover: " << messages << " messages, " << seen.size()
+                                    << " events; the new primary found " << found
+                                    << " already published past its checkpoint");
+  CHECK(twice == 0);
+  for (auto& id : g.acknowledged())
+    CHECK(placed.count("order-" + id) == 1);
+}
+
+TEST_CASE("a wiped standby fetches a checkpoint of the primary's store while the primary serves, "
+          "then follows from the log",
+          "[cluster][etcd][replication]") {
+  group_options o;
+  o.entries = {"a1"};
+  o.extra = {"--seed-after-events", "300"};
+  group_run g{o};
+  REQUIRE(g.more(20));
+  // The standby's machine is replaced: an empty disk, the same node id.
+  g.tc["a2"].signal_and_wait(SIGKILL, 5s);
+  auto dir = g.tc.dir.sub("a2");
+  for (auto& entry : std::filesystem::directory_iterator{dir})
+    std::filesystem::remove_all(entry.path());
+  REQUIRE(g.more(60)); // alone meanwhile: far more than 300 events ahead
+  auto a1 = g.tc["a1"].client();
+  const std::string offered = "keel_replication_seeds_total{direction=\"offered\"}";
+  auto before = metric(a1, offered);
+  auto back_at = clock_type::now();
+  g.tc["a2"].restart();
+  REQUIRE(eventually([&] {
+    std::this_thread::sleep_for(200ms);
+    return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1;
+  }, 60s));
+  auto synced_ms = std::chrono::duration<double, std::milli>(clock_type::now() - back_at).count();
+  REQUIRE(g.more(20)); // through it again
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a2"].log());
+  CHECK(metric(a1, offered) == before + 1);
+  auto log = g.tc["a2"].log();
+  CHECK(log.find("fetched a checkpoint of the group's log: starting again on it") != std::string::npos);
+  CHECK(log.find("the data directory is now a checkpoint of the group's log") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir + ".seed"));
+  CHECK(!std::filesystem::exists(dir + ".replaced"));
+  // The primary dropped its checkpoint once the standby started on it.
+  CHECK(!std::filesystem::exists(g.tc.dir.sub("a1") + ".seed-out"));
+  WARN("wiped standby: synchronous again " << synced_ms << " ms after it came back, "
+                                           << g.acknowledged().size() << " orders acknowledged");
+  g.check_group("a1", "a2");
 }
 
 TEST_CASE("a primary frozen (SIGSTOP) beyond its lease acknowledges nothing when it resumes and "
