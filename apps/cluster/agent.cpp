@@ -288,6 +288,16 @@ void agent::elect(const cluster_view& v) {
   // group acknowledged; a new group's first member takes it.
   if (g.sync_exists && g.sync_primary != me && g.sync_standby != me)
     return;
+  // Named, but with a store that lacks part of the log (a wiped disk): it
+  // waits for the last primary rather than lose what the group acknowledged.
+  if (g.sync_exists && o_.may_lead && !o_.may_lead()) {
+    if (!refused_told_.exchange(true))
+      spdlog::error("component=cluster msg=\"etcd names this node for its group's primary role, "
+                    "but its store lacks part of the group's log (new, wiped or seeded, not "
+                    "caught up): it waits for the group's last primary\" group={} node={}",
+                    o_.self.group, me);
+    return;
+  }
   auto root = cluster_root(o_.cluster) + "groups/" + o_.self.group + "/";
   std::vector<etcd_compare> unchanged{etcd_compare::absent(root + "leader"),
                                       g.sync_exists
@@ -401,12 +411,21 @@ void agent::watch_rounds() {
       }
       if (b.compact_revision != 0)
         return false; // read the whole view afresh
-      if (b.events.empty() && b.revision <= current->revision)
+      // The view's revision moves only with the events it applied: a
+      // message without events (the watch's creation, a progress note)
+      // can be newer than events still on their way, and a view that
+      // claimed such a revision would contradict a write it lacks (a
+      // node's own leader key, taken a moment before: it took itself for
+      // demoted).
+      if (b.events.empty())
         return true;
       auto next = std::make_shared<cluster_view>(*current);
-      for (auto& ev : b.events)
+      auto revision = current->revision;
+      for (auto& ev : b.events) {
         apply(*next, root, ev.kv, ev.deleted);
-      next->revision = std::max(b.revision, current->revision);
+        revision = std::max(revision, ev.kv.mod_revision);
+      }
+      next->revision = revision;
       current = next;
       publish(current);
       return true;

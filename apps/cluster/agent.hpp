@@ -130,6 +130,10 @@ public:
     /// prepares to serve as the primary (begins the term in its store).
     /// False: it cannot, and the key is given up again.
     std::function<bool(std::int64_t token)> on_promoted;
+    /// Whether this node's store may take a role its group had before: false
+    /// while it lacks part of the group's log (new, wiped or seeded, not
+    /// caught up yet). A new group's first member takes the role anyway.
+    std::function<bool()> may_lead;
   };
 
   /// Creates the cluster's config if needed, joins (errors as
@@ -206,6 +210,8 @@ private:
   std::atomic<bool> live_{false};
   /// The leader key this node took (its create revision), 0: none.
   std::atomic<std::int64_t> leader_token_{0};
+  /// The refusal of a role its store could not take was logged.
+  std::atomic<bool> refused_told_{false};
   mutable std::mutex mtx_;
   mutable std::condition_variable cv_;
   std::shared_ptr<const cluster_view> view_;

@@ -602,6 +602,7 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
       return false;
     return x.promoted ? x.promoted() : true;
   };
+  o.may_lead = [&x] { return !x.replication || x.replication->may_lead(); };
   o.slots = x.slots;
   o.ttl_seconds = x.cfg.ttl_seconds;
   o.settle = x.cfg.settle;

@@ -19,6 +19,9 @@ using clock = std::chrono::steady_clock;
 /// The checkpoint of the outbox relay (storage/outbox.cpp).
 constexpr const char* relay_checkpoint = "outbox/kafka";
 
+/// Set while the store lacks part of its group's log.
+constexpr const char* incomplete_key = "replication/incomplete";
+
 } // namespace
 
 group_replication::group_replication(
@@ -30,6 +33,18 @@ group_replication::group_replication(
     store_(store),
     agent_(std::move(agent)),
     handle_of_(std::move(handle_of)) {
+  // A store that never began or followed a term (new, or wiped) lacks the
+  // group's log, unless the group is new (etcd then names no one); marked
+  // so that a restart before it caught up knows it still does.
+  auto marked = store_.get_model(incomplete_key);
+  incomplete_ = !marked || marked->has_value();
+  if (!incomplete_ && store_.replication().token == 0) {
+    incomplete_ = true;
+    if (auto err = mark_incomplete(store_))
+      spdlog::warn("component=replication msg=\"recording that the store lacks the group's log "
+                   "failed\" error=\"{}\"",
+                   describe(err));
+  }
   shipper_ = std::thread{[this] {
     ship_loop();
     drop_caller();
@@ -96,6 +111,29 @@ group_replication::~group_replication() {
     drop_seeds(cfg_.data_dir);
 }
 
+caf::error group_replication::mark_incomplete(storage::event_store& store) {
+  storage::write_batch wb;
+  wb.put(incomplete_key, "1");
+  return store.commit(std::move(wb));
+}
+
+void group_replication::complete(const char* why) {
+  if (!incomplete_)
+    return;
+  storage::write_batch wb;
+  wb.erase(incomplete_key);
+  if (auto err = store_.commit(std::move(wb))) {
+    spdlog::warn("component=replication msg=\"recording that the store has the group's log "
+                 "failed\" error=\"{}\"",
+                 describe(err));
+    return;
+  }
+  incomplete_ = false;
+  spdlog::info("component=replication msg=\"the store has the group's log: this node may take "
+               "the primary role\" group={} why=\"{}\" position={}",
+               cfg_.group, why, store_.last_position());
+}
+
 void group_replication::submit(std::function<void()> job) {
   {
     std::lock_guard<std::mutex> guard{jobs_mtx_};
@@ -144,6 +182,7 @@ bool group_replication::promote(std::int64_t token) {
   token_ = token;
   primary_ = true;
   promotions_.fetch_add(1, std::memory_order_relaxed);
+  complete("it is the primary");
   store_.set_commit_gate([this](storage::replicated_batch& b) { return gate(b); });
   store_.set_standby(false);
   spdlog::info("component=replication msg=\"primary: every batch goes to the synchronous "
@@ -162,7 +201,9 @@ caf::error group_replication::ship(session& s, const std::string& node,
   replica_batch msg;
   msg.group = cfg_.group;
   msg.batch = b; // the gate's batch is still needed if this standby fails
-  msg.primary_last = b.last_position();
+  // The log's head (a catch-up batch ends before it): the standby's lag, and
+  // whether it caught up.
+  msg.primary_last = std::max(b.last_position(), store_.last_position());
   if (relayed_) {
     auto r = relayed_();
     msg.relayed = r.checkpoint;
@@ -584,6 +625,8 @@ caf::expected<std::uint64_t> group_replication::on_hello(const replica_hello& h)
     primary_last_ = h.last_position;
     contact_ = clock::now();
   }
+  if (*r >= h.last_position)
+    complete("it has the primary's log");
   spdlog::info("component=replication msg=\"following\" group={} primary={} token={} "
                "position={} primary_position={}",
                cfg_.group, h.primary, h.token, *r, h.last_position);
@@ -598,6 +641,8 @@ caf::expected<std::uint64_t> group_replication::on_batch(replica_batch& b) {
   auto r = store_.replicate(std::move(b.batch));
   if (!r)
     return r.error();
+  if (incomplete_ && *r >= b.primary_last)
+    complete("it caught up with the primary");
   bool save = false;
   {
     std::lock_guard<std::mutex> guard{standby_mtx_};
@@ -636,6 +681,7 @@ replication_figures group_replication::figures() const {
   f.promotions = promotions_;
   f.seeds_offered = seeds_offered_;
   f.seeds_received = seeds_received_;
+  f.incomplete = incomplete_;
   f.truncated_events = truncated_events_;
   auto last = store_.last_position();
   {

@@ -163,6 +163,17 @@ public:
   bool is_primary() const noexcept {
     return primary_.load(std::memory_order_acquire);
   }
+  /// False while the store lacks part of the group's log (see
+  /// `mark_incomplete`): etcd may name it, it does not take the role.
+  bool may_lead() const noexcept {
+    return !incomplete_.load(std::memory_order_acquire);
+  }
+  /// Records in `store` (before replication starts) that it lacks part of
+  /// its group's log: seeded from a checkpoint (a store that never began
+  /// or followed a term - new, or wiped - is marked when replication
+  /// starts). Cleared once it caught up with a primary, or became one (a
+  /// new group's first member).
+  static caf::error mark_incomplete(storage::event_store& store);
   replication_figures figures() const;
   const replication_config& config() const noexcept {
     return cfg_;
@@ -232,6 +243,8 @@ private:
   std::chrono::steady_clock::time_point relay_saved_at_{};
   std::atomic<std::uint64_t> truncated_events_{0};
   std::atomic<bool> seeding_{false};
+  std::atomic<bool> incomplete_{false};
+  void complete(const char* why);
   std::thread seeder_;
   std::atomic<std::uint64_t> seeds_offered_{0};
   std::atomic<std::uint64_t> seeds_received_{0};

@@ -344,6 +344,10 @@ void replication(exposition& out, const replication_figures& r, std::uint64_t st
   out.single("keel_replication_sync_losses_total", "counter",
              "Times the synchronous standby did not answer within the sync timeout.",
              d(r.gate_timeouts));
+  out.single("keel_replication_incomplete", "gauge",
+             "1 while this node's store lacks part of its group's log (new, wiped or seeded, "
+             "not caught up): it does not take the primary role even if etcd names it.",
+             r.incomplete ? 1.0 : 0.0);
   out.family("keel_replication_seeds_total", "counter",
              "Checkpoints of the store offered to standbys far behind (offered), and fetched "
              "by this standby to start again on (received).");

@@ -62,6 +62,8 @@ struct replication_figures {
   /// (standby, counted before it starts again on one).
   std::uint64_t seeds_offered = 0;
   std::uint64_t seeds_received = 0;
+  /// The store lacks part of the group's log (it may not take the role).
+  bool incomplete = false;
 };
 
 } // namespace keel::runtime

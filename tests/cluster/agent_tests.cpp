@@ -267,6 +267,34 @@ TEST_CASE("a node that cannot serve as primary gives the leader key up", "[etcd]
   CHECK(a1->view()->held_by("a1") == 0);
 }
 
+TEST_CASE("a node that just took its group's leader key counts itself primary from the first "
+          "moment (the watch's first messages do not make its view contradict the key)",
+          "[etcd]") {
+  // The node checks primary() the moment on_promoted returns, as the
+  // replication's shipper does; a view that claimed a revision without
+  // its events (the watch's creation message) made it false and the node
+  // demoted itself. Ten fresh groups, each first member checked at once
+  // and for a while.
+  auto etcd = test::start_etcd();
+  for (int i = 0; i < 10; ++i) {
+    std::atomic<bool> promoted{false};
+    std::atomic<int> lapses{0};
+    auto o = group_options(*etcd, "n" + std::to_string(i), "g" + std::to_string(i));
+    o.on_promoted = [&](std::int64_t) {
+      promoted = true;
+      return true;
+    };
+    auto a = start_agent(std::move(o));
+    REQUIRE(wait_until([&] { return promoted.load(); }, 5s));
+    auto until = std::chrono::steady_clock::now() + 300ms;
+    while (std::chrono::steady_clock::now() < until) {
+      lapses += !a->primary();
+      std::this_thread::sleep_for(1ms);
+    }
+    CHECK(lapses == 0);
+  }
+}
+
 TEST_CASE("a primary cut off from etcd stops counting itself primary before its lease can lapse",
           "[etcd]") {
   auto etcd = test::start_etcd();

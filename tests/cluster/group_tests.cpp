@@ -190,6 +190,41 @@ TEST_CASE("a wiped standby fetches a checkpoint of the primary's store while the
   g.check_group("a1", "a2");
 }
 
+TEST_CASE("a wiped standby that etcd still names does not take the role: the group waits for its "
+          "last primary and loses nothing",
+          "[cluster][etcd][replication]") {
+  group_options o;
+  o.entries = {"a1"};
+  o.extra = {"--sync", "strict"}; // a1 keeps naming a2 while it is away
+  group_run g{o};
+  REQUIRE(g.more(40));
+  g.tc["a2"].signal_and_wait(SIGKILL, 5s);
+  auto dir = g.tc.dir.sub("a2");
+  for (auto& entry : std::filesystem::directory_iterator{dir})
+    std::filesystem::remove_all(entry.path());
+  std::this_thread::sleep_for(500ms);
+  g.tc["a1"].signal_and_wait(SIGKILL, 5s);
+  REQUIRE(eventually([&] {
+    auto v = g.tc.view();
+    return v.member("a1") == nullptr && v.member("a2") == nullptr;
+  }, 10s));
+  CHECK(g.tc.view().groups.at("ga").sync_standby == "a2");
+  // Back with an empty disk, named in etcd: it must not lead.
+  g.tc["a2"].restart();
+  auto a2 = g.tc["a2"].client();
+  std::this_thread::sleep_for(5s); // two leases and more
+  CHECK(metric(a2, "keel_replication_primary") == 0);
+  CHECK(metric(a2, "keel_replication_incomplete") == 1);
+  CHECK(g.tc["a2"].log().find("its store lacks part of the group's log") != std::string::npos);
+  // The last primary comes back, takes the role and a2 follows it.
+  g.tc["a1"].restart();
+  REQUIRE(g.more(20, 60s));
+  g.finish();
+  INFO(cluster_warnings(g.tc) << g.tc["a2"].log());
+  CHECK(metric(a2, "keel_replication_incomplete") == 0);
+  g.check_group("a1", "a2");
+}
+
 TEST_CASE("a primary frozen (SIGSTOP) beyond its lease acknowledges nothing when it resumes and "
           "rejoins as a standby",
           "[cluster][etcd][replication]") {
