@@ -267,6 +267,14 @@ caf::result<actors::stock_reply> route_stock(caf::event_based_actor* self,
   auto* a = link->agent.load();
   if (a == nullptr)
     return make_error(errc::unavailable, "the node has not joined its cluster yet");
+  // A saga of a primary that lost its role (frozen past its lease, cut off)
+  // sends nothing more: its group's new primary re-drives the saga from
+  // the acknowledged log, and a request from the old one would act twice
+  // (a reservation after the order's stock was committed never ends).
+  if (link->replication && !(link->replication->is_primary() && a->primary()))
+    return make_error(errc::unavailable, "node " + link->cfg.node_id
+                                           + " is no longer its group's primary: its sagas "
+                                             "send no stock requests");
   if (link->serving_stock(slot))
     return relay(self, local, caf::infinite, cmd);
   auto v = a->view();
