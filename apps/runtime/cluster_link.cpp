@@ -791,6 +791,36 @@ std::vector<std::string> cluster_link::other_members() const {
   return out;
 }
 
+std::vector<std::vector<std::string>> cluster_link::gather_plan(bool own_ok) const {
+  auto v = view();
+  auto* a = impl_->agent.load();
+  const auto& me = impl_->cfg.node_id;
+  const auto& mine = a != nullptr ? a->group() : me;
+  std::map<std::string, std::vector<std::string>> by_group;
+  by_group[mine];
+  for (auto& m : v->members)
+    if (m.node_id != me)
+      by_group[m.group.empty() ? m.node_id : m.group].push_back(m.node_id);
+  std::vector<std::vector<std::string>> out;
+  for (auto& [group, nodes] : by_group) {
+    auto g = v->groups.find(group);
+    auto leader = g != v->groups.end() ? g->second.leader.node : std::string{};
+    std::stable_partition(nodes.begin(), nodes.end(),
+                          [&](const std::string& n) { return n == leader; });
+    if (group == mine) {
+      if (own_ok || primary() || leader.empty() || leader == me)
+        nodes.clear();
+      else
+        nodes.erase(std::remove_if(nodes.begin(), nodes.end(),
+                                   [&](const std::string& n) { return n != leader; }),
+                    nodes.end());
+      nodes.push_back(""); // this node's own store
+    }
+    out.push_back(std::move(nodes));
+  }
+  return out;
+}
+
 bool cluster_link::live() const {
   auto* a = impl_->agent.load();
   return a != nullptr && a->live();

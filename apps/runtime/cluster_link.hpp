@@ -224,6 +224,13 @@ public:
 
   /// The node ids of the other live members.
   std::vector<std::string> other_members() const;
+  /// Whom to ask for each group's part of a list gathered from every group
+  /// (a customer's orders): per group, the nodes in order of preference -
+  /// its primary first, then its standbys (their copy, stale by their lag)
+  /// - with "" for this node's own store. This node's own group: its own
+  /// store when it is the primary (or `own_ok`: a standby read), else its
+  /// primary, then its own store.
+  std::vector<std::vector<std::string>> gather_plan(bool own_ok) const;
   /// Whether this node's membership (its etcd lease) is live.
   bool live() const;
   /// Whether this node has a connection to member `node`.

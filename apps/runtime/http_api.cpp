@@ -498,32 +498,54 @@ void http_api::impl::gather_orders(http_request& req, http_response& res, const 
   // Every node's first `limit` orders after the cursor, merged in cursor
   // order (newest first): the cursor is the same key in every store.
   auto* link = n.cluster();
-  auto items = json::parse(customer_orders_body(id, own, true))["orders"];
-  bool more = !own.next_cursor.empty();
-  for (auto& node : link->other_members()) {
-    slot_route r;
-    r.where = slot_route::kind::remote;
-    r.node = node;
-    auto answer = link->forward(r, {req.method, req.path, req.segments, req.params, req.body,
-                                    req.header("Authorization"), req.remote_addr, 0, 0});
-    if (!answer || answer->status != 200) {
+  auto items = json::array();
+  bool more = false;
+  // One answer per group: its primary's part, or a standby's copy when the
+  // primary does not answer (a lost standby costs nothing; a lost primary
+  // is answered from its standby until it is replaced).
+  bool standby_ok = req.header("Keel-Read") == "standby";
+  for (auto& choices : link->gather_plan(standby_ok)) {
+    std::string why;
+    bool got = false;
+    for (auto& node : choices) {
+      if (node.empty()) {
+        auto page = json::parse(customer_orders_body(id, own, true));
+        for (auto& o : page["orders"])
+          items.push_back(std::move(o));
+        more = more || !own.next_cursor.empty();
+        got = true;
+        break;
+      }
+      slot_route r;
+      r.where = slot_route::kind::remote;
+      r.node = node;
+      auto answer = link->forward(r, {req.method, req.path, req.segments, req.params, req.body,
+                                      req.header("Authorization"), req.remote_addr, 0, 0});
+      if (!answer || answer->status != 200) {
+        why += (why.empty() ? "" : "; ") + node + " "
+               + (answer ? "answered " + std::to_string(answer->status)
+                         : "did not answer: " + describe(answer.error()));
+        continue;
+      }
+      auto page = json::parse(answer->body, nullptr, false);
+      if (!page.is_object() || !page["orders"].is_array())
+        return send_error(res, {502, "bad_gateway", "node " + node + " sent no order list", ""});
+      for (auto& o : page["orders"]) {
+        o["node"] = node;
+        items.push_back(std::move(o));
+      }
+      more = more || !page["next_cursor"].is_null();
+      got = true;
+      break;
+    }
+    if (!got) {
       n.count_shed();
       res.set_header("Retry-After", "1");
-      std::string why = answer ? "answered " + std::to_string(answer->status)
-                               : "did not answer: " + describe(answer.error());
       return send_error(res, {503, "unavailable",
-                              "a customer's orders are gathered from every node; node " + node
-                                + " " + why,
+                              "a customer's orders are gathered from every group; no node of "
+                              "one answered: " + why,
                               ""});
     }
-    auto page = json::parse(answer->body, nullptr, false);
-    if (!page.is_object() || !page["orders"].is_array())
-      return send_error(res, {502, "bad_gateway", "node " + node + " sent no order list", ""});
-    for (auto& o : page["orders"]) {
-      o["node"] = node;
-      items.push_back(std::move(o));
-    }
-    more = more || !page["next_cursor"].is_null();
   }
   std::vector<json> merged(items.begin(), items.end());
   std::stable_sort(merged.begin(), merged.end(), [](const json& a, const json& b) {

@@ -225,6 +225,51 @@ TEST_CASE("a wiped standby that etcd still names does not take the role: the gro
   g.check_group("a1", "a2");
 }
 
+TEST_CASE("a customer's orders are listed from one node of each group: a lost standby or a "
+          "frozen primary does not take the list down",
+          "[cluster][etcd][replication]") {
+  group_run g;
+  REQUIRE(g.more(40));
+  g.finish();
+  auto list = [&](const std::string& via, const httplib::Headers& h) {
+    auto c = g.tc[via].client();
+    c.set_read_timeout(20, 0);
+    auto t0 = clock_type::now();
+    auto r = c.Get("/v1/customers/c-1/orders?limit=500", h);
+    auto ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+    INFO("through " << via << ": " << httplib::to_string(r.error()) << " after " << ms << " ms");
+    REQUIRE(r);
+    return *r;
+  };
+  auto count = [](const httplib::Response& r) {
+    return nlohmann::json::parse(r.body)["orders"].size();
+  };
+  auto all = list("a1", auth("ops", true));
+  REQUIRE(all.status == 200);
+  auto n = count(all);
+  CHECK(n == g.acknowledged().size()); // each once, though both nodes hold them
+  // The standby lost: the primary's part is enough.
+  g.tc["a2"].signal_and_wait(SIGKILL, 5s);
+  auto lost = list("a1", auth("ops", true));
+  CHECK(lost.status == 200);
+  CHECK(count(lost) == n);
+  // Back, and synchronous again; then the primary frozen (it loses its
+  // role after this): the standby answers from its own copy.
+  REQUIRE(eventually([&] { return g.tc.view().member("a2") == nullptr; }, 10s));
+  g.tc["a2"].restart();
+  auto a1 = g.tc["a1"].client();
+  REQUIRE(eventually([&] {
+    std::this_thread::sleep_for(200ms);
+    return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1;
+  }, 30s));
+  auto pid = g.tc["a1"].pid();
+  ::kill(pid, SIGSTOP);
+  auto frozen = list("a2", auth("ops", true));
+  ::kill(pid, SIGCONT);
+  CHECK(frozen.status == 200);
+  CHECK(count(frozen) == n);
+}
+
 TEST_CASE("a primary frozen (SIGSTOP) beyond its lease acknowledges nothing when it resumes and "
           "rejoins as a standby",
           "[cluster][etcd][replication]") {
