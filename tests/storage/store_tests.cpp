@@ -410,7 +410,8 @@ TEST_CASE("a retry racing its unacknowledged first attempt never stores the even
   CHECK(refused > 0);
 }
 
-TEST_CASE("memtables and cached blocks stay within the store's memory budget", "[store][memory]") {
+TEST_CASE("memtables and cached blocks stay within the store's memory budget",
+          "[store][memory][alone]") {
   keel::temp_dir dir;
   storage::options opts;
   opts.path = dir.sub("store");
