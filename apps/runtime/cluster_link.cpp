@@ -267,16 +267,18 @@ caf::result<actors::stock_reply> route_stock(caf::event_based_actor* self,
   auto* a = link->agent.load();
   if (a == nullptr)
     return make_error(errc::unavailable, "the node has not joined its cluster yet");
+  if (link->serving_stock(slot))
+    return relay(self, local, caf::infinite, cmd); // a fenced store refuses a demoted primary's
   // A saga of a primary that lost its role (frozen past its lease, cut off)
-  // sends nothing more: its group's new primary re-drives the saga from
-  // the acknowledged log, and a request from the old one would act twice
-  // (a reservation after the order's stock was committed never ends).
+  // sends nothing to another group: its group's new primary re-drives the
+  // saga from the acknowledged log, and a request from the old one would
+  // act twice (a reservation after the order's stock was committed never
+  // ends). Checked here, on the remote path only: the local one stays free
+  // of the agent's lock.
   if (link->replication && !(link->replication->is_primary() && a->primary()))
     return make_error(errc::unavailable, "node " + link->cfg.node_id
                                            + " is no longer its group's primary: its sagas "
                                              "send no stock requests");
-  if (link->serving_stock(slot))
-    return relay(self, local, caf::infinite, cmd);
   auto v = a->view();
   auto* owner = v->owner(slot);
   if (owner == nullptr)
@@ -584,8 +586,9 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
       if (x.truncated)
         x.truncated(t);
     });
-    x.replication->relay_position(
-      [&x] { return x.relayed ? x.relayed() : storage::outbox_resume{}; });
+    x.replication->relay_position([&x](std::uint64_t known) {
+      return x.relayed ? x.relayed(known) : storage::outbox_resume{known, {}};
+    });
     x.replication->on_demoted([&x] {
       if (x.demoted)
         x.demoted();
@@ -968,7 +971,7 @@ void cluster_link::on_truncated(std::function<void(const storage::truncation&)> 
   impl_->truncated = std::move(f);
 }
 
-void cluster_link::relay_position(std::function<storage::outbox_resume()> f) {
+void cluster_link::relay_position(std::function<storage::outbox_resume(std::uint64_t)> f) {
   impl_->relayed = std::move(f);
 }
 

@@ -272,7 +272,7 @@ public:
   /// Called with what a standby's store dropped when it rejoined.
   void on_truncated(std::function<void(const storage::truncation&)> f);
   /// Where the outbox relay is (shipped to the standbys).
-  void relay_position(std::function<storage::outbox_resume()> f);
+  void relay_position(std::function<storage::outbox_resume(std::uint64_t known)> f);
   /// Called once when this node, a primary, lost its role (its lease
   /// lapsed): it must stop and start again as a standby.
   void on_demoted(std::function<void()> f);

@@ -229,7 +229,7 @@ struct cluster_link::impl {
   std::unique_ptr<group_replication> replication;
   std::function<bool()> promoted;
   std::function<void(const storage::truncation&)> truncated;
-  std::function<storage::outbox_resume()> relayed;
+  std::function<storage::outbox_resume(std::uint64_t known)> relayed;
   std::function<void()> demoted;
 
   std::optional<caf::actor> handle(const std::string& node) const {

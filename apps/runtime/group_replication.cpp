@@ -146,7 +146,7 @@ void group_replication::on_truncated(std::function<void(const storage::truncatio
   truncated_ = std::move(f);
 }
 
-void group_replication::relay_position(std::function<storage::outbox_resume()> f) {
+void group_replication::relay_position(std::function<storage::outbox_resume(std::uint64_t)> f) {
   relayed_ = std::move(f);
 }
 
@@ -205,10 +205,9 @@ caf::error group_replication::ship(session& s, const std::string& node,
   // whether it caught up.
   msg.primary_last = std::max(b.last_position(), store_.last_position());
   if (relayed_) {
-    auto r = relayed_();
+    auto r = relayed_(s.relay_shipped);
     msg.relayed = r.checkpoint;
-    if (r.checkpoint != s.relay_shipped)
-      msg.relay_marks = std::move(r.marks);
+    msg.relay_marks = std::move(r.marks);
   }
   auto peer = *s.peer;
   auto connected = [&] {

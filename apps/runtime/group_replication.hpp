@@ -153,8 +153,9 @@ public:
 
   /// Called with what a truncation removed (the node rebuilds projections).
   void on_truncated(std::function<void(const storage::truncation&)> f);
-  /// Where the primary's outbox relay is (shipped with each batch).
-  void relay_position(std::function<storage::outbox_resume()> f);
+  /// Where the primary's outbox relay is (shipped with each batch): its
+  /// checkpoint, with the marks when it is not `known` (the standby's).
+  void relay_position(std::function<storage::outbox_resume(std::uint64_t known)> f);
   /// Called once (on the shipper's thread) when this primary lost its role,
   /// or (on the seeder's) when a standby fetched a checkpoint: the node
   /// starts again as a standby.
@@ -216,7 +217,7 @@ private:
   std::function<cluster::agent*()> agent_;
   std::function<std::optional<caf::actor>(const std::string&)> handle_of_;
   std::function<void(const storage::truncation&)> truncated_;
-  std::function<storage::outbox_resume()> relayed_;
+  std::function<storage::outbox_resume(std::uint64_t known)> relayed_;
 
   std::function<void()> demoted_;
   std::atomic<bool> primary_{false};

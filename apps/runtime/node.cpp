@@ -494,14 +494,13 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
       auto* st = n->impl_.get();
       link->on_promoted([st] { return on_promoted(*st); });
       link->on_truncated([st](const storage::truncation& t) { on_truncated(*st, t); });
-      link->relay_position([st]() -> storage::outbox_resume {
-        // Never waits for the relay (the committer calls it): the last
-        // position seen when the relay was free.
+      link->relay_position([st](std::uint64_t known) -> storage::outbox_resume {
+        // Never waits (the committer calls it for every batch): while the
+        // relay starts or stops, or /metrics reads it, nothing new.
         std::unique_lock<std::mutex> guard{st->outbox_mtx, std::try_to_lock};
-        std::lock_guard<std::mutex> last{st->relayed_mtx};
-        if (guard.owns_lock() && st->outbox)
-          st->relayed = st->outbox->resume();
-        return st->relayed;
+        if (!guard.owns_lock() || !st->outbox)
+          return {known, {}};
+        return st->outbox->resume(known);
       });
       link->on_demoted([st] {
         st->restart_requested = true;

@@ -61,9 +61,6 @@ struct node::impl {
     if (relay_starter.joinable())
       relay_starter.join();
   }
-  /// The relay's checkpoint and marks as last seen (shipped to standbys).
-  std::mutex relayed_mtx;
-  storage::outbox_resume relayed;
   std::optional<storage::outbox_status> outbox_status() const {
     std::lock_guard<std::mutex> guard{outbox_mtx};
     if (!outbox)

@@ -10,6 +10,7 @@
 // retry or a checkpoint save is due, or `stop` asks it to drain.
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -56,15 +57,31 @@ steady::duration backoff(unsigned attempts) {
   return std::min<steady::duration>(50ms * (1u << shift) / 2, 5s);
 }
 
-// Per topic partition, an offset every later message lies beyond.
-using offsets = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
+// Per topic, per partition, an offset every later message lies beyond.
+// Looked up by the topic's name as librdkafka holds it (no string built
+// per delivery report).
+using offsets = std::map<std::string, std::map<std::int32_t, std::int64_t>, std::less<>>;
+
+std::int64_t& offset_of(offsets& o, std::string_view topic, std::int32_t partition) {
+  auto t = o.find(topic);
+  if (t == o.end())
+    t = o.emplace(std::string{topic}, std::map<std::int32_t, std::int64_t>{}).first;
+  return t->second.try_emplace(partition, -1).first->second;
+}
+
+// A whole decimal number; false for anything else.
+template <class Int>
+bool number(std::string_view text, Int& out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc{} && end == text.data() + text.size() && !text.empty();
+}
 
 // "topic:partition:offset;..." (topic names have no ':' or ';').
 std::string encode(const offsets& o) {
   std::string out;
-  for (auto& [tp, offset] : o) {
-    out += tp.first + ':' + std::to_string(tp.second) + ':' + std::to_string(offset) + ';';
-  }
+  for (auto& [topic, partitions] : o)
+    for (auto& [partition, offset] : partitions)
+      out += topic + ':' + std::to_string(partition) + ':' + std::to_string(offset) + ';';
   return out;
 }
 
@@ -72,18 +89,14 @@ bool decode(std::string_view text, offsets& out) {
   while (!text.empty()) {
     auto end = text.find(';');
     auto a = text.find(':');
-    if (end == std::string_view::npos || a == std::string_view::npos || a > end)
+    auto b = a == std::string_view::npos ? a : text.find(':', a + 1);
+    std::int32_t partition = 0;
+    std::int64_t offset = 0;
+    if (end == std::string_view::npos || b == std::string_view::npos || b > end
+        || !number(text.substr(a + 1, b - a - 1), partition)
+        || !number(text.substr(b + 1, end - b - 1), offset))
       return false;
-    auto b = text.find(':', a + 1);
-    if (b == std::string_view::npos || b > end)
-      return false;
-    try {
-      auto partition = std::stoi(std::string{text.substr(a + 1, b - a - 1)});
-      auto offset = std::stoll(std::string{text.substr(b + 1, end - b - 1)});
-      out[{std::string{text.substr(0, a)}, partition}] = offset;
-    } catch (const std::exception&) {
-      return false;
-    }
+    offset_of(out, text.substr(0, a), partition) = offset;
     text.remove_prefix(end + 1);
   }
   return true;
@@ -136,11 +149,13 @@ caf::expected<found_in_topics> read_topics(const std::string& bootstrap, const s
                                                   static_cast<int>(std::max<std::int64_t>(left.count(), 1)));
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         return to_error(err, "reading the offsets of " + t.name + "/" + std::to_string(p));
-      out.last[{t.name, p}] = hi - 1;
+      offset_of(out.last, t.name, p) = hi - 1;
       if (from == nullptr)
         continue;
-      auto m = from->find({t.name, p});
-      auto start = m != from->end() ? std::max(m->second + 1, lo) : lo;
+      auto start = lo; // a partition without a mark: from its start
+      if (auto m = from->find(t.name); m != from->end())
+        if (auto q = m->second.find(p); q != m->second.end())
+          start = std::max(q->second + 1, lo);
       if (start >= hi)
         continue;
       rd_kafka_topic_partition_list_add(parts.get(), t.name.c_str(), p)->offset = start;
@@ -175,16 +190,12 @@ caf::expected<found_in_topics> read_topics(const std::string& bootstrap, const s
       return to_error(msg->err, "reading " + tp.first + "/" + std::to_string(tp.second));
     }
     rd_kafka_headers_t* hdrs = nullptr;
+    std::uint64_t position = 0;
     if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR
-        && header_of(hdrs, "origin") == origin) {
-      auto text = header_of(hdrs, "position");
-      std::uint64_t position = 0;
-      for (char c : text)
-        position = position * 10 + static_cast<std::uint64_t>(c - '0');
-      if (!text.empty() && position > after)
-        out.positions.insert(position);
-    }
-    if (msg->offset >= out.last[tp])
+        && header_of(hdrs, "origin") == origin && number(header_of(hdrs, "position"), position)
+        && position > after)
+      out.positions.insert(position);
+    if (msg->offset >= offset_of(out.last, tp.first, tp.second))
       open.erase(tp);
   }
   rd_kafka_consumer_close(rk->get());
@@ -212,6 +223,7 @@ struct outbox_relay::impl {
   std::condition_variable room; // the window has room, or reading stopped
   delivery_window window;
   std::uint64_t saved = 0;
+  std::atomic<std::uint64_t> saved_now{0}; // `saved`, readable without `mtx`
   // Positions that failed, by attempts so far (erased on delivery), and
   // when each is due to be produced again.
   std::map<std::uint64_t, unsigned> attempts;
@@ -423,7 +435,7 @@ void outbox_relay::impl::on_report(const rd_kafka_message_t& msg) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++delivered;
     if (!opts.origin.empty() && msg.rkt != nullptr) {
-      auto& at = delivered_at[{rd_kafka_topic_name(msg.rkt), msg.partition}];
+      auto& at = offset_of(delivered_at, rd_kafka_topic_name(msg.rkt), msg.partition);
       at = std::max(at, msg.offset);
     }
     attempts.erase(position);
@@ -516,6 +528,7 @@ void outbox_relay::impl::save_checkpoint() {
   } else {
     saved = target;
     saved_marks = std::move(m);
+    saved_now.store(target, std::memory_order_release);
   }
 }
 
@@ -587,6 +600,7 @@ outbox_relay::start(std::shared_ptr<event_store> store, const kafka_cluster& clu
   s->client_id = cluster.options().client_id;
   s->security = cluster.options().security;
   s->saved = *cp ? (*cp)->position : 0;
+  s->saved_now = s->saved;
   s->window = delivery_window{s->saved};
   if (!s->opts.origin.empty()) {
     // What a primary that died published past the checkpoint it shipped.
@@ -664,8 +678,10 @@ outbox_status outbox_relay::status() const {
   return st;
 }
 
-outbox_resume outbox_relay::resume() const {
+outbox_resume outbox_relay::resume(std::uint64_t known) const {
   auto& s = *impl_;
+  if (s.saved_now.load(std::memory_order_acquire) == known)
+    return {known, {}};
   std::lock_guard<std::mutex> guard{s.mtx};
   return {s.saved, s.saved_marks};
 }

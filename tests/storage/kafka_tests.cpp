@@ -337,9 +337,12 @@ TEST_CASE("a relay with an origin resumed from an older checkpoint and its marks
   auto relay = start_relay(store, *cluster, opts);
   REQUIRE(eventually([&] { return relay->status().checkpoint == 50; }, 10s));
   // What a standby was last sent: the checkpoint and the marks saved with it.
-  auto at50 = relay->resume();
+  auto at50 = relay->resume(0);
   REQUIRE(at50.checkpoint == 50);
   REQUIRE(!at50.marks.empty());
+  auto known = relay->resume(50); // a standby that has them gets no marks again
+  CHECK(known.checkpoint == 50);
+  CHECK(known.marks.empty());
   auto stored = store->get_model(outbox_marks_key("outbox/kafka"));
   REQUIRE(stored);
   REQUIRE(*stored);

@@ -223,8 +223,10 @@ public:
   /// The relay's progress now.
   outbox_status status() const;
 
-  /// The saved checkpoint and its marks (cheap: no store access).
-  outbox_resume resume() const;
+  /// The saved checkpoint, and its marks when it is not `known` (a caller
+  /// that has them already gets ""). Without a lock while the checkpoint is
+  /// `known`: the replication's commit gate asks for every batch.
+  outbox_resume resume(std::uint64_t known) const;
 
   /// Stops reading, waits up to `stop_timeout` for outstanding delivery
   /// reports, saves the checkpoint and closes the producer. Idempotent.
