@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -495,7 +496,7 @@ void http_api::impl::customer_orders(http_request& req, http_response& res) {
 
 void http_api::impl::gather_orders(http_request& req, http_response& res, const std::string& id,
                                    std::size_t limit, const projections::customer_orders_page& own) {
-  // Every node's first `limit` orders after the cursor, merged in cursor
+  // Every group's first `limit` orders after the cursor, merged in cursor
   // order (newest first): the cursor is the same key in every store.
   auto* link = n.cluster();
   auto items = json::array();
@@ -503,40 +504,43 @@ void http_api::impl::gather_orders(http_request& req, http_response& res, const 
   // One answer per group: its primary's part, or a standby's copy when the
   // primary does not answer (a lost standby costs nothing; a lost primary
   // is answered from its standby until it is replaced).
-  bool standby_ok = req.header("Keel-Read") == "standby";
-  for (auto& choices : link->gather_plan(standby_ok)) {
+  // One group's part from `node` ("": this node's own store); the reason
+  // when it gave none.
+  auto part_from = [&](const std::string& node) -> std::optional<std::string> {
+    if (node.empty()) {
+      auto page = json::parse(customer_orders_body(id, own, true));
+      for (auto& o : page["orders"])
+        items.push_back(std::move(o));
+      more = more || !own.next_cursor.empty();
+      return std::nullopt;
+    }
+    slot_route r;
+    r.where = slot_route::kind::remote;
+    r.node = node;
+    auto answer = link->forward(r, {req.method, req.path, req.segments, req.params, req.body,
+                                    req.header("Authorization"), req.remote_addr, 0, 0});
+    if (!answer)
+      return node + " did not answer: " + describe(answer.error());
+    if (answer->status != 200)
+      return node + " answered " + std::to_string(answer->status);
+    auto page = json::parse(answer->body, nullptr, false);
+    if (!page.is_object() || !page["orders"].is_array())
+      return node + " sent no order list";
+    for (auto& o : page["orders"]) {
+      o["node"] = node;
+      items.push_back(std::move(o));
+    }
+    more = more || !page["next_cursor"].is_null();
+    return std::nullopt;
+  };
+  for (auto& choices : link->gather_plan(req.header("Keel-Read") == "standby")) {
     std::string why;
     bool got = false;
-    for (auto& node : choices) {
-      if (node.empty()) {
-        auto page = json::parse(customer_orders_body(id, own, true));
-        for (auto& o : page["orders"])
-          items.push_back(std::move(o));
-        more = more || !own.next_cursor.empty();
-        got = true;
-        break;
-      }
-      slot_route r;
-      r.where = slot_route::kind::remote;
-      r.node = node;
-      auto answer = link->forward(r, {req.method, req.path, req.segments, req.params, req.body,
-                                      req.header("Authorization"), req.remote_addr, 0, 0});
-      if (!answer || answer->status != 200) {
-        why += (why.empty() ? "" : "; ") + node + " "
-               + (answer ? "answered " + std::to_string(answer->status)
-                         : "did not answer: " + describe(answer.error()));
-        continue;
-      }
-      auto page = json::parse(answer->body, nullptr, false);
-      if (!page.is_object() || !page["orders"].is_array())
-        return send_error(res, {502, "bad_gateway", "node " + node + " sent no order list", ""});
-      for (auto& o : page["orders"]) {
-        o["node"] = node;
-        items.push_back(std::move(o));
-      }
-      more = more || !page["next_cursor"].is_null();
-      got = true;
-      break;
+    for (auto i = choices.begin(); i != choices.end() && !got; ++i) {
+      auto failed = part_from(*i);
+      got = !failed;
+      if (failed)
+        why += (why.empty() ? "" : "; ") + *failed;
     }
     if (!got) {
       n.count_shed();
