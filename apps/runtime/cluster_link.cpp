@@ -579,6 +579,7 @@ caf::error cluster_link::start(caf::actor_system& sys, actors::pipeline& pipelin
     rc.sync_timeout = x.cfg.sync_timeout;
     rc.data_dir = x.cfg.data_dir;
     rc.seed_after_events = x.cfg.seed_after_events;
+    rc.seeded = x.cfg.seeded;
     x.replication = std::make_unique<group_replication>(
       rc, sys, store, [&x] { return x.agent.load(); },
       [&x](const std::string& node) { return x.handle(node); });

@@ -78,6 +78,7 @@ struct cluster_config {
   /// the node's).
   std::uint64_t seed_after_events = 100000;
   std::string data_dir;
+  bool seeded = false;
   /// How long a starting node waits for etcd to answer (a node started, or
   /// started again as a standby, while etcd is down); negative: until
   /// `keep_waiting` says no more.

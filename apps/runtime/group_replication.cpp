@@ -34,13 +34,14 @@ group_replication::group_replication(
     agent_(std::move(agent)),
     handle_of_(std::move(handle_of)) {
   // A store that never began or followed a term (new, or wiped) lacks the
-  // group's log, unless the group is new (etcd then names no one); marked
-  // so that a restart before it caught up knows it still does.
+  // group's log, unless the group is new (etcd then names no one), and so
+  // does a checkpoint (the tail since); marked so that a restart before it
+  // caught up knows it still does.
   auto marked = store_.get_model(incomplete_key);
   incomplete_ = !marked || marked->has_value();
-  if (!incomplete_ && store_.replication().token == 0) {
+  if (!incomplete_ && (cfg_.seeded || store_.replication().token == 0)) {
     incomplete_ = true;
-    if (auto err = mark_incomplete(store_))
+    if (auto err = mark_incomplete())
       spdlog::warn("component=replication msg=\"recording that the store lacks the group's log "
                    "failed\" error=\"{}\"",
                    describe(err));
@@ -111,10 +112,10 @@ group_replication::~group_replication() {
     drop_seeds(cfg_.data_dir);
 }
 
-caf::error group_replication::mark_incomplete(storage::event_store& store) {
+caf::error group_replication::mark_incomplete() {
   storage::write_batch wb;
   wb.put(incomplete_key, "1");
-  return store.commit(std::move(wb));
+  return store_.commit(std::move(wb));
 }
 
 void group_replication::complete(const char* why) {
@@ -402,12 +403,11 @@ void group_replication::ship_loop() {
       caf::error err;
       if (!s.greeted || s.peer != handle_of_(node))
         err = greet(s, node);
-      bool took_seed = s.seeded_at != 0 && s.acked >= s.seeded_at;
-      if (!err && took_seed && s.offered_at != clock::time_point{}) {
+      if (!err && s.seeded_at != 0 && s.acked >= s.seeded_at) {
         // It started on the checkpoint: its files need not stay (they hold
         // SST files this store's compactions would otherwise delete).
         drop_seeds(cfg_.data_dir);
-        s.offered_at = clock::time_point{};
+        s.seeded_at = 0;
       }
       if (!err && wants_seed(s)) {
         // Far behind (new, or wiped): a checkpoint of this store, fetched
@@ -450,17 +450,20 @@ void group_replication::ship_loop() {
 }
 
 bool group_replication::wants_seed(const session& s) const {
-  if (cfg_.seed_after_events == 0 || cfg_.data_dir.empty())
+  if (cfg_.seed_after_events == 0 || cfg_.data_dir.empty()
+      || store_.last_position() <= s.acked + cfg_.seed_after_events)
     return false;
-  auto last = store_.last_position();
-  if (last <= s.acked + cfg_.seed_after_events)
-    return false;
-  // Not again to a standby that follows from a checkpoint it took; again
-  // to one that did not take it, after a while.
-  if (s.seeded_at != 0 && s.acked >= s.seeded_at)
-    return false;
-  return s.seeded_at == 0 || s.offered_at == clock::time_point{}
+  // One checkpoint per standby every 30 s at most: one it took is followed
+  // by the log tail written meanwhile; one it did not take is offered again.
+  return s.offered_at == clock::time_point{}
          || clock::now() - s.offered_at >= std::chrono::seconds{30};
+}
+
+caf::error group_replication::same_group(const std::string& group) const {
+  if (group == cfg_.group)
+    return caf::error{};
+  return make_error(errc::invalid_argument, "this node is in group " + cfg_.group + ", not "
+                                              + group);
 }
 
 caf::error group_replication::offer_seed(session& s, const std::string& node) {
@@ -489,18 +492,16 @@ caf::error group_replication::offer_seed(session& s, const std::string& node) {
 }
 
 caf::expected<std::string> group_replication::read_seed(const replica_seed_read& r) const {
-  if (r.group != cfg_.group)
-    return make_error(errc::invalid_argument, "this node is in group " + cfg_.group + ", not "
-                                                + r.group);
+  if (auto err = same_group(r.group))
+    return err;
   return runtime::read_seed(cfg_.data_dir, r.id, r.file, r.offset, r.length);
 }
 
 // -- standby ----------------------------------------------------------------------
 
 caf::expected<std::uint64_t> group_replication::on_seed_offer(const replica_seed_offer& o) {
-  if (o.group != cfg_.group)
-    return make_error(errc::invalid_argument, "this node is in group " + cfg_.group + ", not "
-                                                + o.group);
+  if (auto err = same_group(o.group))
+    return err;
   if (primary_)
     return make_error(errc::invalid_argument, "this node is its group's primary");
   if (o.token < store_.replication().token)
@@ -579,9 +580,8 @@ void group_replication::fetch_seed(replica_seed_offer o) {
 }
 
 caf::expected<std::uint64_t> group_replication::on_hello(const replica_hello& h) {
-  if (h.group != cfg_.group)
-    return make_error(errc::invalid_argument, "this node is in group " + cfg_.group + ", not "
-                                                + h.group);
+  if (auto err = same_group(h.group))
+    return err;
   if (primary_)
     return make_error(errc::invalid_argument, "this node is its group's primary");
   if (seeding_)

@@ -164,17 +164,13 @@ public:
   bool is_primary() const noexcept {
     return primary_.load(std::memory_order_acquire);
   }
-  /// False while the store lacks part of the group's log (see
-  /// `mark_incomplete`): etcd may name it, it does not take the role.
+  /// False while the store lacks part of the group's log - new, wiped or
+  /// seeded (`replication_config::seeded`), until it caught up with a
+  /// primary or became one (a new group's first member): etcd may name it,
+  /// it does not take the role.
   bool may_lead() const noexcept {
     return !incomplete_.load(std::memory_order_acquire);
   }
-  /// Records in `store` (before replication starts) that it lacks part of
-  /// its group's log: seeded from a checkpoint (a store that never began
-  /// or followed a term - new, or wiped - is marked when replication
-  /// starts). Cleared once it caught up with a primary, or became one (a
-  /// new group's first member).
-  static caf::error mark_incomplete(storage::event_store& store);
   replication_figures figures() const;
   const replication_config& config() const noexcept {
     return cfg_;
@@ -188,7 +184,8 @@ private:
     std::uint64_t acked = 0;
     /// The relay position whose marks this standby has.
     std::uint64_t relay_shipped = 0;
-    /// The position of the checkpoint last offered to it, and when.
+    /// The position of the checkpoint offered to it (0: none it has not
+    /// started on yet), and when the last one was offered.
     std::uint64_t seeded_at = 0;
     std::chrono::steady_clock::time_point offered_at{};
   };
@@ -208,6 +205,8 @@ private:
   bool still_primary() const;
   /// Whether standby `s` is far enough behind for a checkpoint.
   bool wants_seed(const session& s) const;
+  /// An error unless `group` is this node's.
+  caf::error same_group(const std::string& group) const;
   caf::error offer_seed(session& s, const std::string& node);
   void fetch_seed(replica_seed_offer o);
 
@@ -245,6 +244,8 @@ private:
   std::atomic<std::uint64_t> truncated_events_{0};
   std::atomic<bool> seeding_{false};
   std::atomic<bool> incomplete_{false};
+  /// Records that the store lacks part of the log (kept across restarts).
+  caf::error mark_incomplete();
   void complete(const char* why);
   std::thread seeder_;
   std::atomic<std::uint64_t> seeds_offered_{0};

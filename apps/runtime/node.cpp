@@ -13,7 +13,6 @@
 #include "keel/events/ids.hpp"
 #include "auth.hpp"
 #include "node_state.hpp"
-#include "group_replication.hpp"
 #include "replica_seed.hpp"
 #include "pipeline_call.hpp"
 
@@ -438,7 +437,6 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
     return err;
   init_figures(*s);
   fit_fd_budget(s->cfg);
-  bool seeded = false; // the data directory is a checkpoint of the group's log
   if (s->cfg.cluster) {
     s->cfg.cluster->data_dir = s->cfg.data;
     if (!s->cfg.cluster->group.empty()) {
@@ -446,8 +444,8 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
       auto adopted = adopt_seed(s->cfg.data);
       if (!adopted)
         return adopted.error();
-      seeded = !adopted->empty();
-      if (seeded)
+      s->cfg.cluster->seeded = !adopted->empty();
+      if (s->cfg.cluster->seeded)
         spdlog::warn("component=replication msg=\"the data directory is now a checkpoint of the "
                      "group's log\" seed=\"{}\"",
                      *adopted);
@@ -459,15 +457,9 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
   }
   if (auto err = open_store(*s))
     return err;
-  // A member of a replicated group writes nothing until it is the primary;
-  // a checkpoint lacks the log's tail (so does a store that never followed
-  // a primary: see group_replication).
-  if (s->link && s->link->replicated()) {
-    if (seeded)
-      if (auto err = group_replication::mark_incomplete(s->store()))
-        return err;
+  // A member of a replicated group writes nothing until it is the primary.
+  if (s->link && s->link->replicated())
     s->store().set_standby(true);
-  }
   spdlog::info("component=node msg=\"store open\" data={} last_position={}", s->cfg.data,
                s->store().last_position());
   if (auto err = start_read_side(*s))

@@ -24,6 +24,9 @@ struct replication_config {
   std::size_t catch_up_events = 512;
   /// The node's data directory (seeds are written beside it).
   std::string data_dir;
+  /// The data directory was just replaced by a checkpoint of the group's
+  /// log (it lacks the tail written since).
+  bool seeded = false;
   /// A standby further behind than this many events is sent a checkpoint of
   /// the primary's store rather than the log (0: always the log).
   std::uint64_t seed_after_events = 100000;
