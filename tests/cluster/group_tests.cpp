@@ -161,18 +161,14 @@ TEST_CASE("a wiped standby fetches a checkpoint of the primary's store while the
   // The standby's machine is replaced: an empty disk, the same node id.
   g.tc["a2"].signal_and_wait(SIGKILL, 5s);
   auto dir = g.tc.dir.sub("a2");
-  for (auto& entry : std::filesystem::directory_iterator{dir})
-    std::filesystem::remove_all(entry.path());
+  wipe_data(g.tc, "a2");
   REQUIRE(g.more(60)); // alone meanwhile: far more than 300 events ahead
   auto a1 = g.tc["a1"].client();
   const std::string offered = "keel_replication_seeds_total{direction=\"offered\"}";
   auto before = metric(a1, offered);
   auto back_at = clock_type::now();
   g.tc["a2"].restart();
-  REQUIRE(eventually([&] {
-    std::this_thread::sleep_for(200ms);
-    return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1;
-  }, 60s));
+  REQUIRE(synchronous(g.tc, "a1", "a2", 60s));
   auto synced_ms = std::chrono::duration<double, std::milli>(clock_type::now() - back_at).count();
   REQUIRE(g.more(20)); // through it again
   g.finish();
@@ -200,8 +196,7 @@ TEST_CASE("a wiped standby that etcd still names does not take the role: the gro
   REQUIRE(g.more(40));
   g.tc["a2"].signal_and_wait(SIGKILL, 5s);
   auto dir = g.tc.dir.sub("a2");
-  for (auto& entry : std::filesystem::directory_iterator{dir})
-    std::filesystem::remove_all(entry.path());
+  wipe_data(g.tc, "a2");
   std::this_thread::sleep_for(500ms);
   g.tc["a1"].signal_and_wait(SIGKILL, 5s);
   REQUIRE(eventually([&] {
@@ -257,11 +252,7 @@ TEST_CASE("a customer's orders are listed from one node of each group: a lost st
   // role after this): the standby answers from its own copy.
   REQUIRE(eventually([&] { return g.tc.view().member("a2") == nullptr; }, 10s));
   g.tc["a2"].restart();
-  auto a1 = g.tc["a1"].client();
-  REQUIRE(eventually([&] {
-    std::this_thread::sleep_for(200ms);
-    return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1;
-  }, 30s));
+  REQUIRE(synchronous(g.tc, "a1", "a2", 30s));
   auto pid = g.tc["a1"].pid();
   ::kill(pid, SIGSTOP);
   auto frozen = list("a2", auth("ops", true));
@@ -380,8 +371,7 @@ TEST_CASE("a cut between primary and standby pauses writes for the sync timeout 
   auto v = g.tc.view();
   CHECK(v.groups.at("ga").sync_standby.empty()); // etcd records it
   REQUIRE(g.lab->cut_data("a2", false));
-  REQUIRE(eventually(
-    [&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; }, 30s));
+  REQUIRE(synchronous(g.tc, "a1", "a2", 30s));
   CHECK(metric(a1, "keel_replication_alone") == 0);
   REQUIRE(g.more(20));
   g.finish();
@@ -539,8 +529,7 @@ TEST_CASE("a rolling restart of every node of a group loses no acknowledged orde
   CHECK(g.tc["a2"].signal_and_wait(SIGTERM, 20s) == 0);
   REQUIRE(g.more(20));
   g.tc["a2"].restart();
-  REQUIRE(eventually(
-    [&] { return metric(a1, "keel_replication_standby_sync{standby=\"a2\"}") == 1; }, 30s));
+  REQUIRE(synchronous(g.tc, "a1", "a2", 30s));
   REQUIRE(g.more(20));
   // Then the primary: its standby takes over as soon as its lease is gone.
   auto stopped_at = clock_type::now();

@@ -18,7 +18,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <random>
 
 #include "keel/events/streams.hpp"
@@ -228,8 +227,7 @@ struct nemesis {
     case 9: {
       // A new disk: the standby comes back empty and fetches a checkpoint.
       tc[s].signal_and_wait(SIGKILL, 5s);
-      for (auto& entry : std::filesystem::directory_iterator{tc.dir.sub(s)})
-        std::filesystem::remove_all(entry.path());
+      wipe_data(tc, s);
       std::this_thread::sleep_for(hold);
       restart(s);
       break;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -474,6 +475,26 @@ struct order_load {
   }
 };
 
+/// A machine replaced: node `id`'s data directory emptied (the node must
+/// be stopped).
+inline void wipe_data(test_cluster& tc, const std::string& id) {
+  for (auto& entry : std::filesystem::directory_iterator{tc.dir.sub(id)})
+    std::filesystem::remove_all(entry.path());
+}
+
+/// Whether `primary` names `standby` its synchronous standby within
+/// `timeout` (polled every 200 ms, under a node's rate limit).
+inline bool synchronous(test_cluster& tc, const std::string& primary, const std::string& standby,
+                        std::chrono::milliseconds timeout) {
+  auto c = tc[primary].client();
+  return eventually([&] {
+    if (metric(c, "keel_replication_standby_sync{standby=\"" + standby + "\"}") == 1)
+      return true;
+    std::this_thread::sleep_for(200ms);
+    return false;
+  }, timeout);
+}
+
 /// How a group_run is set up.
 struct group_options {
   /// Each node in a network namespace of its own (partition tests).
@@ -578,11 +599,7 @@ struct group_run {
       wait_status(p, id, {"completed"});
     audit_clean(tc, primary);
     projections_live(tc, primary);
-    REQUIRE(eventually(
-      [&] {
-        return metric(p, "keel_replication_standby_sync{standby=\"" + standby + "\"}") == 1;
-      },
-      30s));
+    REQUIRE(synchronous(tc, primary, standby, 30s));
     auto s = tc[standby].client();
     CHECK(metric(s, "keel_replication_primary") == 0);
     same_stores(tc, primary, standby);
