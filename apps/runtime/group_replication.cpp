@@ -7,8 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include "keel/events/error.hpp"
+#include "keel/storage/seed.hpp"
 #include "pipeline_call.hpp"
-#include "replica_seed.hpp"
 
 namespace keel::runtime {
 
@@ -109,7 +109,7 @@ group_replication::~group_replication() {
   if (seeder_.joinable())
     seeder_.join(); // its next piece sees `closing_`
   if (!cfg_.data_dir.empty())
-    drop_seeds(cfg_.data_dir);
+    storage::drop_seeds(cfg_.data_dir);
 }
 
 caf::error group_replication::mark_incomplete() {
@@ -406,7 +406,7 @@ void group_replication::ship_loop() {
       if (!err && s.seeded_at != 0 && s.acked >= s.seeded_at) {
         // It started on the checkpoint: its files need not stay (they hold
         // SST files this store's compactions would otherwise delete).
-        drop_seeds(cfg_.data_dir);
+        storage::drop_seeds(cfg_.data_dir);
         s.seeded_at = 0;
       }
       if (!err && wants_seed(s)) {
@@ -468,7 +468,7 @@ caf::error group_replication::same_group(const std::string& group) const {
 
 caf::error group_replication::offer_seed(session& s, const std::string& node) {
   auto t0 = clock::now();
-  auto seed = prepare_seed(store_, cfg_.data_dir, static_cast<std::uint64_t>(token_.load()));
+  auto seed = storage::prepare_seed(store_, cfg_.data_dir, static_cast<std::uint64_t>(token_.load()));
   if (!seed)
     return seed.error();
   std::uint64_t bytes = 0;
@@ -494,7 +494,7 @@ caf::error group_replication::offer_seed(session& s, const std::string& node) {
 caf::expected<std::string> group_replication::read_seed(const replica_seed_read& r) const {
   if (auto err = same_group(r.group))
     return err;
-  return runtime::read_seed(cfg_.data_dir, r.id, r.file, r.offset, r.length);
+  return storage::read_seed(cfg_.data_dir, r.id, r.file, r.offset, r.length);
 }
 
 // -- standby ----------------------------------------------------------------------
@@ -524,7 +524,7 @@ caf::expected<std::uint64_t> group_replication::on_seed_offer(const replica_seed
 void group_replication::fetch_seed(replica_seed_offer o) {
   namespace fs = std::filesystem;
   auto t0 = clock::now();
-  auto dir = incoming_seed_dir(cfg_.data_dir);
+  auto dir = storage::incoming_seed_dir(cfg_.data_dir);
   auto fail = [&](const std::string& why) {
     spdlog::warn("component=replication msg=\"fetching a checkpoint failed; the primary offers "
                  "it again\" group={} primary={} checkpoint={} error=\"{}\"",
@@ -545,7 +545,7 @@ void group_replication::fetch_seed(replica_seed_offer o) {
   std::uint64_t bytes = 0;
   for (std::size_t i = 0; i < o.files.size(); ++i) {
     auto path = dir + "/" + o.files[i];
-    if (auto err = append_to(path, std::string{})) // empty files too
+    if (auto err = storage::append_to(path, std::string{})) // empty files too
       return fail(describe(err));
     for (std::uint64_t at = 0; at < o.sizes[i];) {
       if (closing_)
@@ -560,7 +560,7 @@ void group_replication::fetch_seed(replica_seed_offer o) {
         return fail(sys_.render(r.error()));
       if (r->empty())
         return fail(o.files[i] + " ends before its size");
-      if (auto err = append_to(path, *r))
+      if (auto err = storage::append_to(path, *r))
         return fail(describe(err));
       at += r->size();
       bytes += r->size();
@@ -568,7 +568,7 @@ void group_replication::fetch_seed(replica_seed_offer o) {
   }
   auto about = "checkpoint " + o.id + " of " + o.primary + " (group " + cfg_.group
                + ") up to position " + std::to_string(o.position);
-  if (auto err = finish_seed(cfg_.data_dir, about))
+  if (auto err = storage::finish_seed(cfg_.data_dir, about))
     return fail(describe(err));
   seeds_received_.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("component=replication msg=\"fetched a checkpoint of the group's log: starting "

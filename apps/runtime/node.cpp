@@ -11,9 +11,9 @@
 #include "keel/events/correlation.hpp"
 #include "keel/events/error.hpp"
 #include "keel/events/ids.hpp"
+#include "keel/storage/seed.hpp"
 #include "auth.hpp"
 #include "node_state.hpp"
-#include "replica_seed.hpp"
 #include "pipeline_call.hpp"
 
 namespace keel::runtime {
@@ -441,7 +441,7 @@ caf::expected<std::unique_ptr<node>> node::start(node_config cfg) {
     s->cfg.cluster->data_dir = s->cfg.data;
     if (!s->cfg.cluster->group.empty()) {
       // A standby that fetched a checkpoint of its group's log starts on it.
-      auto adopted = adopt_seed(s->cfg.data);
+      auto adopted = storage::adopt_seed(s->cfg.data);
       if (!adopted)
         return adopted.error();
       s->cfg.cluster->seeded = !adopted->empty();

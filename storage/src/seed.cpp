@@ -1,4 +1,4 @@
-#include "replica_seed.hpp"
+#include "keel/storage/seed.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -10,7 +10,7 @@
 
 #include "keel/events/error.hpp"
 
-namespace keel::runtime {
+namespace keel::storage {
 
 namespace fs = std::filesystem;
 
@@ -44,7 +44,7 @@ bool plain_name(const std::string& name) {
 
 } // namespace
 
-caf::expected<seed_files> prepare_seed(const storage::event_store& store, const std::string& data,
+caf::expected<seed_files> prepare_seed(const event_store& store, const std::string& data,
                                        std::uint64_t token) {
   auto root = out_root(data);
   std::error_code ec;
@@ -164,4 +164,4 @@ caf::expected<std::string> adopt_seed(const std::string& data) {
   return about.empty() ? std::string{"a seed"} : about;
 }
 
-} // namespace keel::runtime
+} // namespace keel::storage

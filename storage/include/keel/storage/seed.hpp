@@ -1,6 +1,7 @@
 #pragma once
 
-// Seeding a standby from a checkpoint of its primary's store (no CAF here).
+// Seeding a replicated group's standby from a checkpoint of its primary's
+// store: the files beside a data directory, and the swap before it opens.
 //
 // Primary: `prepare_seed` writes a RocksDB checkpoint of the store next to
 // its data directory (`<data>.seed-out/<id>`, hard links where it can) and
@@ -18,7 +19,7 @@
 
 #include "keel/storage/event_store.hpp"
 
-namespace keel::runtime {
+namespace keel::storage {
 
 /// A checkpoint prepared for standbys.
 struct seed_files {
@@ -33,7 +34,7 @@ struct seed_files {
 
 /// Writes a checkpoint of `store` (whose data directory is `data`) for a
 /// standby, replacing any earlier one.
-caf::expected<seed_files> prepare_seed(const storage::event_store& store, const std::string& data,
+caf::expected<seed_files> prepare_seed(const event_store& store, const std::string& data,
                                        std::uint64_t token);
 
 /// Up to `length` bytes (at most 4 MiB) of `file` of checkpoint `id` from
@@ -62,4 +63,4 @@ caf::expected<std::string> adopt_seed(const std::string& data);
 /// Writes `bytes` at the end of `path` (created if missing).
 caf::error append_to(const std::string& path, const std::string& bytes);
 
-} // namespace keel::runtime
+} // namespace keel::storage

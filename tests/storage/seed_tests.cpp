@@ -8,11 +8,11 @@
 #include <fstream>
 
 #include "keel/events/error.hpp"
-#include "replica_seed.hpp"
+#include "keel/storage/seed.hpp"
 #include "store_support.hpp"
 
 using namespace keel;
-using namespace keel::runtime;
+using namespace keel::storage;
 namespace fs = std::filesystem;
 
 namespace {
